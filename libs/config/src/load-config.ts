@@ -1,0 +1,68 @@
+// Loads a service's configuration: TOML file, then environment, then overrides, validated once and frozen.
+import type * as z from 'zod'
+import { envEntries, overrideEntries, type Entry } from './env-overlay.js'
+import { formatIssues, operatorMessage } from './issues.js'
+import { readTomlFile, type FileResult } from './toml-file.js'
+import { deepFreeze, newTable, setPath, type Table } from './tree.js'
+
+/** The loaded configuration and where it came from, or every problem found, one line each. */
+export type ConfigResult<T> =
+  | { ok: true; value: T; source: { file?: string; envKeys: string[] } }
+  | { ok: false; errors: string[] }
+
+/** Where to read configuration from and the schema it must satisfy. */
+export type LoadConfigOptions<S extends z.ZodType> = {
+  schema: S
+  /** TOML file; a missing file counts as empty unless `fileRequired`. */
+  file?: string
+  fileRequired?: boolean
+  /** Environment to overlay (pass `process.env`); only read when `envPrefix` is set. */
+  env?: Record<string, string | undefined>
+  /** `RELAY_` maps `RELAY_NETWORK__PORT` to `network.port`. */
+  envPrefix?: string
+  /** Dotted key paths applied last, e.g. `{ 'network.port': 8080 }`; undefined values are ignored. */
+  overrides?: Record<string, unknown>
+}
+
+/** Reads file, env and overrides (later wins), validates against `schema`, and returns a deep-frozen value. */
+export function loadConfig<S extends z.ZodType>(opts: LoadConfigOptions<S>): ConfigResult<z.output<S>> {
+  const file: FileResult = opts.file === undefined
+    ? { ok: true, table: newTable(), found: false }
+    : readTomlFile(opts.file, opts.fileRequired ?? false)
+  const env = opts.envPrefix === undefined ? { entries: [], errors: [] } : envEntries(opts.env ?? {}, opts.envPrefix)
+  const overrides = overrideEntries(opts.overrides ?? {})
+  const sourceErrors = [...env.errors, ...overrides.errors]
+  // Without the file's contents, schema errors would only be noise about keys the file probably sets.
+  if (!file.ok) return { ok: false, errors: [file.error, ...sourceErrors] }
+  const entries = [...byDepth(env.entries), ...byDepth(overrides.entries)]
+  const errors = [...sourceErrors, ...applyEntries(file.table, entries)]
+  const parsed = opts.schema.safeParse(file.table, { error: operatorMessage })
+  if (!parsed.success) errors.push(...formatIssues(parsed.error.issues, { schema: opts.schema, origins: originsOf(entries) }))
+  if (errors.length > 0 || !parsed.success) return { ok: false, errors }
+  const envKeys = env.entries.map(e => e.origin ?? '').sort()
+  return { ok: true, value: deepFreeze(parsed.data), source: { ...(file.found ? { file: opts.file } : {}), envKeys } }
+}
+
+// A whole table (RELAY_NETWORK='{ port = 1 }') goes in before the keys inside it (RELAY_NETWORK__PORT), which refine it.
+function byDepth(entries: readonly Entry[]): Entry[] {
+  return [...entries].sort((a, b) => a.path.length - b.path.length || a.path.join('.').localeCompare(b.path.join('.')))
+}
+
+function applyEntries(root: Table, entries: readonly Entry[]): string[] {
+  const errors: string[] = []
+  for (const entry of entries) {
+    const problem = setPath(root, entry.path, entry.value)
+    if (problem !== undefined) errors.push(`${entry.origin ?? `override "${entry.path.join('.')}"`}: ${problem}`)
+  }
+  return errors
+}
+
+// Dotted path to env var name, so messages can say which variable to fix. Overrides have no origin to name.
+function originsOf(entries: readonly Entry[]): Map<string, string> {
+  const origins = new Map<string, string>()
+  for (const entry of entries) {
+    if (entry.origin !== undefined) origins.set(entry.path.join('.'), entry.origin)
+    else origins.delete(entry.path.join('.'))
+  }
+  return origins
+}

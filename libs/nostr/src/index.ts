@@ -1,0 +1,5 @@
+export * from './reason.js'
+export * from './event.js'
+export * from './filter.js'
+export * from './schnorr.js'
+export * from './nip11.js'

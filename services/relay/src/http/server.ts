@@ -1,0 +1,74 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { relayInformation, wantsRelayInformation, type RelayInformation } from '@msr/nostr'
+
+/** What the HTTP side needs from the rest of the relay. */
+export interface HttpDeps {
+  /** The NIP-11 document (rebuilt by the caller when configuration changes). */
+  information: () => RelayInformation
+  /** True when the relay can serve traffic (store open, not shutting down). */
+  ready: () => boolean
+  /** Hands an upgraded socket to the relay. */
+  onConnection: (socket: WebSocket, request: IncomingMessage) => void
+  maxPayload: number
+  perMessageDeflate: boolean
+  pingIntervalMs: number
+}
+
+const CORS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Headers': 'Accept, Content-Type',
+  'Access-Control-Allow-Methods': 'GET, OPTIONS',
+}
+
+/** One port for WebSocket, the NIP-11 document, /healthz and /readyz. */
+export const createHttpServer = (deps: HttpDeps): { server: Server; wss: WebSocketServer } => {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: deps.maxPayload, perMessageDeflate: deps.perMessageDeflate })
+  const server = createServer((req, res) => route(deps, req, res))
+  server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => undefined)
+    wss.handleUpgrade(req, socket, head, ws => {
+      wss.emit('connection', ws, req)
+      deps.onConnection(ws, req)
+    })
+  })
+  startHeartbeat(wss, deps.pingIntervalMs)
+  return { server, wss }
+}
+
+const route = (deps: HttpDeps, req: IncomingMessage, res: ServerResponse): void => {
+  const path = (req.url ?? '/').split('?')[0]
+  if (req.method === 'OPTIONS') return void res.writeHead(204, CORS).end()
+  if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n', { Allow: 'GET, HEAD, OPTIONS' })
+  if (path === '/healthz') return send(res, 200, 'text/plain', 'ok\n')
+  if (path === '/readyz') return deps.ready() ? send(res, 200, 'text/plain', 'ready\n') : send(res, 503, 'text/plain', 'not ready\n')
+  if (path === '/' && wantsRelayInformation(req.headers.accept))
+    return send(res, 200, 'application/nostr+json', JSON.stringify(relayInformation(deps.information())), CORS)
+  if (path === '/') return send(res, 200, 'text/plain', 'This is a Nostr relay: connect with a WebSocket client (NIP-01).\n')
+  send(res, 404, 'text/plain', 'not found\n')
+}
+
+const send = (res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}): void => {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', ...headers })
+  res.end(body)
+}
+
+/** Pings every client each interval; one that did not answer the previous ping is terminated. */
+const startHeartbeat = (wss: WebSocketServer, intervalMs: number): void => {
+  const alive = new WeakSet<WebSocket>()
+  wss.on('connection', ws => {
+    alive.add(ws)
+    ws.on('pong', () => alive.add(ws))
+  })
+  const timer = setInterval(() => {
+    for (const ws of wss.clients) {
+      if (!alive.has(ws)) ws.terminate()
+      else {
+        alive.delete(ws)
+        ws.ping()
+      }
+    }
+  }, intervalMs)
+  timer.unref()
+  wss.on('close', () => clearInterval(timer))
+}

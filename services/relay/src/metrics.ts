@@ -1,0 +1,22 @@
+import { createMetrics } from '@msr/telemetry'
+
+/** The relay's Prometheus metrics, on a registry of its own. */
+export const createRelayMetrics = () => {
+  const metrics = createMetrics({ prefix: 'msr_relay_' })
+  return {
+    metrics,
+    connections: metrics.gauge('connections', 'Open WebSocket connections.'),
+    connectionsTotal: metrics.counter('connections_total', 'WebSocket connections accepted since start.'),
+    messages: metrics.counter('messages_total', 'Client messages received, by verb.', ['verb']),
+    events: metrics.counter('events_total', 'EVENT outcomes: stored, duplicate, ephemeral, or rejected by reason prefix.', ['outcome']),
+    writeSeconds: metrics.histogram('write_seconds', 'Time from submit to commit of an event.', [], [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]),
+    querySeconds: metrics.histogram('query_seconds', 'Time to answer a REQ backfill or COUNT.', ['verb'], [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]),
+    deliveries: metrics.counter('fanout_deliveries_total', 'Events delivered to live subscriptions.'),
+    subscriptions: metrics.gauge('subscriptions', 'Open subscriptions.'),
+    drops: metrics.counter('client_drops_total', 'Clients disconnected by the relay, by cause.', ['cause']),
+    expired: metrics.counter('expired_deleted_total', 'NIP-40 expired events deleted by the sweeper.'),
+  }
+}
+
+/** The relay's metric handles. */
+export type RelayMetrics = ReturnType<typeof createRelayMetrics>

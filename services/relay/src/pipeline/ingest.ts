@@ -1,0 +1,78 @@
+import { isEphemeral, prefixOf, type Reason } from '@msr/nostr'
+import type { Client } from '../connection/client.js'
+import type { RelayMetrics } from '../metrics.js'
+import { firstRejection, type EventPolicy } from '../policies/event-policies.js'
+import type { StoreOutcome } from '../store/event-store.js'
+import { isInvalid, precheck, verifySignature, type EventLimits, type Invalid, type ValidEvent } from './validate.js'
+import type { VerifierPool } from './verifier-pool.js'
+import type { Writer } from './writer.js'
+
+/** What the EVENT path needs. */
+export interface IngestDeps {
+  limits: EventLimits
+  verifier: VerifierPool
+  policies: readonly EventPolicy[]
+  writer: Writer
+  /** Delivers an ephemeral event to live subscriptions (stored events are fanned out by the writer). */
+  fanOut: (valid: ValidEvent) => void
+  metrics: RelayMetrics
+  now: () => number
+}
+
+const MAX_IN_FLIGHT = 1024
+const ingestTails = new WeakMap<Client, Promise<void>>()
+
+/** Resolves once every EVENT received so far from the client has been answered or handed to the writer. */
+export const ingestSettled = (client: Client): Promise<void> => ingestTails.get(client) ?? Promise.resolve()
+
+/**
+ * The EVENT path: precheck → verify (on the pool, in parallel) → policies → store → OK.
+ * Events of one connection reach the writer in the order they arrived; their OKs follow commits.
+ */
+export const createIngest = (deps: IngestDeps) => (client: Client, raw: unknown): void => {
+  const checked = precheck(raw, deps.limits, deps.now())
+  if (isInvalid(checked)) return refuse(client, checked, deps)
+  const verified = verifySignature(deps.verifier, checked)
+  track(client, +1)
+  const tail = (ingestTails.get(client) ?? Promise.resolve())
+    .then(() => verified)
+    .then(valid => admit(client, valid, deps))
+    .catch(() => answer(client, checked.event.id, { status: 'rejected', reason: 'error: internal error' }, deps))
+  ingestTails.set(client, tail)
+}
+
+const admit = (client: Client, valid: ValidEvent | Invalid, deps: IngestDeps): void => {
+  if (isInvalid(valid)) return void (refuse(client, valid, deps), track(client, -1))
+  const reason = firstRejection(deps.policies, valid.event, client)
+  if (reason) return answer(client, valid.event.id, { status: 'rejected', reason }, deps)
+  if (isEphemeral(valid.event.kind)) {
+    deps.fanOut(valid)
+    deps.metrics.events.inc({ outcome: 'ephemeral' })
+    return void (client.ok(valid.event.id, true, ''), track(client, -1))
+  }
+  const stopTimer = deps.metrics.writeSeconds.startTimer()
+  void deps.writer.submit(valid.event, valid.json).then(outcome => {
+    stopTimer()
+    answer(client, valid.event.id, outcome, deps)
+  })
+}
+
+const answer = (client: Client, id: string, outcome: StoreOutcome, deps: IngestDeps): void => {
+  track(client, -1)
+  if (outcome.status === 'rejected') return refuse(client, { eventId: id, reason: outcome.reason }, deps)
+  deps.metrics.events.inc({ outcome: outcome.status })
+  client.ok(id, true, outcome.status === 'duplicate' ? 'duplicate: already have this event' : '')
+}
+
+const refuse = (client: Client, { eventId, reason }: Invalid, deps: IngestDeps): void => {
+  deps.metrics.events.inc({ outcome: prefixOf(reason as Reason) })
+  if (eventId) client.ok(eventId, false, reason)
+  else client.notice(reason)
+}
+
+/** Counts unanswered events; past the bound the socket stops being read until the backlog halves. */
+const track = (client: Client, delta: number): void => {
+  client.inFlight += delta
+  if (delta > 0 && client.inFlight === MAX_IN_FLIGHT) client.socket.pause()
+  else if (delta < 0 && client.inFlight === MAX_IN_FLIGHT / 2) client.socket.resume()
+}

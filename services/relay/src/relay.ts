@@ -1,0 +1,141 @@
+import type { WebSocket } from 'ws'
+import type { Logger } from '@msr/telemetry'
+import { Client, type DropCause } from './connection/client.js'
+import type { RelayConfig } from './config.js'
+import type { RelayMetrics } from './metrics.js'
+import { fanOut } from './pipeline/fanout.js'
+import { createIngest, ingestSettled } from './pipeline/ingest.js'
+import { parseMessage, type ClientMessage } from './pipeline/parse.js'
+import type { VerifierPool } from './pipeline/verifier-pool.js'
+import { Writer, type Committed } from './pipeline/writer.js'
+import { rejectProtected } from './policies/event-policies.js'
+import type { EventStore } from './store/event-store.js'
+import { LiveIndex } from './subscriptions/live-index.js'
+import { closeSubscription, handleCount, handleReq, type RequestDeps } from './subscriptions/requests.js'
+
+/** What the relay is built from; main.ts wires these. */
+export interface RelayDeps {
+  config: RelayConfig
+  store: EventStore
+  verifier: VerifierPool
+  logger: Logger
+  metrics: RelayMetrics
+  /** Unix seconds. */
+  now?: () => number
+  /** Monotonic milliseconds, for query deadlines. */
+  clock?: () => number
+}
+
+/** The protocol core: connections in, messages dispatched to the EVENT and REQ paths. */
+export class Relay {
+  readonly live = new LiveIndex()
+  readonly writer: Writer
+  readonly clients = new Set<Client>()
+  private readonly ingest: ReturnType<typeof createIngest>
+  private readonly requests: RequestDeps
+
+  constructor(private readonly deps: RelayDeps) {
+    const now = deps.now ?? (() => Math.floor(Date.now() / 1000))
+    const clock = deps.clock ?? (() => performance.now())
+    const { config, metrics } = deps
+    this.writer = new Writer(deps.store, batch => this.announce(batch), error => deps.logger.error({ err: error }, 'store write failed'))
+    this.ingest = createIngest({
+      limits: config.limitation,
+      verifier: deps.verifier,
+      policies: [rejectProtected],
+      writer: this.writer,
+      fanOut: valid => this.announce([valid]),
+      metrics,
+      now,
+    })
+    this.requests = {
+      limits: config.limitation,
+      store: deps.store,
+      live: this.live,
+      countEnabled: config.count.enabled,
+      queryTimeoutMs: config.data.db_query_timeout,
+      isUnannounced: id => this.writer.isUnannounced(id),
+      metrics,
+      now,
+      clock,
+    }
+  }
+
+  /** Takes over a freshly upgraded WebSocket. */
+  connect(socket: WebSocket, ip: string): Client {
+    const client = new Client(socket, ip, {
+      maxOutboundBytes: this.deps.config.network.max_outbound_buffer,
+      onDrop: (c, cause) => this.onDrop(c, cause),
+    })
+    this.clients.add(client)
+    this.deps.metrics.connections.inc()
+    this.deps.metrics.connectionsTotal.inc()
+    socket.on('message', (data, isBinary) => this.receive(client, data as Buffer, isBinary))
+    socket.on('close', () => this.disconnect(client))
+    socket.on('error', error => this.deps.logger.debug({ err: error, ip }, 'socket error'))
+    return client
+  }
+
+  private receive(client: Client, data: Buffer | Buffer[], isBinary: boolean): void {
+    const frame = Array.isArray(data) ? Buffer.concat(data) : data
+    if (isBinary) return client.notice('invalid: binary frames are not supported; send JSON text')
+    const parsed = parseMessage(frame, this.deps.config.limitation.max_message_length)
+    if (!parsed.ok) {
+      const { refusal } = parsed
+      this.deps.metrics.messages.inc({ verb: 'invalid' })
+      if (refusal.to === 'OK') return client.ok(refusal.eventId, false, refusal.reason)
+      if (refusal.to === 'CLOSED') return client.closedSub(refusal.subId, refusal.reason)
+      return client.notice(refusal.reason)
+    }
+    this.deps.metrics.messages.inc({ verb: parsed.message.verb })
+    try {
+      this.dispatch(client, parsed.message)
+    } catch (error) {
+      this.deps.logger.error({ err: error, verb: parsed.message.verb }, 'message handler failed')
+      client.notice('error: internal error while handling the message')
+    }
+  }
+
+  private dispatch(client: Client, message: ClientMessage): void {
+    switch (message.verb) {
+      case 'EVENT': return this.ingest(client, message.event)
+      case 'REQ': return handleReq(this.requests, client, message.subId, message.filters)
+      case 'COUNT': return handleCount(this.requests, client, message.subId, message.filters)
+      case 'CLOSE': return closeSubscription(this.requests, client, message.subId)
+      case 'AUTH': return client.notice('invalid: AUTH is not enabled on this relay')
+    }
+  }
+
+  /** Fan-out of committed (or ephemeral) events, in commit order. */
+  private announce(batch: Committed[]): void {
+    let deliveries = 0
+    for (const { event, json } of batch) deliveries += fanOut(this.live, event, json)
+    this.deps.metrics.deliveries.inc(deliveries)
+  }
+
+  private onDrop(client: Client, cause: DropCause): void {
+    this.deps.metrics.drops.inc({ cause })
+    if (cause === 'slow') this.deps.logger.warn({ ip: client.ip }, 'disconnected a client whose outbound buffer overflowed')
+    this.disconnect(client)
+  }
+
+  private disconnect(client: Client): void {
+    if (!this.clients.delete(client)) return
+    for (const subId of [...client.subscriptions.keys()]) closeSubscription(this.requests, client, subId)
+    this.deps.metrics.connections.dec()
+  }
+
+  /**
+   * Graceful stop: stop reading, let every received EVENT be verified, committed and answered,
+   * then close every client with 1001.
+   */
+  async shutdown(graceMs = 5000): Promise<void> {
+    const clients = [...this.clients]
+    for (const client of clients) client.socket.pause()
+    const settled = Promise.all(clients.map(ingestSettled))
+    await Promise.race([settled, new Promise(resolve => setTimeout(resolve, graceMs).unref())])
+    await this.writer.drain()
+    await new Promise(resolve => setImmediate(resolve)) // let the last OKs flush
+    for (const client of clients) client.drop('shutdown')
+  }
+}

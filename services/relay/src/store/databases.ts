@@ -1,0 +1,48 @@
+import { open, type Database, type RootDatabase } from 'lmdb'
+
+/** The named LMDB databases of the event store; see ARCHITECTURE.md for each key layout. */
+export interface Databases {
+  root: RootDatabase
+  /** id → canonical event JSON. */
+  events: Database<string, Buffer>
+  /** inverted created_at + id. */
+  byTime: Database<Buffer, Buffer>
+  /** pubkey + inverted created_at + id. */
+  byAuthor: Database<Buffer, Buffer>
+  /** kind + inverted created_at + id. */
+  byKind: Database<Buffer, Buffer>
+  /** pubkey + kind + inverted created_at + id. */
+  byAuthorKind: Database<Buffer, Buffer>
+  /** tag letter + value key + inverted created_at + id. */
+  byTag: Database<Buffer, Buffer>
+  /** kind + pubkey + d value key → id + created_at of the current version. */
+  addresses: Database<Buffer, Buffer>
+  /** id → pubkey of the author who deleted it (NIP-09 by `e`). */
+  deletedIds: Database<Buffer, Buffer>
+  /** address key → created_at up to which the author deleted it (NIP-09 by `a`). */
+  deletedAddresses: Database<Buffer, Buffer>
+  /** expiration + id, for the sweeper. */
+  expiry: Database<Buffer, Buffer>
+  /** id → expiration, for the query-time check. */
+  expiryById: Database<Buffer, Buffer>
+}
+
+/** Opens (creating when absent) the store's LMDB environment under `path`. */
+export const openDatabases = (path: string): Databases => {
+  const root = open({ path, maxDbs: 16, keyEncoding: 'binary', encoding: 'binary', compression: false })
+  const binary = (name: string) => root.openDB<Buffer, Buffer>({ name, keyEncoding: 'binary', encoding: 'binary' })
+  return {
+    root,
+    events: root.openDB<string, Buffer>({ name: 'events', keyEncoding: 'binary', encoding: 'string' }),
+    byTime: binary('by_time'),
+    byAuthor: binary('by_author'),
+    byKind: binary('by_kind'),
+    byAuthorKind: binary('by_author_kind'),
+    byTag: binary('by_tag'),
+    addresses: binary('addresses'),
+    deletedIds: binary('deleted_ids'),
+    deletedAddresses: binary('deleted_addresses'),
+    expiry: binary('expiry'),
+    expiryById: binary('expiry_by_id'),
+  }
+}

@@ -1,0 +1,87 @@
+import type { Filter, VerifiedEvent } from '@msr/nostr'
+import { applyEvent, loadEvent, removeEvent, type StoreOutcome } from './apply.js'
+import { openDatabases, type Databases } from './databases.js'
+import { countFilters, queryFilter, type QueryBounds, type QueryResult } from './query.js'
+
+export type { StoreOutcome } from './apply.js'
+export type { QueryBounds, QueryResult, StoredEvent } from './query.js'
+
+/**
+ * The LMDB event store. Reads are synchronous and may happen anywhere; every write goes through
+ * `write()`, which only the writer stage calls, so there is exactly one writer.
+ */
+export class EventStore {
+  private constructor(private readonly dbs: Databases) {}
+
+  /** Opens or creates the store under `path`. */
+  static open(path: string): EventStore {
+    return new EventStore(openDatabases(path))
+  }
+
+  /** Runs `fn` inside one write transaction; resolves with its result once the transaction has committed. */
+  write<T>(fn: (tx: StoreTransaction) => T): Promise<T> {
+    return this.dbs.root.transaction(() => fn(this.tx))
+  }
+
+  private readonly tx: StoreTransaction = {
+    apply: (event, json) => applyEvent(this.dbs, event, json),
+    deleteExpired: (now, max) => this.deleteExpired(now, max),
+  }
+
+  /** The canonical JSON of a stored event. */
+  get(id: string): string | undefined {
+    return this.dbs.events.get(Buffer.from(id, 'hex'))
+  }
+
+  /** One filter's events, newest first (NIP-01), honouring the bounds. */
+  query(filter: Filter, bounds: QueryBounds, skip?: Set<string>): QueryResult {
+    return queryFilter(this.dbs, filter, bounds, skip)
+  }
+
+  /** NIP-45 count of distinct events matching any filter. */
+  count(filters: Filter[], bounds: Omit<QueryBounds, 'limit'>): { count: number; timedOut: boolean } {
+    return countFilters(this.dbs, filters, bounds)
+  }
+
+  /** Number of stored events (for logs and readiness). */
+  size(): number {
+    return (this.dbs.events.getStats() as { entryCount: number }).entryCount
+  }
+
+  /** Makes the next reads see the latest commit (called before fan-out of a committed batch). */
+  refresh(): void {
+    this.dbs.root.resetReadTxn()
+  }
+
+  private deleteExpired(now: number, max: number): number {
+    let deleted = 0
+    for (const key of this.dbs.expiry.getKeys({ end: expiryEnd(now) })) {
+      if (deleted >= max) break
+      const event = loadEvent(this.dbs, key.subarray(4))
+      if (event) removeEvent(this.dbs, event)
+      else this.dbs.expiry.removeSync(key)
+      deleted++
+    }
+    return deleted
+  }
+
+  /** Waits for pending writes, then closes LMDB. */
+  async close(): Promise<void> {
+    await this.dbs.root.flushed
+    await this.dbs.root.close()
+  }
+}
+
+/** The operations available inside a write transaction. */
+export interface StoreTransaction {
+  /** Stores one verified event under NIP-01/09 rules. */
+  apply(event: VerifiedEvent, json: string): StoreOutcome
+  /** Deletes up to `max` events whose expiration is at or before `now`; returns how many. */
+  deleteExpired(now: number, max: number): number
+}
+
+const expiryEnd = (now: number): Buffer => {
+  const key = Buffer.alloc(4 + 32 + 1, 0xff)
+  key.writeUInt32BE(Math.min(now, 0xffffffff), 0)
+  return key
+}

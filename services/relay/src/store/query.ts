@@ -1,0 +1,129 @@
+import { compareNewestFirst, isEmptyFilter, matchFilter, MAX_CREATED_AT, type Filter, type NostrEvent } from '@msr/nostr'
+import type { Database } from 'lmdb'
+import type { Databases } from './databases.js'
+import { authorKindPrefix, hexBytes, isHashedValueKey, kindBytes, rangeEnd, rangeStart, SUFFIX_BYTES, tagPrefix } from './keys.js'
+import { mergeBySuffix } from './merge.js'
+
+/** The index a filter is answered from, and whether it alone decides every condition. */
+export interface Plan {
+  index: 'ids' | 'author_kind' | 'tag' | 'author' | 'kind' | 'time'
+  /** Range prefixes in the chosen index (unused for ids). */
+  prefixes: Buffer[]
+  /** True when the index decides the whole filter, so stored JSON need not be parsed. */
+  exact: boolean
+}
+
+/** A stored event ready to send: its id and canonical JSON. */
+export interface StoredEvent {
+  id: string
+  json: string
+}
+
+/** Bounds on one query: how many events, the NIP-40 clock, and the scan deadline. */
+export interface QueryBounds {
+  limit: number
+  /** Unix seconds; events with an expiration at or before it are not served. */
+  now: number
+  /** Stop scanning when `clock()` passes this (ms, same clock). */
+  deadline: number
+  clock: () => number
+}
+
+/** Events found, and whether the scan stopped at the deadline. */
+export interface QueryResult {
+  events: StoredEvent[]
+  timedOut: boolean
+}
+
+const MAX_PREFIXES = 4096
+const CHECK_EVERY = 64
+
+/** Chooses the most selective index for a filter: ids, then author+kind, tag, author, kind, time. */
+export const planFilter = (filter: Filter): Plan => {
+  const tagEntries = Object.entries(filter.tags ?? {})
+  const { authors, kinds } = filter
+  if (filter.ids) return { index: 'ids', prefixes: [], exact: false }
+  if (authors && kinds && authors.length * kinds.length <= MAX_PREFIXES) {
+    const prefixes = authors.flatMap(a => kinds.map(k => authorKindPrefix(a, k)))
+    return { index: 'author_kind', prefixes, exact: tagEntries.length === 0 }
+  }
+  if (tagEntries.length > 0) {
+    const [letter, values] = tagEntries.reduce((a, b) => (b[1].length < a[1].length ? b : a))
+    const prefixes = values.map(v => tagPrefix(letter, v))
+    const exact = !authors && !kinds && tagEntries.length === 1 && !prefixes.some(p => isHashedValueKey(p.subarray(1)))
+    return { index: 'tag', prefixes, exact }
+  }
+  if (authors) return { index: 'author', prefixes: authors.map(hexBytes), exact: !kinds }
+  if (kinds) return { index: 'kind', prefixes: kinds.map(kindBytes), exact: true }
+  return { index: 'time', prefixes: [Buffer.alloc(0)], exact: true }
+}
+
+const indexDb = (dbs: Databases, index: Plan['index']): Database<Buffer, Buffer> =>
+  ({ author_kind: dbs.byAuthorKind, tag: dbs.byTag, author: dbs.byAuthor, kind: dbs.byKind, time: dbs.byTime, ids: dbs.byTime })[index]
+
+/** Candidate ids (32 bytes) newest first; for an ids plan, the existing events sorted. */
+function* candidates(dbs: Databases, filter: Filter, plan: Plan): Generator<Buffer> {
+  const since = filter.since ?? 0
+  const until = Math.min(filter.until ?? MAX_CREATED_AT, MAX_CREATED_AT)
+  if (plan.index === 'ids') {
+    const found = (filter.ids ?? [])
+      .map(id => ({ id, json: dbs.events.get(hexBytes(id)) }))
+      .filter((e): e is StoredEvent => e.json !== undefined)
+      .map(e => JSON.parse(e.json) as NostrEvent)
+      .sort(compareNewestFirst)
+    for (const e of found) yield hexBytes(e.id)
+    return
+  }
+  const db = indexDb(dbs, plan.index)
+  const ranges = plan.prefixes.map(p => db.getKeys({ start: rangeStart(p, until), end: rangeEnd(p, since) }))
+  for (const suffix of mergeBySuffix(ranges, SUFFIX_BYTES)) yield suffix.subarray(4)
+}
+
+/** True when a stored event's NIP-40 expiration has passed. */
+export const isExpired = (dbs: Databases, id: Buffer, now: number): boolean => {
+  const expiration = dbs.expiryById.get(id)
+  return expiration !== undefined && expiration.readUInt32BE(0) <= now
+}
+
+/** Walks a filter's matching, unexpired events newest first; `visit` returns false to stop. */
+const scan = (dbs: Databases, filter: Filter, bounds: Omit<QueryBounds, 'limit'>, visit: (e: StoredEvent) => boolean): boolean => {
+  if (isEmptyFilter(filter)) return false
+  const plan = planFilter(filter)
+  let steps = 0
+  for (const id of candidates(dbs, filter, plan)) {
+    if (++steps % CHECK_EVERY === 0 && bounds.clock() > bounds.deadline) return true
+    const json = dbs.events.get(id)
+    if (json === undefined) continue
+    if (!plan.exact && !matchFilter(filter, JSON.parse(json) as NostrEvent)) continue
+    if (isExpired(dbs, id, bounds.now)) continue
+    if (!visit({ id: id.toString('hex'), json })) return false
+  }
+  return false
+}
+
+/** One filter's stored events, newest first, at most `limit`, skipping ids in `skip`. */
+export const queryFilter = (dbs: Databases, filter: Filter, bounds: QueryBounds, skip?: Set<string>): QueryResult => {
+  const events: StoredEvent[] = []
+  if (bounds.limit <= 0) return { events, timedOut: false }
+  const timedOut = scan(dbs, filter, bounds, e => {
+    if (skip?.has(e.id)) return true
+    events.push(e)
+    return events.length < bounds.limit
+  })
+  return { events, timedOut }
+}
+
+/** NIP-45: the number of distinct events matching any of the filters. */
+export const countFilters = (dbs: Databases, filters: Filter[], bounds: Omit<QueryBounds, 'limit'>): { count: number; timedOut: boolean } => {
+  const seen = new Set<string>()
+  let count = 0
+  for (const filter of filters) {
+    const timedOut = scan(dbs, filter, bounds, e => {
+      if (filters.length === 1) count++
+      else seen.add(e.id)
+      return true
+    })
+    if (timedOut) return { count: Math.max(count, seen.size), timedOut }
+  }
+  return { count: filters.length === 1 ? count : seen.size, timedOut: false }
+}

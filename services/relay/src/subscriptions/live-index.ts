@@ -1,0 +1,91 @@
+import { matchFilter, type Filter, type NostrEvent } from '@msr/nostr'
+import type { Subscription } from './subscription.js'
+
+/** One filter of one subscription, as registered in the index. */
+interface Entry {
+  subscription: Subscription
+  filter: Filter
+}
+
+type Bucket = Map<string, Set<Entry>>
+
+/**
+ * The live subscriptions, indexed so that an event is tested only against filters that could
+ * match it: each filter is filed under its most selective field (id, author, tag value, kind),
+ * or in the catch-all list when it has none.
+ */
+export class LiveIndex {
+  private readonly byId: Bucket = new Map()
+  private readonly byAuthor: Bucket = new Map()
+  private readonly byTag: Bucket = new Map()
+  private readonly byKind: Bucket = new Map()
+  private readonly catchAll = new Set<Entry>()
+  private readonly entries = new Map<Subscription, Entry[]>()
+  private stamp = 0
+
+  /** Number of live subscriptions. */
+  get size(): number {
+    return this.entries.size
+  }
+
+  /** Registers every filter of a subscription. */
+  add(subscription: Subscription): void {
+    const entries = subscription.filters.map(filter => ({ subscription, filter }))
+    this.entries.set(subscription, entries)
+    for (const entry of entries) for (const [bucket, key] of this.places(entry.filter)) addTo(bucket, key, entry)
+  }
+
+  /** Unregisters a subscription. */
+  remove(subscription: Subscription): void {
+    for (const entry of this.entries.get(subscription) ?? [])
+      for (const [bucket, key] of this.places(entry.filter)) removeFrom(bucket, key, entry)
+    this.entries.delete(subscription)
+  }
+
+  /** Every subscription with at least one filter matching the event, each once. */
+  matching(event: NostrEvent): Subscription[] {
+    const stamp = ++this.stamp
+    const out: Subscription[] = []
+    const visit = (entries: Iterable<Entry> | undefined) => {
+      if (!entries) return
+      for (const { subscription, filter } of entries) {
+        if (subscription.lastDelivery === stamp || !matchFilter(filter, event)) continue
+        subscription.lastDelivery = stamp
+        out.push(subscription)
+      }
+    }
+    visit(this.byId.get(event.id))
+    visit(this.byAuthor.get(event.pubkey))
+    visit(this.byKind.get(String(event.kind)))
+    for (const tag of event.tags) if (tag[0]?.length === 1 && tag[1] !== undefined) visit(this.byTag.get(tag[0] + tag[1]))
+    visit(this.catchAll)
+    return out
+  }
+
+  /** Where a filter is filed: every value of its most selective field (an event reaches it through any one). */
+  private places(filter: Filter): Array<[Bucket | Set<Entry>, string]> {
+    if (filter.ids) return filter.ids.map(id => [this.byId, id])
+    if (filter.authors) return filter.authors.map(a => [this.byAuthor, a])
+    const tags = Object.entries(filter.tags ?? {})
+    if (tags.length > 0) {
+      const [letter, values] = tags.reduce((a, b) => (b[1].length < a[1].length ? b : a))
+      return values.map(v => [this.byTag, letter + v])
+    }
+    if (filter.kinds) return filter.kinds.map(k => [this.byKind, String(k)])
+    return [[this.catchAll, '']]
+  }
+}
+
+const addTo = (bucket: Bucket | Set<Entry>, key: string, entry: Entry): void => {
+  if (bucket instanceof Set) return void bucket.add(entry)
+  let set = bucket.get(key)
+  if (!set) bucket.set(key, (set = new Set()))
+  set.add(entry)
+}
+
+const removeFrom = (bucket: Bucket | Set<Entry>, key: string, entry: Entry): void => {
+  if (bucket instanceof Set) return void bucket.delete(entry)
+  const set = bucket.get(key)
+  set?.delete(entry)
+  if (set?.size === 0) bucket.delete(key)
+}
