@@ -89,7 +89,8 @@ export const toJson = (e: NostrEvent): string =>
 export const readableId = (raw: unknown): string | undefined => {
   if (typeof raw !== 'object' || raw === null) return undefined
   const id = (raw as { id?: unknown }).id
-  return isHex64(id) ? id : undefined
+  // Any-case hex is echoed back verbatim so the client can match the refusal to what it sent.
+  return typeof id === 'string' && /^[0-9a-fA-F]{64}$/.test(id) ? id : undefined
 }
 
 /** Checks an untrusted value's shape and id (not its signature) against NIP-01. */

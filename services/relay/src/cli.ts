@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 // msr-relay: the relay's command line. Parses arguments, loads configuration, starts the relay.
+import { readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { configReference } from '@msr/config'
 import { createLogger } from '@msr/telemetry'
-import { loadRelayConfig } from './config.js'
+import { loadRelayConfig, relayConfigSchema } from './config.js'
+import { REFERENCE_END, REFERENCE_START, replaceMarked } from './config-reference.js'
 import { startRelay } from './main.js'
 
 const USAGE = `usage: msr-relay <command> [options]
 
 commands:
-  serve [--config FILE]   run the relay (default config: config/relay.toml, optional)
+  serve [--config FILE]          run the relay (default config: config/relay.toml, optional)
+  config check [--config FILE]   validate the configuration (file + environment), list every problem
+  config reference [--update F]  print the reference of every configuration key (Markdown), or rewrite it in F
 
 environment:
   RELAY_<SECTION>__<KEY>  overrides a configuration key, e.g. RELAY_NETWORK__PORT=9000
@@ -20,33 +25,59 @@ const fail = (message: string): never => {
   process.exit(2)
 }
 
-const serve = async (args: string[]): Promise<void> => {
+/** Loads the configuration named by `--config`, or exits listing every problem. */
+const configFrom = (args: string[]) => {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true })
   const loaded = loadRelayConfig(values.config, process.env)
-  if (!loaded.ok) fail(`invalid configuration:\n  ${loaded.errors.join('\n  ')}`)
-  if (!loaded.ok) return
+  if (!loaded.ok) return fail(`invalid configuration:\n  ${loaded.errors.join('\n  ')}`)
+  return loaded
+}
+
+/** Prints the key reference, or with `--update FILE` rewrites the marked section of that file (README). */
+const reference = (args: string[]): void => {
+  const { values } = parseArgs({ args, options: { update: { type: 'string' } }, strict: true })
+  const text = configReference(relayConfigSchema, { envPrefix: 'RELAY_' })
+  if (!values.update) return void process.stdout.write(text)
+  const updated = replaceMarked(readFileSync(values.update, 'utf8'), text)
+  if (updated === undefined) return fail(`${values.update} has no ${REFERENCE_START} … ${REFERENCE_END} markers`)
+  writeFileSync(values.update, updated)
+}
+
+const config = (args: string[]): void => {
+  const [sub, ...rest] = args
+  if (sub === 'reference') return reference(rest)
+  if (sub !== 'check') return fail(`unknown config command "${sub ?? ''}"\n${USAGE}`)
+  const loaded = configFrom(rest)
+  process.stdout.write(`configuration is valid${loaded.source.file ? ` (${loaded.source.file})` : ' (defaults, no file)'}\n`)
+}
+
+const serve = async (args: string[]): Promise<void> => {
+  const loaded = configFrom(args)
   const config = loaded.value
   const logger = createLogger({ service: 'relay', level: config.log.level })
   if (loaded.source.file) logger.info({ file: loaded.source.file, env: loaded.source.envKeys }, 'configuration loaded')
   else logger.info({ env: loaded.source.envKeys }, 'no configuration file; using defaults')
-  const running = await startRelay(config, logger)
+  // Signal handlers go in before the relay listens: a SIGTERM right after "relay listening" must still shut down gracefully.
+  const starting = startRelay(config, logger)
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return
     stopping = true
     logger.info({ signal }, 'shutting down')
-    running.close().then(
+    starting.then(running => running.close()).then(
       () => process.exit(0),
       error => (logger.error({ err: error }, 'shutdown failed'), process.exit(1)),
     )
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  await starting
 }
 
 const main = async (argv: string[]): Promise<void> => {
   const [command, ...rest] = argv
   if (command === 'serve') return serve(rest)
+  if (command === 'config') return config(rest)
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(USAGE)
   fail(`unknown command "${command}"\n${USAGE}`)
 }

@@ -18,7 +18,7 @@ const information = z
 const data = z
   .strictObject({
     path: text('./data', 'Directory of the LMDB store (created when absent).'),
-    db_query_timeout: duration('100ms', 'Longest scan of one REQ filter or COUNT; a query past it ends with CLOSED "error:".'),
+    db_query_timeout: duration('100ms', 'Longest scan of one REQ (all its filters) or COUNT; past it the subscription ends with CLOSED "error:".'),
     expiration_sweep_interval: duration('1m', 'How often NIP-40 expired events are deleted from the store.'),
   })
   .prefault({})

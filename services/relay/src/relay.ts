@@ -131,7 +131,7 @@ export class Relay {
    */
   async shutdown(graceMs = 5000): Promise<void> {
     const clients = [...this.clients]
-    for (const client of clients) client.socket.pause()
+    for (const client of clients) client.hold('shutdown')
     const settled = Promise.all(clients.map(ingestSettled))
     await Promise.race([settled, new Promise(resolve => setTimeout(resolve, graceMs).unref())])
     await this.writer.drain()

@@ -6,6 +6,9 @@ import type { Subscription } from '../subscriptions/subscription.js'
 /** Why a client was disconnected by the relay, for logs and metrics. */
 export type DropCause = 'slow' | 'shutdown'
 
+/** Why the relay stopped reading a client's socket for now. */
+export type HoldReason = 'ingest' | 'outbound' | 'shutdown'
+
 /** What the relay needs of the outbound side: frames out, bounded, corked per turn. */
 export interface ClientOptions {
   maxOutboundBytes: number
@@ -24,8 +27,11 @@ const flushAll = (): void => {
 
 /**
  * One WebSocket connection: its subscriptions and its outbound queue. Frames are queued and
- * written once per event-loop turn; a client whose unsent bytes pass the bound is disconnected
- * rather than allowed to grow memory or stall others.
+ * written once per event-loop turn. Two bounds keep memory in check:
+ * - replies (OK, EOSE, backfill…) are always written, but while the socket holds more than
+ *   `maxOutboundBytes` unsent, the relay stops reading the client's requests until it drains;
+ * - a live (fan-out) frame arriving while the socket still holds more than `maxOutboundBytes`
+ *   from earlier turns means the client cannot keep up: it is disconnected, so it never stalls others.
  */
 export class Client {
   /** Open subscriptions by id. */
@@ -33,8 +39,8 @@ export class Client {
   /** EVENT messages accepted for processing but not yet answered. */
   inFlight = 0
   private queue: string[] = []
-  private queuedBytes = 0
   private dropped = false
+  private readonly holds = new Set<HoldReason>()
 
   constructor(
     readonly socket: WebSocket,
@@ -48,17 +54,21 @@ export class Client {
     return this.dropped || this.socket.readyState !== this.socket.OPEN
   }
 
-  /** Queues a raw frame. */
+  /** Queues a reply frame (answer to something the client asked). */
   send(frame: string): void {
     if (this.closed) return
     this.queue.push(frame)
-    this.queuedBytes += frame.length
-    if (this.queuedBytes + this.socket.bufferedAmount > this.options.maxOutboundBytes) return this.drop('slow')
     dirty.add(this)
     if (!flushScheduled) {
       flushScheduled = true
       setImmediate(flushAll)
     }
+  }
+
+  /** Queues a live (fan-out) frame, or drops the client if it has not read what it was sent before. */
+  sendLive(frame: string): void {
+    if (this.socket.bufferedAmount > this.options.maxOutboundBytes) return this.drop('slow')
+    this.send(frame)
   }
 
   /** `["OK", id, accepted, message]`. */
@@ -86,12 +96,26 @@ export class Client {
     if (this.closed || this.queue.length === 0) return
     const frames = this.queue
     this.queue = []
-    this.queuedBytes = 0
-    const raw = (this.socket as unknown as { _socket?: Socket })._socket
+    const raw = this.rawSocket
     raw?.cork()
     for (const frame of frames) this.socket.send(frame)
     raw?.uncork()
-    if (this.socket.bufferedAmount > this.options.maxOutboundBytes) this.drop('slow')
+    if (this.socket.bufferedAmount > this.options.maxOutboundBytes && !this.holds.has('outbound')) {
+      this.hold('outbound')
+      raw?.once('drain', () => this.release('outbound'))
+    }
+  }
+
+  /** Stops reading the client's socket for `reason` (reasons stack: reading resumes when none is left). */
+  hold(reason: HoldReason): void {
+    if (this.holds.size === 0) this.socket.pause()
+    this.holds.add(reason)
+  }
+
+  /** Lifts one hold. */
+  release(reason: HoldReason): void {
+    if (!this.holds.delete(reason) || this.holds.size > 0 || this.closed) return
+    this.socket.resume()
   }
 
   /** Disconnects the client: a close frame, then the socket is destroyed if it does not go quietly. */
@@ -108,5 +132,9 @@ export class Client {
       this.socket.close(1001, 'relay shutting down')
       setTimeout(() => this.socket.terminate(), 2000).unref()
     }
+  }
+
+  private get rawSocket(): Socket | undefined {
+    return (this.socket as unknown as { _socket?: Socket })._socket
   }
 }

@@ -9,7 +9,7 @@ export const fanOut = (index: LiveIndex, event: NostrEvent, json: string): numbe
   let deliveries = 0
   for (const subscription of index.matching(event)) {
     if (subscription.sentBeforeLive.delete(event.id)) continue
-    subscription.client.send(subscription.framePrefix + json + ']')
+    subscription.client.sendLive(subscription.framePrefix + json + ']')
     deliveries++
   }
   return deliveries

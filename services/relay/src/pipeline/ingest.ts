@@ -73,6 +73,6 @@ const refuse = (client: Client, { eventId, reason }: Invalid, deps: IngestDeps):
 /** Counts unanswered events; past the bound the socket stops being read until the backlog halves. */
 const track = (client: Client, delta: number): void => {
   client.inFlight += delta
-  if (delta > 0 && client.inFlight === MAX_IN_FLIGHT) client.socket.pause()
-  else if (delta < 0 && client.inFlight === MAX_IN_FLIGHT / 2) client.socket.resume()
+  if (delta > 0 && client.inFlight === MAX_IN_FLIGHT) client.hold('ingest')
+  else if (delta < 0 && client.inFlight === MAX_IN_FLIGHT / 2) client.release('ingest')
 }

@@ -21,7 +21,7 @@ const refuse = (refusal: Refusal): Parsed => ({ ok: false, refusal })
 const notice = (reason: Reason): Parsed => refuse({ to: 'NOTICE', reason })
 
 // An unescaped `"id":"<hex>"` can only be the event's own id key: keys never occur inside strings unescaped.
-const ID_IN_TEXT = /(?<!\\)"id"\s*:\s*"([0-9a-f]{64})"/
+const ID_IN_TEXT = /(?<!\\)"id"\s*:\s*"([0-9a-fA-F]{64})"/
 
 /** Parses one WebSocket text frame (UTF-8 bytes) into a client message, or says how to refuse it. */
 export const parseMessage = (frame: Buffer, maxLength: number): Parsed => {

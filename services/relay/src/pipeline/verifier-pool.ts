@@ -47,6 +47,7 @@ export class VerifierPool {
 
   /** Checks the event's signature on a worker thread. */
   verify(checked: CheckedEvent): Promise<Verdict> {
+    if (this.closing) return Promise.resolve('error') // no worker would ever answer
     const { id, sig, pubkey } = checked.event
     const item = this.backend === 'bcrypto-native' ? id + sig + pubkey : checked.json
     return new Promise(resolve => {
@@ -60,6 +61,7 @@ export class VerifierPool {
 
   private dispatch(): void {
     this.scheduled = false
+    if (this.workers.length === 0) return // every worker is being replaced; replace() dispatches again
     const perWorker = Math.min(MAX_BATCH, Math.ceil(this.queue.length / this.workers.length))
     while (this.queue.length > 0) {
       const chunk = this.queue.splice(0, perWorker)
@@ -76,7 +78,11 @@ export class VerifierPool {
     failAll(dead)
     const slot = this.workers.indexOf(dead)
     if (slot < 0 || this.closing) return
-    this.workers[slot] = await spawn(this.backendKind, w => void this.replace(w))
+    this.workers.splice(slot, 1) // no batch may go to the dead worker while its successor starts
+    const fresh = await spawn(this.backendKind, w => void this.replace(w))
+    if (this.closing) return void fresh.worker.terminate()
+    this.workers.push(fresh)
+    if (this.queue.length > 0) this.dispatch()
   }
 
   private get backendKind(): 'native' | 'wasm' {
@@ -86,6 +92,7 @@ export class VerifierPool {
   /** Stops the workers; pending verifications resolve 'error'. */
   async close(): Promise<void> {
     this.closing = true
+    for (const { job } of this.queue.splice(0)) job.resolve('error') // not yet sent to a worker
     this.workers.forEach(failAll)
     await Promise.all(this.workers.map(w => w.worker.terminate()))
   }

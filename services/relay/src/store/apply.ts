@@ -151,7 +151,8 @@ const deleteAddress = (dbs: Databases, address: Buffer, upTo: number): void => {
 export const applyEvent = (dbs: Databases, event: VerifiedEvent, json: string): StoreOutcome => {
   const id = hexBytes(event.id)
   if (dbs.events.doesExist(id)) return { status: 'duplicate' }
-  const deletedBy = dbs.deletedIds.get(id)
+  // A tombstone never blocks a kind 5: deleting a deletion has no effect (NIP-09).
+  const deletedBy = event.kind === DELETION ? undefined : dbs.deletedIds.get(id)
   if (deletedBy?.equals(hexBytes(event.pubkey))) return { status: 'rejected', reason: 'blocked: this event was deleted by its author' }
   if (isReplaceable(event.kind) || isAddressable(event.kind)) {
     const reason = replaceOlder(dbs, event)

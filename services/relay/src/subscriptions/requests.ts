@@ -45,7 +45,11 @@ const parseRequest = (subId: string, raw: unknown[], limits: RequestLimits): { f
 /** REQ: registers the live subscription first, then streams stored events per filter, then EOSE. */
 export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): void => {
   const parsed = parseRequest(subId, raw, deps.limits)
-  if ('reason' in parsed) return client.closedSub(subId, parsed.reason)
+  if ('reason' in parsed) {
+    // CLOSED means the id is closed: a refused replacement must not leave the old subscription delivering.
+    closeSubscription(deps, client, subId)
+    return client.closedSub(subId, parsed.reason)
+  }
   const previous = client.subscriptions.get(subId)
   if (!previous && client.subscriptions.size >= deps.limits.max_subscriptions)
     return client.closedSub(subId, `blocked: too many open subscriptions (at most ${deps.limits.max_subscriptions})`)
@@ -71,8 +75,10 @@ const backfill = (deps: RequestDeps, prefix: string, sentBeforeLive: Set<string>
   const bounds = { now: deps.now(), deadline: clock() + deps.queryTimeoutMs, clock }
   for (const filter of filters) {
     const limit = Math.min(filter.limit ?? deps.limits.default_limit, deps.limits.max_limit)
-    const result = deps.store.query(filter, { ...bounds, limit }, sent)
+    // Each filter's own newest `limit` events (NIP-01: the REQ answers the union of the filters), sent once.
+    const result = deps.store.query(filter, { ...bounds, limit })
     for (const { id, json } of result.events) {
+      if (sent.has(id)) continue
       sent.add(id)
       if (deps.isUnannounced(id)) sentBeforeLive.add(id)
       client.send(prefix + json + ']')

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { configReference } from '@msr/config'
+import { loadRelayConfig, relayConfigSchema } from './config.js'
+import { REFERENCE_END, REFERENCE_START, replaceMarked } from './config-reference.js'
+
+const README = new URL('../../../../README.md', import.meta.url)
+const EXAMPLE = new URL('../../config/relay.toml', import.meta.url)
+
+test('the README configuration reference is the one generated from the schema (npm run docs)', () => {
+  const readme = readFileSync(README, 'utf8')
+  const expected = replaceMarked(readme, configReference(relayConfigSchema, { envPrefix: 'RELAY_' }))
+  assert.ok(readme.includes(REFERENCE_START) && readme.includes(REFERENCE_END))
+  assert.equal(readme, expected, 'README.md is out of date: run `npm run docs`')
+})
+
+test('the shipped example configuration is valid', () => {
+  const loaded = loadRelayConfig(EXAMPLE.pathname, {})
+  assert.ok(loaded.ok, loaded.ok ? '' : loaded.errors.join('\n'))
+})
+
+test('no file at the default path means built-in defaults', () => {
+  const loaded = loadRelayConfig(undefined, {})
+  assert.ok(loaded.ok)
+  assert.equal(loaded.value.network.port, 8080)
+  assert.equal(loaded.value.data.path, './data')
+  assert.equal(loaded.value.data.db_query_timeout, 100)
+  assert.equal(loaded.source.file, undefined)
+})
+
+test('a named file that is missing is an error', () => {
+  const loaded = loadRelayConfig('/nonexistent/relay.toml', {})
+  assert.equal(loaded.ok, false)
+})
+
+test('file < RELAY_ env < PORT', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'relay-config-'))
+  const file = join(dir, 'relay.toml')
+  writeFileSync(file, '[network]\nport = 7000\n[limitation]\nmax_limit = 10\n[data]\npath = "/from/file"\n')
+  const fileOnly = loadRelayConfig(file, {})
+  assert.ok(fileOnly.ok)
+  assert.equal(fileOnly.value.network.port, 7000)
+  const env = loadRelayConfig(file, { RELAY_NETWORK__PORT: '9000', RELAY_DATA__PATH: '/tmp/x' })
+  assert.ok(env.ok)
+  assert.equal(env.value.network.port, 9000)
+  assert.equal(env.value.data.path, '/tmp/x')
+  assert.equal(env.value.limitation.max_limit, 10)
+  const port = loadRelayConfig(file, { RELAY_NETWORK__PORT: '9000', PORT: '8888' })
+  assert.ok(port.ok)
+  assert.equal(port.value.network.port, 8888)
+})
+
+test('every bad key is listed at once', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'relay-config-'))
+  const file = join(dir, 'relay.toml')
+  writeFileSync(file, '[network]\nport = "eighty"\n[limitation]\nmax_limt = 5\n[search]\nenabled = true\n[nonsense]\nx = 1\n')
+  const loaded = loadRelayConfig(file, { RELAY_DATA__DB_QUERY_TIMEOUT: 'soon', PORT: 'abc' })
+  assert.equal(loaded.ok, false)
+  if (loaded.ok) return
+  const text = loaded.errors.join('\n')
+  for (const key of ['network.port', 'limitation.max_limt', 'search.enabled', 'nonsense', 'data.db_query_timeout'])
+    assert.match(text, new RegExp(key.replace('.', '\\.')), `missing ${key} in:\n${text}`)
+})
+
+test('the configuration is frozen', () => {
+  const loaded = loadRelayConfig(undefined, {})
+  assert.ok(loaded.ok)
+  assert.throws(() => {
+    ;(loaded.value.limitation as { max_limit: number }).max_limit = 1
+  })
+})

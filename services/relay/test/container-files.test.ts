@@ -1,0 +1,51 @@
+// Container and deployment files cannot be run here (no Docker engine), so they are checked by parsing.
+import assert from 'node:assert/strict'
+import { existsSync, readFileSync } from 'node:fs'
+import { test } from 'node:test'
+import { parse } from 'yaml'
+
+const root = new URL('../../../../', import.meta.url)
+const read = (path: string) => readFileSync(new URL(path, root), 'utf8')
+
+test('docker-compose.yml runs the relay from its Dockerfile on loopback with a data volume', () => {
+  const compose = parse(read('docker-compose.yml')) as {
+    services: Record<string, { build: { context: string; dockerfile: string }; ports: string[]; volumes: string[] }>
+  }
+  const relay = compose.services.relay
+  assert.ok(relay, 'relay service')
+  assert.equal(relay.build.dockerfile, 'services/relay/Dockerfile')
+  assert.ok(existsSync(new URL(relay.build.dockerfile, root)))
+  assert.ok(relay.ports.every(p => p.startsWith('127.0.0.1:')), 'ports bound to loopback only')
+  assert.ok(relay.volumes.some(v => v.endsWith(':/data')))
+})
+
+test('the relay Dockerfile copies paths that exist and runs the CLI as an unprivileged user', () => {
+  const dockerfile = read('services/relay/Dockerfile')
+  const sources = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap(m => (m[1] as string).split(/\s+/))
+  assert.ok(sources.length > 0)
+  for (const source of sources) assert.ok(existsSync(new URL(source, root)), `COPY source ${source} exists`)
+  assert.match(dockerfile, /^USER node$/m)
+  assert.match(dockerfile, /CMD \["node", "dist\/src\/cli\.js", "serve"\]/)
+  assert.match(dockerfile, /RELAY_NETWORK__HOST=0\.0\.0\.0/)
+})
+
+test('cloudbuild.yaml tests before it builds, pushes and deploys the relay as a single instance', () => {
+  const build = parse(read('cloudbuild.yaml')) as { steps: Array<{ id: string; args: string[] }> }
+  const ids = build.steps.map(s => s.id)
+  assert.deepEqual(ids, ['test', 'build-relay', 'push-relay', 'deploy-relay'])
+  assert.match(build.steps[0]?.args.join(' ') ?? '', /npm test/)
+  const deploy = build.steps[3]?.args ?? []
+  assert.ok(deploy.includes('--min-instances=1') && deploy.includes('--max-instances=1'))
+  assert.ok(deploy.includes('--no-allow-unauthenticated'))
+})
+
+test('the Cloud Run service pins the relay to one always-on instance with a one-hour timeout', () => {
+  const service = parse(read('infra/cloudrun/relay.yaml')) as {
+    spec: { template: { metadata: { annotations: Record<string, string> }; spec: { timeoutSeconds: number } } }
+  }
+  const annotations = service.spec.template.metadata.annotations
+  assert.equal(annotations['autoscaling.knative.dev/minScale'], '1')
+  assert.equal(annotations['autoscaling.knative.dev/maxScale'], '1')
+  assert.equal(annotations['run.googleapis.com/cpu-throttling'], 'false')
+  assert.equal(service.spec.template.spec.timeoutSeconds, 3600)
+})
