@@ -1,0 +1,153 @@
+// The benchmark's settings: flags, then BENCH_* environment variables, then the preset (full or --quick).
+import { parseArgs } from 'node:util'
+
+/** The scenarios a run can include. */
+export type Scenario = 'ingest' | 'req' | 'fanout'
+
+/** Everything a run is configured by. */
+export interface BenchOptions {
+  quick: boolean
+  /** Scenario 1: distinct kind-1 events, connections, unanswered EVENTs per connection. */
+  events: number
+  connections: number
+  window: number
+  /** Scenario 2: events in the store at least, REQs timed, connections, untimed warm-up REQs. */
+  store: number
+  reqs: number
+  reqConnections: number
+  warmup: number
+  /** Scenario 3: subscribers, subscriptions per connection, events published; `separate` adds one connection per subscriber. */
+  subscribers: number
+  perConnection: number
+  fanoutEvents: number
+  separate: boolean
+  /** Scenario 2 also runs on a single connection first: the relay's own latency, without queueing behind other REQs. */
+  reqBaseline: boolean
+  /** Signing keys (authors). */
+  keys: number
+  scenarios: Set<Scenario>
+  /** Directory for the relay's `--cpu-prof` output; undefined: no profiling. */
+  cpuProf: string | undefined
+  relayLogLevel: string
+  relayConfig: string | undefined
+  /** Also write the results as JSON to this file. */
+  json: string | undefined
+  help: boolean
+}
+
+type Numeric = 'events' | 'connections' | 'window' | 'store' | 'reqs' | 'reqConnections' | 'warmup' | 'subscribers' | 'perConnection' | 'fanoutEvents' | 'keys'
+
+const FULL: Record<Numeric, number> = {
+  events: 50_000, connections: 8, window: 500, store: 100_000, reqs: 2000, reqConnections: 4, warmup: 200,
+  subscribers: 500, perConnection: 10, fanoutEvents: 2000, keys: 8,
+}
+
+const QUICK: Record<Numeric, number> = {
+  ...FULL, events: 5000, connections: 4, store: 10_000, reqs: 400, warmup: 50, subscribers: 100, fanoutEvents: 500,
+}
+
+/** Flag name (kebab-case) of each numeric setting; the env name is BENCH_ + the flag in upper snake case. */
+const FLAGS: Record<Numeric, string> = {
+  events: 'events', connections: 'connections', window: 'window', store: 'store', reqs: 'reqs', reqConnections: 'req-connections',
+  warmup: 'warmup', subscribers: 'subscribers', perConnection: 'subs-per-connection', fanoutEvents: 'fanout-events', keys: 'keys',
+}
+
+const envName = (flag: string): string => `BENCH_${flag.toUpperCase().replace(/-/g, '_')}`
+
+/** The --help text. */
+export const USAGE = `usage: npm run bench [-- options]        (or: node services/relay/dist/bench/bench.js [options])
+
+Starts the compiled relay on a temp data dir and a free loopback port, drives it over WebSocket with
+signed events, prints a report, stops it with SIGTERM and removes the temp dir.
+
+  --quick                   small run for CI (< 1 min)                              BENCH_QUICK=1
+  --only LIST               scenarios to run: ingest,req,fanout (default: all)     BENCH_ONLY
+  --events N                1. ingest: kind-1 events (default 50000; quick 5000)    BENCH_EVENTS
+  --connections C           1. ingest: publishing connections (default 8)           BENCH_CONNECTIONS
+  --window W                unanswered EVENTs per connection (default 500)          BENCH_WINDOW
+  --store N                 2. REQ: events in the store at least (default 100000)   BENCH_STORE
+  --reqs R                  2. REQ: timed REQs (default 2000)                       BENCH_REQS
+  --req-connections Q       2. REQ: connections, one REQ at a time each (default 4) BENCH_REQ_CONNECTIONS
+  --warmup N                2. REQ: untimed REQs first (default 200)                BENCH_WARMUP
+  --no-req-baseline         2. REQ: skip the single-connection pass                 BENCH_REQ_BASELINE=0
+  --subscribers S           3. fan-out: subscribers (default 500)                   BENCH_SUBSCRIBERS
+  --subs-per-connection K   3. fan-out: subscriptions per connection (default 10)   BENCH_SUBS_PER_CONNECTION
+  --fanout-events M         3. fan-out: events published (default 2000)            BENCH_FANOUT_EVENTS
+  --no-separate             3. fan-out: skip the one-connection-per-subscriber run  BENCH_SEPARATE=0
+  --keys K                  signing keys / authors (default 8)                      BENCH_KEYS
+  --cpu-prof [DIR]          run the relay with --cpu-prof, summarize hot functions  BENCH_CPU_PROF=DIR|1
+  --relay-log-level L       relay log level (default warn)                          BENCH_RELAY_LOG_LEVEL
+  --relay-config FILE       relay config file (default: none; defaults + RELAY_* env)
+  --json FILE               also write the results as JSON
+  -h, --help                this text
+
+RELAY_* variables in the environment are passed to the relay (e.g. RELAY_LIMITATION__MAX_LIMIT).
+`
+
+const count = (name: string, raw: string): number => {
+  const n = Number(raw.replace(/_/g, ''))
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, not "${raw}"`)
+  return n
+}
+
+const truthy = (v: string | undefined): boolean | undefined => (v === undefined || v === '' ? undefined : !/^(0|false|no|off)$/i.test(v))
+
+const scenariosOf = (raw: string | undefined): Set<Scenario> => {
+  const all: Scenario[] = ['ingest', 'req', 'fanout']
+  if (!raw) return new Set(all)
+  const picked = raw.split(',').map(s => s.trim()).filter(Boolean)
+  for (const s of picked) if (!all.includes(s as Scenario)) throw new Error(`--only takes ${all.join(',')}, not "${s}"`)
+  return new Set(picked as Scenario[])
+}
+
+/** `--cpu-prof [DIR]` (the directory arrives as a positional) or BENCH_CPU_PROF=DIR|1; '' means a new temp dir. */
+const cpuProfDir = (flag: boolean, positional: string | undefined, env: string | undefined): string | undefined => {
+  if (flag) return positional ?? ''
+  if (truthy(env) !== true) return undefined
+  return /^(1|true|yes|on)$/i.test(env ?? '') ? '' : env
+}
+
+/** Parses argv (without node and script) and the environment; throws on a bad value. */
+export const parseBenchOptions = (argv: string[], env: Record<string, string | undefined>): BenchOptions => {
+  const numeric = Object.fromEntries(Object.values(FLAGS).map(f => [f, { type: 'string' as const }]))
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      ...numeric,
+      quick: { type: 'boolean' },
+      'no-separate': { type: 'boolean' },
+      'no-req-baseline': { type: 'boolean' },
+      only: { type: 'string' },
+      'cpu-prof': { type: 'boolean' },
+      'relay-log-level': { type: 'string' },
+      'relay-config': { type: 'string' },
+      json: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  const flags = values as Record<string, string | boolean | undefined>
+  const cpuProf = cpuProfDir(Boolean(flags['cpu-prof']), positionals[0], env.BENCH_CPU_PROF)
+  if (positionals.length > (flags['cpu-prof'] ? 1 : 0)) throw new Error(`unexpected argument "${positionals.at(-1)}"`)
+  // npm_config_quick: `npm run bench --quick` (no `--`) hands the flag to npm, which exports it to the script.
+  const quick = Boolean(flags.quick) || truthy(env.BENCH_QUICK) === true || env.npm_config_quick === 'true'
+  const preset = quick ? QUICK : FULL
+  const pick = (key: Numeric): number => {
+    const flag = FLAGS[key]
+    const raw = (flags[flag] as string | undefined) ?? env[envName(flag)]
+    return raw === undefined || raw === '' ? preset[key] : count(flag, raw)
+  }
+  const numbers = Object.fromEntries((Object.keys(FLAGS) as Numeric[]).map(k => [k, pick(k)])) as Record<Numeric, number>
+  return {
+    quick,
+    ...numbers,
+    separate: !flags['no-separate'] && truthy(env.BENCH_SEPARATE) !== false,
+    reqBaseline: !flags['no-req-baseline'] && truthy(env.BENCH_REQ_BASELINE) !== false,
+    scenarios: scenariosOf((flags.only as string | undefined) ?? env.BENCH_ONLY),
+    cpuProf,
+    relayLogLevel: (flags['relay-log-level'] as string | undefined) ?? env.BENCH_RELAY_LOG_LEVEL ?? 'warn',
+    relayConfig: flags['relay-config'] as string | undefined,
+    json: flags.json as string | undefined,
+    help: Boolean(flags.help),
+  }
+}

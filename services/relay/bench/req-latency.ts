@@ -1,0 +1,137 @@
+// REQ latency: one REQ at a time per connection, timed from send to EOSE, then CLOSE.
+import { messageOf, verbOf, type BenchSocket } from './bench-socket.js'
+import { mulberry32, type Pools } from './event-factory.js'
+import { summarize, type Summary } from './stats.js'
+
+/** What the filters may ask for: the store's authors, tag pools and time span. */
+export interface StoreShape {
+  pubkeys: string[]
+  pools: Pools
+  createdFrom: number
+  createdTo: number
+}
+
+/** A kind of REQ in the mix. */
+export interface QueryType {
+  label: string
+  limit: number
+  filter: (rng: () => number, shape: StoreShape) => Record<string, unknown>
+}
+
+const HOUR = 3600
+const pick = <T>(rng: () => number, items: readonly T[]): T => items[Math.floor(rng() * items.length)] as T
+
+/** The REQ mix of the scenario, issued round-robin. */
+export const QUERY_TYPES: readonly QueryType[] = [
+  { label: '{kinds:[1]}', limit: 500, filter: () => ({ kinds: [1], limit: 500 }) },
+  { label: '{authors:[a]}', limit: 500, filter: (rng, s) => ({ authors: [pick(rng, s.pubkeys)], limit: 500 }) },
+  { label: "{'#h':[g],kinds:[445]}", limit: 500, filter: (rng, s) => ({ '#h': [pick(rng, s.pools.h)], kinds: [445], limit: 500 }) },
+  { label: "{'#p':[x]}", limit: 100, filter: (rng, s) => ({ '#p': [pick(rng, s.pools.p)], limit: 100 }) },
+  {
+    label: '{since,until}',
+    limit: 500,
+    filter: (rng, s) => {
+      const until = s.createdFrom + Math.floor(rng() * (s.createdTo - s.createdFrom))
+      return { since: until - HOUR * (1 + Math.floor(rng() * 12)), until, limit: 500 }
+    },
+  },
+]
+
+/** One REQ's figures. */
+export interface ReqSample {
+  type: number
+  ms: number
+  events: number
+  /** The CLOSED message when the relay refused or timed out the query. */
+  closed?: string
+}
+
+/** Latency and result size per query type and over all of them. */
+export interface ReqResult {
+  connections: number
+  samples: ReqSample[]
+  seconds: number
+  byType: Array<{ label: string; limit: number; latency: Summary; events: Summary; closed: number }>
+  all: Summary
+  /** Latency of every query with limit 500. */
+  limit500: Summary
+  closedExamples: string[]
+}
+
+/** Pre-built REQ frames (built before timing starts). */
+const buildRequests = (count: number, shape: StoreShape, seed: number, prefix: string): Array<{ type: number; frame: string; close: string }> => {
+  const rng = mulberry32(seed)
+  return Array.from({ length: count }, (_, i) => {
+    const type = i % QUERY_TYPES.length
+    const subId = `${prefix}${i}`
+    const filter = (QUERY_TYPES[type] as QueryType).filter(rng, shape)
+    return { type, frame: JSON.stringify(['REQ', subId, filter]), close: JSON.stringify(['CLOSE', subId]) }
+  })
+}
+
+/** Runs `requests` REQs one at a time on each socket; returns one sample per REQ. */
+const drive = (socket: BenchSocket, requests: ReturnType<typeof buildRequests>): Promise<ReqSample[]> =>
+  new Promise((resolve, reject) => {
+    const samples: ReqSample[] = []
+    let i = 0
+    let events = 0
+    let sentAt = 0
+    const next = () => {
+      const request = requests[i]
+      if (!request) return resolve(samples)
+      events = 0
+      sentAt = performance.now()
+      socket.send(request.frame)
+    }
+    const finish = (closed?: string) => {
+      const ms = performance.now() - sentAt
+      const request = requests[i++] as (typeof requests)[number]
+      samples.push(closed === undefined ? { type: request.type, ms, events } : { type: request.type, ms, events, closed })
+      if (closed === undefined) socket.send(request.close)
+      next()
+    }
+    socket.onFrame = frame => {
+      const verb = verbOf(frame)
+      if (verb === 'EVENT') events++
+      else if (verb === 'EOSE') finish()
+      else if (verb === 'CLOSED') finish(messageOf(frame))
+      else if (verb === 'NOTICE') reject(new Error(`relay NOTICE during REQ: ${messageOf(frame)}`))
+    }
+    next()
+  })
+
+/** n split over the sockets: how many socket k issues. */
+const shareOf = (n: number, sockets: number, k: number): number => Math.floor(n / sockets) + (k < n % sockets ? 1 : 0)
+
+/** Untimed REQs (JIT and page cache warm-up). */
+export const warmUp = async (sockets: readonly BenchSocket[], shape: StoreShape, count: number): Promise<void> => {
+  await Promise.all(sockets.map((s, k) => drive(s, buildRequests(shareOf(count, sockets.length, k), shape, 1000 + k, `w${k}-`))))
+}
+
+/** Issues `total` REQs over the sockets, one at a time per socket, and summarizes them. */
+export const measureReqs = async (sockets: readonly BenchSocket[], shape: StoreShape, total: number): Promise<ReqResult> => {
+  const share = (n: number, k: number) => shareOf(n, sockets.length, k)
+  const batches = sockets.map((_, k) => buildRequests(share(total, k), shape, 7 + k, `r${k}-`))
+  const started = performance.now()
+  const samples = (await Promise.all(sockets.map((s, k) => drive(s, batches[k] ?? [])))).flat()
+  const seconds = (performance.now() - started) / 1000
+  const byType = QUERY_TYPES.map((q, type) => {
+    const mine = samples.filter(s => s.type === type)
+    return {
+      label: q.label,
+      limit: q.limit,
+      latency: summarize(mine.map(s => s.ms)),
+      events: summarize(mine.map(s => s.events)),
+      closed: mine.filter(s => s.closed !== undefined).length,
+    }
+  })
+  return {
+    connections: sockets.length,
+    samples,
+    seconds,
+    byType,
+    all: summarize(samples.map(s => s.ms)),
+    limit500: summarize(samples.filter(s => QUERY_TYPES[s.type]?.limit === 500).map(s => s.ms)),
+    closedExamples: [...new Set(samples.flatMap(s => (s.closed === undefined ? [] : [s.closed])))].slice(0, 5),
+  }
+}
