@@ -20,6 +20,7 @@ const data = z
     path: text('./data', 'Directory of the LMDB store (created when absent).'),
     db_query_timeout: duration('100ms', 'Longest scan of one REQ (all its filters) or COUNT; past it the subscription ends with CLOSED "error:".'),
     expiration_sweep_interval: duration('1m', 'How often NIP-40 expired events are deleted from the store.'),
+    query_workers: int(0, 0, 'Worker threads answering REQ backfills and COUNTs from the store (0: one per CPU core).'),
   })
   .prefault({})
 
@@ -30,7 +31,11 @@ const network = z
     max_outbound_buffer: int(
       65536,
       8 * 1024 * 1024,
-      'Bytes queued to one client before it counts as too slow and is disconnected (code 1008).',
+      'Unsent bytes to one client above which it is behind: its requests wait, and live events may drop it (see slow_client_grace).',
+    ),
+    slow_client_grace: duration(
+      '5s',
+      'How long a client may stay above max_outbound_buffer while live events arrive before it is disconnected (1008); 4x the buffer drops it at once.',
     ),
     ping_interval: duration('30s', 'WebSocket ping interval; a client that misses a pong is dropped.'),
     permessage_deflate: z.boolean().default(false).describe('Offer permessage-deflate compression (costs about 6x CPU per frame).'),

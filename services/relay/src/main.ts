@@ -5,6 +5,7 @@ import { createHttpServer } from './http/server.js'
 import { createRelayMetrics } from './metrics.js'
 import { relayDocument } from './nip11.js'
 import { VerifierPool } from './pipeline/verifier-pool.js'
+import { QueryPool } from './subscriptions/query-pool.js'
 import { Relay } from './relay.js'
 import { EventStore } from './store/event-store.js'
 
@@ -21,8 +22,9 @@ export interface RunningRelay {
 export const startRelay = async (config: RelayConfig, logger: Logger = createLogger({ service: 'relay', level: config.log.level })): Promise<RunningRelay> => {
   const store = EventStore.open(config.data.path)
   const verifier = await VerifierPool.start(config.verification.workers, config.verification.backend)
+  const queries = await QueryPool.start(config.data.path, config.data.query_workers)
   const metrics = createRelayMetrics()
-  const relay = new Relay({ config, store, verifier, logger, metrics })
+  const relay = new Relay({ config, store, verifier, queries, logger, metrics })
   let accepting = true
   const { server, wss } = createHttpServer({
     information: () => relayDocument(config),
@@ -51,7 +53,7 @@ export const startRelay = async (config: RelayConfig, logger: Logger = createLog
     server.close()
     await relay.shutdown()
     wss.close()
-    await verifier.close()
+    await Promise.all([verifier.close(), queries.close()])
     await store.close()
     server.closeAllConnections()
   }

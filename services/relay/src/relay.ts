@@ -3,11 +3,12 @@ import type { Logger } from '@msr/telemetry'
 import { Client, type DropCause } from './connection/client.js'
 import type { RelayConfig } from './config.js'
 import type { RelayMetrics } from './metrics.js'
-import { fanOut } from './pipeline/fanout.js'
+import { FanOut } from './pipeline/fanout.js'
 import { createIngest, ingestSettled } from './pipeline/ingest.js'
 import { parseMessage, type ClientMessage } from './pipeline/parse.js'
 import type { VerifierPool } from './pipeline/verifier-pool.js'
-import { Writer, type Committed } from './pipeline/writer.js'
+import type { QueryPool } from './subscriptions/query-pool.js'
+import { Writer } from './pipeline/writer.js'
 import { rejectProtected } from './policies/event-policies.js'
 import type { EventStore } from './store/event-store.js'
 import { LiveIndex } from './subscriptions/live-index.js'
@@ -18,46 +19,44 @@ export interface RelayDeps {
   config: RelayConfig
   store: EventStore
   verifier: VerifierPool
+  queries: QueryPool
   logger: Logger
   metrics: RelayMetrics
   /** Unix seconds. */
   now?: () => number
-  /** Monotonic milliseconds, for query deadlines. */
-  clock?: () => number
 }
 
 /** The protocol core: connections in, messages dispatched to the EVENT and REQ paths. */
 export class Relay {
   readonly live = new LiveIndex()
   readonly writer: Writer
+  readonly fanOut: FanOut
   readonly clients = new Set<Client>()
   private readonly ingest: ReturnType<typeof createIngest>
   private readonly requests: RequestDeps
 
   constructor(private readonly deps: RelayDeps) {
     const now = deps.now ?? (() => Math.floor(Date.now() / 1000))
-    const clock = deps.clock ?? (() => performance.now())
     const { config, metrics } = deps
-    this.writer = new Writer(deps.store, batch => this.announce(batch), error => deps.logger.error({ err: error }, 'store write failed'))
+    this.fanOut = new FanOut(this.live, n => metrics.deliveries.inc(n))
+    this.writer = new Writer(deps.store, batch => this.fanOut.enqueue(batch), error => deps.logger.error({ err: error }, 'store write failed'))
     this.ingest = createIngest({
       limits: config.limitation,
       verifier: deps.verifier,
       policies: [rejectProtected],
       writer: this.writer,
-      fanOut: valid => this.announce([valid]),
+      fanOut: valid => this.fanOut.enqueue([valid]),
       metrics,
       now,
     })
     this.requests = {
       limits: config.limitation,
-      store: deps.store,
+      queries: deps.queries,
       live: this.live,
       countEnabled: config.count.enabled,
       queryTimeoutMs: config.data.db_query_timeout,
-      isUnannounced: id => this.writer.isUnannounced(id),
       metrics,
       now,
-      clock,
     }
   }
 
@@ -65,6 +64,7 @@ export class Relay {
   connect(socket: WebSocket, ip: string): Client {
     const client = new Client(socket, ip, {
       maxOutboundBytes: this.deps.config.network.max_outbound_buffer,
+      slowGraceMs: this.deps.config.network.slow_client_grace,
       onDrop: (c, cause) => this.onDrop(c, cause),
     })
     this.clients.add(client)
@@ -104,13 +104,6 @@ export class Relay {
       case 'CLOSE': return closeSubscription(this.requests, client, message.subId)
       case 'AUTH': return client.notice('invalid: AUTH is not enabled on this relay')
     }
-  }
-
-  /** Fan-out of committed (or ephemeral) events, in commit order. */
-  private announce(batch: Committed[]): void {
-    let deliveries = 0
-    for (const { event, json } of batch) deliveries += fanOut(this.live, event, json)
-    this.deps.metrics.deliveries.inc(deliveries)
   }
 
   private onDrop(client: Client, cause: DropCause): void {

@@ -11,8 +11,22 @@ export type HoldReason = 'ingest' | 'outbound' | 'shutdown'
 
 /** What the relay needs of the outbound side: frames out, bounded, corked per turn. */
 export interface ClientOptions {
+  /** Unsent bytes above which the client counts as behind. */
   maxOutboundBytes: number
+  /** How long (ms) a client may stay behind while live events keep coming before it is dropped. */
+  slowGraceMs: number
   onDrop: (client: Client, cause: DropCause) => void
+  /** Milliseconds, for the grace period. */
+  now?: () => number
+}
+
+/** Unsent bytes, as a multiple of maxOutboundBytes, past which a client is dropped at once. */
+const HARD_LIMIT_FACTOR = 4
+const TEXT = { binary: false }
+
+/** Complete WebSocket frames (headers included), written to the socket as they are. */
+class Wire {
+  constructor(readonly bytes: Buffer) {}
 }
 
 const dirty = new Set<Client>()
@@ -30,17 +44,19 @@ const flushAll = (): void => {
  * written once per event-loop turn. Two bounds keep memory in check:
  * - replies (OK, EOSE, backfill…) are always written, but while the socket holds more than
  *   `maxOutboundBytes` unsent, the relay stops reading the client's requests until it drains;
- * - a live (fan-out) frame arriving while the socket still holds more than `maxOutboundBytes`
- *   from earlier turns means the client cannot keep up: it is disconnected, so it never stalls others.
+ * - live (fan-out) frames keep coming whatever the client does, so a client that stays above
+ *   `maxOutboundBytes` for longer than the grace period, or passes four times it, cannot keep up
+ *   and is disconnected: it never stalls others. A burst that a fast client drains is no reason.
  */
 export class Client {
   /** Open subscriptions by id. */
   readonly subscriptions = new Map<string, Subscription>()
   /** EVENT messages accepted for processing but not yet answered. */
   inFlight = 0
-  private queue: string[] = []
+  private queue: Array<string | Buffer | Wire> = []
   private dropped = false
   private readonly holds = new Set<HoldReason>()
+  private behindSince: number | undefined
 
   constructor(
     readonly socket: WebSocket,
@@ -55,9 +71,13 @@ export class Client {
   }
 
   /** Queues a reply frame (answer to something the client asked). */
-  send(frame: string): void {
+  send(frame: string | Buffer): void {
+    this.enqueue(frame)
+  }
+
+  private enqueue(item: string | Buffer | Wire): void {
     if (this.closed) return
-    this.queue.push(frame)
+    this.queue.push(item)
     dirty.add(this)
     if (!flushScheduled) {
       flushScheduled = true
@@ -65,9 +85,29 @@ export class Client {
     }
   }
 
-  /** Queues a live (fan-out) frame, or drops the client if it has not read what it was sent before. */
-  sendLive(frame: string): void {
-    if (this.socket.bufferedAmount > this.options.maxOutboundBytes) return this.drop('slow')
+  /**
+   * True when frames this relay builds itself (header included) may go straight to the socket: with
+   * no extension negotiated, ws writes every frame synchronously, so order is kept.
+   */
+  get acceptsWireFrames(): boolean {
+    return this.socket.extensions === '' && this.rawSocket !== undefined
+  }
+
+  /** Queues ready-made WebSocket frames (see acceptsWireFrames), e.g. a whole backfill at once. */
+  sendWire(bytes: Buffer): void {
+    this.enqueue(new Wire(bytes))
+  }
+
+  /** Queues a live (fan-out) frame, or drops the client when it has been behind for too long. */
+  sendLive(frame: Buffer): void {
+    const buffered = this.socket.bufferedAmount
+    const max = this.options.maxOutboundBytes
+    if (buffered <= max) this.behindSince = undefined
+    else {
+      const now = this.options.now?.() ?? Date.now()
+      this.behindSince ??= now
+      if (buffered > HARD_LIMIT_FACTOR * max || now - this.behindSince > this.options.slowGraceMs) return this.drop('slow')
+    }
     this.send(frame)
   }
 
@@ -98,7 +138,10 @@ export class Client {
     this.queue = []
     const raw = this.rawSocket
     raw?.cork()
-    for (const frame of frames) this.socket.send(frame)
+    for (const frame of frames) {
+      if (frame instanceof Wire) raw?.write(frame.bytes)
+      else this.socket.send(frame, TEXT)
+    }
     raw?.uncork()
     if (this.socket.bufferedAmount > this.options.maxOutboundBytes && !this.holds.has('outbound')) {
       this.hold('outbound')

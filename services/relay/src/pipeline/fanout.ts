@@ -1,16 +1,49 @@
-import type { NostrEvent } from '@msr/nostr'
 import type { LiveIndex } from '../subscriptions/live-index.js'
+import { eventFrame } from '../subscriptions/subscription.js'
+import type { Committed } from './writer.js'
+
+/** Deliveries made in one event-loop turn before the rest waits for the next, so sockets flush between. */
+const DELIVERIES_PER_TURN = 16384
 
 /**
- * Delivers an event to every live subscription that matches it. The event JSON was serialized once
- * at ingest; each frame only wraps it with the subscription's precomputed prefix.
+ * Delivers committed (and ephemeral) events to every live subscription that matches them, in commit
+ * order. The event JSON was serialized once at ingest; each frame only wraps it with the
+ * subscription's precomputed prefix. A large batch is spread over several turns so that the frames
+ * of one turn stay bounded and clients drain in between.
  */
-export const fanOut = (index: LiveIndex, event: NostrEvent, json: string): number => {
-  let deliveries = 0
-  for (const subscription of index.matching(event)) {
-    if (subscription.sentBeforeLive.delete(event.id)) continue
-    subscription.client.sendLive(subscription.framePrefix + json + ']')
-    deliveries++
+export class FanOut {
+  private queue: Committed[] = []
+  private scheduled = false
+
+  constructor(
+    private readonly index: LiveIndex,
+    private readonly onDelivered: (deliveries: number) => void,
+  ) {}
+
+  /** Queues events for delivery, in order. */
+  enqueue(events: readonly Committed[]): void {
+    this.queue.push(...events)
+    if (!this.scheduled) {
+      this.scheduled = true
+      setImmediate(() => this.run())
+    }
   }
-  return deliveries
+
+  private run(): void {
+    let deliveries = 0
+    let taken = 0
+    while (taken < this.queue.length && deliveries < DELIVERIES_PER_TURN) {
+      const { event, json } = this.queue[taken++] as Committed
+      for (const subscription of this.index.matching(event)) {
+        const frame = eventFrame(subscription, json)
+        if (subscription.held) subscription.held.push({ id: event.id, frame })
+        else subscription.client.sendLive(frame)
+        deliveries++
+      }
+    }
+    this.queue = this.queue.slice(taken)
+    this.onDelivered(deliveries)
+    this.scheduled = this.queue.length > 0
+    if (this.scheduled) setImmediate(() => this.run())
+  }
 }

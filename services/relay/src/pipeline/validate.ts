@@ -8,10 +8,10 @@ export interface EventLimits {
   max_event_time_newer_than_now: number
 }
 
-/** An event that passed every check, with its canonical JSON. */
+/** An event that passed every check, with its canonical JSON as UTF-8 bytes (stored and sent as is). */
 export interface ValidEvent {
   event: VerifiedEvent
-  json: string
+  json: Buffer
 }
 
 /** A refused event: the id to answer OK with (when readable) and why. */
@@ -46,7 +46,7 @@ export const precheck = (raw: unknown, limits: EventLimits, now: number): Checke
 /** The signature check on the worker pool; only this produces a VerifiedEvent. */
 export const verifySignature = async (pool: VerifierPool, checked: CheckedEvent): Promise<ValidEvent | Invalid> => {
   const verdict = await pool.verify(checked)
-  if (verdict === 'valid') return { event: markVerified(checked.event), json: checked.json }
+  if (verdict === 'valid') return { event: markVerified(checked.event), json: Buffer.from(checked.json, 'utf8') }
   const reason: Reason = verdict === 'invalid' ? 'invalid: bad signature' : 'error: signature check failed; try again'
   return { eventId: checked.event.id, reason }
 }

@@ -65,7 +65,7 @@ describe('verifySignature', () => {
     try {
       const good = await verifySignature(pool, valid[0] as Ready)
       assert.ok(!isInvalid(good))
-      assert.equal(good.json, valid[0]?.json)
+      assert.equal(good.json.toString('utf8'), valid[0]?.json)
       const bad = tampered(valid[1] as Ready, 5)
       assert.deepEqual(await verifySignature(pool, bad), { eventId: bad.event.id, reason: 'invalid: bad signature' })
     } finally {

@@ -1,18 +1,13 @@
 // Worker thread: checks BIP-340 signatures in batches so the event loop never does curve math.
-import { parentPort, workerData } from 'node:worker_threads'
+import { workerData } from 'node:worker_threads'
 import { loadVerifier, type NostrEvent } from '@msr/nostr'
+import { serveRequests } from '../workers/serve.js'
 
-/** A batch from the pool: packed `id + sig + pubkey` hex strings (native) or event JSON (wasm). */
-export interface VerifyRequest {
-  batch: number
-  items: string[]
-}
+/** A batch: packed `id + sig + pubkey` hex strings (native backend) or event JSON (wasm backend). */
+export type VerifyRequest = string[]
 
 /** The answer: one byte per item, 1 when the signature is valid. */
-export interface VerifyResponse {
-  batch: number
-  valid: Uint8Array
-}
+export type VerifyResponse = Uint8Array
 
 const verifier = await loadVerifier((workerData as { backend: 'native' | 'wasm' }).backend)
 
@@ -21,9 +16,8 @@ const unpack = (item: string): NostrEvent =>
     ? ({ id: item.slice(0, 64), sig: item.slice(64, 192), pubkey: item.slice(192, 256) } as NostrEvent)
     : (JSON.parse(item) as NostrEvent)
 
-parentPort?.on('message', ({ batch, items }: VerifyRequest) => {
+serveRequests<VerifyRequest, VerifyResponse>(verifier.name, items => {
   const valid = new Uint8Array(items.length)
   items.forEach((item, i) => (valid[i] = verifier.verify(unpack(item)) ? 1 : 0))
-  parentPort?.postMessage({ batch, valid } satisfies VerifyResponse, [valid.buffer])
+  return { body: valid, transfer: [valid.buffer] }
 })
-parentPort?.postMessage({ ready: verifier.name })

@@ -4,14 +4,14 @@ import type { EventStore, StoreOutcome } from '../store/event-store.js'
 /** One event waiting for the writer. */
 interface Pending {
   event: VerifiedEvent
-  json: string
+  json: Buffer
   resolve: (outcome: StoreOutcome) => void
 }
 
 /** An event that has just been committed, handed to fan-out in commit order. */
 export interface Committed {
   event: VerifiedEvent
-  json: string
+  json: Buffer
 }
 
 const MAX_BATCH = 2000
@@ -25,8 +25,6 @@ export class Writer {
   private queue: Pending[] = []
   private scheduled = false
   private inFlight = new Set<Promise<void>>()
-  /** Ids committed (visible to readers) whose fan-out has not run yet; see `isUnannounced`. */
-  private readonly unannounced = new Set<string>()
 
   constructor(
     private readonly store: EventStore,
@@ -35,7 +33,7 @@ export class Writer {
   ) {}
 
   /** Queues an event; resolves with what the store did once that is durable. */
-  submit(event: VerifiedEvent, json: string): Promise<StoreOutcome> {
+  submit(event: VerifiedEvent, json: Buffer): Promise<StoreOutcome> {
     return new Promise(resolve => {
       this.queue.push({ event, json, resolve })
       if (!this.scheduled) {
@@ -43,14 +41,6 @@ export class Writer {
         setImmediate(() => this.flush())
       }
     })
-  }
-
-  /**
-   * True when the event is committed but not yet fanned out: a REQ that already sent it from the
-   * store must not receive it again live.
-   */
-  isUnannounced(id: string): boolean {
-    return this.unannounced.has(id)
   }
 
   /** Events queued or being committed. */
@@ -65,18 +55,11 @@ export class Writer {
 
   private commit(batch: Pending[]): void {
     const done = this.store
-      .write(tx =>
-        batch.map(p => {
-          const outcome = tx.apply(p.event, p.json)
-          if (outcome.status === 'stored') this.unannounced.add(p.event.id)
-          return outcome
-        }),
-      )
+      .write(tx => batch.map(p => tx.apply(p.event, p.json)))
       .then(
         outcomes => this.settle(batch, outcomes),
         error => {
           this.onError(error)
-          for (const p of batch) this.unannounced.delete(p.event.id)
           for (const p of batch) p.resolve({ status: 'rejected', reason: 'error: the event could not be stored; try again' })
         },
       )
@@ -85,12 +68,10 @@ export class Writer {
   }
 
   private settle(batch: Pending[], outcomes: StoreOutcome[]): void {
-    this.store.refresh()
     const stored: Committed[] = []
     batch.forEach((p, i) => {
       const outcome = outcomes[i] as StoreOutcome
       if (outcome.status === 'stored') stored.push({ event: p.event, json: p.json })
-      this.unannounced.delete(p.event.id)
       p.resolve(outcome)
     })
     if (stored.length > 0) this.onCommitted(stored)

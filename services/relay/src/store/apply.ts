@@ -38,7 +38,7 @@ const indexKeys = (dbs: Databases, e: NostrEvent, id: Buffer) => {
 }
 
 /** Writes an event and all its index entries. Call inside a write transaction. */
-const insert = (dbs: Databases, e: NostrEvent, json: string): void => {
+const insert = (dbs: Databases, e: NostrEvent, json: Buffer): void => {
   const id = hexBytes(e.id)
   dbs.events.putSync(id, json)
   for (const [db, key] of indexKeys(dbs, e, id)) db.putSync(key, EMPTY)
@@ -70,7 +70,7 @@ export const removeEvent = (dbs: Databases, e: NostrEvent): void => {
 /** The stored event with this id, parsed. */
 export const loadEvent = (dbs: Databases, id: string | Buffer): NostrEvent | undefined => {
   const json = dbs.events.get(typeof id === 'string' ? hexBytes(id) : id)
-  return json === undefined ? undefined : (JSON.parse(json) as NostrEvent)
+  return json === undefined ? undefined : (JSON.parse(json.toString('utf8')) as NostrEvent)
 }
 
 /** Applies NIP-01 replaceable/addressable rules; undefined when the event may be stored. */
@@ -148,7 +148,7 @@ const deleteAddress = (dbs: Databases, address: Buffer, upTo: number): void => {
 }
 
 /** Stores one verified event under NIP-01/09 rules. Call inside a write transaction, in arrival order. */
-export const applyEvent = (dbs: Databases, event: VerifiedEvent, json: string): StoreOutcome => {
+export const applyEvent = (dbs: Databases, event: VerifiedEvent, json: Buffer): StoreOutcome => {
   const id = hexBytes(event.id)
   if (dbs.events.doesExist(id)) return { status: 'duplicate' }
   // A tombstone never blocks a kind 5: deleting a deletion has no effect (NIP-09).

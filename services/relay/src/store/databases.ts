@@ -3,8 +3,8 @@ import { open, type Database, type RootDatabase } from 'lmdb'
 /** The named LMDB databases of the event store; see ARCHITECTURE.md for each key layout. */
 export interface Databases {
   root: RootDatabase
-  /** id → canonical event JSON. */
-  events: Database<string, Buffer>
+  /** id → canonical event JSON (UTF-8 bytes, sent verbatim). */
+  events: Database<Buffer, Buffer>
   /** inverted created_at + id. */
   byTime: Database<Buffer, Buffer>
   /** pubkey + inverted created_at + id. */
@@ -33,7 +33,7 @@ export const openDatabases = (path: string): Databases => {
   const binary = (name: string) => root.openDB<Buffer, Buffer>({ name, keyEncoding: 'binary', encoding: 'binary' })
   return {
     root,
-    events: root.openDB<string, Buffer>({ name: 'events', keyEncoding: 'binary', encoding: 'string' }),
+    events: binary('events'),
     byTime: binary('by_time'),
     byAuthor: binary('by_author'),
     byKind: binary('by_kind'),

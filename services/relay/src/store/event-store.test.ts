@@ -28,7 +28,7 @@ afterEach(async () => {
 
 /** Applies events in one transaction, in order, then makes the commit visible (as the writer does). */
 const put = async (...events: Ready[]): Promise<StoreOutcome[]> => {
-  const outcomes = await store.write(tx => events.map(e => tx.apply(e.event, e.json)))
+  const outcomes = await store.write(tx => events.map(e => tx.apply(e.event, Buffer.from(e.json))))
   store.refresh()
   return outcomes
 }

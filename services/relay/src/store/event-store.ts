@@ -1,10 +1,10 @@
 import type { Filter, VerifiedEvent } from '@msr/nostr'
 import { applyEvent, loadEvent, removeEvent, type StoreOutcome } from './apply.js'
 import { openDatabases, type Databases } from './databases.js'
-import { countFilters, queryFilter, type QueryBounds, type QueryResult } from './query.js'
+import { countFilters, queryFilter, scanFilter, type QueryBounds, type QueryResult, type Visit } from './query.js'
 
 export type { StoreOutcome } from './apply.js'
-export type { QueryBounds, QueryResult, StoredEvent } from './query.js'
+export type { QueryBounds, QueryResult, StoredEvent, Visit } from './query.js'
 
 /**
  * The LMDB event store. Reads are synchronous and may happen anywhere; every write goes through
@@ -30,10 +30,15 @@ export class EventStore {
 
   /** The canonical JSON of a stored event. */
   get(id: string): string | undefined {
-    return this.dbs.events.get(Buffer.from(id, 'hex'))
+    return this.dbs.events.get(Buffer.from(id, 'hex'))?.toString('utf8')
   }
 
-  /** One filter's events, newest first (NIP-01), honouring the bounds. */
+  /** Visits one filter's events newest first without copying them; true when the deadline stopped it. */
+  scan(filter: Filter, bounds: Omit<QueryBounds, 'limit'>, visit: Visit): boolean {
+    return scanFilter(this.dbs, filter, bounds, visit)
+  }
+
+  /** One filter's events, newest first (NIP-01), honouring the bounds, copied out. */
   query(filter: Filter, bounds: QueryBounds, skip?: Set<string>): QueryResult {
     return queryFilter(this.dbs, filter, bounds, skip)
   }
@@ -75,7 +80,7 @@ export class EventStore {
 /** The operations available inside a write transaction. */
 export interface StoreTransaction {
   /** Stores one verified event under NIP-01/09 rules. */
-  apply(event: VerifiedEvent, json: string): StoreOutcome
+  apply(event: VerifiedEvent, json: Buffer): StoreOutcome
   /** Deletes up to `max` events whose expiration is at or before `now`; returns how many. */
   deleteExpired(now: number, max: number): number
 }

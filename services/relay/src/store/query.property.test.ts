@@ -134,7 +134,7 @@ describe('EventStore query property', () => {
       const arrivals = Array.from({ length: EVENTS }, gen.event)
       for (let i = 0; i < arrivals.length; i += 100) {
         const batch = arrivals.slice(i, i + 100)
-        const outcomes = await store.write(tx => batch.map(r => tx.apply(r.event, r.json)))
+        const outcomes = await store.write(tx => batch.map(r => tx.apply(r.event, Buffer.from(r.json))))
         batch.forEach((r, j) => {
           const expected = model.apply(r)
           const outcome = outcomes[j]

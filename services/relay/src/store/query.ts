@@ -13,11 +13,17 @@ export interface Plan {
   exact: boolean
 }
 
-/** A stored event ready to send: its id and canonical JSON. */
+/** A stored event, copied out of the store: its id and canonical JSON. */
 export interface StoredEvent {
   id: string
   json: string
 }
+
+/**
+ * Called for each matching event, newest first. `json` is the stored bytes and is only valid during
+ * the call (it may be LMDB's shared read buffer): copy it to keep it. Return false to stop.
+ */
+export type Visit = (id: Buffer, json: Buffer) => boolean
 
 /** Bounds on one query: how many events, the NIP-40 clock, and the scan deadline. */
 export interface QueryBounds {
@@ -67,15 +73,20 @@ function* candidates(dbs: Databases, filter: Filter, plan: Plan): Generator<Buff
   const until = Math.min(filter.until ?? MAX_CREATED_AT, MAX_CREATED_AT)
   if (plan.index === 'ids') {
     const found = (filter.ids ?? [])
-      .map(id => ({ id, json: dbs.events.get(hexBytes(id)) }))
-      .filter((e): e is StoredEvent => e.json !== undefined)
-      .map(e => JSON.parse(e.json) as NostrEvent)
+      .map(id => dbs.events.get(hexBytes(id)))
+      .filter((json): json is Buffer => json !== undefined)
+      .map(json => JSON.parse(json.toString('utf8')) as NostrEvent)
       .sort(compareNewestFirst)
     for (const e of found) yield hexBytes(e.id)
     return
   }
   const db = indexDb(dbs, plan.index)
   const ranges = plan.prefixes.map(p => db.getKeys({ start: rangeStart(p, until), end: rangeEnd(p, since) }))
+  if (ranges.length === 1) {
+    // One range is already in order: no merge. lmdb-js hands out a fresh Buffer per binary key.
+    for (const key of ranges[0] as Iterable<Buffer>) yield key.subarray(key.length - 32)
+    return
+  }
   for (const suffix of mergeBySuffix(ranges, SUFFIX_BYTES)) yield suffix.subarray(4)
 }
 
@@ -85,29 +96,37 @@ export const isExpired = (dbs: Databases, id: Buffer, now: number): boolean => {
   return expiration !== undefined && expiration.readUInt32BE(0) <= now
 }
 
-/** Walks a filter's matching, unexpired events newest first; `visit` returns false to stop. */
-const scan = (dbs: Databases, filter: Filter, bounds: Omit<QueryBounds, 'limit'>, visit: (e: StoredEvent) => boolean): boolean => {
+/**
+ * Walks a filter's matching, unexpired events newest first, without copying them; returns true
+ * when the scan stopped at the deadline. The hot path of REQ and COUNT.
+ */
+export const scanFilter = (dbs: Databases, filter: Filter, bounds: Omit<QueryBounds, 'limit'>, visit: Visit): boolean => {
   if (isEmptyFilter(filter)) return false
   const plan = planFilter(filter)
+  // Checked once per scan: most stores hold no expiring event, and then no per-event lookup is needed.
+  const anyExpiring = (dbs.expiryById.getStats() as { entryCount: number }).entryCount > 0
   let steps = 0
   for (const id of candidates(dbs, filter, plan)) {
     if (++steps % CHECK_EVERY === 0 && bounds.clock() > bounds.deadline) return true
-    const json = dbs.events.get(id)
-    if (json === undefined) continue
-    if (!plan.exact && !matchFilter(filter, JSON.parse(json) as NostrEvent)) continue
-    if (isExpired(dbs, id, bounds.now)) continue
-    if (!visit({ id: id.toString('hex'), json })) return false
+    if (anyExpiring && isExpired(dbs, id, bounds.now)) continue
+    const shared = dbs.events.getBinaryFast(id)
+    if (shared === undefined) continue
+    // lmdb-js reuses one buffer for reads and sets its own `length`; subarray gives a view of just this value.
+    const json = shared.subarray(0, shared.length)
+    if (!plan.exact && !matchFilter(filter, JSON.parse(json.toString('utf8')) as NostrEvent)) continue
+    if (!visit(id, json)) return false
   }
   return false
 }
 
-/** One filter's stored events, newest first, at most `limit`, skipping ids in `skip`. */
+/** One filter's stored events, newest first, at most `limit`, skipping ids in `skip` (copied out). */
 export const queryFilter = (dbs: Databases, filter: Filter, bounds: QueryBounds, skip?: Set<string>): QueryResult => {
   const events: StoredEvent[] = []
   if (bounds.limit <= 0) return { events, timedOut: false }
-  const timedOut = scan(dbs, filter, bounds, e => {
-    if (skip?.has(e.id)) return true
-    events.push(e)
+  const timedOut = scanFilter(dbs, filter, bounds, (idBytes, json) => {
+    const id = idBytes.toString('hex')
+    if (skip?.has(id)) return true
+    events.push({ id, json: json.toString('utf8') })
     return events.length < bounds.limit
   })
   return { events, timedOut }
@@ -118,9 +137,9 @@ export const countFilters = (dbs: Databases, filters: Filter[], bounds: Omit<Que
   const seen = new Set<string>()
   let count = 0
   for (const filter of filters) {
-    const timedOut = scan(dbs, filter, bounds, e => {
+    const timedOut = scanFilter(dbs, filter, bounds, id => {
       if (filters.length === 1) count++
-      else seen.add(e.id)
+      else seen.add(id.toString('hex'))
       return true
     })
     if (timedOut) return { count: Math.max(count, seen.size), timedOut }

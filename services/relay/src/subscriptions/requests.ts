@@ -1,9 +1,10 @@
 import { parseFilter, type Filter, type Reason } from '@msr/nostr'
 import type { Client } from '../connection/client.js'
 import type { RelayMetrics } from '../metrics.js'
-import type { EventStore } from '../store/event-store.js'
 import type { LiveIndex } from './live-index.js'
-import { createSubscription } from './subscription.js'
+import type { QueryPool } from './query-pool.js'
+import type { BackfillResponse } from './query-worker.js'
+import { createSubscription, type Subscription } from './subscription.js'
 
 /** The `[limitation]` values REQ and COUNT enforce. */
 export interface RequestLimits {
@@ -17,15 +18,12 @@ export interface RequestLimits {
 /** What REQ, COUNT and CLOSE need. */
 export interface RequestDeps {
   limits: RequestLimits
-  store: EventStore
+  queries: QueryPool
   live: LiveIndex
   countEnabled: boolean
   queryTimeoutMs: number
-  /** True when an id is committed but not yet fanned out (see Writer.isUnannounced). */
-  isUnannounced: (id: string) => boolean
   metrics: RelayMetrics
   now: () => number
-  clock: () => number
 }
 
 /** Validates a REQ/COUNT's id and filters; CLOSED reasons use `invalid:`. */
@@ -42,7 +40,10 @@ const parseRequest = (subId: string, raw: unknown[], limits: RequestLimits): { f
   return { filters }
 }
 
-/** REQ: registers the live subscription first, then streams stored events per filter, then EOSE. */
+/**
+ * REQ: registers the live subscription first (live events are held meanwhile), has a query worker
+ * read each filter's stored events, sends them, EOSE, then the held live events it did not already send.
+ */
 export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): void => {
   const parsed = parseRequest(subId, raw, deps.limits)
   if ('reason' in parsed) {
@@ -58,34 +59,50 @@ export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw:
   client.subscriptions.set(subId, subscription)
   deps.live.add(subscription)
   deps.metrics.subscriptions.inc()
+  const limits = parsed.filters.map(f => Math.min(f.limit ?? deps.limits.default_limit, deps.limits.max_limit))
   const stopTimer = deps.metrics.querySeconds.startTimer({ verb: 'REQ' })
-  const timedOut = backfill(deps, subscription.framePrefix, subscription.sentBeforeLive, parsed.filters, client)
-  stopTimer()
-  if (timedOut) {
+  const request = {
+    filters: parsed.filters,
+    limits,
+    prefix: subscription.framePrefix.toString('utf8'),
+    now: deps.now(),
+    timeoutMs: deps.queryTimeoutMs,
+    wire: client.acceptsWireFrames,
+  }
+  void deps.queries.backfill(request).then(result => {
+    stopTimer()
+    finishBackfill(deps, subscription, result)
+  })
+}
+
+/** Sends the backfill, then EOSE and the held live events; or CLOSED when the query failed or ran out of time. */
+const finishBackfill = (deps: RequestDeps, subscription: Subscription, result: BackfillResponse | undefined): void => {
+  const { client, id: subId } = subscription
+  if (client.subscriptions.get(subId) !== subscription) return // closed or replaced meanwhile
+  if (!result) {
+    closeSubscription(deps, client, subId)
+    return client.closedSub(subId, 'error: the query could not be answered; try again')
+  }
+  const frames = Buffer.from(result.frames.buffer, result.frames.byteOffset, result.frames.byteLength)
+  if (result.wire) client.sendWire(frames)
+  else result.ends.reduce((start, end) => (client.send(frames.subarray(start, end)), end), 0)
+  if (result.timedOut) {
     closeSubscription(deps, client, subId)
     return client.closedSub(subId, 'error: the query took too long (db_query_timeout); narrow the filter')
   }
   client.eose(subId)
+  const held = subscription.held ?? []
+  subscription.held = undefined
+  if (held.length === 0) return
+  const sent = backfilledIds(result)
+  for (const { id, frame } of held) if (!sent.has(id)) client.sendLive(frame)
 }
 
-/** Sends each filter's stored events in request order, each event once; true when the deadline passed. */
-const backfill = (deps: RequestDeps, prefix: string, sentBeforeLive: Set<string>, filters: Filter[], client: Client): boolean => {
-  const sent = new Set<string>()
-  const clock = deps.clock
-  const bounds = { now: deps.now(), deadline: clock() + deps.queryTimeoutMs, clock }
-  for (const filter of filters) {
-    const limit = Math.min(filter.limit ?? deps.limits.default_limit, deps.limits.max_limit)
-    // Each filter's own newest `limit` events (NIP-01: the REQ answers the union of the filters), sent once.
-    const result = deps.store.query(filter, { ...bounds, limit })
-    for (const { id, json } of result.events) {
-      if (sent.has(id)) continue
-      sent.add(id)
-      if (deps.isUnannounced(id)) sentBeforeLive.add(id)
-      client.send(prefix + json + ']')
-    }
-    if (result.timedOut) return true
-  }
-  return false
+const backfilledIds = (result: BackfillResponse): Set<string> => {
+  const ids = Buffer.from(result.ids.buffer, result.ids.byteOffset, result.ids.byteLength)
+  const out = new Set<string>()
+  for (let at = 0; at < ids.length; at += 32) out.add(ids.toString('hex', at, at + 32))
+  return out
 }
 
 /** COUNT (NIP-45): one number over all filters. */
@@ -94,10 +111,12 @@ export const handleCount = (deps: RequestDeps, client: Client, subId: string, ra
   const parsed = parseRequest(subId, raw, deps.limits)
   if ('reason' in parsed) return client.closedSub(subId, parsed.reason)
   const stopTimer = deps.metrics.querySeconds.startTimer({ verb: 'COUNT' })
-  const result = deps.store.count(parsed.filters, { now: deps.now(), deadline: deps.clock() + deps.queryTimeoutMs, clock: deps.clock })
-  stopTimer()
-  if (result.timedOut) return client.closedSub(subId, 'error: the count took too long (db_query_timeout); narrow the filter')
-  client.send(JSON.stringify(['COUNT', subId, { count: result.count }]))
+  void deps.queries.count(parsed.filters, deps.now(), deps.queryTimeoutMs).then(result => {
+    stopTimer()
+    if (!result) return client.closedSub(subId, 'error: the count could not be answered; try again')
+    if (result.timedOut) return client.closedSub(subId, 'error: the count took too long (db_query_timeout); narrow the filter')
+    client.send(JSON.stringify(['COUNT', subId, { count: result.count }]))
+  })
 }
 
 /** CLOSE: ends a subscription; an unknown id is ignored, as NIP-01 expects no answer. */

@@ -1,0 +1,28 @@
+import type { Filter } from '@msr/nostr'
+import { WorkerPool } from '../workers/pool.js'
+import type { BackfillRequest, BackfillResponse, CountResponse, QueryRequest, QueryResponse } from './query-worker.js'
+
+/** REQ backfills and COUNTs answered by worker threads reading the store. */
+export class QueryPool {
+  private constructor(private readonly pool: WorkerPool<QueryRequest, QueryResponse>) {}
+
+  /** Starts `size` query workers (0: one per core) on the store at `path`. */
+  static async start(path: string, size: number): Promise<QueryPool> {
+    return new QueryPool(await WorkerPool.start(new URL('./query-worker.js', import.meta.url), size, { path }))
+  }
+
+  /** Each filter's newest events as ready frames; undefined when no worker could answer. */
+  backfill(request: Omit<BackfillRequest, 'op'>): Promise<BackfillResponse | undefined> {
+    return this.pool.request({ op: 'req', ...request }) as Promise<BackfillResponse | undefined>
+  }
+
+  /** NIP-45 count; undefined when no worker could answer. */
+  count(filters: Filter[], now: number, timeoutMs: number): Promise<CountResponse | undefined> {
+    return this.pool.request({ op: 'count', filters, now, timeoutMs }) as Promise<CountResponse | undefined>
+  }
+
+  /** Stops the workers; pending queries answer undefined. */
+  close(): Promise<void> {
+    return this.pool.close()
+  }
+}
