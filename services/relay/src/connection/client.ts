@@ -24,9 +24,12 @@ export interface ClientOptions {
 const HARD_LIMIT_FACTOR = 4
 const TEXT = { binary: false }
 
-/** Complete WebSocket frames (headers included), written to the socket as they are. */
+/** Complete WebSocket frames (headers included), written to the socket as they are; `done` runs once written or dropped. */
 class Wire {
-  constructor(readonly bytes: Buffer) {}
+  constructor(
+    readonly bytes: Buffer,
+    readonly done: () => void,
+  ) {}
 }
 
 const dirty = new Set<Client>()
@@ -93,9 +96,13 @@ export class Client {
     return this.socket.extensions === '' && this.rawSocket !== undefined
   }
 
-  /** Queues ready-made WebSocket frames (see acceptsWireFrames), e.g. a whole backfill at once. */
-  sendWire(bytes: Buffer): void {
-    this.enqueue(new Wire(bytes))
+  /**
+   * Queues ready-made WebSocket frames (see acceptsWireFrames), e.g. a whole backfill at once.
+   * `done` runs when the socket no longer needs the bytes (written, or the client went away).
+   */
+  sendWire(bytes: Buffer, done: () => void): void {
+    if (this.closed) return done()
+    this.enqueue(new Wire(bytes, done))
   }
 
   /** Queues a live (fan-out) frame, or drops the client when it has been behind for too long. */
@@ -133,14 +140,16 @@ export class Client {
 
   /** Writes the queued frames now (called by the per-turn flush). */
   flush(): void {
-    if (this.closed || this.queue.length === 0) return
+    if (this.closed) return this.discard()
+    if (this.queue.length === 0) return
     const frames = this.queue
     this.queue = []
     const raw = this.rawSocket
     raw?.cork()
     for (const frame of frames) {
-      if (frame instanceof Wire) raw?.write(frame.bytes)
-      else this.socket.send(frame, TEXT)
+      if (!(frame instanceof Wire)) this.socket.send(frame, TEXT)
+      else if (raw) raw.write(frame.bytes, frame.done)
+      else frame.done()
     }
     raw?.uncork()
     if (this.socket.bufferedAmount > this.options.maxOutboundBytes && !this.holds.has('outbound')) {
@@ -165,7 +174,7 @@ export class Client {
   drop(cause: DropCause): void {
     if (this.dropped) return
     this.dropped = true
-    this.queue = []
+    this.discard()
     dirty.delete(this)
     this.options.onDrop(this, cause)
     if (cause === 'slow') {
@@ -175,6 +184,12 @@ export class Client {
       this.socket.close(1001, 'relay shutting down')
       setTimeout(() => this.socket.terminate(), 2000).unref()
     }
+  }
+
+  /** Empties the queue, letting ready-made frames release their memory. */
+  private discard(): void {
+    for (const item of this.queue) if (item instanceof Wire) item.done()
+    this.queue = []
   }
 
   private get rawSocket(): Socket | undefined {

@@ -21,7 +21,7 @@ const mixed: Array<[CheckedEvent, Verdict]> = valid.flatMap((r, i): Array<[Check
 ])
 
 /** Resolves with the promise's value, or 'hung' if it takes longer than `ms`. */
-const within = async <T>(promise: Promise<T>, ms = 3000): Promise<T | 'hung'> => {
+const within = async <T>(promise: Promise<T>, ms = 15_000): Promise<T | 'hung'> => {
   let timer: NodeJS.Timeout | undefined
   const hung = new Promise<'hung'>(resolve => (timer = setTimeout(() => resolve('hung'), ms)))
   try {
@@ -75,7 +75,7 @@ describe('verifySignature', () => {
 })
 
 /** Polls until no worker thread is left running, or gives up after `ms`. */
-const workersGone = async (ms = 3000): Promise<boolean> => {
+const workersGone = async (ms = 15_000): Promise<boolean> => {
   for (const start = Date.now(); Date.now() - start < ms; await new Promise(resolve => setTimeout(resolve, 50)))
     if (!process.getActiveResourcesInfo().includes('MessagePort')) return true
   return false

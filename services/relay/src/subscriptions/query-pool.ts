@@ -1,14 +1,25 @@
 import type { Filter } from '@msr/nostr'
 import { WorkerPool } from '../workers/pool.js'
+import { createArena, openArena, type SlabArena } from './slabs.js'
 import type { BackfillRequest, BackfillResponse, CountResponse, QueryRequest, QueryResponse } from './query-worker.js'
+
+/** Slabs shared by all query workers: 64 × 256 KiB covers a limit-500 backfill of ordinary events each. */
+const SLABS = 64
+const SLAB_BYTES = 256 * 1024
 
 /** REQ backfills and COUNTs answered by worker threads reading the store. */
 export class QueryPool {
-  private constructor(private readonly pool: WorkerPool<QueryRequest, QueryResponse>) {}
+  private constructor(
+    private readonly pool: WorkerPool<QueryRequest, QueryResponse>,
+    /** Where workers leave backfills; see slabs.ts. */
+    readonly arena: SlabArena,
+  ) {}
 
   /** Starts `size` query workers (0: one per core) on the store at `path`. */
   static async start(path: string, size: number): Promise<QueryPool> {
-    return new QueryPool(await WorkerPool.start(new URL('./query-worker.js', import.meta.url), size, { path }))
+    const arena = createArena(SLABS, SLAB_BYTES)
+    const pool = await WorkerPool.start<QueryRequest, QueryResponse>(new URL('./query-worker.js', import.meta.url), size, { path, arena })
+    return new QueryPool(pool, openArena(arena))
   }
 
   /** Each filter's newest events as ready frames; undefined when no worker could answer. */

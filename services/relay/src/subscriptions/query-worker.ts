@@ -4,6 +4,7 @@ import { workerData } from 'node:worker_threads'
 import type { Filter } from '@msr/nostr'
 import { EventStore } from '../store/event-store.js'
 import { serveRequests } from '../workers/serve.js'
+import { claimSlab, openArena, releaseSlab, slabBuffer, type SlabArenaInit } from './slabs.js'
 
 /** A REQ backfill: each filter's newest `limits[i]` events, each once, framed with `prefix`. */
 export interface BackfillRequest {
@@ -26,13 +27,15 @@ export interface CountRequest {
 }
 
 /**
- * The frames back to back in one transferred buffer; `ends[i]` is where frame i ends; ids 32 bytes
- * each. With `wire`, each frame carries its WebSocket header and the buffer is ready for the socket.
+ * The frames back to back, then the 32-byte ids, in a slab of the shared arena (`slab` ≥ 0) or, when
+ * none was free or the answer outgrew it, in the transferred `bytes`. `ends[i]` is where frame i ends;
+ * the ids start at the last end. With `wire`, each frame carries its WebSocket header, so the frames
+ * are ready for the socket as they are.
  */
 export interface BackfillResponse {
-  frames: Uint8Array
-  ends: Uint32Array
-  ids: Uint8Array
+  slab: number
+  bytes: Uint8Array | undefined
+  ends: number[]
   timedOut: boolean
   wire: boolean
 }
@@ -46,15 +49,21 @@ export interface CountResponse {
 export type QueryRequest = BackfillRequest | CountRequest
 export type QueryResponse = BackfillResponse | CountResponse
 
-const store = EventStore.open((workerData as { path: string }).path)
+const init = workerData as { path: string; arena: SlabArenaInit }
+const store = EventStore.open(init.path)
+const arena = openArena(init.arena)
 const CLOSE = 0x5d // ']'
 
 /** Bytes of the header of an unmasked server frame with this payload length (RFC 6455 §5.2). */
 const headerBytes = (length: number): number => (length < 126 ? 2 : length < 65536 ? 4 : 10)
 
-/** A buffer that grows by doubling; its ArrayBuffer is its own, so it can be transferred. */
+/**
+ * Where a backfill is written: a slab of the shared arena while it fits, else a private buffer that
+ * grows by doubling (its ArrayBuffer is its own, so it can be transferred).
+ */
 class Output {
-  bytes = Buffer.allocUnsafeSlow(1 << 16)
+  slab = claimSlab(arena)
+  bytes = this.slab >= 0 ? slabBuffer(arena, this.slab) : Buffer.allocUnsafeSlow(1 << 16)
   at = 0
 
   reserve(n: number): void {
@@ -64,11 +73,8 @@ class Output {
     const grown = Buffer.allocUnsafeSlow(size)
     this.bytes.copy(grown, 0, 0, this.at)
     this.bytes = grown
-  }
-
-  /** A view of what was written, over the whole (transferable) ArrayBuffer. */
-  done(): Uint8Array {
-    return new Uint8Array(this.bytes.buffer, this.bytes.byteOffset, this.at)
+    if (this.slab >= 0) releaseSlab(arena, this.slab)
+    this.slab = -1
   }
 }
 
@@ -90,11 +96,11 @@ const writeHeader = (out: Output, length: number): void => {
   }
 }
 
-/** Frames each event straight from the store's read buffer into one output buffer. */
+/** Frames each event straight from the store's read buffer into one output, then appends the ids. */
 const backfill = ({ filters, limits, prefix, now, timeoutMs, wire }: BackfillRequest) => {
   const prefixBytes = Buffer.from(prefix, 'utf8')
   const out = new Output()
-  const ids = new Output()
+  const ids: Buffer[] = []
   const ends: number[] = []
   const sent = filters.length > 1 ? new Set<string>() : undefined
   const bounds = { now, deadline: performance.now() + timeoutMs, clock: () => performance.now() }
@@ -115,13 +121,15 @@ const backfill = ({ filters, limits, prefix, now, timeoutMs, wire }: BackfillReq
       out.at += json.copy(out.bytes, out.at)
       out.bytes[out.at++] = CLOSE
       ends.push(out.at)
-      ids.reserve(32)
-      ids.at += id.copy(ids.bytes, ids.at)
+      ids.push(id)
       return --remaining > 0
     })
   })
-  const body: BackfillResponse = { frames: out.done(), ends: Uint32Array.from(ends), ids: ids.done(), timedOut, wire }
-  return { body, transfer: [body.frames.buffer, body.ends.buffer, body.ids.buffer] as ArrayBuffer[] }
+  out.reserve(32 * ids.length)
+  for (const id of ids) out.at += id.copy(out.bytes, out.at)
+  const bytes = out.slab >= 0 ? undefined : new Uint8Array(out.bytes.buffer, out.bytes.byteOffset, out.at)
+  const body: BackfillResponse = { slab: out.slab, bytes, ends, timedOut, wire }
+  return { body, transfer: bytes ? [bytes.buffer as ArrayBuffer] : [] }
 }
 
 serveRequests<QueryRequest, QueryResponse>('query', request => {

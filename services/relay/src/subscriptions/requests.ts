@@ -3,6 +3,7 @@ import type { Client } from '../connection/client.js'
 import type { RelayMetrics } from '../metrics.js'
 import type { LiveIndex } from './live-index.js'
 import type { QueryPool } from './query-pool.js'
+import { releaseSlab, slabBuffer } from './slabs.js'
 import type { BackfillResponse } from './query-worker.js'
 import { createSubscription, type Subscription } from './subscription.js'
 
@@ -75,17 +76,34 @@ export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw:
   })
 }
 
+/** The answer's bytes (slab or transferred) and a function that frees them once they are written. */
+const answerBytes = (queries: QueryPool, result: BackfillResponse): { data: Buffer; free: () => void } => {
+  const idBytes = 32 * result.ends.length
+  const length = (result.ends.at(-1) ?? 0) + idBytes
+  if (result.slab < 0) {
+    const bytes = result.bytes as Uint8Array
+    return { data: Buffer.from(bytes.buffer, bytes.byteOffset, length), free: () => undefined }
+  }
+  return { data: slabBuffer(queries.arena, result.slab, length), free: () => releaseSlab(queries.arena, result.slab) }
+}
+
 /** Sends the backfill, then EOSE and the held live events; or CLOSED when the query failed or ran out of time. */
 const finishBackfill = (deps: RequestDeps, subscription: Subscription, result: BackfillResponse | undefined): void => {
+  const answer = result && answerBytes(deps.queries, result)
   const { client, id: subId } = subscription
-  if (client.subscriptions.get(subId) !== subscription) return // closed or replaced meanwhile
-  if (!result) {
+  if (client.subscriptions.get(subId) !== subscription) return answer?.free() // closed or replaced meanwhile
+  if (!result || !answer) {
     closeSubscription(deps, client, subId)
     return client.closedSub(subId, 'error: the query could not be answered; try again')
   }
-  const frames = Buffer.from(result.frames.buffer, result.frames.byteOffset, result.frames.byteLength)
-  if (result.wire) client.sendWire(frames)
-  else result.ends.reduce((start, end) => (client.send(frames.subarray(start, end)), end), 0)
+  const framesEnd = result.ends.at(-1) ?? 0
+  const sent = subscription.held?.length ? backfilledIds(answer.data, framesEnd) : undefined
+  if (result.wire) client.sendWire(answer.data.subarray(0, framesEnd), answer.free)
+  else {
+    // ws may hold a frame (compression is asynchronous), so these frames are copies and the slab is freed now.
+    result.ends.reduce((start, end) => (client.send(Buffer.from(answer.data.subarray(start, end))), end), 0)
+    answer.free()
+  }
   if (result.timedOut) {
     closeSubscription(deps, client, subId)
     return client.closedSub(subId, 'error: the query took too long (db_query_timeout); narrow the filter')
@@ -93,15 +111,13 @@ const finishBackfill = (deps: RequestDeps, subscription: Subscription, result: B
   client.eose(subId)
   const held = subscription.held ?? []
   subscription.held = undefined
-  if (held.length === 0) return
-  const sent = backfilledIds(result)
-  for (const { id, frame } of held) if (!sent.has(id)) client.sendLive(frame)
+  for (const { id, frame } of held) if (!sent?.has(id)) client.sendLive(frame)
 }
 
-const backfilledIds = (result: BackfillResponse): Set<string> => {
-  const ids = Buffer.from(result.ids.buffer, result.ids.byteOffset, result.ids.byteLength)
+/** The ids the backfill sent (they follow the frames, 32 bytes each). */
+const backfilledIds = (data: Buffer, from: number): Set<string> => {
   const out = new Set<string>()
-  for (let at = 0; at < ids.length; at += 32) out.add(ids.toString('hex', at, at + 32))
+  for (let at = from; at + 32 <= data.length; at += 32) out.add(data.toString('hex', at, at + 32))
   return out
 }
 

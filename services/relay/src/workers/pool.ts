@@ -88,7 +88,20 @@ export class WorkerPool<Req, Res> {
       resolve?.(body)
     })
     slot.worker.on('error', () => undefined) // an 'exit' always follows; it is handled there
-    slot.worker.once('exit', () => void this.replace(slot))
+    slot.worker.once('exit', () => void this.replace(slot).catch(() => this.replaceFailed()))
+  }
+
+  /** A successor could not start: with no worker left, waiting requests are answered now; retry soon. */
+  private replaceFailed(): void {
+    if (this.slots.length === 0) for (const { resolve } of this.waiting.splice(0)) resolve(undefined)
+    if (this.closing) return
+    setTimeout(() => {
+      if (this.closing) return
+      spawn(this.module, this.workerData).then(
+        ({ slot }) => (this.closing ? void slot.worker.terminate() : this.add(slot)),
+        () => this.replaceFailed(),
+      )
+    }, 1000).unref()
   }
 
   /** Takes a dead worker out at once (nothing more goes to it), answers what it held, starts a successor. */
