@@ -198,7 +198,14 @@ const main = async (): Promise<number> => {
   const profDir = options.cpuProf === undefined ? undefined : options.cpuProf ? resolve(options.cpuProf) : mkdtempSync(join(tmpdir(), 'msr-bench-prof-'))
   // Unless told otherwise, insist on the native verifier, so that a silent fall-back to WASM cannot skew the figures.
   const pinned = process.env.RELAY_VERIFICATION__BACKEND === undefined
-  const env = pinned ? { ...process.env, RELAY_VERIFICATION__BACKEND: 'native' } : process.env
+  // The load generator does not authenticate (NIP-42), so kind 445 must not need it, and the
+  // per-IP limits must not count every generator connection (they all come from 127.0.0.1).
+  const env = {
+    RELAY_AUTH__AUTH_REQUIRED_KINDS: '[]',
+    RELAY_RATE_LIMITER__ENABLED: 'false',
+    ...process.env,
+    ...(pinned && { RELAY_VERIFICATION__BACKEND: 'native' }),
+  }
   const relay = await startRelayProcess({ cli: CLI, env, logLevel: options.relayLogLevel, configFile: options.relayConfig, cpuProfDir: profDir })
   // Interrupted (Ctrl-C, or a CI timeout's SIGTERM): stop the relay and remove its temp dir before leaving.
   const interrupted = () => void relay.stop().finally(() => process.exit(130))

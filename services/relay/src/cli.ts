@@ -1,17 +1,19 @@
 #!/usr/bin/env node
 // msr-relay: the relay's command line. Parses arguments, loads configuration, starts the relay.
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { configReference } from '@msr/config'
 import { createLogger } from '@msr/telemetry'
-import { loadRelayConfig, relayConfigSchema } from './config.js'
+import { DEFAULT_CONFIG_FILE, loadRelayConfig, relayConfigSchema } from './config.js'
 import { REFERENCE_END, REFERENCE_START, replaceMarked } from './config-reference.js'
 import { startRelay } from './main.js'
 
 const USAGE = `usage: msr-relay <command> [options]
 
 commands:
-  serve [--config FILE]          run the relay (default config: config/relay.toml, optional)
+  serve [--config FILE] [--watch]
+                                 run the relay (default config: config/relay.toml, optional);
+                                 --watch re-reads the file when it changes
   config check [--config FILE]   validate the configuration (file + environment), list every problem
   config reference [--update F]  print the reference of every configuration key (Markdown), or rewrite it in F
 
@@ -27,10 +29,12 @@ const fail = (message: string): never => {
 
 /** Loads the configuration named by `--config`, or exits listing every problem. */
 const configFrom = (args: string[]) => {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true })
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, watch: { type: 'boolean' } }, strict: true })
   const loaded = loadRelayConfig(values.config, process.env)
   if (!loaded.ok) return fail(`invalid configuration:\n  ${loaded.errors.join('\n  ')}`)
-  return loaded
+  const file = values.config ?? DEFAULT_CONFIG_FILE
+  if (values.watch && !existsSync(file)) return fail(`--watch needs a configuration file; ${file} does not exist`)
+  return { ...loaded, file: values.config ?? DEFAULT_CONFIG_FILE, named: values.config, watch: values.watch === true }
 }
 
 /** Prints the key reference, or with `--update FILE` rewrites the marked section of that file (README). */
@@ -58,7 +62,8 @@ const serve = async (args: string[]): Promise<void> => {
   if (loaded.source.file) logger.info({ file: loaded.source.file, env: loaded.source.envKeys }, 'configuration loaded')
   else logger.info({ env: loaded.source.envKeys }, 'no configuration file; using defaults')
   // Signal handlers go in before the relay listens: a SIGTERM right after "relay listening" must still shut down gracefully.
-  const starting = startRelay(config, logger)
+  const watch = loaded.watch ? { file: loaded.file, load: () => loadRelayConfig(loaded.named, process.env) } : undefined
+  const starting = startRelay(config, { logger, watch })
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return

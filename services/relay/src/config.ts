@@ -1,4 +1,6 @@
+import { isIP } from 'node:net'
 import { duration, loadConfig } from '@msr/config'
+import { normalizeRelayUrl, parsePubkey } from '@msr/nostr'
 import { z } from 'zod'
 
 const int = (min: number, def: number, description: string) => z.number().int().min(min).default(def).describe(description)
@@ -39,6 +41,15 @@ const network = z
     ),
     ping_interval: duration('30s', 'WebSocket ping interval; a client that misses a pong is dropped.'),
     permessage_deflate: z.boolean().default(false).describe('Offer permessage-deflate compression (costs about 6x CPU per frame).'),
+    public_url: text(
+      '',
+      'The URL clients connect to (e.g. wss://relay.example.com); NIP-42 relay tags must name it. Required when auth is enabled.',
+    ),
+    trusted_proxies: int(
+      0,
+      0,
+      'Proxies in front of the relay (Cloud Run: 1). The client IP is the N-th X-Forwarded-For entry from the right; 0: the TCP peer.',
+    ),
   })
   .prefault({})
 
@@ -67,6 +78,81 @@ const search = z
   })
   .prefault({})
 
+/** An IP address or CIDR range, IPv4 or IPv6. */
+const ipOrRange = z.string().refine(isIpOrRange, 'expected an IP address or CIDR range such as "10.0.0.0/8" or "2001:db8::/32"')
+
+/** A pubkey as 64-char hex or npub, stored as lowercase hex. */
+const pubkey = z.string().transform((value, ctx) => {
+  const hex = parsePubkey(value)
+  if (hex === undefined) ctx.addIssue({ code: 'custom', message: 'expected a pubkey as 64 hex characters or npub1…' })
+  return hex ?? ''
+})
+
+const ipLists = {
+  ip_whitelist: z.array(ipOrRange).default([]).describe('Only these addresses/ranges may do this (empty: any).'),
+  ip_blacklist: z.array(ipOrRange).default([]).describe('These addresses/ranges may not do this.'),
+  pubkey_whitelist: z.array(pubkey).default([]).describe('Only connections authenticated (NIP-42) as one of these may do this (empty: any).'),
+  pubkey_blacklist: z.array(pubkey).default([]).describe('Connections authenticated as one of these may not do this.'),
+}
+
+const authReq = z.strictObject(ipLists).prefault({}).describe('Who may REQ and COUNT.')
+
+const authEvent = z
+  .strictObject({
+    ...ipLists,
+    event_pubkey_whitelist: z.array(pubkey).default([]).describe('Only events by these authors are accepted (empty: any).'),
+    event_pubkey_blacklist: z.array(pubkey).default([]).describe('Events by these authors are refused.'),
+  })
+  .prefault({})
+  .describe('Who may publish (EVENT).')
+
+const kindList = (def: number[], description: string) => z.array(z.number().int().min(0).max(65535)).default(def).describe(description)
+
+const auth = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe('NIP-42: send a challenge on connect and accept AUTH. Needs network.public_url.'),
+    required: z.boolean().default(false).describe('Every REQ, COUNT and EVENT needs an authenticated connection (NIP-11 auth_required).'),
+    private_kinds: kindList(
+      [446, 1059, 444],
+      'Kinds served (by REQ and live) only to a connection authenticated as the author or a p-tagged recipient.',
+    ),
+    auth_required_kinds: kindList([445], 'Kinds accepted only from an authenticated connection (MLS messages are signed by throwaway keys).'),
+    req: authReq,
+    event: authEvent,
+  })
+  .prefault({})
+
+/** One kind as a number, or an inclusive range `[first, last]`. */
+const kindOrRange = z.union([
+  z.number().int().min(0).max(65535),
+  z.tuple([z.number().int().min(0).max(65535), z.number().int().min(0).max(65535)]),
+])
+
+const rateRule = z.strictObject({
+  name: z.string().min(1).describe('Rule name, used in metrics (rate_limited_total{rule}).'),
+  description: z.string().default('').describe('Shown to clients: OK false "rate-limited: <description>".'),
+  period: duration('1m', 'The window the limit counts over.'),
+  limit: z.number().int().min(1).describe('Events allowed per period, per client IP and per authenticated pubkey.'),
+  kinds: z.array(kindOrRange).default([]).describe('Kinds counted, numbers or [first, last] ranges (empty: every kind).'),
+  ip_whitelist: z.array(ipOrRange).default([]).describe('Addresses/ranges this rule does not apply to.'),
+})
+
+const rateLimiter = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Apply the limits of this section.'),
+    max_connections_per_ip: int(0, 100, 'Open WebSocket connections per client IP; more are refused with HTTP 429 (0: no limit).'),
+    req_per_minute: int(0, 600, 'REQ and COUNT messages per connection per minute; more get CLOSED "rate-limited:" (0: no limit).'),
+    event: z.array(rateRule).default([]).describe('Event rate rules ([[rate_limiter.event]]).'),
+  })
+  .prefault({})
+
+const metrics = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe('Serve Prometheus metrics at GET /metrics (only with the key).'),
+    auth: z.string().default('').describe('The metrics key: `Authorization: Bearer <key>` or `?auth=<key>`; at least 16 characters.'),
+  })
+  .prefault({})
+
 const verification = z
   .strictObject({
     workers: int(0, 0, 'Signature-verification worker threads (0: one per CPU core).'),
@@ -84,16 +170,30 @@ const log = z
   .prefault({})
 
 /** Every relay configuration key, with its description and default (README's reference is generated from it). */
-export const relayConfigSchema = z.strictObject({
-  information,
-  data,
-  network,
-  limitation,
-  count,
-  search,
-  verification,
-  log,
-})
+export const relayConfigSchema = z
+  .strictObject({
+    information,
+    data,
+    network,
+    limitation,
+    count,
+    search,
+    auth,
+    rate_limiter: rateLimiter,
+    metrics,
+    verification,
+    log,
+  })
+  .superRefine((config, ctx) => {
+    const issue = (path: string[], message: string) => ctx.addIssue({ code: 'custom', path, message })
+    if (config.auth.required && !config.auth.enabled) issue(['auth', 'required'], 'needs auth.enabled = true')
+    if (config.auth.enabled && !config.network.public_url)
+      issue(['network', 'public_url'], 'required when auth.enabled is true (NIP-42 relay tags are checked against it)')
+    if (config.network.public_url && normalizeRelayUrl(config.network.public_url) === undefined)
+      issue(['network', 'public_url'], 'expected a ws:// or wss:// URL')
+    if (config.metrics.enabled && config.metrics.auth.length < 16)
+      issue(['metrics', 'auth'], 'required when metrics.enabled is true: a secret of at least 16 characters')
+  })
 
 /** The validated, frozen relay configuration. */
 export type RelayConfig = z.output<typeof relayConfigSchema>
@@ -115,4 +215,14 @@ export const loadRelayConfig = (file: string | undefined, env: Record<string, st
     envPrefix: 'RELAY_',
     overrides: port === undefined || port === '' ? {} : { 'network.port': /^\d+$/.test(port) ? Number(port) : port },
   })
+}
+
+/** True for an IPv4/IPv6 address, or such an address with a /prefix in range. */
+function isIpOrRange(value: string): boolean {
+  const [address, prefix, extra] = value.split('/')
+  const family = isIP(address ?? '')
+  if (family === 0 || extra !== undefined) return false
+  if (prefix === undefined) return true
+  const bits = Number(prefix)
+  return /^\d+$/.test(prefix) && bits <= (family === 4 ? 32 : 128)
 }

@@ -6,30 +6,48 @@ import { createRelayMetrics } from './metrics.js'
 import { relayDocument } from './nip11.js'
 import { VerifierPool } from './pipeline/verifier-pool.js'
 import { QueryPool } from './subscriptions/query-pool.js'
+import { clientIp } from './policies/ip.js'
 import { Relay } from './relay.js'
+import { Settings } from './settings.js'
+import { watchConfig, type ConfigLoader } from './watch.js'
 import { EventStore } from './store/event-store.js'
 
 /** A started relay. */
 export interface RunningRelay {
   relay: Relay
+  settings: Settings
   port: number
   url: string
   /** Graceful stop: stop accepting, answer in-flight events, close clients with 1001, close the store. */
   close(): Promise<void>
 }
 
-/** Composition root: config → store → verifier → relay → HTTP/WebSocket listener. Nothing else. */
-export const startRelay = async (config: RelayConfig, logger: Logger = createLogger({ service: 'relay', level: config.log.level })): Promise<RunningRelay> => {
+/** Options of `startRelay` beyond the configuration. */
+export interface StartOptions {
+  logger?: Logger
+  /** `serve --watch`: the file to watch and how to load it again. */
+  watch?: { file: string; load: ConfigLoader }
+}
+
+/** Composition root: config → store → workers → relay → HTTP/WebSocket listener (→ config watcher). Nothing else. */
+export const startRelay = async (config: RelayConfig, options: StartOptions = {}): Promise<RunningRelay> => {
+  const logger = options.logger ?? createLogger({ service: 'relay', level: config.log.level })
+  const settings = new Settings(config)
   const store = EventStore.open(config.data.path)
   const verifier = await VerifierPool.start(config.verification.workers, config.verification.backend)
   const queries = await QueryPool.start(config.data.path, config.data.query_workers)
   const metrics = createRelayMetrics()
-  const relay = new Relay({ config, store, verifier, queries, logger, metrics })
+  const relay = new Relay({ settings, store, verifier, queries, logger, metrics })
   let accepting = true
   const { server, wss } = createHttpServer({
-    information: () => relayDocument(config),
+    information: () => relayDocument(settings.current.config),
     ready: () => accepting,
-    onConnection: (socket, req) => relay.connect(socket, req.socket.remoteAddress ?? 'unknown'),
+    metricsKey: () => (settings.current.config.metrics.enabled ? settings.current.config.metrics.auth : undefined),
+    renderMetrics: async () => ({ body: await metrics.metrics.render(), contentType: metrics.metrics.contentType }),
+    clientIp: req => clientIp(req, settings.current.config.network.trusted_proxies),
+    admits: ip => relay.admits(ip),
+    onRefused: reason => metrics.refusedConnections.inc({ reason }),
+    onConnection: (socket, ip) => relay.connect(socket, ip),
     maxPayload: Math.max(2 * config.limitation.max_message_length, 65536),
     perMessageDeflate: config.network.permessage_deflate,
     pingIntervalMs: config.network.ping_interval,
@@ -45,10 +63,12 @@ export const startRelay = async (config: RelayConfig, logger: Logger = createLog
     server.once('error', reject)
     server.listen(config.network.port, config.network.host, () => resolve())
   })
+  const watcher = options.watch && watchConfig(options.watch.file, options.watch.load, settings, logger, metrics)
   const port = (server.address() as AddressInfo).port
   logger.info({ port, host: config.network.host, store: config.data.path, events: store.size(), verifier: verifier.backend }, 'relay listening')
   const close = async () => {
     accepting = false
+    watcher?.close()
     clearInterval(sweeper)
     server.close()
     await relay.shutdown()
@@ -57,5 +77,5 @@ export const startRelay = async (config: RelayConfig, logger: Logger = createLog
     await store.close()
     server.closeAllConnections()
   }
-  return { relay, port, url: `ws://${config.network.host}:${port}`, close }
+  return { relay, settings, port, url: `ws://${config.network.host}:${port}`, close }
 }

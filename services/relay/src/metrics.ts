@@ -15,6 +15,11 @@ export const createRelayMetrics = () => {
     subscriptions: metrics.gauge('subscriptions', 'Open subscriptions.'),
     drops: metrics.counter('client_drops_total', 'Clients disconnected by the relay, by cause.', ['cause']),
     expired: metrics.counter('expired_deleted_total', 'NIP-40 expired events deleted by the sweeper.'),
+    authFailures: metrics.counter('auth_failures_total', 'Refused NIP-42 AUTH messages, by failed check.', ['reason']),
+    authSuccesses: metrics.counter('auth_successes_total', 'Accepted NIP-42 AUTH messages.'),
+    rateLimited: metrics.counter('rate_limited_total', 'Messages refused by a rate limit, by rule.', ['rule']),
+    refusedConnections: metrics.counter('refused_connections_total', 'WebSocket upgrades refused, by reason.', ['reason']),
+    reloads: metrics.counter('config_reloads_total', 'Configuration reloads (--watch), by outcome.', ['outcome']),
   }
 }
 

@@ -114,7 +114,7 @@ export const startTestRelay = async (overrides: Record<string, unknown> = {}, op
     },
   }
   const logger = createLogger({ service: 'relay-test', level: options.logLevel ?? 'fatal', destination })
-  const running = await startRelay(config, logger)
+  const running = await startRelay(config, { logger })
   let stopped: Promise<void> | undefined
   const stop = () => (stopped ??= running.close())
   return {

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import type { Reason } from '@msr/nostr'
+import type { Peer } from '../policies/access.js'
 import type { Subscription } from '../subscriptions/subscription.js'
 
 /** Why a client was disconnected by the relay, for logs and metrics. */
@@ -16,9 +17,13 @@ export interface ClientOptions {
   /** How long (ms) a client may stay behind while live events keep coming before it is dropped. */
   slowGraceMs: number
   onDrop: (client: Client, cause: DropCause) => void
+  /** Called when a refusal says `auth-required:`: the relay (re)sends its NIP-42 challenge. */
+  onAuthRequired?: (client: Client) => void
   /** Milliseconds, for the grace period. */
   now?: () => number
 }
+
+let clientSerial = 0
 
 /** Unsent bytes, as a multiple of maxOutboundBytes, past which a client is dropped at once. */
 const HARD_LIMIT_FACTOR = 4
@@ -51,9 +56,15 @@ const flushAll = (): void => {
  *   `maxOutboundBytes` for longer than the grace period, or passes four times it, cannot keep up
  *   and is disconnected: it never stalls others. A burst that a fast client drains is no reason.
  */
-export class Client {
+export class Client implements Peer {
+  /** A process-unique id (rate-limit key for per-connection limits). */
+  readonly id = `c${++clientSerial}`
   /** Open subscriptions by id. */
   readonly subscriptions = new Map<string, Subscription>()
+  /** Pubkeys this connection proved with NIP-42 AUTH (re-authentication adds to them). */
+  readonly authed = new Set<string>()
+  /** The NIP-42 challenge sent to this connection, once auth is enabled. */
+  challenge: string | undefined
   /** EVENT messages accepted for processing but not yet answered. */
   inFlight = 0
   private queue: Array<string | Buffer | Wire> = []
@@ -118,14 +129,21 @@ export class Client {
     this.send(frame)
   }
 
-  /** `["OK", id, accepted, message]`. */
+  /** `["OK", id, accepted, message]`; an `auth-required:` refusal is followed by the challenge again. */
   ok(eventId: string, accepted: boolean, message: string): void {
     this.send(JSON.stringify(['OK', eventId, accepted, message]))
+    if (message.startsWith('auth-required:')) this.options.onAuthRequired?.(this)
   }
 
-  /** `["CLOSED", subId, reason]`. */
+  /** `["CLOSED", subId, reason]`; an `auth-required:` refusal is followed by the challenge again. */
   closedSub(subId: string, reason: Reason): void {
     this.send(JSON.stringify(['CLOSED', subId, reason]))
+    if (reason.startsWith('auth-required:')) this.options.onAuthRequired?.(this)
+  }
+
+  /** `["AUTH", challenge]` (NIP-42). */
+  authChallenge(challenge: string): void {
+    this.send(JSON.stringify(['AUTH', challenge]))
   }
 
   /** `["NOTICE", reason]`. */

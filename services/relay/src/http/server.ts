@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { relayInformation, wantsRelayInformation, type RelayInformation } from '@msr/nostr'
+import { safeEqual } from '@msr/telemetry'
 
 /** What the HTTP side needs from the rest of the relay. */
 export interface HttpDeps {
@@ -8,8 +9,18 @@ export interface HttpDeps {
   information: () => RelayInformation
   /** True when the relay can serve traffic (store open, not shutting down). */
   ready: () => boolean
+  /** The metrics key when /metrics is enabled, else undefined (then /metrics is a 404). */
+  metricsKey: () => string | undefined
+  /** The Prometheus text and its content type. */
+  renderMetrics: () => Promise<{ body: string; contentType: string }>
+  /** The client's address (TCP peer or trusted X-Forwarded-For entry). */
+  clientIp: (request: IncomingMessage) => string
+  /** Whether another connection from this address is allowed. */
+  admits: (ip: string) => boolean
+  /** Called when an upgrade is refused, with why (for metrics). */
+  onRefused: (reason: string) => void
   /** Hands an upgraded socket to the relay. */
-  onConnection: (socket: WebSocket, request: IncomingMessage) => void
+  onConnection: (socket: WebSocket, ip: string) => void
   maxPayload: number
   perMessageDeflate: boolean
   pingIntervalMs: number
@@ -27,9 +38,16 @@ export const createHttpServer = (deps: HttpDeps): { server: Server; wss: WebSock
   const server = createServer((req, res) => route(deps, req, res))
   server.on('upgrade', (req, socket, head) => {
     socket.on('error', () => undefined)
+    const ip = deps.clientIp(req)
+    if (!deps.admits(ip)) {
+      deps.onRefused('connections_per_ip')
+      const body = 'rate-limited: too many connections from your address\n'
+      socket.end(`HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
+      return
+    }
     wss.handleUpgrade(req, socket, head, ws => {
       wss.emit('connection', ws, req)
-      deps.onConnection(ws, req)
+      deps.onConnection(ws, ip)
     })
   })
   startHeartbeat(wss, deps.pingIntervalMs)
@@ -42,10 +60,31 @@ const route = (deps: HttpDeps, req: IncomingMessage, res: ServerResponse): void 
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n', { Allow: 'GET, HEAD, OPTIONS' })
   if (path === '/healthz') return send(res, 200, 'text/plain', 'ok\n')
   if (path === '/readyz') return deps.ready() ? send(res, 200, 'text/plain', 'ready\n') : send(res, 503, 'text/plain', 'not ready\n')
+  if (path === '/metrics') return void serveMetrics(deps, req, res)
   if (path === '/' && wantsRelayInformation(req.headers.accept))
     return send(res, 200, 'application/nostr+json', JSON.stringify(relayInformation(deps.information())), CORS)
   if (path === '/') return send(res, 200, 'text/plain', 'This is a Nostr relay: connect with a WebSocket client (NIP-01).\n')
   send(res, 404, 'text/plain', 'not found\n')
+}
+
+/** The key a request presents: `Authorization: Bearer <key>`, or `?auth=<key>` for rnostr compatibility. */
+const presentedKey = (req: IncomingMessage): string | undefined => {
+  const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]
+  if (bearer) return bearer.trim()
+  return new URL(req.url ?? '/', 'http://relay').searchParams.get('auth') ?? undefined
+}
+
+/** /metrics with the right key; a 404 for anything else, so the endpoint does not reveal itself. */
+const serveMetrics = async (deps: HttpDeps, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const key = deps.metricsKey()
+  const presented = presentedKey(req)
+  if (key === undefined || presented === undefined || !safeEqual(presented, key)) return send(res, 404, 'text/plain', 'not found\n')
+  try {
+    const { body, contentType } = await deps.renderMetrics()
+    send(res, 200, contentType, body)
+  } catch {
+    send(res, 500, 'text/plain', 'error: metrics could not be rendered\n')
+  }
 }
 
 const send = (res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}): void => {

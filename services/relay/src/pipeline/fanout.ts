@@ -1,5 +1,6 @@
 import type { LiveIndex } from '../subscriptions/live-index.js'
-import { eventFrame } from '../subscriptions/subscription.js'
+import type { NostrEvent } from '@msr/nostr'
+import { eventFrame, type Subscription } from '../subscriptions/subscription.js'
 import type { Committed } from './writer.js'
 
 /** Deliveries made in one event-loop turn before the rest waits for the next, so sockets flush between. */
@@ -18,6 +19,8 @@ export class FanOut {
   constructor(
     private readonly index: LiveIndex,
     private readonly onDelivered: (deliveries: number) => void,
+    /** Whether a subscription's connection may see the event (private kinds). */
+    private readonly visible: (subscription: Subscription, event: NostrEvent) => boolean,
   ) {}
 
   /** Queues events for delivery, in order. */
@@ -35,6 +38,7 @@ export class FanOut {
     while (taken < this.queue.length && deliveries < DELIVERIES_PER_TURN) {
       const { event, json } = this.queue[taken++] as Committed
       for (const subscription of this.index.matching(event)) {
+        if (!this.visible(subscription, event)) continue
         const frame = eventFrame(subscription, json)
         if (subscription.held) subscription.held.push({ id: event.id, frame })
         else subscription.client.sendLive(frame)

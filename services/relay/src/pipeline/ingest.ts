@@ -1,17 +1,17 @@
 import { isEphemeral, prefixOf, type Reason } from '@msr/nostr'
 import type { Client } from '../connection/client.js'
 import type { RelayMetrics } from '../metrics.js'
-import { firstRejection, type EventPolicy } from '../policies/event-policies.js'
+import { checkWrite } from '../policies/access.js'
+import type { Settings } from '../settings.js'
 import type { StoreOutcome } from '../store/event-store.js'
-import { isInvalid, precheck, verifySignature, type EventLimits, type Invalid, type ValidEvent } from './validate.js'
+import { isInvalid, precheck, verifySignature, type Invalid, type ValidEvent } from './validate.js'
 import type { VerifierPool } from './verifier-pool.js'
 import type { Writer } from './writer.js'
 
 /** What the EVENT path needs. */
 export interface IngestDeps {
-  limits: EventLimits
+  settings: Settings
   verifier: VerifierPool
-  policies: readonly EventPolicy[]
   writer: Writer
   /** Delivers an ephemeral event to live subscriptions (stored events are fanned out by the writer). */
   fanOut: (valid: ValidEvent) => void
@@ -26,11 +26,11 @@ const ingestTails = new WeakMap<Client, Promise<void>>()
 export const ingestSettled = (client: Client): Promise<void> => ingestTails.get(client) ?? Promise.resolve()
 
 /**
- * The EVENT path: precheck → verify (on the pool, in parallel) → policies → store → OK.
+ * The EVENT path: precheck → verify (on the pool, in parallel) → access and rate limits → store → OK.
  * Events of one connection reach the writer in the order they arrived; their OKs follow commits.
  */
 export const createIngest = (deps: IngestDeps) => (client: Client, raw: unknown): void => {
-  const checked = precheck(raw, deps.limits, deps.now())
+  const checked = precheck(raw, deps.settings.current.config.limitation, deps.now())
   if (isInvalid(checked)) return refuse(client, checked, deps)
   const verified = verifySignature(deps.verifier, checked)
   track(client, +1)
@@ -41,10 +41,17 @@ export const createIngest = (deps: IngestDeps) => (client: Client, raw: unknown)
   ingestTails.set(client, tail)
 }
 
-const admit = (client: Client, valid: ValidEvent | Invalid, deps: IngestDeps): void => {
+/** Access rules, then rate limits, then storage (or fan-out only, for ephemeral kinds). */
+const admit = async (client: Client, valid: ValidEvent | Invalid, deps: IngestDeps): Promise<void> => {
   if (isInvalid(valid)) return void (refuse(client, valid, deps), track(client, -1))
-  const reason = firstRejection(deps.policies, valid.event, client)
+  const { access, limits } = deps.settings.current
+  const reason = checkWrite(access, client, valid.event)
   if (reason) return answer(client, valid.event.id, { status: 'rejected', reason }, deps)
+  const limited = await limits.checkEvent(valid.event, client)
+  if (limited) {
+    deps.metrics.rateLimited.inc({ rule: limited.rule })
+    return answer(client, valid.event.id, { status: 'rejected', reason: limited.reason }, deps)
+  }
   if (isEphemeral(valid.event.kind)) {
     deps.fanOut(valid)
     deps.metrics.events.inc({ outcome: 'ephemeral' })

@@ -1,4 +1,4 @@
-import { checkEvent, expirationOf, markVerified, readableId, type CheckedEvent, type NostrEvent, type Reason, type VerifiedEvent } from '@msr/nostr'
+import { AUTH_KIND, checkEvent, expirationOf, markVerified, readableId, type CheckedEvent, type NostrEvent, type Reason, type VerifiedEvent } from '@msr/nostr'
 import type { VerifierPool } from './verifier-pool.js'
 
 /** The `[limitation]` values the validate stage enforces. */
@@ -19,8 +19,6 @@ export interface Invalid {
   eventId: string | undefined
   reason: Reason
 }
-
-const AUTH_KIND = 22242
 
 /** The cheap checks, run before the signature so that spam costs no curve math. */
 export const checkLimits = (e: NostrEvent, limits: EventLimits, now: number): Reason | undefined => {

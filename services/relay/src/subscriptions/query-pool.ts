@@ -1,7 +1,6 @@
-import type { Filter } from '@msr/nostr'
 import { WorkerPool } from '../workers/pool.js'
 import { createArena, openArena, type SlabArena } from './slabs.js'
-import type { BackfillRequest, BackfillResponse, CountResponse, QueryRequest, QueryResponse } from './query-worker.js'
+import type { BackfillRequest, BackfillResponse, CountRequest, CountResponse, QueryRequest, QueryResponse } from './query-worker.js'
 
 /** Slabs shared by all query workers: 64 × 256 KiB covers a limit-500 backfill of ordinary events each. */
 const SLABS = 64
@@ -28,8 +27,8 @@ export class QueryPool {
   }
 
   /** NIP-45 count; undefined when no worker could answer. */
-  count(filters: Filter[], now: number, timeoutMs: number): Promise<CountResponse | undefined> {
-    return this.pool.request({ op: 'count', filters, now, timeoutMs }) as Promise<CountResponse | undefined>
+  count(request: Omit<CountRequest, 'op'>): Promise<CountResponse | undefined> {
+    return this.pool.request({ op: 'count', ...request }) as Promise<CountResponse | undefined>
   }
 
   /** Stops the workers; pending queries answer undefined. */

@@ -1,8 +1,9 @@
 // Worker thread: answers REQ backfills and COUNTs from its own read view of the LMDB store, so that
 // scanning and frame building run beside the event loop instead of on it.
 import { workerData } from 'node:worker_threads'
-import type { Filter } from '@msr/nostr'
-import { EventStore } from '../store/event-store.js'
+import type { Filter, NostrEvent } from '@msr/nostr'
+import { storedKind, visibleTo } from '../policies/access.js'
+import { EventStore, type Visit } from '../store/event-store.js'
 import { serveRequests } from '../workers/serve.js'
 import { claimSlab, openArena, releaseSlab, slabBuffer, type SlabArenaInit } from './slabs.js'
 
@@ -16,6 +17,9 @@ export interface BackfillRequest {
   timeoutMs: number
   /** Also write each frame's WebSocket header, so the whole answer is wire bytes for one socket write. */
   wire: boolean
+  /** The pubkeys the connection authenticated as, and the kinds only their author or recipients may read. */
+  viewer: string[]
+  privateKinds: number[]
 }
 
 /** A NIP-45 count over the filters. */
@@ -24,6 +28,8 @@ export interface CountRequest {
   filters: Filter[]
   now: number
   timeoutMs: number
+  viewer: string[]
+  privateKinds: number[]
 }
 
 /**
@@ -96,8 +102,24 @@ const writeHeader = (out: Output, length: number): void => {
   }
 }
 
+/**
+ * A visit wrapper that skips private-kind events the viewer may not read. Filters that cannot match a
+ * private kind skip the check; otherwise only private-kind candidates are parsed.
+ */
+const visibleOnly = (filter: Filter, request: { viewer: string[]; privateKinds: number[] }, visit: Visit): Visit => {
+  const privateKinds = new Set(request.privateKinds)
+  if (privateKinds.size === 0 || (filter.kinds && !filter.kinds.some(k => privateKinds.has(k)))) return visit
+  const viewer = new Set(request.viewer)
+  return (id, json) => {
+    if (!privateKinds.has(storedKind(json))) return visit(id, json)
+    const event = JSON.parse(json.toString('utf8')) as NostrEvent
+    return visibleTo(privateKinds, viewer, event) ? visit(id, json) : true
+  }
+}
+
 /** Frames each event straight from the store's read buffer into one output, then appends the ids. */
-const backfill = ({ filters, limits, prefix, now, timeoutMs, wire }: BackfillRequest) => {
+const backfill = (request: BackfillRequest) => {
+  const { filters, limits, prefix, now, timeoutMs, wire } = request
   const prefixBytes = Buffer.from(prefix, 'utf8')
   const out = new Output()
   const ids: Buffer[] = []
@@ -108,7 +130,7 @@ const backfill = ({ filters, limits, prefix, now, timeoutMs, wire }: BackfillReq
   filters.forEach((filter, i) => {
     let remaining = limits[i] ?? 0
     if (timedOut || remaining <= 0) return
-    timedOut = store.scan(filter, bounds, (id, json) => {
+    timedOut = store.scan(filter, bounds, visibleOnly(filter, request, (id, json) => {
       if (sent) {
         const hex = id.toString('hex')
         if (sent.has(hex)) return --remaining > 0
@@ -123,7 +145,7 @@ const backfill = ({ filters, limits, prefix, now, timeoutMs, wire }: BackfillReq
       ends.push(out.at)
       ids.push(id)
       return --remaining > 0
-    })
+    }))
   })
   out.reserve(32 * ids.length)
   for (const id of ids) out.at += id.copy(out.bytes, out.at)
@@ -132,9 +154,19 @@ const backfill = ({ filters, limits, prefix, now, timeoutMs, wire }: BackfillReq
   return { body, transfer: bytes ? [bytes.buffer as ArrayBuffer] : [] }
 }
 
+/** NIP-45: distinct events matching any filter that the viewer may read. */
+const count = (request: CountRequest): CountResponse => {
+  const bounds = { now: request.now, deadline: performance.now() + request.timeoutMs, clock: () => performance.now() }
+  const seen = new Set<string>()
+  for (const filter of request.filters) {
+    const timedOut = store.scan(filter, bounds, visibleOnly(filter, request, id => (seen.add(id.toString('hex')), true)))
+    if (timedOut) return { count: seen.size, timedOut }
+  }
+  return { count: seen.size, timedOut: false }
+}
+
 serveRequests<QueryRequest, QueryResponse>('query', request => {
   store.refresh() // see every commit made up to now
   if (request.op === 'req') return backfill(request)
-  const bounds = { now: request.now, deadline: performance.now() + request.timeoutMs, clock: () => performance.now() }
-  return { body: store.count(request.filters, bounds) }
+  return { body: count(request) }
 })

@@ -1,6 +1,8 @@
 import { parseFilter, type Filter, type Reason } from '@msr/nostr'
 import type { Client } from '../connection/client.js'
 import type { RelayMetrics } from '../metrics.js'
+import { checkRead } from '../policies/access.js'
+import type { Settings } from '../settings.js'
 import type { LiveIndex } from './live-index.js'
 import type { QueryPool } from './query-pool.js'
 import { releaseSlab, slabBuffer } from './slabs.js'
@@ -18,17 +20,24 @@ export interface RequestLimits {
 
 /** What REQ, COUNT and CLOSE need. */
 export interface RequestDeps {
-  limits: RequestLimits
+  settings: Settings
   queries: QueryPool
   live: LiveIndex
-  countEnabled: boolean
-  queryTimeoutMs: number
   metrics: RelayMetrics
   now: () => number
 }
 
-/** Validates a REQ/COUNT's id and filters; CLOSED reasons use `invalid:`. */
-const parseRequest = (subId: string, raw: unknown[], limits: RequestLimits): { filters: Filter[] } | { reason: Reason } => {
+/** Validates a REQ/COUNT's id and filters, then the reader's access to them. */
+const parseRequest = (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): { filters: Filter[] } | { reason: Reason } => {
+  const { config, access } = deps.settings.current
+  const parsed = parseFilters(subId, raw, config.limitation)
+  if ('reason' in parsed) return parsed
+  const denied = checkRead(access, client, parsed.filters.map(f => f.kinds))
+  return denied ? { reason: denied } : parsed
+}
+
+/** The id and filters of a REQ/COUNT against the limits; refusals use `invalid:`. */
+const parseFilters = (subId: string, raw: unknown[], limits: RequestLimits): { filters: Filter[] } | { reason: Reason } => {
   if (subId.length > limits.max_subid_length)
     return { reason: `invalid: subscription id is longer than ${limits.max_subid_length} characters` }
   if (raw.length > limits.max_filters) return { reason: `invalid: too many filters (at most ${limits.max_filters})` }
@@ -46,33 +55,45 @@ const parseRequest = (subId: string, raw: unknown[], limits: RequestLimits): { f
  * read each filter's stored events, sends them, EOSE, then the held live events it did not already send.
  */
 export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): void => {
-  const parsed = parseRequest(subId, raw, deps.limits)
+  const parsed = parseRequest(deps, client, subId, raw)
   if ('reason' in parsed) {
     // CLOSED means the id is closed: a refused replacement must not leave the old subscription delivering.
     closeSubscription(deps, client, subId)
     return client.closedSub(subId, parsed.reason)
   }
+  const { config, access, limits: rateLimits } = deps.settings.current
+  const limits = config.limitation
   const previous = client.subscriptions.get(subId)
-  if (!previous && client.subscriptions.size >= deps.limits.max_subscriptions)
-    return client.closedSub(subId, `blocked: too many open subscriptions (at most ${deps.limits.max_subscriptions})`)
+  if (!previous && client.subscriptions.size >= limits.max_subscriptions)
+    return client.closedSub(subId, `blocked: too many open subscriptions (at most ${limits.max_subscriptions})`)
   if (previous) closeSubscription(deps, client, subId)
   const subscription = createSubscription(client, subId, parsed.filters)
   client.subscriptions.set(subId, subscription)
   deps.live.add(subscription)
   deps.metrics.subscriptions.inc()
-  const limits = parsed.filters.map(f => Math.min(f.limit ?? deps.limits.default_limit, deps.limits.max_limit))
-  const stopTimer = deps.metrics.querySeconds.startTimer({ verb: 'REQ' })
   const request = {
     filters: parsed.filters,
-    limits,
+    limits: parsed.filters.map(f => Math.min(f.limit ?? limits.default_limit, limits.max_limit)),
     prefix: subscription.framePrefix.toString('utf8'),
     now: deps.now(),
-    timeoutMs: deps.queryTimeoutMs,
+    timeoutMs: config.data.db_query_timeout,
     wire: client.acceptsWireFrames,
+    viewer: [...client.authed],
+    privateKinds: [...access.privateKinds],
   }
-  void deps.queries.backfill(request).then(result => {
-    stopTimer()
-    finishBackfill(deps, subscription, result)
+  // Registered synchronously (a CLOSE right behind must find it); the rate limit answers asynchronously.
+  void rateLimits.checkRequest(client.id).then(limited => {
+    if (client.subscriptions.get(subId) !== subscription) return
+    if (limited) {
+      deps.metrics.rateLimited.inc({ rule: 'req_per_minute' })
+      closeSubscription(deps, client, subId)
+      return client.closedSub(subId, limited)
+    }
+    const stopTimer = deps.metrics.querySeconds.startTimer({ verb: 'REQ' })
+    void deps.queries.backfill(request).then(result => {
+      stopTimer()
+      finishBackfill(deps, subscription, result)
+    })
   })
 }
 
@@ -122,12 +143,25 @@ const backfilledIds = (data: Buffer, from: number): Set<string> => {
 }
 
 /** COUNT (NIP-45): one number over all filters. */
-export const handleCount = (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): void => {
-  if (!deps.countEnabled) return client.closedSub(subId, 'blocked: COUNT is disabled on this relay')
-  const parsed = parseRequest(subId, raw, deps.limits)
+export const handleCount = async (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): Promise<void> => {
+  const { config, access, limits } = deps.settings.current
+  if (!config.count.enabled) return client.closedSub(subId, 'blocked: COUNT is disabled on this relay')
+  const parsed = parseRequest(deps, client, subId, raw)
   if ('reason' in parsed) return client.closedSub(subId, parsed.reason)
+  const limited = await limits.checkRequest(client.id)
+  if (limited) {
+    deps.metrics.rateLimited.inc({ rule: 'req_per_minute' })
+    return client.closedSub(subId, limited)
+  }
   const stopTimer = deps.metrics.querySeconds.startTimer({ verb: 'COUNT' })
-  void deps.queries.count(parsed.filters, deps.now(), deps.queryTimeoutMs).then(result => {
+  const request = {
+    filters: parsed.filters,
+    now: deps.now(),
+    timeoutMs: config.data.db_query_timeout,
+    viewer: [...client.authed],
+    privateKinds: [...access.privateKinds],
+  }
+  void deps.queries.count(request).then(result => {
     stopTimer()
     if (!result) return client.closedSub(subId, 'error: the count could not be answered; try again')
     if (result.timedOut) return client.closedSub(subId, 'error: the count took too long (db_query_timeout); narrow the filter')
