@@ -17,9 +17,22 @@ test('the README configuration reference is the one generated from the schema (n
   assert.equal(readme, expected, 'README.md is out of date: run `npm run docs`')
 })
 
-test('the shipped example configuration is valid', () => {
-  const loaded = loadRelayConfig(EXAMPLE.pathname, {})
+test('the shipped hardened configuration is valid once the metrics key is supplied, and not before', () => {
+  const loaded = loadRelayConfig(EXAMPLE.pathname, { RELAY_METRICS__AUTH: 'a-secret-of-at-least-16-chars' })
   assert.ok(loaded.ok, loaded.ok ? '' : loaded.errors.join('\n'))
+  assert.equal(loaded.value.auth.enabled, true)
+  assert.equal(loaded.value.auth.required, true)
+  assert.deepEqual(loaded.value.auth.private_kinds, [446, 1059, 444])
+  assert.deepEqual(
+    loaded.value.rate_limiter.event.map(r => [r.name, r.limit, r.period, r.kinds]),
+    [
+      ['mls_group_messages', 100, 60_000, [445]],
+      ['noise_dms', 50, 60_000, [446]],
+    ],
+  )
+  const withoutKey = loadRelayConfig(EXAMPLE.pathname, {})
+  assert.equal(withoutKey.ok, false)
+  if (!withoutKey.ok) assert.match(withoutKey.errors.join('\n'), /metrics\.auth/)
 })
 
 test('no file at the default path means built-in defaults', () => {
