@@ -46,7 +46,7 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
     renderMetrics: async () => ({ body: await metrics.metrics.render(), contentType: metrics.metrics.contentType }),
     clientIp: req => clientIp(req, settings.current.config.network.trusted_proxies),
     admits: ip => relay.admits(ip),
-    onRefused: reason => metrics.refusedConnections.inc({ reason }),
+    onRefused: reason => (metrics.refusedConnections.inc({ reason }), metrics.rateLimited.inc({ rule: reason })),
     onConnection: (socket, ip) => relay.connect(socket, ip),
     maxPayload: Math.max(2 * config.limitation.max_message_length, 65536),
     perMessageDeflate: config.network.permessage_deflate,

@@ -28,9 +28,11 @@ export interface IpSet {
 export const ipSet = (entries: readonly string[]): IpSet => {
   const list = new BlockList()
   for (const entry of entries) {
-    const [address = '', prefix] = entry.split('/')
+    const [raw = '', prefix] = entry.split('/')
+    // A mapped single address (::ffff:1.2.3.4) is added as the IPv4 address it is, in its own family.
+    const address = prefix === undefined ? normalizeIp(raw) : raw
     const family = isIP(address) === 6 ? 'ipv6' : 'ipv4'
-    if (prefix === undefined) list.addAddress(normalizeIp(address), family)
+    if (prefix === undefined) list.addAddress(address, family)
     else list.addSubnet(address, Number(prefix), family)
   }
   return {
