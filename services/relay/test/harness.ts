@@ -140,6 +140,28 @@ export const startTestRelay = async (overrides: Record<string, unknown> = {}, op
 // ---------------------------------------------------------------------------------------------
 // The client
 
+/** Options of `TestClient.connect`. */
+export interface ConnectOptions {
+  /** Extra HTTP headers sent with the WebSocket upgrade request. */
+  headers?: Record<string, string>
+}
+
+/** Options of `TestClient.auth`: by default the connection's challenge, `TEST_PUBLIC_URL` and a kind-22242 event created now. */
+export interface AuthOptions {
+  /** The challenge tag's value (default: the one the relay sent this connection). */
+  challenge?: string
+  /** The relay tag's value. */
+  relay?: string
+  /** Replaces parts of the event (kind, created_at, tags, content), e.g. for failure modes. */
+  parts?: EventParts
+}
+
+/** The public URL test relays with NIP-42 are configured with (`network.public_url`). */
+export const TEST_PUBLIC_URL = 'ws://relay.test'
+
+/** Overrides that turn NIP-42 on, with `TEST_PUBLIC_URL` as the relay's public URL. */
+export const AUTH_ON: Readonly<Record<string, unknown>> = { 'auth.enabled': true, 'network.public_url': TEST_PUBLIC_URL }
+
 interface Waiter {
   predicate: (m: RelayMessage) => boolean
   resolve: (m: RelayMessage) => void
@@ -174,9 +196,9 @@ export class TestClient {
     ws.on('error', () => undefined) // a close always follows; tests look at the close code
   }
 
-  /** Opens a connection to the relay. */
-  static connect(url: string): Promise<TestClient> {
-    const ws = new WebSocket(url)
+  /** Opens a connection to the relay (optionally with extra HTTP headers on the upgrade, e.g. X-Forwarded-For). */
+  static connect(url: string, options: ConnectOptions = {}): Promise<TestClient> {
+    const ws = new WebSocket(url, { headers: options.headers ?? {} })
     const client = new TestClient(ws)
     return withTimeout(
       new Promise((resolve, reject) => {
@@ -307,6 +329,31 @@ export class TestClient {
     return (await this.next(m => m[0] === 'EVENT' && m[1] === subId, timeoutMs))[2] as NostrEvent
   }
 
+  /**
+   * The connection's NIP-42 challenge: the latest `["AUTH", challenge]` received (waiting for one if
+   * none came yet). Claims every buffered AUTH frame, so a later `next(m => m[0] === 'AUTH')` sees
+   * only a challenge sent after this call.
+   */
+  async challenge(timeoutMs = TIMEOUT_MS): Promise<string> {
+    this.takeAll(m => m[0] === 'AUTH')
+    const latest = [...this.history].reverse().find(m => m[0] === 'AUTH')
+    if (latest) return String(latest[1])
+    return String((await this.next(m => m[0] === 'AUTH', timeoutMs))[1])
+  }
+
+  /** Answers the relay's challenge with a kind-22242 event signed by `signer` (NIP-42); resolves with the OK. */
+  async auth(signer: Signer, options: AuthOptions = {}): Promise<OkMessage> {
+    const event = authEvent(signer, options.challenge ?? (await this.challenge()), options.relay ?? TEST_PUBLIC_URL, options.parts)
+    this.send(['AUTH', event])
+    return (await this.next(m => m[0] === 'OK' && m[1] === event.id)) as OkMessage
+  }
+
+  /** Authenticates as `signer` and fails unless the relay answered OK true "". */
+  async authOk(signer: Signer, options: AuthOptions = {}): Promise<void> {
+    const ok = await this.auth(signer, options)
+    if (!(ok[2] === true && ok[3] === '')) throw new Error(`expected AUTH to be accepted, got ${JSON.stringify(ok)}`)
+  }
+
   /** Stops reading from the socket: the relay's frames pile up in the kernel, then in the relay. */
   pauseReading(): void {
     this.rawSocket().pause()
@@ -368,6 +415,17 @@ export const sign = (signer: Signer, parts: EventParts = {}): NostrEvent => {
   const { id, pubkey, created_at, kind, tags, content, sig } = event
   return { id, pubkey, created_at, kind, tags, content, sig }
 }
+
+/** A NIP-42 AUTH event (kind 22242, `relay` and `challenge` tags, created now) signed by `signer`; `parts` replace fields. */
+export const authEvent = (signer: Signer, challenge: string, relayUrl: string, parts: EventParts = {}): NostrEvent =>
+  sign(signer, {
+    kind: 22242,
+    tags: [
+      ['relay', relayUrl],
+      ['challenge', challenge],
+    ],
+    ...parts,
+  })
 
 /**
  * Signs `count` events with the same kind and created_at but different content, sorted by id

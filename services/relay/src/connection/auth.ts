@@ -42,8 +42,10 @@ export const handleAuth = async (deps: AuthDeps, client: Client, raw: unknown): 
   if (!access.authEnabled) return refuse('restricted: authentication (NIP-42) is not enabled on this relay')
   const checked = checkEvent(raw)
   if (!checked.ok) return refuse(checked.reason)
+  // A connection opened before auth was enabled (reload) has no challenge yet: an empty challenge tag must not match it.
+  if (client.challenge === undefined) return refuse('auth-required: no challenge was sent to this connection yet; answer the one that follows')
   const { event } = checked.value
-  const reason = checkAuthEvent(event, { challenge: client.challenge ?? '', relayUrl: access.relayUrl, now: deps.now() })
+  const reason = checkAuthEvent(event, { challenge: client.challenge, relayUrl: access.relayUrl, now: deps.now() })
   if (reason) return refuse(reason)
   const verdict = await deps.verifier.verify(checked.value)
   if (verdict === 'error') return refuse('error: the signature could not be checked; try again')
