@@ -21,10 +21,14 @@ export interface ReloadOutcome {
   restartRequired: string[]
 }
 
-const compile = (config: RelayConfig): Current => ({
+/** Compiles a configuration; rate limiters (and their counters) are kept when `[rate_limiter]` is unchanged. */
+const compile = (config: RelayConfig, previous?: Current): Current => ({
   config,
   access: compileAccess(config),
-  limits: compileRateLimits(config.rate_limiter),
+  limits:
+    previous && changedKeys(previous.config.rate_limiter, config.rate_limiter).length === 0
+      ? previous.limits
+      : compileRateLimits(config.rate_limiter),
 })
 
 /** The live configuration. Readers take `current` at the moment they need it. */
@@ -50,7 +54,7 @@ export class Settings {
     } as RelayConfig
     const changed = changedKeys(old, next)
     const applied = changedKeys(old, effective)
-    this.state = compile(effective)
+    this.state = compile(effective, this.state)
     return { applied, restartRequired: changed.filter(k => !applied.includes(k)) }
   }
 }

@@ -19,6 +19,15 @@ export const watchConfig = (file: string, load: ConfigLoader, settings: Settings
   const path = resolve(file)
   let timer: NodeJS.Timeout | undefined
   const reload = () => {
+    try {
+      apply()
+    } catch (error) {
+      // A reload must never take the relay down: the running configuration stays in force.
+      metrics.reloads.inc({ outcome: 'failed' })
+      logger.error({ err: error, file: path }, 'configuration reload failed; the running configuration is kept')
+    }
+  }
+  const apply = () => {
     const loaded = load()
     if (!loaded.ok) {
       metrics.reloads.inc({ outcome: 'invalid' })
