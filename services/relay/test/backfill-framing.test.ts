@@ -18,8 +18,9 @@ for (const deflate of [false, true]) {
     before(async () => {
       relay = await startTestRelay({ 'network.permessage_deflate': deflate })
       client = await TestClient.connect(relay.url)
+      const base = now() // once: a second ticking over mid-loop would tie two created_at values
       for (const [i, size] of sizes.entries()) {
-        const event = sign(signer, { created_at: now() - i, content: `${i}:${'é'.repeat(size / 2)}` })
+        const event = sign(signer, { created_at: base - i, content: `${i}:${'é'.repeat(size / 2)}` })
         await client.publishOk(event)
         events.push(event)
       }
