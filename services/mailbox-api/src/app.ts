@@ -1,0 +1,87 @@
+import express, { type RequestHandler } from 'express'
+import helmet from 'helmet'
+import type { Pool } from 'pg'
+import type { SignatureVerifier } from '@msr/nostr'
+import { safeEqual, type Logger } from '@msr/telemetry'
+import { requireAdmin } from './auth/admin.js'
+import { requireNip98 } from './auth/nip98.js'
+import type { MailboxConfig } from './config.js'
+import { LATEST_VERSION, schemaVersion } from './db/migrate.js'
+import { KEYPACKAGES, WELCOMES } from './domain/mailbox.js'
+import { ApiError, errorMiddleware } from './errors.js'
+import type { MailboxMetrics } from './metrics.js'
+import { createRateLimits } from './rate-limits.js'
+import { dmHintRoutes } from './routes/dm-hints.js'
+import { groupRoutes } from './routes/groups.js'
+import { mailboxRoutes } from './routes/mailbox.js'
+import { openApiDocument } from './routes/openapi.js'
+import { keyPackageBody, welcomeBody } from './routes/schemas.js'
+
+/** What the app is built from; main.ts wires these, tests build their own. */
+export interface AppDeps {
+  config: MailboxConfig
+  pool: Pool
+  verifier: SignatureVerifier
+  metrics: MailboxMetrics
+  logger: Logger
+}
+
+/** The body limit: two artifacts of the maximum size as base64, plus room for the other fields. */
+const bodyLimit = (maxArtifactBytes: number): number => 2 * Math.ceil(maxArtifactBytes / 3) * 4 + 64 * 1024
+
+/** Times each request by route (never logging bodies or tokens). */
+const timing = (metrics: MailboxMetrics): RequestHandler => (req, res, next) => {
+  const stop = metrics.requestSeconds.startTimer()
+  res.on('finish', () => stop({ method: req.method, route: (req.baseUrl + (req.route?.path ?? '')) || 'unmatched', status: String(res.statusCode) }))
+  next()
+}
+
+/** The express app: security headers, health, metrics, OpenAPI, and /api/v1 behind rate limits and auth. */
+export const buildApp = (deps: AppDeps): express.Express => {
+  const { config, pool, metrics } = deps
+  const app = express()
+  app.disable('x-powered-by')
+  app.set('trust proxy', config.trustedProxies)
+  app.set('query parser', 'simple')
+  app.use(helmet())
+  app.use(timing(metrics))
+  app.get('/healthz', (_req, res) => void res.type('text/plain').send('ok\n'))
+  app.get('/readyz', async (_req, res) => {
+    const ready = await schemaVersion(pool).then(v => v >= LATEST_VERSION, () => false)
+    res.status(ready ? 200 : 503).type('text/plain').send(ready ? 'ready\n' : 'not ready\n')
+  })
+  app.get('/metrics', async (req, res) => {
+    const presented = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim() ?? (typeof req.query.auth === 'string' ? req.query.auth : undefined)
+    if (!config.metricsAuth || !presented || !safeEqual(presented, config.metricsAuth)) throw new ApiError(404, 'NOT_FOUND', 'not found')
+    res.type(metrics.metrics.contentType).send(await metrics.metrics.render())
+  })
+  const document = openApiDocument(config)
+  app.get('/api/v1/openapi.json', (_req, res) => void res.json(document))
+  app.use('/api/v1', apiRouter(deps))
+  app.use((_req, _res, next) => next(new ApiError(404, 'NOT_FOUND', 'no such route')))
+  app.use(errorMiddleware(deps.logger))
+  return app
+}
+
+const apiRouter = (deps: AppDeps): express.Router => {
+  const { config, pool, metrics } = deps
+  const limits = createRateLimits(pool, config.rateLimitPerIp, config.rateLimitPerPubkey, metrics)
+  const nip98 = requireNip98({ publicUrl: config.publicUrl, verifier: deps.verifier, pool, metrics })
+  const user = [nip98, limits.byPubkey]
+  const admin = [requireAdmin({ token: config.adminToken, allowlist: config.adminIpAllowlist, metrics })]
+  const mailboxDeps = { pool, metrics, defaultTtlSeconds: config.defaultTtlSeconds, maxTtlSeconds: config.maxTtlSeconds, maxArtifactBytes: config.maxArtifactBytes }
+  const router = express.Router()
+  router.use(limits.byIp)
+  router.use(
+    express.json({
+      limit: bodyLimit(config.maxArtifactBytes),
+      strict: true,
+      verify: (req, _res, buf) => void ((req as express.Request).rawBody = buf),
+    }),
+  )
+  router.use('/keypackages', ...user, mailboxRoutes(KEYPACKAGES, keyPackageBody(config.maxArtifactBytes, config.maxTtlSeconds), ['content_b64'], mailboxDeps))
+  router.use('/welcome', ...user, mailboxRoutes(WELCOMES, welcomeBody(config.maxArtifactBytes, config.maxTtlSeconds), ['welcome_b64', 'ratchet_tree_b64'], mailboxDeps))
+  router.use('/dm-hints', ...user, dmHintRoutes({ pool }))
+  router.use('/groups', groupRoutes({ pool, metrics, user, admin }))
+  return router
+}

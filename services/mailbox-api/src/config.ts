@@ -1,0 +1,115 @@
+import { isIP } from 'node:net'
+import { parseDuration } from '@msr/config'
+import { z } from 'zod'
+
+const duration = (def: string) =>
+  z
+    .string()
+    .default(def)
+    .transform((value, ctx) => {
+      const ms = parseDuration(value)
+      if (ms === undefined) ctx.addIssue({ code: 'custom', message: 'expected a duration like "7d", "12h", "30m"' })
+      return ms ?? 0
+    })
+
+const integer = (def: number, min: number) => z.coerce.number().int().min(min).default(def)
+
+const ipOrRange = (value: string): boolean => {
+  const [address, prefix, extra] = value.split('/')
+  const family = isIP(address ?? '')
+  if (family === 0 || extra !== undefined) return false
+  return prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))
+}
+
+/** Every environment variable the mailbox API reads, with its default and meaning (README lists them). */
+export const mailboxEnvSchema = z.object({
+  PORT: integer(8081, 0).describe('Listen port (Cloud Run sets it).'),
+  HOST: z.string().default('127.0.0.1').describe('Listen address; 0.0.0.0 in a container.'),
+  DATABASE_URL: z.string().optional().describe('PostgreSQL connection string; unset: an embedded PostgreSQL under MAILBOX_DATA_DIR.'),
+  MAILBOX_DATA_DIR: z.string().default('./data/postgres').describe('Data directory of the embedded PostgreSQL.'),
+  MAILBOX_EMBEDDED_PG_PORT: integer(54329, 1).describe('Loopback port of the embedded PostgreSQL.'),
+  PUBLIC_URL: z.string().optional().describe('External base URL (e.g. https://mailbox.example.com); NIP-98 `u` tags must be this plus the path and query. Default http://127.0.0.1:PORT.'),
+  ADMIN_TOKEN: z.string().optional().describe('Bearer token of the admin routes (GET/POST /api/v1/groups); unset: admin routes refuse everyone. At least 16 characters.'),
+  ADMIN_IP_ALLOWLIST: z.string().default('').describe('Comma-separated addresses/CIDR ranges allowed to use admin routes (empty: any address with the token).'),
+  METRICS_AUTH: z.string().optional().describe('Key for GET /metrics (Bearer or ?auth=); unset: /metrics is a 404. At least 16 characters.'),
+  MAILBOX_DEFAULT_TTL: duration('7d').describe('Lifetime of a mailbox item without ttl_seconds.'),
+  MAILBOX_MAX_TTL: duration('30d').describe('Longest ttl_seconds accepted.'),
+  MAILBOX_MAX_ARTIFACT_BYTES: integer(262144, 1).describe('Largest decoded artifact (content_b64, welcome_b64, ratchet_tree_b64) in bytes.'),
+  MAILBOX_RATE_LIMIT_PER_IP: integer(1200, 0).describe('Requests per minute per client IP, shared by all instances (0: no limit).'),
+  MAILBOX_RATE_LIMIT_PER_PUBKEY: integer(600, 0).describe('Requests per minute per NIP-98 pubkey, shared by all instances (0: no limit).'),
+  MAILBOX_JANITOR_INTERVAL: duration('1m').describe('How often expired items, dm hints and NIP-98 replay entries are purged.'),
+  TRUSTED_PROXIES: integer(0, 0).describe('Proxies in front (Cloud Run: 1): the client IP is the N-th X-Forwarded-For entry from the right.'),
+  DB_POOL_SIZE: integer(10, 1).describe('PostgreSQL connections per instance.'),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info').describe('Lowest log level written.'),
+})
+
+/** The validated configuration of the mailbox API. */
+export interface MailboxConfig {
+  port: number
+  host: string
+  databaseUrl: string | undefined
+  dataDir: string
+  embeddedPgPort: number
+  publicUrl: string
+  adminToken: string | undefined
+  adminIpAllowlist: string[]
+  metricsAuth: string | undefined
+  defaultTtlSeconds: number
+  maxTtlSeconds: number
+  maxArtifactBytes: number
+  rateLimitPerIp: number
+  rateLimitPerPubkey: number
+  janitorIntervalMs: number
+  trustedProxies: number
+  dbPoolSize: number
+  logLevel: string
+}
+
+/** Reads the environment once; every problem is listed. */
+export const loadMailboxConfig = (env: Record<string, string | undefined>): { ok: true; value: MailboxConfig } | { ok: false; errors: string[] } => {
+  const known = Object.fromEntries(Object.keys(mailboxEnvSchema.shape).map(k => [k, env[k] === '' ? undefined : env[k]]))
+  const parsed = mailboxEnvSchema.safeParse(known)
+  if (!parsed.success) return { ok: false, errors: parsed.error.issues.map(i => `${i.path.join('.')}: ${i.message}`) }
+  const e = parsed.data
+  const errors: string[] = []
+  const allowlist = e.ADMIN_IP_ALLOWLIST.split(',').map(s => s.trim()).filter(Boolean)
+  for (const entry of allowlist) if (!ipOrRange(entry)) errors.push(`ADMIN_IP_ALLOWLIST: "${entry}" is not an IP address or CIDR range`)
+  if (e.ADMIN_TOKEN !== undefined && e.ADMIN_TOKEN.length < 16) errors.push('ADMIN_TOKEN: must be at least 16 characters')
+  if (e.METRICS_AUTH !== undefined && e.METRICS_AUTH.length < 16) errors.push('METRICS_AUTH: must be at least 16 characters')
+  if (e.MAILBOX_DEFAULT_TTL > e.MAILBOX_MAX_TTL) errors.push('MAILBOX_DEFAULT_TTL: must not exceed MAILBOX_MAX_TTL')
+  const publicUrl = (e.PUBLIC_URL ?? `http://127.0.0.1:${e.PORT}`).replace(/\/+$/, '')
+  if (!/^https?:\/\/[^/?#]+(\/[^?#]*)?$/.test(publicUrl)) errors.push('PUBLIC_URL: expected an http(s) base URL without query or fragment')
+  if (errors.length > 0) return { ok: false, errors }
+  return {
+    ok: true,
+    value: Object.freeze({
+      port: e.PORT,
+      host: e.HOST,
+      databaseUrl: e.DATABASE_URL,
+      dataDir: e.MAILBOX_DATA_DIR,
+      embeddedPgPort: e.MAILBOX_EMBEDDED_PG_PORT,
+      publicUrl,
+      adminToken: e.ADMIN_TOKEN,
+      adminIpAllowlist: allowlist,
+      metricsAuth: e.METRICS_AUTH,
+      defaultTtlSeconds: Math.round(e.MAILBOX_DEFAULT_TTL / 1000),
+      maxTtlSeconds: Math.round(e.MAILBOX_MAX_TTL / 1000),
+      maxArtifactBytes: e.MAILBOX_MAX_ARTIFACT_BYTES,
+      rateLimitPerIp: e.MAILBOX_RATE_LIMIT_PER_IP,
+      rateLimitPerPubkey: e.MAILBOX_RATE_LIMIT_PER_PUBKEY,
+      janitorIntervalMs: e.MAILBOX_JANITOR_INTERVAL,
+      trustedProxies: e.TRUSTED_PROXIES,
+      dbPoolSize: e.DB_POOL_SIZE,
+      logLevel: e.LOG_LEVEL,
+    }),
+  }
+}
+
+/** The environment reference as a Markdown table (README). */
+export const envReference = (): string => {
+  const rows = Object.entries(mailboxEnvSchema.shape).map(([name, schema]) => {
+    const def = (schema as { _zod: { def: { defaultValue?: unknown } } })._zod.def.defaultValue
+    return `| \`${name}\` | ${def === undefined ? '' : `\`${String(def)}\``} | ${schema.description ?? ''} |`
+  })
+  return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n') + '\n'
+}

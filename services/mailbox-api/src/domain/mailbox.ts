@@ -1,0 +1,98 @@
+import { randomUUID } from 'node:crypto'
+import type { Pool } from 'pg'
+
+/** The two mailboxes share one shape: a table, and the columns that carry the artifact. */
+export interface MailboxKind {
+  name: 'keypackage' | 'welcome'
+  table: 'mail_keypackages' | 'mail_welcomes'
+  /** Artifact columns beyond the common ones, in API field order. */
+  columns: readonly string[]
+}
+
+export const KEYPACKAGES: MailboxKind = { name: 'keypackage', table: 'mail_keypackages', columns: ['content_b64', 'tags'] }
+export const WELCOMES: MailboxKind = { name: 'welcome', table: 'mail_welcomes', columns: ['group_id', 'welcome_b64', 'ratchet_tree_b64'] }
+
+/** A mailbox item as the API returns it (times as unix seconds). */
+export type MailboxItem = Record<string, unknown> & {
+  id: string
+  recipient: string
+  sender: string
+  created_at: number
+  expires_at: number
+  picked_up_at: number | null
+}
+
+/** Stores an item for `recipient`; resolves with its id once the row is committed. */
+export const deposit = async (
+  pool: Pool,
+  kind: MailboxKind,
+  item: { recipient: string; sender: string; ttlSeconds: number; fields: Record<string, unknown> },
+): Promise<string> => {
+  const id = randomUUID()
+  const values = kind.columns.map(c => (c === 'tags' && item.fields[c] !== undefined ? JSON.stringify(item.fields[c]) : (item.fields[c] ?? null)))
+  const placeholders = kind.columns.map((_, i) => `$${i + 5}`).join(', ')
+  await pool.query(
+    `INSERT INTO ${kind.table} (id, recipient_pubkey, sender_pubkey, expires_at, ${kind.columns.join(', ')})
+     VALUES ($1, $2, $3, now() + make_interval(secs => $4), ${placeholders})`,
+    [id, item.recipient, item.sender, item.ttlSeconds, ...values],
+  )
+  return id
+}
+
+/** A page of items, and the cursor of the next page (undefined at the end). */
+export interface Page {
+  items: MailboxItem[]
+  nextCursor: string | undefined
+}
+
+/** Opaque cursors: the position after which the next page starts. */
+export const encodeCursor = (seq: number): string => Buffer.from(`s:${seq}`).toString('base64url')
+
+/** The position in a cursor, or undefined when it is not one of ours. */
+export const decodeCursor = (cursor: string): number | undefined => {
+  const match = /^s:(\d{1,18})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'))
+  return match ? Number(match[1]) : undefined
+}
+
+/**
+ * The recipient's unexpired items oldest first, after `cursor`; marks each one's first pickup in the
+ * same statement. Expired items are invisible at once, whether or not the janitor has purged them.
+ */
+export const pickup = async (pool: Pool, kind: MailboxKind, recipient: string, limit: number, after: number): Promise<Page> => {
+  const { rows } = await pool.query(
+    `WITH candidates AS (
+       SELECT seq FROM ${kind.table}
+       WHERE recipient_pubkey = $1 AND expires_at > now() AND seq > $2
+       ORDER BY seq LIMIT $3 + 1
+     ), page AS (
+       SELECT seq FROM candidates ORDER BY seq LIMIT $3
+     ), picked AS (
+       UPDATE ${kind.table} m SET picked_up_at = COALESCE(m.picked_up_at, now())
+       FROM page WHERE m.seq = page.seq
+       RETURNING m.seq, m.id, m.recipient_pubkey, m.sender_pubkey, ${kind.columns.map(c => `m.${c}`).join(', ')},
+         extract(epoch FROM m.created_at)::bigint AS created_at, extract(epoch FROM m.expires_at)::bigint AS expires_at,
+         extract(epoch FROM m.picked_up_at)::bigint AS picked_up_at
+     )
+     SELECT picked.*, (SELECT count(*) FROM candidates)::int AS candidates FROM picked ORDER BY seq`,
+    [recipient, after, limit],
+  )
+  const more = (rows[0]?.candidates ?? 0) > limit
+  const last = rows[rows.length - 1]
+  return { items: rows.map(row => toItem(kind, row)), nextCursor: more && last ? encodeCursor(last.seq) : undefined }
+}
+
+const toItem = (kind: MailboxKind, row: Record<string, unknown>): MailboxItem => ({
+  id: row.id as string,
+  recipient: row.recipient_pubkey as string,
+  sender: row.sender_pubkey as string,
+  ...Object.fromEntries(kind.columns.map(c => [c, row[c] ?? undefined])),
+  created_at: row.created_at as number,
+  expires_at: row.expires_at as number,
+  picked_up_at: (row.picked_up_at as number | null) ?? null,
+})
+
+/** Deletes the recipient's item; false when there is none (already acked, expired, or someone else's). */
+export const ack = async (pool: Pool, kind: MailboxKind, recipient: string, id: string): Promise<boolean> => {
+  const { rowCount } = await pool.query(`DELETE FROM ${kind.table} WHERE id = $1 AND recipient_pubkey = $2 AND expires_at > now()`, [id, recipient])
+  return (rowCount ?? 0) > 0
+}

@@ -1,0 +1,56 @@
+import type { ErrorRequestHandler } from 'express'
+import type { Logger } from '@msr/telemetry'
+
+/** The stable error codes of the API; clients branch on these, never on messages. */
+export type ErrorCode =
+  | 'AUTH_REQUIRED'
+  | 'AUTH_INVALID'
+  | 'AUTH_EXPIRED'
+  | 'AUTH_URL_MISMATCH'
+  | 'AUTH_METHOD_MISMATCH'
+  | 'AUTH_PAYLOAD_MISMATCH'
+  | 'AUTH_BAD_SIGNATURE'
+  | 'AUTH_REPLAYED'
+  | 'ADMIN_AUTH_REQUIRED'
+  | 'FORBIDDEN'
+  | 'VALIDATION_FAILED'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'TTL_TOO_LONG'
+  | 'NOT_FOUND'
+  | 'MAILBOX_NOT_FOUND'
+  | 'GROUP_NOT_FOUND'
+  | 'RATE_LIMITED'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'INTERNAL'
+  | 'UNAVAILABLE'
+
+/** An error the API answers with `{ error: { code, message } }` and `status`. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    message: string,
+    /** Extra response headers (e.g. Retry-After). */
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message)
+  }
+}
+
+/** The one error middleware: ApiErrors as they are, body-parser errors mapped, anything else a logged 500. */
+export const errorMiddleware = (logger: Logger): ErrorRequestHandler => (error, req, res, _next) => {
+  const api = toApiError(error)
+  if (api.status >= 500) logger.error({ err: error, method: req.method, route: req.route?.path ?? req.path }, 'request failed')
+  res.status(api.status).set(api.headers).json({ error: { code: api.code, message: api.message } })
+}
+
+const toApiError = (error: unknown): ApiError => {
+  if (error instanceof ApiError) return error
+  const e = error as { type?: string; status?: number }
+  if (e.type === 'entity.too.large') return new ApiError(413, 'PAYLOAD_TOO_LARGE', 'the request body is larger than this API accepts')
+  if (e.type === 'entity.parse.failed') return new ApiError(400, 'VALIDATION_FAILED', 'the request body is not valid JSON')
+  if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported')
+    return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as UTF-8 JSON')
+  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) return new ApiError(e.status, 'VALIDATION_FAILED', 'the request is malformed')
+  return new ApiError(500, 'INTERNAL', 'internal error')
+}

@@ -1,0 +1,20 @@
+import { createMetrics } from '@msr/telemetry'
+
+/** The mailbox API's Prometheus metrics, on a registry of its own. */
+export const createMailboxMetrics = (opts: { defaultMetrics?: boolean } = {}) => {
+  const metrics = createMetrics({ prefix: 'msr_mailbox_', defaultMetrics: opts.defaultMetrics ?? true })
+  return {
+    metrics,
+    deposits: metrics.counter('deposits_total', 'Mailbox items deposited, by kind (keypackage, welcome).', ['kind']),
+    pickups: metrics.counter('pickups_total', 'Mailbox items returned to their recipient, by kind.', ['kind']),
+    acks: metrics.counter('acks_total', 'Mailbox items acknowledged (deleted), by kind.', ['kind']),
+    expiries: metrics.counter('expiries_total', 'Expired rows purged by the janitor, by table.', ['kind']),
+    authFailures: metrics.counter('auth_failures_total', 'Refused NIP-98 or admin authentications, by reason.', ['reason']),
+    rateLimited: metrics.counter('rate_limited_total', 'Requests refused by a rate limit, by scope (ip, pubkey).', ['scope']),
+    groupUpserts: metrics.counter('group_upserts_total', 'Group registry upserts, by source (admin, hint).', ['source']),
+    requestSeconds: metrics.histogram('request_seconds', 'HTTP request latency.', ['method', 'route', 'status'], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]),
+  }
+}
+
+/** The mailbox API's metric handles. */
+export type MailboxMetrics = ReturnType<typeof createMailboxMetrics>

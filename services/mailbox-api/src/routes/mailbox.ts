@@ -1,0 +1,70 @@
+import { Router, type Request } from 'express'
+import type { Pool } from 'pg'
+import { ack, decodeCursor, deposit, pickup, type MailboxKind } from '../domain/mailbox.js'
+import { ApiError } from '../errors.js'
+import type { MailboxMetrics } from '../metrics.js'
+import { decodedLength, itemId, parse, pickupQuery } from './schemas.js'
+import type { z } from 'zod'
+
+/** What a mailbox route family needs. */
+export interface MailboxRouteDeps {
+  pool: Pool
+  metrics: MailboxMetrics
+  defaultTtlSeconds: number
+  maxTtlSeconds: number
+  maxArtifactBytes: number
+}
+
+type Body = { recipient: string; sender?: string; ttl_seconds?: number } & Record<string, unknown>
+
+/** Only the recipient acts on its own mailbox. */
+const asRecipient = (req: Request, recipient: string): void => {
+  if (req.pubkey !== recipient) throw new ApiError(403, 'FORBIDDEN', 'only the recipient may read or acknowledge this mailbox')
+}
+
+/** Artifacts past the configured cap are refused whole (413), naming the field. */
+const checkSizes = (body: Record<string, unknown>, fields: readonly string[], max: number): void => {
+  for (const field of fields) {
+    const value = body[field]
+    if (typeof value === 'string' && decodedLength(value) > max)
+      throw new ApiError(413, 'PAYLOAD_TOO_LARGE', `${field} decodes to more than ${max} bytes`)
+  }
+}
+
+/**
+ * POST / (deposit, by the sender), GET / (pickup, by the recipient) and POST /:id/ack (by the recipient)
+ * for one mailbox kind. Handlers run after NIP-98 authentication, so `req.pubkey` is set.
+ */
+export const mailboxRoutes = (kind: MailboxKind, body: z.ZodType<Body>, artifactFields: readonly string[], deps: MailboxRouteDeps): Router => {
+  const router = Router()
+  router.post('/', async (req, res) => {
+    const input = parse(body, req.body, 'body')
+    if (input.sender !== undefined && input.sender !== req.pubkey) throw new ApiError(403, 'FORBIDDEN', 'sender must be the NIP-98 pubkey')
+    if (input.ttl_seconds !== undefined && input.ttl_seconds > deps.maxTtlSeconds)
+      throw new ApiError(400, 'TTL_TOO_LONG', `ttl_seconds may be at most ${deps.maxTtlSeconds}`)
+    checkSizes(input, artifactFields, deps.maxArtifactBytes)
+    const { recipient, sender: _sender, ttl_seconds, ...fields } = input
+    const id = await deposit(deps.pool, kind, { recipient, sender: req.pubkey as string, ttlSeconds: ttl_seconds ?? deps.defaultTtlSeconds, fields })
+    deps.metrics.deposits.inc({ kind: kind.name })
+    res.status(201).json({ ok: true, id })
+  })
+  router.get('/', async (req, res) => {
+    const query = parse(pickupQuery, req.query, 'query')
+    asRecipient(req, query.recipient)
+    const after = query.cursor === undefined ? 0 : decodeCursor(query.cursor)
+    if (after === undefined) throw new ApiError(400, 'VALIDATION_FAILED', 'invalid query: cursor: not a cursor this API issued')
+    const page = await pickup(deps.pool, kind, query.recipient, query.limit, after)
+    deps.metrics.pickups.inc({ kind: kind.name }, page.items.length)
+    res.json({ ok: true, items: page.items, ...(page.nextCursor && { next_cursor: page.nextCursor }) })
+  })
+  router.post('/:id/ack', async (req, res) => {
+    const id = parse(itemId, req.params.id, 'path')
+    if (req.body !== undefined && Object.keys(req.body as object).length > 0)
+      throw new ApiError(400, 'VALIDATION_FAILED', 'invalid body: an ack takes no body')
+    if (!(await ack(deps.pool, kind, req.pubkey as string, id)))
+      throw new ApiError(404, 'MAILBOX_NOT_FOUND', 'no such item in your mailbox (already acknowledged, expired, or not yours)')
+    deps.metrics.acks.inc({ kind: kind.name })
+    res.json({ ok: true })
+  })
+  return router
+}

@@ -1,0 +1,92 @@
+import { parsePubkey } from '@msr/nostr'
+import { z } from 'zod'
+import { ApiError } from '../errors.js'
+
+/** A pubkey as 64-char hex or npub, normalised to lowercase hex. */
+export const pubkey = z
+  .string()
+  .max(128)
+  .transform((value, ctx) => {
+    const hex = parsePubkey(value)
+    if (!hex) ctx.addIssue({ code: 'custom', message: 'expected a pubkey as 64 hex characters or npub1…' })
+    return hex ?? ''
+  })
+  .meta({ description: 'A pubkey as 64 hex characters or npub1…; answered as hex.', examples: ['npub1…'] })
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
+
+/** Bytes a padded base64 string decodes to. */
+export const decodedLength = (b64: string): number => (b64.length / 4) * 3 - (b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0)
+
+/** Standard (RFC 4648) padded base64; its decoded size is checked by the route against the cap (413). */
+export const base64 = (maxBytes: number) =>
+  z
+    .string()
+    .min(1)
+    .regex(BASE64, 'expected standard padded base64')
+    .meta({ description: `Opaque bytes as standard padded base64, at most ${maxBytes} bytes decoded.` })
+
+/** The body of POST /keypackages. */
+export const keyPackageBody = (maxBytes: number, maxTtl: number) =>
+  z.strictObject({
+    recipient: pubkey,
+    sender: pubkey.optional().meta({ description: 'If sent, must be the NIP-98 pubkey.' }),
+    content_b64: base64(maxBytes),
+    tags: z.array(z.array(z.string().max(1024)).max(16)).max(64).optional().meta({ description: 'Opaque string tags, kept with the item.' }),
+    ttl_seconds: z.number().int().min(1).optional().meta({ description: `Lifetime; default MAILBOX_DEFAULT_TTL, at most ${maxTtl}.` }),
+  })
+
+/** The body of POST /welcome. */
+export const welcomeBody = (maxBytes: number, maxTtl: number) =>
+  z.strictObject({
+    recipient: pubkey,
+    sender: pubkey.optional().meta({ description: 'If sent, must be the NIP-98 pubkey.' }),
+    group_id: z.string().min(1).max(256),
+    welcome_b64: base64(maxBytes),
+    ratchet_tree_b64: base64(maxBytes).optional(),
+    ttl_seconds: z.number().int().min(1).optional().meta({ description: `Lifetime; default MAILBOX_DEFAULT_TTL, at most ${maxTtl}.` }),
+  })
+
+/** The query of GET /keypackages and GET /welcome. */
+export const pickupQuery = z.strictObject({
+  recipient: pubkey,
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z.string().max(64).optional().meta({ description: 'The next_cursor of the previous page.' }),
+})
+
+/** The query of GET /dm-hints. */
+export const dmHintsQuery = z.strictObject({
+  recipient: pubkey,
+  since: z.coerce.number().int().min(0).default(0).meta({ description: 'Unix seconds; hints received at or after it.' }),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+})
+
+/** The query of GET /groups (admin). */
+export const groupListQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  cursor: z.string().max(256).optional().meta({ description: 'The next_cursor of the previous page (a group id).' }),
+})
+
+/** The body of POST /groups (admin). */
+export const groupBody = z.strictObject({
+  group_id: z.string().min(1).max(256),
+  display_name: z.string().max(256).nullable().optional(),
+  avatar_url: z.string().url().max(2048).nullable().optional(),
+  owner_pubkey: pubkey.nullable().optional(),
+  relays: z.array(z.string().max(512).regex(/^wss?:\/\//, 'expected a ws:// or wss:// URL')).max(16).optional(),
+})
+
+/** The path parameter of item routes. */
+export const itemId = z.string().uuid()
+
+/** Parses with `schema`, or throws a 400 listing every problem. */
+export const parse = <S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'query' | 'path'): z.output<S> => {
+  const result = schema.safeParse(value ?? {})
+  if (result.success) return result.data
+  const problems = result.error.issues.map(issue => {
+    const path = issue.path.join('.')
+    const text = issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}` : issue.message
+    return path ? `${path}: ${text}` : text
+  })
+  throw new ApiError(400, 'VALIDATION_FAILED', `invalid ${where}: ${problems.join('; ')}`)
+}
