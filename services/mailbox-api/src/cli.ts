@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // msr-mailbox: the mailbox API's command line. Reads the environment, then serves or migrates.
+import { readFileSync, writeFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { replaceMarkedSection } from '@msr/config'
 import { createLogger } from '@msr/telemetry'
-import { envReference, loadMailboxConfig } from './config.js'
+import { ENV_SECTION, envReference, loadMailboxConfig } from './config.js'
 import { openDatabase } from './db/database.js'
 import { migrate } from './db/migrate.js'
 import { startMailbox } from './main.js'
@@ -11,7 +14,8 @@ const USAGE = `usage: msr-mailbox <command>
 commands:
   serve        run the API (migrations are applied first)
   migrate      apply pending database migrations and exit
-  env          print the environment variables it reads (Markdown)
+  env [--update FILE]
+               print the environment variables it reads (Markdown), or rewrite that section of FILE
 
 configuration: environment variables; see \`msr-mailbox env\` or README.md
 `
@@ -57,11 +61,20 @@ const runMigrations = async (): Promise<void> => {
   }
 }
 
+/** Prints the environment reference, or with `--update FILE` rewrites the marked section of that file (README). */
+const env = (args: string[]): void => {
+  const { values } = parseArgs({ args, options: { update: { type: 'string' } }, strict: true })
+  if (!values.update) return void process.stdout.write(envReference())
+  const updated = replaceMarkedSection(readFileSync(values.update, 'utf8'), ENV_SECTION, envReference())
+  if (updated === undefined) return fail(`${values.update} has no ${ENV_SECTION}:start/end markers`)
+  writeFileSync(values.update, updated)
+}
+
 const main = async (argv: string[]): Promise<void> => {
   const [command] = argv
   if (command === 'serve') return serve()
   if (command === 'migrate') return runMigrations()
-  if (command === 'env') return void process.stdout.write(envReference())
+  if (command === 'env') return env(argv.slice(1))
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(USAGE)
   fail(`unknown command "${command}"\n${USAGE}`)
 }

@@ -105,10 +105,15 @@ export const loadMailboxConfig = (env: Record<string, string | undefined>): { ok
   }
 }
 
+/** The name of the README section generated from this schema (`npm run docs`). */
+export const ENV_SECTION = 'mailbox-env-reference'
+
 /** The environment reference as a Markdown table (README). */
 export const envReference = (): string => {
+  type Def = { defaultValue?: unknown; in?: { _zod: { def: Def } } }
+  const defaultOf = (def: Def): unknown => def.defaultValue ?? (def.in ? defaultOf(def.in._zod.def) : undefined)
   const rows = Object.entries(mailboxEnvSchema.shape).map(([name, schema]) => {
-    const def = (schema as { _zod: { def: { defaultValue?: unknown } } })._zod.def.defaultValue
+    const def = defaultOf((schema as unknown as { _zod: { def: Def } })._zod.def)
     return `| \`${name}\` | ${def === undefined ? '' : `\`${String(def)}\``} | ${schema.description ?? ''} |`
   })
   return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n') + '\n'

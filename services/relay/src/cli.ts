@@ -2,10 +2,9 @@
 // msr-relay: the relay's command line. Parses arguments, loads configuration, starts the relay.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { configReference } from '@msr/config'
+import { configReference, replaceMarkedSection } from '@msr/config'
 import { createLogger } from '@msr/telemetry'
-import { DEFAULT_CONFIG_FILE, loadRelayConfig, relayConfigSchema } from './config.js'
-import { REFERENCE_END, REFERENCE_START, replaceMarked } from './config-reference.js'
+import { DEFAULT_CONFIG_FILE, loadRelayConfig, REFERENCE_SECTION, relayConfigSchema } from './config.js'
 import { startRelay } from './main.js'
 
 const USAGE = `usage: msr-relay <command> [options]
@@ -42,8 +41,8 @@ const reference = (args: string[]): void => {
   const { values } = parseArgs({ args, options: { update: { type: 'string' } }, strict: true })
   const text = configReference(relayConfigSchema, { envPrefix: 'RELAY_' })
   if (!values.update) return void process.stdout.write(text)
-  const updated = replaceMarked(readFileSync(values.update, 'utf8'), text)
-  if (updated === undefined) return fail(`${values.update} has no ${REFERENCE_START} … ${REFERENCE_END} markers`)
+  const updated = replaceMarkedSection(readFileSync(values.update, 'utf8'), REFERENCE_SECTION, text)
+  if (updated === undefined) return fail(`${values.update} has no ${REFERENCE_SECTION}:start/end markers`)
   writeFileSync(values.update, updated)
 }
 

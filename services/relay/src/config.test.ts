@@ -3,17 +3,17 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { configReference } from '@msr/config'
-import { loadRelayConfig, relayConfigSchema } from './config.js'
-import { REFERENCE_END, REFERENCE_START, replaceMarked } from './config-reference.js'
+import { configReference, replaceMarkedSection, sectionMarkers } from '@msr/config'
+import { loadRelayConfig, REFERENCE_SECTION, relayConfigSchema } from './config.js'
 
 const README = new URL('../../../../README.md', import.meta.url)
 const EXAMPLE = new URL('../../config/relay.toml', import.meta.url)
 
 test('the README configuration reference is the one generated from the schema (npm run docs)', () => {
   const readme = readFileSync(README, 'utf8')
-  const expected = replaceMarked(readme, configReference(relayConfigSchema, { envPrefix: 'RELAY_' }))
-  assert.ok(readme.includes(REFERENCE_START) && readme.includes(REFERENCE_END))
+  const expected = replaceMarkedSection(readme, REFERENCE_SECTION, configReference(relayConfigSchema, { envPrefix: 'RELAY_' }))
+  const { start, end } = sectionMarkers(REFERENCE_SECTION)
+  assert.ok(readme.includes(start) && readme.includes(end))
   assert.equal(readme, expected, 'README.md is out of date: run `npm run docs`')
 })
 

@@ -198,6 +198,9 @@ export const relayConfigSchema = z
 /** The validated, frozen relay configuration. */
 export type RelayConfig = z.output<typeof relayConfigSchema>
 
+/** The name of the README section generated from this schema (`npm run docs`). */
+export const REFERENCE_SECTION = 'relay-config-reference'
+
 /** The default configuration file, relative to the working directory. */
 export const DEFAULT_CONFIG_FILE = 'config/relay.toml'
 

@@ -19,6 +19,27 @@ test('docker-compose.yml runs the relay from its Dockerfile on loopback with a d
   assert.ok(relay.volumes.some(v => v.endsWith(':/data')))
 })
 
+test('the mailbox-api Dockerfile copies paths that exist and runs the CLI as an unprivileged user on 0.0.0.0', () => {
+  const dockerfile = read('services/mailbox-api/Dockerfile')
+  const sources = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap(m => (m[1] as string).split(/\s+/))
+  for (const source of sources) assert.ok(existsSync(new URL(source, root)), `COPY source ${source} exists`)
+  assert.match(dockerfile, /^USER node$/m)
+  assert.match(dockerfile, /HOST=0\.0\.0\.0/)
+  assert.match(dockerfile, /CMD \["node", "dist\/src\/cli\.js", "serve"\]/)
+})
+
+test('docker-compose.yml runs the mailbox API on its PostgreSQL, started and healthy first', () => {
+  const compose = parse(read('docker-compose.yml')) as {
+    services: Record<string, { build?: { dockerfile: string }; depends_on?: Record<string, { condition: string }>; environment?: Record<string, string>; ports?: string[] }>
+  }
+  const api = compose.services['mailbox-api']
+  assert.ok(api && compose.services.postgres)
+  assert.equal(api.build?.dockerfile, 'services/mailbox-api/Dockerfile')
+  assert.equal(api.depends_on?.postgres?.condition, 'service_healthy')
+  assert.match(api.environment?.DATABASE_URL ?? '', /@postgres:5432\//)
+  assert.ok((api.ports ?? []).every(p => p.startsWith('127.0.0.1:')))
+})
+
 test('the relay Dockerfile copies paths that exist and runs the CLI as an unprivileged user', () => {
   const dockerfile = read('services/relay/Dockerfile')
   const sources = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap(m => (m[1] as string).split(/\s+/))
@@ -32,11 +53,13 @@ test('the relay Dockerfile copies paths that exist and runs the CLI as an unpriv
 test('cloudbuild.yaml tests before it builds, pushes and deploys the relay as a single instance', () => {
   const build = parse(read('cloudbuild.yaml')) as { steps: Array<{ id: string; args: string[] }> }
   const ids = build.steps.map(s => s.id)
-  assert.deepEqual(ids, ['test', 'build-relay', 'push-relay', 'deploy-relay'])
+  assert.deepEqual(ids, ['test', 'build-relay', 'push-relay', 'deploy-relay', 'build-mailbox-api', 'push-mailbox-api', 'deploy-mailbox-api'])
   assert.match(build.steps[0]?.args.join(' ') ?? '', /npm test/)
   const deploy = build.steps[3]?.args ?? []
   assert.ok(deploy.includes('--min-instances=1') && deploy.includes('--max-instances=1'))
   assert.ok(deploy.includes('--no-allow-unauthenticated'))
+  const mailbox = build.steps[6]?.args ?? []
+  assert.ok(mailbox.includes('--no-allow-unauthenticated') && mailbox.some(a => a.startsWith('--max-instances=')))
 })
 
 test('the Cloud Run service pins the relay to one always-on instance with a one-hour timeout', () => {

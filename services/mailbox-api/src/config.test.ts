@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { test } from 'node:test'
+import { replaceMarkedSection } from '@msr/config'
+import { ENV_SECTION, envReference, loadMailboxConfig } from './config.js'
+
+const README = new URL('../../../../README.md', import.meta.url)
+
+test('the README environment reference is the one generated from the schema (npm run docs)', () => {
+  const readme = readFileSync(README, 'utf8')
+  assert.equal(readme, replaceMarkedSection(readme, ENV_SECTION, envReference()), 'README.md is out of date: run `npm run docs`')
+})
+
+test('defaults: port 8081, embedded PostgreSQL, 7-day default and 30-day maximum TTL, local public URL', () => {
+  const loaded = loadMailboxConfig({})
+  assert.ok(loaded.ok)
+  assert.equal(loaded.value.port, 8081)
+  assert.equal(loaded.value.databaseUrl, undefined)
+  assert.equal(loaded.value.dataDir, './data/postgres')
+  assert.equal(loaded.value.defaultTtlSeconds, 7 * 86400)
+  assert.equal(loaded.value.maxTtlSeconds, 30 * 86400)
+  assert.equal(loaded.value.maxArtifactBytes, 256 * 1024)
+  assert.equal(loaded.value.publicUrl, 'http://127.0.0.1:8081')
+})
+
+test('PUBLIC_URL loses a trailing slash; PORT moves the default public URL', () => {
+  const explicit = loadMailboxConfig({ PUBLIC_URL: 'https://mailbox.example.com/' })
+  assert.ok(explicit.ok)
+  assert.equal(explicit.value.publicUrl, 'https://mailbox.example.com')
+  const port = loadMailboxConfig({ PORT: '9000' })
+  assert.ok(port.ok)
+  assert.equal(port.value.publicUrl, 'http://127.0.0.1:9000')
+})
+
+test('every bad variable is listed at once, and secrets are never echoed', () => {
+  const loaded = loadMailboxConfig({
+    PORT: 'eighty',
+    ADMIN_TOKEN: 'short-secret',
+    ADMIN_IP_ALLOWLIST: '10.0.0.0/8, not-an-ip',
+    MAILBOX_DEFAULT_TTL: 'soon',
+    PUBLIC_URL: 'ftp://x?y',
+    LOG_LEVEL: 'loud',
+  })
+  assert.equal(loaded.ok, false)
+  if (loaded.ok) return
+  const text = loaded.errors.join('\n')
+  for (const name of ['PORT', 'MAILBOX_DEFAULT_TTL', 'LOG_LEVEL']) assert.match(text, new RegExp(name))
+  assert.doesNotMatch(text, /short-secret/)
+  const second = loadMailboxConfig({ ADMIN_TOKEN: 'short-secret', ADMIN_IP_ALLOWLIST: 'not-an-ip', PUBLIC_URL: 'ftp://x' })
+  assert.equal(second.ok, false)
+  if (!second.ok) {
+    const all = second.errors.join('\n')
+    for (const name of ['ADMIN_TOKEN', 'ADMIN_IP_ALLOWLIST', 'PUBLIC_URL']) assert.match(all, new RegExp(name))
+    assert.doesNotMatch(all, /short-secret/)
+  }
+})
+
+test('a default TTL above the maximum is refused', () => {
+  const loaded = loadMailboxConfig({ MAILBOX_DEFAULT_TTL: '40d' })
+  assert.equal(loaded.ok, false)
+})
