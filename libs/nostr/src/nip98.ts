@@ -39,7 +39,8 @@ export const payloadHash = (body: Buffer): string => createHash('sha256').update
  */
 export const checkHttpAuth = (header: string | undefined, request: HttpAuthRequest): Result<CheckedEvent> & { failure?: HttpAuthFailure } => {
   const refuse = (failure: HttpAuthFailure, message: string) => ({ ...fail<CheckedEvent>(`auth-required: ${message}`), failure })
-  const match = /^Nostr\s+([A-Za-z0-9+/=_-]+)\s*$/.exec(header ?? '')
+  // Scheme names are case-insensitive (RFC 7235 §2.1).
+  const match = /^Nostr\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(header ?? '')
   if (!match) return refuse(header ? 'malformed' : 'missing', 'send Authorization: Nostr <base64 kind-27235 event> (NIP-98)')
   let raw: unknown
   try {

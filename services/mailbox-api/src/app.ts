@@ -79,6 +79,11 @@ const apiRouter = (deps: AppDeps): express.Router => {
       verify: (req, _res, buf) => void ((req as express.Request).rawBody = buf),
     }),
   )
+  // A body the JSON parser skipped (another content type) would escape the NIP-98 payload check.
+  router.use((req, _res, next) => {
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
+    next(hasBody && !req.is('application/json') ? new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json') : undefined)
+  })
   router.use('/keypackages', ...user, mailboxRoutes(KEYPACKAGES, keyPackageBody(config.maxArtifactBytes, config.maxTtlSeconds), ['content_b64'], mailboxDeps))
   router.use('/welcome', ...user, mailboxRoutes(WELCOMES, welcomeBody(config.maxArtifactBytes, config.maxTtlSeconds), ['welcome_b64', 'ratchet_tree_b64'], mailboxDeps))
   router.use('/dm-hints', ...user, dmHintRoutes({ pool }))

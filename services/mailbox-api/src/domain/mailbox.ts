@@ -22,6 +22,9 @@ export type MailboxItem = Record<string, unknown> & {
   picked_up_at: number | null
 }
 
+// The statements of every request (deposit, pickup, ack) are named: each pooled connection prepares them
+// once, so PostgreSQL does not parse and plan them again per request. A name stands for one text (per kind).
+
 /** Stores an item for `recipient`; resolves with its id once the row is committed. */
 export const deposit = async (
   pool: Pool,
@@ -31,11 +34,12 @@ export const deposit = async (
   const id = randomUUID()
   const values = kind.columns.map(c => (c === 'tags' && item.fields[c] !== undefined ? JSON.stringify(item.fields[c]) : (item.fields[c] ?? null)))
   const placeholders = kind.columns.map((_, i) => `$${i + 5}`).join(', ')
-  await pool.query(
-    `INSERT INTO ${kind.table} (id, recipient_pubkey, sender_pubkey, expires_at, ${kind.columns.join(', ')})
+  await pool.query({
+    name: `mailbox-deposit-${kind.name}`,
+    text: `INSERT INTO ${kind.table} (id, recipient_pubkey, sender_pubkey, expires_at, ${kind.columns.join(', ')})
      VALUES ($1, $2, $3, now() + make_interval(secs => $4), ${placeholders})`,
-    [id, item.recipient, item.sender, item.ttlSeconds, ...values],
-  )
+    values: [id, item.recipient, item.sender, item.ttlSeconds, ...values],
+  })
   return id
 }
 
@@ -59,8 +63,9 @@ export const decodeCursor = (cursor: string): number | undefined => {
  * same statement. Expired items are invisible at once, whether or not the janitor has purged them.
  */
 export const pickup = async (pool: Pool, kind: MailboxKind, recipient: string, limit: number, after: number): Promise<Page> => {
-  const { rows } = await pool.query(
-    `WITH candidates AS (
+  const { rows } = await pool.query({
+    name: `mailbox-pickup-${kind.name}`,
+    text: `WITH candidates AS (
        SELECT seq FROM ${kind.table}
        WHERE recipient_pubkey = $1 AND expires_at > now() AND seq > $2
        ORDER BY seq LIMIT $3 + 1
@@ -74,8 +79,8 @@ export const pickup = async (pool: Pool, kind: MailboxKind, recipient: string, l
          extract(epoch FROM m.picked_up_at)::bigint AS picked_up_at
      )
      SELECT picked.*, (SELECT count(*) FROM candidates)::int AS candidates FROM picked ORDER BY seq`,
-    [recipient, after, limit],
-  )
+    values: [recipient, after, limit],
+  })
   const more = (rows[0]?.candidates ?? 0) > limit
   const last = rows[rows.length - 1]
   return { items: rows.map(row => toItem(kind, row)), nextCursor: more && last ? encodeCursor(last.seq) : undefined }
@@ -93,6 +98,10 @@ const toItem = (kind: MailboxKind, row: Record<string, unknown>): MailboxItem =>
 
 /** Deletes the recipient's item; false when there is none (already acked, expired, or someone else's). */
 export const ack = async (pool: Pool, kind: MailboxKind, recipient: string, id: string): Promise<boolean> => {
-  const { rowCount } = await pool.query(`DELETE FROM ${kind.table} WHERE id = $1 AND recipient_pubkey = $2 AND expires_at > now()`, [id, recipient])
+  const { rowCount } = await pool.query({
+    name: `mailbox-ack-${kind.name}`,
+    text: `DELETE FROM ${kind.table} WHERE id = $1 AND recipient_pubkey = $2 AND expires_at > now()`,
+    values: [id, recipient],
+  })
   return (rowCount ?? 0) > 0
 }

@@ -22,6 +22,7 @@ const userErrors = {
   '400': error('Invalid input (VALIDATION_FAILED, TTL_TOO_LONG)'),
   '401': error('NIP-98 authentication failed (AUTH_*)'),
   '403': error('Authenticated as someone else (FORBIDDEN)'),
+  '415': error('A body that is not application/json (UNSUPPORTED_MEDIA_TYPE)'),
   '429': error('Rate limited (RATE_LIMITED); see Retry-After'),
 }
 const nip98 = [{ nip98: [] }]
@@ -109,7 +110,7 @@ export const openApiDocument = (opts: { publicUrl: string; maxArtifactBytes: num
         summary: 'Ids of kind-446 events waiting on the relay for you',
         security: nip98,
         parameters: queryParameters(dmHintsQuery),
-        responses: { '200': ok('Hints, oldest first', { items: { type: 'array', items: item } }), ...userErrors },
+        responses: { '200': ok('Hints, oldest first', { items: { type: 'array', items: item }, next_cursor: { type: 'string' } }), ...userErrors },
       },
     },
   },

@@ -59,6 +59,7 @@ export const dmHintsQuery = z.strictObject({
   recipient: pubkey,
   since: z.coerce.number().int().min(0).default(0).meta({ description: 'Unix seconds; hints received at or after it.' }),
   limit: z.coerce.number().int().min(1).max(500).default(100),
+  cursor: z.string().max(64).optional().meta({ description: 'The next_cursor of the previous page.' }),
 })
 
 /** The query of GET /groups (admin). */

@@ -1,0 +1,149 @@
+// The msr-mailbox command line: migrate on an embedded PostgreSQL, configuration errors, serve and SIGTERM.
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { rm } from 'node:fs/promises'
+import { connect, createServer, type AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { after, before, describe, it } from 'node:test'
+import { freePort, sleep, tempDir } from './harness.js'
+
+const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url))
+const TIMEOUT_MS = 30_000
+
+/** The environment without anything the mailbox reads, so only what a test sets counts. */
+const cleanEnv = (): Record<string, string> => {
+  const keep = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TMPDIR', 'SYSTEMROOT']
+  return Object.fromEntries(keep.flatMap(k => (process.env[k] === undefined ? [] : [[k, process.env[k] as string]])))
+}
+
+interface Run {
+  child: ChildProcess
+  stdout: () => string
+  stderr: () => string
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+const children: ChildProcess[] = []
+
+const run = (args: string[], env: Record<string, string>): Run => {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  children.push(child)
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.on('data', chunk => (stdout += String(chunk)))
+  child.stderr?.on('data', chunk => (stderr += String(chunk)))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(resolve => child.once('exit', (code, signal) => resolve({ code, signal })))
+  return { child, stdout: () => stdout, stderr: () => stderr, exited }
+}
+
+const within = async <T>(promise: Promise<T>, what: string, ms = TIMEOUT_MS): Promise<T> => {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)))
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+/** True when something accepts TCP connections on the loopback port. */
+const listening = (port: number): Promise<boolean> =>
+  new Promise(resolve => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => (socket.destroy(), resolve(true)))
+    socket.once('error', () => resolve(false))
+  })
+
+let dir: string
+
+before(async () => {
+  dir = await tempDir('msr-mailbox-cli-')
+})
+
+after(async () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  await rm(dir, { recursive: true, force: true })
+})
+
+describe('msr-mailbox migrate', () => {
+  it('creates an embedded PostgreSQL, applies the migrations and prints the version; a second run applies nothing', async () => {
+    const env = { MAILBOX_DATA_DIR: join(dir, 'migrate-pg'), MAILBOX_EMBEDDED_PG_PORT: String(await freePort()) }
+    const first = run(['migrate'], env)
+    assert.deepEqual(await within(first.exited, 'migrate to exit'), { code: 0, signal: null }, first.stderr())
+    assert.match(first.stdout(), /^schema version 1; applied 1$/m)
+    const second = run(['migrate'], env)
+    assert.deepEqual(await within(second.exited, 'migrate to exit'), { code: 0, signal: null }, second.stderr())
+    assert.match(second.stdout(), /^schema version 1; applied nothing \(up to date\)$/m)
+    assert.equal(await listening(Number(env.MAILBOX_EMBEDDED_PG_PORT)), false, 'the embedded PostgreSQL was stopped')
+  })
+
+  it('exits non-zero naming the port when the embedded PostgreSQL cannot start', async () => {
+    const blocker = createServer()
+    const port = await new Promise<number>(resolve => blocker.listen(0, '127.0.0.1', () => resolve((blocker.address() as AddressInfo).port)))
+    try {
+      const cli = run(['migrate'], { MAILBOX_DATA_DIR: join(dir, 'blocked-pg'), MAILBOX_EMBEDDED_PG_PORT: String(port) })
+      assert.equal((await within(cli.exited, 'migrate to exit')).code, 2)
+      assert.match(cli.stderr(), new RegExp(`127\\.0\\.0\\.1:${port}`))
+    } finally {
+      blocker.close()
+    }
+  })
+})
+
+describe('configuration errors', () => {
+  const BAD = {
+    ADMIN_TOKEN: 'too-short',
+    ADMIN_IP_ALLOWLIST: '10.0.0.0/33, not-an-ip',
+    METRICS_AUTH: 'tiny',
+    MAILBOX_DEFAULT_TTL: '40d',
+    PUBLIC_URL: 'ftp://mailbox.test',
+  }
+  const PROBLEMS = [/ADMIN_TOKEN/, /10\.0\.0\.0\/33/, /not-an-ip/, /METRICS_AUTH/, /MAILBOX_DEFAULT_TTL/, /PUBLIC_URL/]
+
+  for (const command of ['serve', 'migrate'])
+    it(`${command} exits 2 listing every problem`, async () => {
+      const cli = run([command], { ...BAD, MAILBOX_DATA_DIR: join(dir, 'never') })
+      assert.equal((await within(cli.exited, `${command} to exit`)).code, 2)
+      for (const problem of PROBLEMS) assert.match(cli.stderr(), problem)
+    })
+
+  it('lists malformed values together with the other problems', async () => {
+    const cli = run(['serve'], { ...BAD, PORT: 'eighty', LOG_LEVEL: 'loud', MAILBOX_DATA_DIR: join(dir, 'never') })
+    assert.equal((await within(cli.exited, 'serve to exit')).code, 2)
+    for (const problem of [/PORT/, /LOG_LEVEL/, ...PROBLEMS]) assert.match(cli.stderr(), problem)
+  })
+
+  it('exits 2 on an unknown command, with the usage', async () => {
+    const cli = run(['frobnicate'], {})
+    assert.equal((await within(cli.exited, 'the CLI to exit')).code, 2)
+    assert.match(cli.stderr(), /unknown command "frobnicate"/)
+    assert.match(cli.stderr(), /usage: msr-mailbox/)
+  })
+
+  it('env prints the variables it reads', async () => {
+    const cli = run(['env'], {})
+    assert.equal((await within(cli.exited, 'the CLI to exit')).code, 0)
+    for (const name of ['PORT', 'DATABASE_URL', 'PUBLIC_URL', 'ADMIN_TOKEN', 'ADMIN_IP_ALLOWLIST', 'METRICS_AUTH', 'MAILBOX_DEFAULT_TTL', 'MAILBOX_MAX_TTL', 'MAILBOX_MAX_ARTIFACT_BYTES'])
+      assert.match(cli.stdout(), new RegExp(`\\| \`${name}\` \\|`))
+  })
+})
+
+describe('msr-mailbox serve', () => {
+  it('answers /readyz on an embedded PostgreSQL, then exits 0 on SIGTERM and stops the database', async () => {
+    const [port, pgPort] = [await freePort(), await freePort()]
+    const cli = run(['serve'], { PORT: String(port), MAILBOX_DATA_DIR: join(dir, 'serve-pg'), MAILBOX_EMBEDDED_PG_PORT: String(pgPort), MAILBOX_RATE_LIMIT_PER_IP: '0' })
+    const ready = async () => {
+      for (;;) {
+        if (cli.child.exitCode !== null) throw new Error(`serve exited ${cli.child.exitCode}: ${cli.stderr()}`)
+        const status = await fetch(`http://127.0.0.1:${port}/readyz`).then(r => r.status, () => 0)
+        if (status === 200) return
+        await sleep(100)
+      }
+    }
+    await within(ready(), '/readyz to answer 200')
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`)
+    assert.equal(health.status, 200)
+    assert.match(cli.stdout(), /"message":"mailbox API listening"/)
+    cli.child.kill('SIGTERM')
+    assert.deepEqual(await within(cli.exited, 'serve to exit after SIGTERM'), { code: 0, signal: null }, cli.stderr())
+    assert.equal(await listening(port), false)
+    assert.equal(await listening(pgPort), false, 'the embedded PostgreSQL was stopped')
+  })
+})

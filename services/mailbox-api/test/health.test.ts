@@ -1,0 +1,159 @@
+// Health, readiness, the OpenAPI document, /metrics behind its key, and security headers.
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import request from 'supertest'
+import { migrate } from '../src/db/migrate.js'
+import { b64, buildTestApp, expectError, expectStatus, newSigner, qs, startPostgres, type TestApp, type TestPostgres } from './harness.js'
+
+const METRICS_AUTH = 'metrics-key-for-tests-0123456789'
+
+let pg: TestPostgres
+let app: TestApp
+
+before(async () => {
+  pg = await startPostgres()
+  app = await buildTestApp(pg.pool, { METRICS_AUTH })
+})
+
+after(async () => {
+  await pg?.close()
+})
+
+describe('/healthz and /readyz', () => {
+  it('/healthz answers 200', async () => {
+    const res = await request(app.app).get('/healthz')
+    expectStatus(res, 200)
+    assert.match(res.text, /ok/)
+  })
+
+  it('/readyz answers 200 on a migrated database', async () => {
+    expectStatus(await request(app.app).get('/readyz'), 200)
+  })
+
+  it('/readyz answers 503 on an unmigrated database, and 200 once it is migrated', async () => {
+    const fresh = await pg.freshDatabase()
+    const unmigrated = await buildTestApp(fresh.pool)
+    expectStatus(await request(unmigrated.app).get('/readyz'), 503)
+    expectStatus(await request(unmigrated.app).get('/healthz'), 200)
+    await migrate(fresh.pool)
+    expectStatus(await request(unmigrated.app).get('/readyz'), 200)
+  })
+
+  it('/readyz answers 503 when the database is unreachable', async () => {
+    const gone = pg.connect()
+    await gone.end()
+    const orphan = await buildTestApp(gone)
+    expectStatus(await request(orphan.app).get('/readyz'), 503)
+    expectStatus(await request(orphan.app).get('/healthz'), 200)
+  })
+})
+
+describe('/api/v1/openapi.json', () => {
+  const ROUTES: Record<string, string[]> = {
+    '/keypackages': ['get', 'post'],
+    '/keypackages/{id}/ack': ['post'],
+    '/welcome': ['get', 'post'],
+    '/welcome/{id}/ack': ['post'],
+    '/groups': ['get', 'post'],
+    '/groups/{id}': ['get'],
+    '/dm-hints': ['get'],
+  }
+
+  it('is valid JSON describing every route with its methods', async () => {
+    const res = await request(app.app).get('/api/v1/openapi.json')
+    expectStatus(res, 200)
+    assert.match(res.headers['content-type'] ?? '', /^application\/json/)
+    const doc = JSON.parse(res.text) as { openapi: string; info: { title: string }; servers: { url: string }[]; paths: Record<string, Record<string, { responses: object }>> }
+    assert.match(doc.openapi, /^3\./)
+    assert.ok(doc.info.title)
+    assert.equal(doc.servers[0]?.url, 'https://mailbox.test/api/v1')
+    assert.deepEqual(Object.keys(doc.paths).sort(), Object.keys(ROUTES).sort())
+    for (const [path, methods] of Object.entries(ROUTES)) {
+      assert.deepEqual(Object.keys(doc.paths[path] ?? {}).sort(), methods, path)
+      for (const method of methods) assert.ok(Object.keys(doc.paths[path]?.[method]?.responses ?? {}).length > 0, `${method} ${path} has responses`)
+    }
+  })
+
+  it('describes routes that exist: each answers something other than 404 NOT_FOUND', async () => {
+    for (const [path, methods] of Object.entries(ROUTES))
+      for (const method of methods) {
+        const concrete = path.replace('{id}', '00000000-0000-4000-8000-000000000000')
+        const res = await (method === 'get' ? request(app.app).get(`/api/v1${concrete}`) : request(app.app).post(`/api/v1${concrete}`))
+        assert.notEqual(res.status, 404, `${method} ${path}`)
+        assert.ok([401].includes(res.status), `${method} ${path} without credentials: ${res.status}`)
+      }
+    expectError(await request(app.app).get('/api/v1/nothing-here'), 404, 'NOT_FOUND')
+  })
+
+  it('documents the request schemas generated from the validators', async () => {
+    const doc = (await request(app.app).get('/api/v1/openapi.json')).body
+    const schema = doc.paths['/keypackages'].post.requestBody.content['application/json'].schema
+    assert.deepEqual([...schema.required].sort(), ['content_b64', 'recipient'])
+    assert.equal(schema.additionalProperties, false, 'unknown fields are refused, and documented so')
+    const params = doc.paths['/keypackages'].get.parameters.map((p: { name: string }) => p.name).sort()
+    assert.deepEqual(params, ['cursor', 'limit', 'recipient'])
+  })
+})
+
+describe('/metrics', () => {
+  it('is a 404 without the key, with a wrong key, and when no key is configured', async () => {
+    expectError(await request(app.app).get('/metrics'), 404, 'NOT_FOUND')
+    expectError(await request(app.app).get('/metrics').set('Authorization', 'Bearer wrong-key-of-good-length'), 404, 'NOT_FOUND')
+    expectError(await request(app.app).get(`/metrics${qs({ auth: 'wrong' })}`), 404, 'NOT_FOUND')
+    const closed = await buildTestApp(pg.pool)
+    expectError(await request(closed.app).get('/metrics'), 404, 'NOT_FOUND')
+    expectError(await request(closed.app).get('/metrics').set('Authorization', 'Bearer undefined'), 404, 'NOT_FOUND')
+  })
+
+  it('lists deposits, pickups, acks, expiries, auth failures by reason, rate-limit hits and request latency', async () => {
+    const app = await buildTestApp(pg.pool, { METRICS_AUTH, MAILBOX_RATE_LIMIT_PER_PUBKEY: '4', MAILBOX_RATE_LIMIT_PER_IP: '0' })
+    const [alice, bob, carol] = [newSigner(), newSigner(), newSigner()]
+    const deposited = await app.api.post('/keypackages', alice, { recipient: bob.pubkey, content_b64: b64(32) })
+    expectStatus(deposited, 201)
+    expectStatus(await app.api.post('/welcome', alice, { recipient: bob.pubkey, group_id: 'g', welcome_b64: b64(32) }), 201)
+    expectStatus(await app.api.get(`/keypackages${qs({ recipient: bob.pubkey })}`, bob), 200)
+    expectStatus(await app.api.post(`/keypackages/${deposited.body.id}/ack`, bob), 200)
+    expectError(await app.api.get(`/keypackages${qs({ recipient: bob.pubkey })}`, undefined), 401, 'AUTH_REQUIRED')
+    expectError(await app.api.get(`/keypackages${qs({ recipient: bob.pubkey })}`, bob, { method: 'POST' }), 401, 'AUTH_METHOD_MISMATCH')
+    for (let i = 0; i < 4; i++) expectStatus(await app.api.get(`/keypackages${qs({ recipient: carol.pubkey })}`, carol), 200)
+    expectError(await app.api.get(`/keypackages${qs({ recipient: carol.pubkey })}`, carol), 429, 'RATE_LIMITED')
+    for (const res of [await request(app.app).get('/metrics').set('Authorization', `Bearer ${METRICS_AUTH}`), await request(app.app).get(`/metrics${qs({ auth: METRICS_AUTH })}`)]) {
+      expectStatus(res, 200)
+      assert.match(res.headers['content-type'] ?? '', /^text\/plain/)
+      const text = res.text
+      for (const line of [
+        /^msr_mailbox_deposits_total\{kind="keypackage"\} 1$/m,
+        /^msr_mailbox_deposits_total\{kind="welcome"\} 1$/m,
+        /^msr_mailbox_pickups_total\{kind="keypackage"\} 1$/m,
+        /^msr_mailbox_acks_total\{kind="keypackage"\} 1$/m,
+        /^# TYPE msr_mailbox_expiries_total counter$/m,
+        /^msr_mailbox_auth_failures_total\{reason="missing"\} 1$/m,
+        /^msr_mailbox_auth_failures_total\{reason="method"\} 1$/m,
+        /^msr_mailbox_rate_limited_total\{scope="pubkey"\} 1$/m,
+        /^# TYPE msr_mailbox_request_seconds histogram$/m,
+        /^msr_mailbox_request_seconds_bucket\{le="0\.1",method="POST",route="\/api\/v1\/keypackages\/",status="201"\} 1$/m,
+        /^msr_mailbox_request_seconds_count\{method="GET",route="\/api\/v1\/keypackages\/",status="200"\} \d+$/m,
+      ])
+        assert.match(text, line)
+      assert.doesNotMatch(text, new RegExp(bob.pubkey), 'no pubkeys in labels')
+    }
+  })
+})
+
+describe('security headers', () => {
+  it('are set on every answer (helmet), without X-Powered-By', async () => {
+    for (const res of [
+      await request(app.app).get('/healthz'),
+      await request(app.app).get('/api/v1/openapi.json'),
+      await app.api.get(`/keypackages${qs({ recipient: newSigner().pubkey })}`, undefined),
+      await request(app.app).get('/nowhere'),
+    ]) {
+      assert.equal(res.headers['x-content-type-options'], 'nosniff')
+      assert.match(res.headers['content-security-policy'] ?? '', /default-src 'self'/)
+      assert.match(res.headers['strict-transport-security'] ?? '', /max-age=\d+/)
+      assert.equal(res.headers['x-frame-options'], 'SAMEORIGIN')
+      assert.equal(res.headers['referrer-policy'], 'no-referrer')
+      assert.equal(res.headers['x-powered-by'], undefined)
+    }
+  })
+})
