@@ -1,0 +1,183 @@
+#!/usr/bin/env node
+// The mailbox API benchmark (issue 4): the real API as a child process on its embedded PostgreSQL, keep-alive
+// HTTP clients, a fresh NIP-98 header per request. Order: start the API → warm-up → 1. deposits → 2. pickups
+// (GET pages + acks) → 3. mixed → stop. Deposits are signed on worker threads just before their phase.
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startApiProcess, type ApiProcess } from './api-process.js'
+import { loadProfiles, nowUs, type Phase } from './cpu-profile.js'
+import { failureCount, type Tally } from './driver.js'
+import { createClient, type HttpClient } from './http-client.js'
+import { fileSystemOf, machineInfo, processMemoryMiB, startCpuShare, type CpuShare } from './machine.js'
+import type { Recipient } from './mailbox-readers.js'
+import { parseBenchOptions, USAGE, type BenchOptions } from './options.js'
+import { connectPgStats, type DbWork, type PgStats } from './pg-stats.js'
+import * as report from './report.js'
+import { keyringOf } from './request-factory.js'
+import { prepareDeposits, runDeposits, runMixed, runPickups, type PickupRun } from './scenarios.js'
+import { SignPool } from './sign-pool.js'
+import { generateSecrets, loadSigner } from './signer.js'
+import { int, sec } from './stats.js'
+
+const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url))
+
+/** What a run drives the API with. */
+interface Rig {
+  api: ApiProcess
+  client: HttpClient
+  signer: SignPool
+  stats: PgStats
+  recipients: Recipient[]
+  options: BenchOptions
+}
+
+interface Results {
+  deposits?: { tally: Tally; cpu: CpuShare; db: DbWork | undefined }
+  pickups?: { run: PickupRun; expected: number; cpu: CpuShare; db: DbWork | undefined }
+  mixed?: { run: PickupRun; expected: number; cpu: CpuShare; db: DbWork | undefined }
+}
+
+/** The span of every timed phase (to select the API's profile samples). */
+const phases: Phase[] = []
+
+/** Runs a timed phase: its span, the CPU of every party and PostgreSQL's counters around it. */
+const measure = async <T>(rig: Rig, name: string, step: () => Promise<T>): Promise<{ value: T; cpu: CpuShare; db: DbWork | undefined }> => {
+  const endDb = await rig.stats.start()
+  const endCpu = startCpuShare(rig.api.pid)
+  const fromUs = nowUs()
+  const value = await step()
+  phases.push({ name, fromUs, toUs: nowUs() })
+  const cpu = endCpu()
+  return { value, cpu, db: await endDb() }
+}
+
+/** Deposits i ∈ [start, start + count), signed now. */
+const sign = async (rig: Rig, start: number, count: number, label: string) => {
+  const { recipients, senders, contentBytes } = rig.options
+  const prepared = await prepareDeposits(rig.signer, { start, count, recipients, senders, contentBytes })
+  report.printUntimed('signed', `${int(count)} deposits for ${label} in ${sec(prepared.seconds)} (not timed)`)
+  return prepared.requests
+}
+
+/** Untimed deposits, then one pickup pass: JIT, both connection pools and the caches warm, mailboxes empty again. */
+const warmUp = async (rig: Rig): Promise<void> => {
+  const { options } = rig
+  if (options.warmup === 0) return
+  const started = performance.now()
+  const deposits = await runDeposits(rig.client, rig.signer, await sign(rig, 0, options.warmup, 'the warm-up'), options.clients)
+  const pickups = await runPickups(rig.client, rig.signer, rig.recipients, options.limit, options.clients)
+  const failures = [deposits, pickups.tally].flatMap(t => Object.values(t.ops)).flatMap(op => [...op.failures])
+  const count = failures.reduce((sum, [, f]) => sum + f.count, 0)
+  report.printUntimed('warm-up', `${int(options.warmup)} deposits, picked up and acked in ${sec((performance.now() - started) / 1000)} (not timed); ${count} failures`)
+  for (const [key, f] of failures) report.printUntimed('  failed', `${int(f.count)} × ${key}: e.g. "${f.example}"`)
+  if (deposits.ops.deposit.failures.size > 0 && !deposits.ops.deposit.statuses.has(201)) throw new Error('every warm-up deposit failed; nothing to measure')
+}
+
+const scenarios = async (rig: Rig, results: Results): Promise<void> => {
+  const { options } = rig
+  await warmUp(rig)
+
+  const deposits = await sign(rig, options.warmup, options.deposits, 'phase 1')
+  const d = await measure(rig, '1. deposits', () => runDeposits(rig.client, rig.signer, deposits, options.clients))
+  results.deposits = { tally: d.value, cpu: d.cpu, db: d.db }
+  report.printDeposits(d.value, options.clients, options.contentBytes, d.cpu, d.db)
+
+  const deposited = d.value.ops.deposit.statuses.get(201) ?? 0
+  const p = await measure(rig, '2. pickups', () => runPickups(rig.client, rig.signer, rig.recipients, options.limit, options.clients))
+  results.pickups = { run: p.value, expected: deposited, cpu: p.cpu, db: p.db }
+  report.printPickups(p.value, deposited, options.recipients, options.limit, options.clients, p.cpu, p.db)
+
+  const mixedDeposits = await sign(rig, options.warmup + options.deposits, options.mixedDeposits, 'phase 3')
+  const lanes = { limit: options.limit, depositLanes: Math.ceil(options.clients / 2), pickupLanes: Math.floor(options.clients / 2) }
+  const m = await measure(rig, '3. mixed', () => runMixed(rig.client, rig.signer, mixedDeposits, rig.recipients, lanes))
+  const mixedDeposited = m.value.tally.ops.deposit.statuses.get(201) ?? 0
+  results.mixed = { run: m.value, expected: mixedDeposited, cpu: m.cpu, db: m.db }
+  report.printMixed(m.value, mixedDeposits.length, lanes, m.cpu, m.db)
+}
+
+/** Faults: answers other than the expected status, items not picked up exactly once. */
+const faultsOf = (results: Results): number => {
+  const missing = (r: { run: PickupRun; expected: number } | undefined) =>
+    r ? Math.abs(r.expected - r.run.readers.picked + r.run.readers.duplicates) + r.run.readers.duplicates + r.run.readers.badPages : 0
+  const tallies = [results.deposits?.tally, results.pickups?.run.tally, results.mixed?.run.tally].flatMap(t => (t ? [t] : []))
+  return tallies.reduce((sum, t) => sum + failureCount(t), 0) + missing(results.pickups) + missing(results.mixed)
+}
+
+/** One line per headline figure. */
+const summarize = (results: Results, faults: number): string[] => {
+  const lines: string[] = []
+  const rate = (t: Tally) => report.requestsOf(t) / report.secondsOf(t)
+  const met = (r: number) => `target ≥ ${int(report.TARGET_PER_SECOND)}: ${r >= report.TARGET_PER_SECOND ? 'met' : 'MISSED'}`
+  const { deposits: d, pickups: p, mixed: m } = results
+  if (d) lines.push(`deposits  ${int(rate(d.tally))} authenticated requests/s (${met(rate(d.tally))})`)
+  if (p) lines.push(`pickups   ${int(rate(p.run.tally))} authenticated requests/s, GET pages + acks (${met(rate(p.run.tally))})`)
+  if (m) lines.push(`mixed     ${int(rate(m.run.tally))} authenticated requests/s, deposits + GET pages + acks (${met(rate(m.run.tally))})`)
+  const others = [d?.cpu, p?.cpu, m?.cpu].flatMap(c => (c?.otherSeconds === undefined ? [] : [c.otherSeconds / c.wallSeconds]))
+  if (others.length > 0) lines.push(`machine   other processes used ${Math.min(...others).toFixed(2)}–${Math.max(...others).toFixed(2)} cores during the timed phases`)
+  if (faults > 0) lines.push(`FAULTS    ${faults} failed requests or items not picked up exactly once (exit code 1)`)
+  return lines
+}
+
+const main = async (): Promise<number> => {
+  const options = parseBenchOptions(process.argv.slice(2), process.env)
+  if (options.help) return void process.stdout.write(USAGE), 0
+  report.printHeader(machineInfo(), options.quick)
+  const profDir = options.cpuProf === undefined ? undefined : options.cpuProf ? resolve(options.cpuProf) : mkdtempSync(join(tmpdir(), 'msr-mailbox-bench-prof-'))
+  const cli = options.cli ? resolve(options.cli) : CLI
+  const api = await startApiProcess({ cli, env: process.env, logLevel: options.apiLogLevel, rateLimit: options.rateLimit, cpuProfDir: profDir })
+  // Interrupted (Ctrl-C, or a CI timeout's SIGTERM): stop the API and remove its temp dir before leaving.
+  const interrupted = () => void api.stop().finally(() => process.exit(130))
+  process.once('SIGINT', interrupted)
+  process.once('SIGTERM', interrupted)
+
+  const secrets = generateSecrets(options.recipients + options.senders)
+  const keys = keyringOf(secrets.slice(0, options.recipients), loadSigner())
+  const recipients = keys.pubkeys.map((pubkey, key) => ({ key, pubkey }))
+  const threads = availableParallelism()
+  const rig: Rig = { api, client: createClient(api.port, options.clients), signer: SignPool.start(secrets, api.url, threads), stats: await connectPgStats(api.pgPort), recipients, options }
+  report.printApi(api, {
+    cli, fileSystem: fileSystemOf(api.dataDir), rateLimit: options.rateLimit, poolSize: process.env.DB_POOL_SIZE || '10 (default)', clients: options.clients,
+    recipients: options.recipients, senders: options.senders, contentBytes: options.contentBytes, profDir,
+  })
+  report.printUntimed('signing', `bcrypto-native on ${threads} worker threads: deposits ahead of their phase, pages and acks on demand (ids and cursors come from the API)`)
+
+  const results: Results = {}
+  let peakRss: number | undefined
+  let dataMiB = 0
+  let stop: Awaited<ReturnType<ApiProcess['stop']>>
+  try {
+    await scenarios(rig, results)
+    peakRss = processMemoryMiB(api.pid, 'VmHWM')
+    dataMiB = api.dataMiB()
+  } finally {
+    await rig.stats.close()
+    rig.client.close()
+    await rig.signer.close()
+    stop = await api.stop()
+    process.off('SIGINT', interrupted)
+    process.off('SIGTERM', interrupted)
+  }
+  if (profDir) report.printProfiles(phases, loadProfiles(profDir))
+  const faults = faultsOf(results)
+  report.printClosing(api, stop, peakRss, dataMiB, summarize(results, faults))
+  if (options.json) writeFileSync(options.json, JSON.stringify({ options, results }, replacer, 2))
+  return faults > 0 ? 1 : 0
+}
+
+/** JSON of the results: Maps as objects, raw latencies left out. */
+const replacer = (key: string, value: unknown): unknown => {
+  if (value instanceof Map) return Object.fromEntries(value)
+  if (key === 'latencies') return undefined
+  return value
+}
+
+main().then(
+  code => (process.exitCode = code),
+  error => {
+    const detail = error instanceof Error ? (process.env.BENCH_DEBUG ? error.stack : error.message) : String(error)
+    process.stderr.write(`bench: ${detail}\n`)
+    process.exitCode = 1
+  },
+)
