@@ -21,6 +21,8 @@ import { keyPackageBody, welcomeBody } from './routes/schemas.js'
 export interface AppDeps {
   config: MailboxConfig
   pool: Pool
+  /** The NIP-98 gate's pool (asynchronous commit; see db/database.ts); `pool` when absent. */
+  gatePool?: Pool
   verifier: SignatureVerifier
   metrics: MailboxMetrics
   logger: Logger
@@ -41,6 +43,8 @@ export const buildApp = (deps: AppDeps): express.Express => {
   const { config, pool, metrics } = deps
   const app = express()
   app.disable('x-powered-by')
+  // Every answer is per caller and short-lived: hashing each body for an ETag is CPU spent for nothing.
+  app.set('etag', false)
   app.set('trust proxy', config.trustedProxies)
   app.set('query parser', 'simple')
   app.use(helmet())
@@ -65,13 +69,19 @@ export const buildApp = (deps: AppDeps): express.Express => {
 
 const apiRouter = (deps: AppDeps): express.Router => {
   const { config, pool, metrics } = deps
-  const limits = createRateLimits(pool, config.rateLimitPerIp, config.rateLimitPerPubkey, metrics)
-  const nip98 = requireNip98({ publicUrl: config.publicUrl, verifier: deps.verifier, pool, metrics })
-  const user = [nip98, limits.byPubkey]
-  const admin = [requireAdmin({ token: config.adminToken, allowlist: config.adminIpAllowlist, metrics })]
+  const limits = createRateLimits(pool, config.rateLimitPerIp, metrics)
+  const nip98 = requireNip98({
+    publicUrl: config.publicUrl,
+    verifier: deps.verifier,
+    pool: deps.gatePool ?? pool,
+    metrics,
+    limits: { perIp: config.rateLimitPerIp, perPubkey: config.rateLimitPerPubkey },
+    penalize: limits.penalize,
+  })
+  const user = [nip98]
+  const admin = [limits.byIp, requireAdmin({ token: config.adminToken, allowlist: config.adminIpAllowlist, metrics })]
   const mailboxDeps = { pool, metrics, defaultTtlSeconds: config.defaultTtlSeconds, maxTtlSeconds: config.maxTtlSeconds, maxArtifactBytes: config.maxArtifactBytes }
   const router = express.Router()
-  router.use(limits.byIp)
   router.use(
     express.json({
       limit: bodyLimit(config.maxArtifactBytes),

@@ -36,7 +36,7 @@ export const startMailbox = async (config: MailboxConfig, opts: { logger?: Logge
   logger.info({ database: database.describe, applied, version }, 'database ready')
   const verifier = await loadVerifier()
   const metrics = createMailboxMetrics({ defaultMetrics: opts.defaultMetrics })
-  const app = buildApp({ config, pool: database.pool, verifier, metrics, logger })
+  const app = buildApp({ config, pool: database.pool, gatePool: database.gatePool, verifier, metrics, logger })
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s))
     s.once('error', reject)

@@ -4,12 +4,16 @@ import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible'
 import { ApiError } from './errors.js'
 import type { MailboxMetrics } from './metrics.js'
 
-/** Per-minute request budgets kept in PostgreSQL, so every instance counts against the same numbers. */
+/**
+ * Per-minute request budgets kept in PostgreSQL, so every instance counts against the same numbers.
+ * Authenticated requests are counted by the NIP-98 gate statement (auth/gate.ts) on the same rows;
+ * these count the rest: admin requests, and refused authentications.
+ */
 export interface RateLimits {
-  /** Counts the request against its client IP (before authentication). */
+  /** Counts the request against its client IP (admin routes). */
   byIp: RequestHandler
-  /** Counts the request against its NIP-98 pubkey (after authentication). */
-  byPubkey: RequestHandler
+  /** Counts one refused authentication against the IP; the seconds to wait when its budget is spent. */
+  penalize: (ip: string) => Promise<number | undefined>
 }
 
 const limiter = (pool: Pool, points: number, keyPrefix: string) =>
@@ -32,8 +36,15 @@ const middleware = (store: RateLimiterPostgres | undefined, scope: 'ip' | 'pubke
     }
   }
 
-/** Builds both budgets (0 requests per minute disables one). */
-export const createRateLimits = (pool: Pool, perIp: number, perPubkey: number, metrics: MailboxMetrics): RateLimits => ({
-  byIp: middleware(limiter(pool, perIp, 'ip'), 'ip', req => req.ip, metrics),
-  byPubkey: middleware(limiter(pool, perPubkey, 'pk'), 'pubkey', req => req.pubkey, metrics),
-})
+/** Builds the IP budget (0 requests per minute disables it). */
+export const createRateLimits = (pool: Pool, perIp: number, metrics: MailboxMetrics): RateLimits => {
+  const store = limiter(pool, perIp, 'ip')
+  return {
+    byIp: middleware(store, 'ip', req => req.ip, metrics),
+    penalize: async ip => {
+      if (!store || !ip) return undefined
+      const res = await store.penalty(ip, 1)
+      return res.consumedPoints > perIp ? Math.max(1, Math.ceil(res.msBeforeNext / 1000)) : undefined
+    },
+  }
+}

@@ -140,9 +140,13 @@ describe('msr-mailbox serve', () => {
     await within(ready(), '/readyz to answer 200')
     const health = await fetch(`http://127.0.0.1:${port}/healthz`)
     assert.equal(health.status, 200)
+    // Several at once, so the pool holds idle connections when the database stops under them.
+    const readies = await Promise.all(Array.from({ length: 6 }, () => fetch(`http://127.0.0.1:${port}/readyz`).then(r => r.status)))
+    assert.deepEqual(readies, [200, 200, 200, 200, 200, 200])
     assert.match(cli.stdout(), /"message":"mailbox API listening"/)
     cli.child.kill('SIGTERM')
     assert.deepEqual(await within(cli.exited, 'serve to exit after SIGTERM'), { code: 0, signal: null }, cli.stderr())
+    assert.doesNotMatch(cli.stdout() + cli.stderr(), /"severity":"(ERROR|CRITICAL)"/, 'a clean shutdown logs no error')
     assert.equal(await listening(port), false)
     assert.equal(await listening(pgPort), false, 'the embedded PostgreSQL was stopped')
   })

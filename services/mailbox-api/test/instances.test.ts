@@ -88,7 +88,7 @@ describe('two instances on one database', () => {
     const running: RunningMailbox[] = []
     try {
       for (const pool of [pg.connect(), pg.connect()])
-        running.push(await startMailbox(config, { logger, defaultMetrics: false, database: { pool, describe: 'test database', close: async () => undefined } }))
+        running.push(await startMailbox(config, { logger, defaultMetrics: false, database: { pool, gatePool: pool, describe: 'test database', close: async () => undefined } }))
       const seeded = await seedExpired(pg.pool, 500)
       const deadline = Date.now() + 15_000
       while ((await count(pg.pool, 'mail_keypackages', "id LIKE 'old-%'")) + (await count(pg.pool, 'mail_welcomes', "id LIKE 'old-%'")) > 0) {

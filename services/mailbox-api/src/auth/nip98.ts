@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express'
 import type { Pool } from 'pg'
 import { checkHttpAuth, HTTP_AUTH_WINDOW_SECONDS, type HttpAuthFailure, type SignatureVerifier } from '@msr/nostr'
 import { ApiError, type ErrorCode } from '../errors.js'
+import { createGate, type GateLimits } from './gate.js'
 import type { MailboxMetrics } from '../metrics.js'
 
 declare module 'express-serve-static-core' {
@@ -13,8 +14,6 @@ declare module 'express-serve-static-core' {
   }
 }
 
-const REPLAY_INSERT = 'INSERT INTO nip98_replay (sig, expires_at) VALUES ($1, to_timestamp($2)) ON CONFLICT DO NOTHING'
-
 const CODES: Record<HttpAuthFailure, ErrorCode> = {
   missing: 'AUTH_REQUIRED',
   malformed: 'AUTH_INVALID',
@@ -25,16 +24,40 @@ const CODES: Record<HttpAuthFailure, ErrorCode> = {
   payload: 'AUTH_PAYLOAD_MISMATCH',
 }
 
+/** What NIP-98 authentication needs. */
+export interface Nip98Deps {
+  publicUrl: string
+  verifier: SignatureVerifier
+  pool: Pool
+  metrics: MailboxMetrics
+  limits: GateLimits
+  /** Counts a refused authentication against the client IP's budget; the seconds to wait when spent. */
+  penalize: (ip: string) => Promise<number | undefined>
+}
+
+const over = (budget: { points: number; expire: number } | undefined, limit: number): number | undefined =>
+  budget && budget.points > limit ? Math.max(1, Math.ceil((budget.expire - Date.now()) / 1000)) : undefined
+
 /**
  * NIP-98 authentication: the event must describe this request (absolute URL built from PUBLIC_URL, never
  * from Host; method; payload hash of the raw body), be fresh, carry a valid signature, and be used
- * once: the signature is recorded in PostgreSQL, so a replay is refused by every instance.
+ * once: the signature is recorded in PostgreSQL, so a replay is refused by every instance. The same
+ * statement counts the request against the IP and pubkey budgets (429 with Retry-After past them).
  */
-export const requireNip98 = (deps: { publicUrl: string; verifier: SignatureVerifier; pool: Pool; metrics: MailboxMetrics }): RequestHandler =>
-  async (req, _res, next) => {
-    const refuse = (code: ErrorCode, message: string, reason: string) => {
+export const requireNip98 = (deps: Nip98Deps): RequestHandler => {
+  const gate = createGate(deps.pool, deps.limits)
+  const limited = (scope: 'ip' | 'pubkey', retryAfter: number) => {
+    deps.metrics.rateLimited.inc({ scope })
+    return new ApiError(429, 'RATE_LIMITED', `too many requests for this ${scope === 'ip' ? 'address' : 'pubkey'}; retry later`, {
+      'Retry-After': String(retryAfter),
+    })
+  }
+  return async (req, _res, next) => {
+    const refuse = async (code: ErrorCode, message: string, reason: string) => {
       deps.metrics.authFailures.inc({ reason })
-      return next(new ApiError(401, code, message))
+      // Failed attempts still spend the address's budget, so a flood of bad tokens is throttled too.
+      const wait = await deps.penalize(req.ip ?? '').catch(() => undefined)
+      return next(wait !== undefined ? limited('ip', wait) : new ApiError(401, code, message))
     }
     const now = Math.floor(Date.now() / 1000)
     const url = deps.publicUrl + req.originalUrl
@@ -44,13 +67,17 @@ export const requireNip98 = (deps: { publicUrl: string; verifier: SignatureVerif
     if (!deps.verifier.verify(event)) return refuse('AUTH_BAD_SIGNATURE', 'the Authorization event has a bad signature', 'signature')
     try {
       // Kept a little longer than the event can be valid, so a replay is caught for as long as it could pass.
-      const expires = event.created_at + HTTP_AUTH_WINDOW_SECONDS + 5
-      // Named: prepared once per pooled connection (every authenticated request runs it).
-      const fresh = await deps.pool.query({ name: 'nip98-replay', text: REPLAY_INSERT, values: [event.sig, expires] })
-      if (fresh.rowCount === 0) return refuse('AUTH_REPLAYED', 'this Authorization event was already used', 'replay')
+      const validUntil = event.created_at + HTTP_AUTH_WINDOW_SECONDS + 5
+      const outcome = await gate({ sig: event.sig, ip: req.ip ?? '', pubkey: event.pubkey, validUntil })
+      if (!outcome.fresh) return refuse('AUTH_REPLAYED', 'this Authorization event was already used', 'replay')
+      const ipWait = over(outcome.ip, deps.limits.perIp)
+      if (ipWait !== undefined) return next(limited('ip', ipWait))
+      const pubkeyWait = over(outcome.pubkey, deps.limits.perPubkey)
+      if (pubkeyWait !== undefined) return next(limited('pubkey', pubkeyWait))
     } catch (error) {
       return next(error)
     }
     req.pubkey = event.pubkey
     next()
   }
+}

@@ -8,6 +8,11 @@ import type { Logger } from '@msr/telemetry'
 /** The database the service talks to, and how to let it go. */
 export interface Database {
   pool: pg.Pool
+  /**
+   * A smaller pool for the NIP-98 gate (replay guard and rate-limit counters) whose sessions commit
+   * asynchronously: see `gatePool`.
+   */
+  gatePool: pg.Pool
   /** Where it is, without credentials (for logs). */
   describe: string
   close(): Promise<void>
@@ -20,10 +25,44 @@ pg.types.setTypeParser(20, value => Number(value))
 export const openDatabase = async (opts: { url?: string; dataDir: string; port: number; poolSize: number; logger: Logger }): Promise<Database> => {
   if (opts.url) {
     const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize })
-    pool.on('error', error => opts.logger.error({ err: error }, 'idle database connection failed'))
-    return { pool, describe: redact(opts.url), close: () => pool.end() }
+    const gate = gatePool({ connectionString: opts.url }, opts.poolSize)
+    const closing = watchIdleErrors([pool, gate], opts.logger)
+    return { pool, gatePool: gate, describe: redact(opts.url), close: () => closing.end() }
   }
   return startEmbedded(opts)
+}
+
+/**
+ * Logs an idle connection's failure (the server restarted, a network cut), except while the pool is
+ * being closed: `pool.end()` resolves before its sockets have closed, so a server stopped right after
+ * (the embedded one, or a database shutting down with us) ends them with 57P01, which is no fault.
+ */
+const watchIdleErrors = (pools: pg.Pool[], logger: Logger) => {
+  let ending = false
+  for (const pool of pools)
+    pool.on('error', error => {
+      if (ending) logger.debug({ err: error }, 'database connection closed at shutdown')
+      else logger.error({ err: error }, 'idle database connection failed')
+    })
+  return {
+    end: async () => {
+      ending = true
+      await Promise.all(pools.map(pool => pool.end()))
+    },
+  }
+}
+
+/**
+ * The gate's pool: its sessions run with `synchronous_commit = off`, so the gate statement (one per
+ * authenticated request) does not wait for its WAL flush. What that risks, and only when PostgreSQL
+ * itself crashes: the last fraction of a second of spent signatures and counter increments. A token
+ * used in that fraction could then be replayed once within its 60 s window (it repeats the same
+ * request: same URL, method and body hash). Mailbox data never goes through this pool. The setting
+ * is a connection startup option (Cloud SQL accepts it; PgBouncer needs `ignore_startup_parameters`).
+ */
+const gatePool = (connection: pg.PoolConfig, poolSize: number): pg.Pool => {
+  // A startup parameter: set as the session opens, before any query (no extra round trip).
+  return new pg.Pool({ ...connection, max: Math.max(2, Math.ceil(poolSize / 2)), options: '-c synchronous_commit=off' })
 }
 
 const redact = (url: string): string => url.replace(/\/\/[^@/]*@/, '//***@')
@@ -64,13 +103,16 @@ const startEmbedded = async (opts: { dataDir: string; port: number; poolSize: nu
     await server.stop()
     throw error
   }
-  const pool = new pg.Pool({ host: '127.0.0.1', port: opts.port, user: USER, password: PASSWORD, database: DATABASE, max: opts.poolSize })
-  pool.on('error', error => opts.logger.error({ err: error }, 'idle database connection failed'))
+  const connection = { host: '127.0.0.1', port: opts.port, user: USER, password: PASSWORD, database: DATABASE }
+  const pool = new pg.Pool({ ...connection, max: opts.poolSize })
+  const gate = gatePool(connection, opts.poolSize)
+  const closing = watchIdleErrors([pool, gate], opts.logger)
   return {
     pool,
+    gatePool: gate,
     describe: `embedded PostgreSQL at ${dataDir} (127.0.0.1:${opts.port})`,
     close: async () => {
-      await pool.end()
+      await closing.end()
       await server.stop()
     },
   }
