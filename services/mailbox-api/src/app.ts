@@ -5,8 +5,10 @@ import type { SignatureVerifier } from '@msr/nostr'
 import { safeEqual, type Logger } from '@msr/telemetry'
 import { requireAdmin } from './auth/admin.js'
 import { requireNip98 } from './auth/nip98.js'
+import { pushAuthSettings, requirePushAuth, type CertsSource } from './auth/push.js'
 import type { MailboxConfig } from './config.js'
 import { LATEST_VERSION, schemaVersion } from './db/migrate.js'
+import { createHintReceiver } from './domain/hints.js'
 import { KEYPACKAGES, WELCOMES } from './domain/mailbox.js'
 import { ApiError, errorMiddleware } from './errors.js'
 import type { MailboxMetrics } from './metrics.js'
@@ -15,6 +17,7 @@ import { dmHintRoutes } from './routes/dm-hints.js'
 import { groupRoutes } from './routes/groups.js'
 import { mailboxRoutes } from './routes/mailbox.js'
 import { openApiDocument } from './routes/openapi.js'
+import { pushRoutes } from './routes/push.js'
 import { keyPackageBody, welcomeBody } from './routes/schemas.js'
 
 /** What the app is built from; main.ts wires these, tests build their own. */
@@ -26,6 +29,8 @@ export interface AppDeps {
   verifier: SignatureVerifier
   metrics: MailboxMetrics
   logger: Logger
+  /** Where OIDC signing certificates come from (default: Google's); tests inject their own key. */
+  pushCerts?: CertsSource
 }
 
 /** The body limit: two artifacts of the maximum size as base64, plus room for the other fields. */
@@ -38,7 +43,7 @@ const timing = (metrics: MailboxMetrics): RequestHandler => (req, res, next) => 
   next()
 }
 
-/** The express app: security headers, health, metrics, OpenAPI, and /api/v1 behind rate limits and auth. */
+/** The express app: security headers, health, metrics, OpenAPI, the hint push route, and /api/v1 behind rate limits and auth. */
 export const buildApp = (deps: AppDeps): express.Express => {
   const { config, pool, metrics } = deps
   const app = express()
@@ -61,10 +66,22 @@ export const buildApp = (deps: AppDeps): express.Express => {
   })
   const document = openApiDocument(config)
   app.get('/api/v1/openapi.json', (_req, res) => void res.json(document))
+  app.use('/internal/pubsub/push', pushRouter(deps))
   app.use('/api/v1', apiRouter(deps))
   app.use((_req, _res, next) => next(new ApiError(404, 'NOT_FOUND', 'no such route')))
   app.use(errorMiddleware(deps.logger))
   return app
+}
+
+const pushRouter = (deps: AppDeps): express.Router => {
+  const { config, metrics, logger } = deps
+  const auth = requirePushAuth({
+    ...pushAuthSettings(config),
+    ...(deps.pushCerts && { certs: deps.pushCerts }),
+    metrics,
+    logger,
+  })
+  return pushRoutes({ auth, receive: createHintReceiver({ pool: deps.pool, metrics, logger, dmHintTtlSeconds: config.defaultTtlSeconds }) })
 }
 
 const apiRouter = (deps: AppDeps): express.Router => {

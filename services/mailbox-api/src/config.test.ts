@@ -59,3 +59,47 @@ test('a default TTL above the maximum is refused', () => {
   const loaded = loadMailboxConfig({ MAILBOX_DEFAULT_TTL: '40d' })
   assert.equal(loaded.ok, false)
 })
+
+test('hint inputs: off by default (push refused, no pull), 100 messages of flow control', () => {
+  const loaded = loadMailboxConfig({})
+  assert.ok(loaded.ok)
+  assert.equal(loaded.value.hintsPushToken, undefined)
+  assert.equal(loaded.value.hintsPushServiceAccount, undefined)
+  assert.deepEqual(loaded.value.hintsSubscriptions, [])
+  assert.equal(loaded.value.hintsMaxMessages, 100)
+  const full = loadMailboxConfig({
+    HINTS_PUSH_TOKEN: 'a-push-token-long-enough',
+    HINTS_PUSH_SERVICE_ACCOUNT: 'push@p.iam.gserviceaccount.com',
+    HINTS_PUSH_AUDIENCE: 'https://mailbox.example.com/internal/pubsub/push',
+    HINTS_SUBSCRIPTION: 'projects/p/subscriptions/mailbox-hints',
+    HINTS_MAX_MESSAGES: '20',
+  })
+  assert.ok(full.ok, full.ok ? '' : full.errors.join('\n'))
+  assert.equal(full.value.hintsMaxMessages, 20)
+  assert.deepEqual(full.value.hintsSubscriptions, ['projects/p/subscriptions/mailbox-hints'])
+})
+
+test('HINTS_SUBSCRIPTION takes several subscriptions, comma-separated, and names each bad one', () => {
+  const loaded = loadMailboxConfig({ HINTS_SUBSCRIPTION: 'mailbox-group-hints, projects/p/subscriptions/mailbox-dm-hints,' })
+  assert.ok(loaded.ok)
+  assert.deepEqual(loaded.value.hintsSubscriptions, ['mailbox-group-hints', 'projects/p/subscriptions/mailbox-dm-hints'])
+  const bad = loadMailboxConfig({ HINTS_SUBSCRIPTION: 'good,projects/p/topics/t' })
+  assert.equal(bad.ok, false)
+  assert.match(bad.ok ? '' : bad.errors.join('\n'), /"projects\/p\/topics\/t" is not a subscription/)
+})
+
+test('hint settings are checked: token length, service account email, audience needs the account, subscription name', () => {
+  const loaded = loadMailboxConfig({
+    HINTS_PUSH_TOKEN: 'short-push',
+    HINTS_PUSH_AUDIENCE: 'https://mailbox.example.com/internal/pubsub/push',
+    HINTS_SUBSCRIPTION: 'projects/p/topics/t',
+    HINTS_MAX_MESSAGES: '0',
+  })
+  assert.equal(loaded.ok, false)
+  if (loaded.ok) return
+  const text = loaded.errors.join('\n')
+  for (const name of ['HINTS_PUSH_TOKEN', 'HINTS_PUSH_AUDIENCE', 'HINTS_SUBSCRIPTION', 'HINTS_MAX_MESSAGES']) assert.match(text, new RegExp(name))
+  assert.doesNotMatch(text, /short-push/)
+  const email = loadMailboxConfig({ HINTS_PUSH_SERVICE_ACCOUNT: 'not-an-email' })
+  assert.equal(email.ok, false)
+})

@@ -21,6 +21,9 @@ const ipOrRange = (value: string): boolean => {
   return prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))
 }
 
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
+const SUBSCRIPTION = /^(projects\/[^/\s]+\/subscriptions\/)?[^/\s]+$/
+
 /** Every environment variable the mailbox API reads, with its default and meaning (README lists them). */
 export const mailboxEnvSchema = z.object({
   PORT: integer(8081, 0).describe('Listen port (Cloud Run sets it).'),
@@ -37,9 +40,19 @@ export const mailboxEnvSchema = z.object({
   MAILBOX_MAX_ARTIFACT_BYTES: integer(262144, 1).describe('Largest decoded artifact (content_b64, welcome_b64, ratchet_tree_b64) in bytes.'),
   MAILBOX_RATE_LIMIT_PER_IP: integer(1200, 0).describe('Requests per minute per client IP, shared by all instances (0: no limit).'),
   MAILBOX_RATE_LIMIT_PER_PUBKEY: integer(600, 0).describe('Requests per minute per NIP-98 pubkey, shared by all instances (0: no limit).'),
-  MAILBOX_JANITOR_INTERVAL: duration('1m').describe('How often expired items, dm hints and NIP-98 replay entries are purged.'),
+  MAILBOX_JANITOR_INTERVAL: duration('1m').describe('How often expired items, dm hints, seen hint ids and NIP-98 replay entries are purged.'),
   TRUSTED_PROXIES: integer(0, 0).describe('Proxies in front (Cloud Run: 1): the client IP is the N-th X-Forwarded-For entry from the right.'),
   DB_POOL_SIZE: integer(10, 1).describe('PostgreSQL connections per instance.'),
+  HINTS_PUSH_TOKEN: z.string().optional().describe('Shared secret of POST /internal/pubsub/push (Bearer, or ?token= in the push URL): the local transport of the relay. At least 16 characters.'),
+  HINTS_PUSH_SERVICE_ACCOUNT: z.string().optional().describe('Email of the Pub/Sub push service account. Alone: the push OIDC token is only decoded (email and email_verified checked), which is safe only behind Cloud Run IAM with unauthenticated invocations disallowed; with HINTS_PUSH_AUDIENCE: fully verified.'),
+  HINTS_PUSH_AUDIENCE: z.string().optional().describe("Audience of the push OIDC token; set: the token's signature (Google's keys), audience, issuer and expiry are verified in the app (for a public endpoint). Needs HINTS_PUSH_SERVICE_ACCOUNT."),
+  HINTS_SUBSCRIPTION: z
+    .string()
+    .optional()
+    .describe('Pub/Sub subscriptions to pull hints from, comma-separated (names, or projects/P/subscriptions/S), e.g. one per hint topic; unset: no pull consumer (push only).'),
+  HINTS_MAX_MESSAGES: integer(100, 1).describe('Hints the pull consumer handles at once (flow control).'),
+  GOOGLE_CLOUD_PROJECT: z.string().optional().describe("Project of a short HINTS_SUBSCRIPTION name (unset: the client library's detection)."),
+  PUBSUB_EMULATOR_HOST: z.string().optional().describe('host:port of a Pub/Sub emulator for the pull consumer (no TLS, no credentials).'),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info').describe('Lowest log level written.'),
 })
 
@@ -63,15 +76,30 @@ export interface MailboxConfig {
   trustedProxies: number
   dbPoolSize: number
   logLevel: string
+  hintsPushToken: string | undefined
+  hintsPushServiceAccount: string | undefined
+  hintsPushAudience: string | undefined
+  /** HINTS_SUBSCRIPTION split at commas (empty: no pull consumer). */
+  hintsSubscriptions: string[]
+  hintsMaxMessages: number
+  googleCloudProject: string | undefined
+  pubsubEmulatorHost: string | undefined
 }
 
-/** Problems the schema cannot see: secret lengths, allowlist entries, the public URL, TTL default vs max. */
+/** Problems the schema cannot see: secret lengths, allowlist entries, the public URL, TTL default vs max, hint settings. */
 const valueProblems = (env: Record<string, string | undefined>): string[] => {
   const problems: string[] = []
   for (const entry of (env.ADMIN_IP_ALLOWLIST ?? '').split(',').map(s => s.trim()).filter(Boolean))
     if (!ipOrRange(entry)) problems.push(`ADMIN_IP_ALLOWLIST: "${entry}" is not an IP address or CIDR range`)
   if (env.ADMIN_TOKEN !== undefined && env.ADMIN_TOKEN.length < 16) problems.push('ADMIN_TOKEN: must be at least 16 characters')
   if (env.METRICS_AUTH !== undefined && env.METRICS_AUTH.length < 16) problems.push('METRICS_AUTH: must be at least 16 characters')
+  if (env.HINTS_PUSH_TOKEN !== undefined && env.HINTS_PUSH_TOKEN.length < 16) problems.push('HINTS_PUSH_TOKEN: must be at least 16 characters')
+  if (env.HINTS_PUSH_SERVICE_ACCOUNT !== undefined && !EMAIL.test(env.HINTS_PUSH_SERVICE_ACCOUNT))
+    problems.push('HINTS_PUSH_SERVICE_ACCOUNT: expected a service account email')
+  if (env.HINTS_PUSH_AUDIENCE !== undefined && env.HINTS_PUSH_SERVICE_ACCOUNT === undefined)
+    problems.push('HINTS_PUSH_AUDIENCE: needs HINTS_PUSH_SERVICE_ACCOUNT (the email the token must carry)')
+  for (const name of subscriptionList(env.HINTS_SUBSCRIPTION))
+    if (!SUBSCRIPTION.test(name)) problems.push(`HINTS_SUBSCRIPTION: "${name}" is not a subscription name or projects/PROJECT/subscriptions/NAME`)
   const ttl = (name: 'MAILBOX_DEFAULT_TTL' | 'MAILBOX_MAX_TTL') => mailboxEnvSchema.shape[name].safeParse(env[name]).data
   const [defaultTtl, maxTtl] = [ttl('MAILBOX_DEFAULT_TTL'), ttl('MAILBOX_MAX_TTL')]
   if (defaultTtl !== undefined && maxTtl !== undefined && defaultTtl > maxTtl) problems.push('MAILBOX_DEFAULT_TTL: must not exceed MAILBOX_MAX_TTL')
@@ -111,6 +139,13 @@ export const loadMailboxConfig = (env: Record<string, string | undefined>): { ok
       trustedProxies: e.TRUSTED_PROXIES,
       dbPoolSize: e.DB_POOL_SIZE,
       logLevel: e.LOG_LEVEL,
+      hintsPushToken: e.HINTS_PUSH_TOKEN,
+      hintsPushServiceAccount: e.HINTS_PUSH_SERVICE_ACCOUNT,
+      hintsPushAudience: e.HINTS_PUSH_AUDIENCE,
+      hintsSubscriptions: subscriptionList(e.HINTS_SUBSCRIPTION),
+      hintsMaxMessages: e.HINTS_MAX_MESSAGES,
+      googleCloudProject: e.GOOGLE_CLOUD_PROJECT,
+      pubsubEmulatorHost: e.PUBSUB_EMULATOR_HOST,
     }),
   }
 }
@@ -127,4 +162,12 @@ export const envReference = (): string => {
     return `| \`${name}\` | ${def === undefined ? '' : `\`${String(def)}\``} | ${schema.description ?? ''} |`
   })
   return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n') + '\n'
+}
+
+/** The comma-separated subscriptions of HINTS_SUBSCRIPTION, trimmed, empty entries ignored. */
+function subscriptionList(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map(name => name.trim())
+    .filter(name => name !== '')
 }

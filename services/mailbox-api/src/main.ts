@@ -3,10 +3,13 @@ import type { Server } from 'node:http'
 import { loadVerifier } from '@msr/nostr'
 import { createLogger, type Logger } from '@msr/telemetry'
 import { buildApp } from './app.js'
+import { pushAuthModes, pushAuthSettings, type CertsSource } from './auth/push.js'
 import type { MailboxConfig } from './config.js'
 import { openDatabase, type Database } from './db/database.js'
 import { migrate } from './db/migrate.js'
-import { purgeExpired } from './domain/janitor.js'
+import { createHintReceiver } from './domain/hints.js'
+import { hintSeenRetention, purgeExpired } from './domain/janitor.js'
+import { startHintsConsumer, type HintsConsumer } from './hints-consumer.js'
 import { createMailboxMetrics, type MailboxMetrics } from './metrics.js'
 
 /** A started mailbox API. */
@@ -16,19 +19,37 @@ export interface RunningMailbox {
   url: string
   database: Database
   metrics: MailboxMetrics
-  /** Stops accepting, finishes in-flight requests, stops the janitor and closes the database. */
+  /** Stops the hint pull consumer, stops accepting, finishes in-flight requests, stops the janitor and closes the database. */
   close(): Promise<void>
 }
 
 /** One janitor sweep, counted in metrics. */
-const sweep = async (database: Database, metrics: MailboxMetrics, logger: Logger): Promise<void> => {
-  const purged = await purgeExpired(database.pool)
+const sweep = async (database: Database, metrics: MailboxMetrics, logger: Logger, hintSeenRetentionSeconds: number): Promise<void> => {
+  const purged = await purgeExpired(database.pool, { hintSeenRetentionSeconds })
   for (const [kind, n] of Object.entries(purged)) if (n > 0) metrics.expiries.inc({ kind }, n)
   if (Object.values(purged).some(n => n > 0)) logger.info({ purged }, 'purged expired rows')
 }
 
-/** Composition root: config → database (+ migrations) → app → listen → janitor. Nothing else. */
-export const startMailbox = async (config: MailboxConfig, opts: { logger?: Logger; database?: Database; defaultMetrics?: boolean } = {}): Promise<RunningMailbox> => {
+/** One hint pull consumer per HINTS_SUBSCRIPTION entry. */
+const startConsumers = (config: MailboxConfig, database: Database, metrics: MailboxMetrics, logger: Logger): HintsConsumer[] => {
+  const receive = createHintReceiver({ pool: database.pool, metrics, logger, dmHintTtlSeconds: config.defaultTtlSeconds })
+  return config.hintsSubscriptions.map(subscription =>
+    startHintsConsumer({
+      subscription,
+      projectId: config.googleCloudProject,
+      emulatorHost: config.pubsubEmulatorHost,
+      maxMessages: config.hintsMaxMessages,
+      receive,
+      logger,
+    }),
+  )
+}
+
+/** Composition root: config → database (+ migrations) → app → listen → hint pull consumer → janitor. Nothing else. */
+export const startMailbox = async (
+  config: MailboxConfig,
+  opts: { logger?: Logger; database?: Database; defaultMetrics?: boolean; pushCerts?: CertsSource } = {},
+): Promise<RunningMailbox> => {
   const logger = opts.logger ?? createLogger({ service: 'mailbox-api', level: config.logLevel })
   const database =
     opts.database ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, port: config.embeddedPgPort, poolSize: config.dbPoolSize, logger }))
@@ -36,12 +57,16 @@ export const startMailbox = async (config: MailboxConfig, opts: { logger?: Logge
   logger.info({ database: database.describe, applied, version }, 'database ready')
   const verifier = await loadVerifier()
   const metrics = createMailboxMetrics({ defaultMetrics: opts.defaultMetrics })
-  const app = buildApp({ config, pool: database.pool, gatePool: database.gatePool, verifier, metrics, logger })
+  const app = buildApp({ config, pool: database.pool, gatePool: database.gatePool, verifier, metrics, logger, ...(opts.pushCerts && { pushCerts: opts.pushCerts }) })
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s))
     s.once('error', reject)
   })
-  const janitor = setInterval(() => void sweep(database, metrics, logger).catch(error => logger.error({ err: error }, 'janitor sweep failed')), config.janitorIntervalMs)
+  const consumers = startConsumers(config, database, metrics, logger)
+  const pull = config.hintsSubscriptions.length > 0 ? config.hintsSubscriptions : null
+  logger.info({ push: pushAuthModes(pushAuthSettings(config)), pull, ...(pull && config.pubsubEmulatorHost && { emulator: config.pubsubEmulatorHost }) }, 'hint inputs')
+  const retention = hintSeenRetention(config.defaultTtlSeconds)
+  const janitor = setInterval(() => void sweep(database, metrics, logger, retention).catch(error => logger.error({ err: error }, 'janitor sweep failed')), config.janitorIntervalMs)
   janitor.unref()
   const port = (server.address() as AddressInfo).port
   logger.info({ port, host: config.host, publicUrl: config.publicUrl, verifier: verifier.name }, 'mailbox API listening')
@@ -52,6 +77,7 @@ export const startMailbox = async (config: MailboxConfig, opts: { logger?: Logge
     database,
     metrics,
     close: async () => {
+      await Promise.all(consumers.map(c => c.close()))
       clearInterval(janitor)
       await new Promise<void>(resolve => server.close(() => resolve()))
       if (!opts.database) await database.close()

@@ -12,6 +12,8 @@ export const createMailboxMetrics = (opts: { defaultMetrics?: boolean } = {}) =>
     authFailures: metrics.counter('auth_failures_total', 'Refused NIP-98 or admin authentications, by reason.', ['reason']),
     rateLimited: metrics.counter('rate_limited_total', 'Requests refused by a rate limit, by scope (ip, pubkey).', ['scope']),
     groupUpserts: metrics.counter('group_upserts_total', 'Group registry upserts, by source (admin, hint).', ['source']),
+    hints: metrics.counter('hints_total', 'Hints received (push or pull), by kind (445, 446, unknown) and outcome (applied, duplicate, malformed).', ['kind', 'outcome']),
+    pushAuthFailures: metrics.counter('push_auth_failures_total', 'Refused hint pushes, by reason.', ['reason']),
     requestSeconds: metrics.histogram('request_seconds', 'HTTP request latency.', ['method', 'route', 'status'], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]),
   }
 }

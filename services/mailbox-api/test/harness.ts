@@ -12,6 +12,7 @@ import request from 'supertest'
 import { computeId, loadVerifier, type NostrEvent, type SignatureVerifier } from '@msr/nostr'
 import { createLogger } from '@msr/telemetry'
 import { buildApp } from '../src/app.js'
+import type { CertsSource } from '../src/auth/push.js'
 import { loadMailboxConfig, type MailboxConfig } from '../src/config.js'
 import { openDatabase } from '../src/db/database.js'
 import { migrate } from '../src/db/migrate.js'
@@ -187,12 +188,12 @@ export const testConfig = (env: Record<string, string> = {}): MailboxConfig => {
 let verifier: Promise<SignatureVerifier> | undefined
 
 /** Builds the express app on `pool` with `env` configuration, as main.ts would (but not listening). */
-export const buildTestApp = async (pool: pg.Pool, env: Record<string, string> = {}, opts: { logLevel?: string } = {}): Promise<TestApp> => {
+export const buildTestApp = async (pool: pg.Pool, env: Record<string, string> = {}, opts: { logLevel?: string; pushCerts?: CertsSource } = {}): Promise<TestApp> => {
   const config = testConfig(env)
   const logs: string[] = []
   const logger = createLogger({ service: 'mailbox-test', level: opts.logLevel ?? 'fatal', destination: { write: (line: string) => void logs.push(line) } })
   const metrics = createMailboxMetrics({ defaultMetrics: false })
-  const app = buildApp({ config, pool, verifier: await (verifier ??= loadVerifier()), metrics, logger })
+  const app = buildApp({ config, pool, verifier: await (verifier ??= loadVerifier()), metrics, logger, ...(opts.pushCerts && { pushCerts: opts.pushCerts }) })
   return { app, config, metrics, logs, api: apiClient(app, config.publicUrl) }
 }
 

@@ -38,8 +38,12 @@ const seedExpired = async (pool: Pool, n: number): Promise<Record<keyof Purged, 
     const expire = `(extract(epoch FROM ${expires}) * 1000)::bigint`
     await pool.query(`INSERT INTO rate_limits (key, points, expire)
       SELECT '${tag}-rl-' || i || '-' || gen_random_uuid(), 1, ${expire} FROM generate_series(1, $1) AS i`, [tag === 'old' ? n : 10])
+    // Seen hint ids have no expiry of their own: they are purged 30 days after they were seen.
+    const seen = tag === 'old' ? "now() - interval '31 days'" : 'now()'
+    await pool.query(`INSERT INTO hints_seen (event_id, seen_at)
+      SELECT '${tag}-hs-' || i || '-' || gen_random_uuid(), ${seen} FROM generate_series(1, $1) AS i`, [tag === 'old' ? n : 10])
   }
-  return { keypackage: n, welcome: n, dm_hint: n, nip98: n, rate_limit: n }
+  return { keypackage: n, welcome: n, dm_hint: n, nip98: n, rate_limit: n, hint_seen: n }
 }
 
 /** Each table the janitor sweeps, and the column the seeded rows are named in. */
@@ -49,6 +53,7 @@ const TABLES: Record<keyof Purged, { table: string; key: string }> = {
   dm_hint: { table: 'dm_hints', key: 'event_id' },
   nip98: { table: 'nip98_replay', key: 'sig' },
   rate_limit: { table: 'rate_limits', key: 'key' },
+  hint_seen: { table: 'hints_seen', key: 'event_id' },
 }
 
 describe('two instances on one database', () => {
@@ -79,7 +84,7 @@ describe('two instances on one database', () => {
       assert.equal(await count(pg.pool, table, `${key} LIKE 'live-%'`), 10, `${table}: live rows purged`)
     }
     const idle = await purgeExpired(other)
-    assert.deepEqual(Object.values(idle), [0, 0, 0, 0, 0], 'nothing left to purge')
+    assert.deepEqual(Object.values(idle), [0, 0, 0, 0, 0, 0], 'nothing left to purge')
   })
 
   it('running services sweep on their interval and count each expiry once between them', async () => {

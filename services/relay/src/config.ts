@@ -163,6 +163,23 @@ const verification = z
   })
   .prefault({})
 
+const hints = z
+  .strictObject({
+    transport: z
+      .enum(['none', 'local', 'pubsub'])
+      .default('none')
+      .describe('Where routing hints of accepted 445/446 events go: nowhere, POSTed to the mailbox API (local), or Google Cloud Pub/Sub.'),
+    push_url: text('', 'local: the mailbox API push endpoint, e.g. http://127.0.0.1:8081/internal/pubsub/push.'),
+    push_token: text('', "local: the mailbox API's HINTS_PUSH_TOKEN, sent as a Bearer token (secret; set it by environment)."),
+    project_id: text('', 'pubsub: the Google Cloud project (empty: detected by the client library, e.g. GOOGLE_CLOUD_PROJECT).'),
+    group_topic: text('mls-group-hints', 'pubsub: topic of kind-445 hints (ordering key: the group).'),
+    dm_topic: text('noise-dm-hints', 'pubsub: topic of kind-446 hints.'),
+    batch_size: int(1, 100, 'Outbox entries published per drain round.'),
+    max_backoff: duration('30s', 'Longest wait between publish retries while the bus is failing (the wait doubles from 250ms).'),
+    publish_timeout: duration('10s', 'A publish not confirmed within this is treated as failed and retried.'),
+  })
+  .prefault({})
+
 const log = z
   .strictObject({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info').describe('Lowest log level written.'),
@@ -182,6 +199,7 @@ export const relayConfigSchema = z
     rate_limiter: rateLimiter,
     metrics,
     verification,
+    hints,
     log,
   })
   .superRefine((config, ctx) => {
@@ -191,6 +209,8 @@ export const relayConfigSchema = z
       issue(['network', 'public_url'], 'required when auth.enabled is true (NIP-42 relay tags are checked against it)')
     if (config.network.public_url && normalizeRelayUrl(config.network.public_url) === undefined)
       issue(['network', 'public_url'], 'expected a ws:// or wss:// URL')
+    if (config.hints.transport === 'local' && !/^https?:\/\/[^/]/.test(config.hints.push_url))
+      issue(['hints', 'push_url'], 'required when hints.transport is "local": the http(s) URL of the mailbox push endpoint')
     if (config.metrics.enabled && config.metrics.auth.length < 16)
       issue(['metrics', 'auth'], 'required when metrics.enabled is true: a secret of at least 16 characters')
   })

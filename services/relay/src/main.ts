@@ -11,10 +11,16 @@ import { Relay } from './relay.js'
 import { Settings } from './settings.js'
 import { watchConfig, type ConfigLoader } from './watch.js'
 import { EventStore } from './store/event-store.js'
+import { HintDrainer } from './pipeline/hint-drainer.js'
+import { hintTransport } from './pipeline/hint-transport.js'
+
+/** How long a graceful stop keeps publishing waiting hints (inside Cloud Run's 10 s grace period). */
+const HINT_FLUSH_MS = 3000
 
 /** A started relay. */
 export interface RunningRelay {
   relay: Relay
+  store: EventStore
   settings: Settings
   port: number
   url: string
@@ -33,17 +39,45 @@ export interface StartOptions {
 export const startRelay = async (config: RelayConfig, options: StartOptions = {}): Promise<RunningRelay> => {
   const logger = options.logger ?? createLogger({ service: 'relay', level: config.log.level })
   const settings = new Settings(config)
-  const store = EventStore.open(config.data.path)
+  const transport = hintTransport(config.hints)
+  const store = EventStore.open(config.data.path, { hints: transport !== undefined })
   const verifier = await VerifierPool.start(config.verification.workers, config.verification.backend)
   const queries = await QueryPool.start(config.data.path, config.data.query_workers)
   const metrics = createRelayMetrics()
-  const relay = new Relay({ settings, store, verifier, queries, logger, metrics })
+  let drainer: HintDrainer | undefined
+  const onCommitted = (batch: { event: { kind: number } }[]) => {
+    if (batch.some(c => c.event.kind === 445 || c.event.kind === 446)) drainer?.notify()
+  }
+  const relay = new Relay({ settings, store, verifier, queries, logger, metrics, onCommitted })
+  if (transport) {
+    const kind = (hint: { kind: number }) => String(hint.kind)
+    drainer = new HintDrainer(
+      {
+        store,
+        writer: relay.writer,
+        transport,
+        logger,
+        observer: {
+          published: (hint, seconds) => (metrics.hintsPublished.inc({ kind: kind(hint) }), metrics.hintPublishSeconds.observe({ kind: kind(hint) }, seconds)),
+          failed: hint => metrics.hintPublishFailures.inc({ kind: kind(hint) }),
+          dropped: () => metrics.hintsDropped.inc(),
+        },
+      },
+      { batchSize: config.hints.batch_size, maxBackoffMs: config.hints.max_backoff, publishTimeoutMs: config.hints.publish_timeout },
+    )
+    drainer.start()
+  } else if (store.outbox.size() > 0) {
+    logger.warn({ waiting: store.outbox.size() }, 'hints are waiting in the outbox but hints.transport is "none": they are not published')
+  }
   let accepting = true
   const { server, wss } = createHttpServer({
     information: () => relayDocument(settings.current.config),
     ready: () => accepting,
     metricsKey: () => (settings.current.config.metrics.enabled ? settings.current.config.metrics.auth : undefined),
-    renderMetrics: async () => ({ body: await metrics.metrics.render(), contentType: metrics.metrics.contentType }),
+    renderMetrics: async () => {
+      metrics.hintOutbox.set(store.outbox.size())
+      return { body: await metrics.metrics.render(), contentType: metrics.metrics.contentType }
+    },
     clientIp: req => clientIp(req, settings.current.config.network.trusted_proxies),
     admits: ip => relay.admits(ip),
     onRefused: reason => (metrics.refusedConnections.inc({ reason }), metrics.rateLimited.inc({ rule: reason })),
@@ -65,17 +99,20 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
   })
   const watcher = options.watch && watchConfig(options.watch.file, options.watch.load, settings, logger, metrics)
   const port = (server.address() as AddressInfo).port
-  logger.info({ port, host: config.network.host, store: config.data.path, events: store.size(), verifier: verifier.backend }, 'relay listening')
+  const hints = config.hints.transport === 'none' ? 'off' : config.hints.transport === 'local' ? `local → ${config.hints.push_url}` : `pubsub (${config.hints.group_topic}, ${config.hints.dm_topic})`
+  logger.info({ port, host: config.network.host, store: config.data.path, events: store.size(), verifier: verifier.backend, hints }, 'relay listening')
   const close = async () => {
     accepting = false
     watcher?.close()
     clearInterval(sweeper)
     server.close()
     await relay.shutdown()
+    // The last hints get a moment to reach the bus: on Cloud Run the disk holding the outbox goes with the instance.
+    await drainer?.stop(HINT_FLUSH_MS)
     wss.close()
     await Promise.all([verifier.close(), queries.close()])
     await store.close()
     server.closeAllConnections()
   }
-  return { relay, settings, port, url: `ws://${config.network.host}:${port}`, close }
+  return { relay, store, settings, port, url: `ws://${config.network.host}:${port}`, close }
 }

@@ -19,6 +19,11 @@ export const createRelayMetrics = () => {
     authSuccesses: metrics.counter('auth_successes_total', 'Accepted NIP-42 AUTH messages.'),
     rateLimited: metrics.counter('rate_limited_total', 'Messages refused by a rate limit, by rule.', ['rule']),
     refusedConnections: metrics.counter('refused_connections_total', 'WebSocket upgrades refused, by reason.', ['reason']),
+    hintOutbox: metrics.gauge('hint_outbox_depth', 'Routing hints (445/446) committed but not yet confirmed by the bus.'),
+    hintPublishSeconds: metrics.histogram('hint_publish_seconds', 'Time from publish to the bus confirming one hint, by kind.', ['kind'], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5]),
+    hintsPublished: metrics.counter('hints_published_total', 'Hints the bus confirmed, by kind.', ['kind']),
+    hintPublishFailures: metrics.counter('hint_publish_failures_total', 'Failed hint publishes (each retried later), by kind.', ['kind']),
+    hintsDropped: metrics.counter('hints_dropped_total', 'Outbox entries that no longer parse, removed unpublished.'),
     reloads: metrics.counter('config_reloads_total', 'Configuration reloads (--watch), by outcome.', ['outcome']),
   }
 }

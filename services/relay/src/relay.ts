@@ -7,7 +7,7 @@ import { FanOut } from './pipeline/fanout.js'
 import { createIngest, ingestSettled } from './pipeline/ingest.js'
 import { parseMessage, type ClientMessage } from './pipeline/parse.js'
 import type { VerifierPool } from './pipeline/verifier-pool.js'
-import { Writer } from './pipeline/writer.js'
+import { Writer, type Committed } from './pipeline/writer.js'
 import { visibleTo } from './policies/access.js'
 import type { Settings } from './settings.js'
 import type { EventStore } from './store/event-store.js'
@@ -23,6 +23,8 @@ export interface RelayDeps {
   queries: QueryPool
   logger: Logger
   metrics: RelayMetrics
+  /** Observes each committed batch after fan-out was handed it (the hint drainer's wake-up). */
+  onCommitted?: (batch: Committed[]) => void
   /** Unix seconds. */
   now?: () => number
 }
@@ -44,7 +46,11 @@ export class Relay {
     const visible = (s: { client: Client }, e: Parameters<typeof visibleTo>[2]) =>
       visibleTo(settings.current.access.privateKinds, s.client.authed, e)
     this.fanOut = new FanOut(this.live, n => metrics.deliveries.inc(n), visible)
-    this.writer = new Writer(deps.store, batch => this.fanOut.enqueue(batch), error => deps.logger.error({ err: error }, 'store write failed'))
+    const committed = (batch: Committed[]) => {
+      this.fanOut.enqueue(batch)
+      deps.onCommitted?.(batch)
+    }
+    this.writer = new Writer(deps.store, committed, error => deps.logger.error({ err: error }, 'store write failed'))
     this.ingest = createIngest({
       settings,
       verifier: deps.verifier,

@@ -1,6 +1,6 @@
 // Container and deployment files cannot be run here (no Docker engine), so they are checked by parsing.
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { parse } from 'yaml'
 
@@ -71,4 +71,38 @@ test('the Cloud Run service pins the relay to one always-on instance with a one-
   assert.equal(annotations['autoscaling.knative.dev/maxScale'], '1')
   assert.equal(annotations['run.googleapis.com/cpu-throttling'], 'false')
   assert.equal(service.spec.template.spec.timeoutSeconds, 3600)
+})
+
+test('every Dockerfile installs every workspace lib (their package.json files are copied before npm ci)', () => {
+  const libs = readdirSync(new URL('libs/', root)).filter(name => existsSync(new URL(`libs/${name}/package.json`, root)))
+  assert.ok(libs.includes('hints'))
+  for (const service of ['relay', 'mailbox-api']) {
+    const dockerfile = read(`services/${service}/Dockerfile`)
+    for (const lib of libs) assert.match(dockerfile, new RegExp(`^COPY libs/${lib}/package\\.json libs/${lib}/$`, 'm'), `${service} copies libs/${lib}/package.json`)
+  }
+})
+
+test('docker-compose.yml sends the relay’s hints to the mailbox API push route with the token the API expects', () => {
+  const compose = parse(read('docker-compose.yml')) as { services: Record<string, { environment?: Record<string, string> }> }
+  const relay = compose.services.relay?.environment ?? {}
+  const api = compose.services['mailbox-api']?.environment ?? {}
+  assert.equal(relay.RELAY_HINTS__TRANSPORT, 'local')
+  assert.equal(relay.RELAY_HINTS__PUSH_URL, 'http://mailbox-api:8081/internal/pubsub/push')
+  assert.ok(relay.RELAY_HINTS__PUSH_TOKEN && relay.RELAY_HINTS__PUSH_TOKEN === api.HINTS_PUSH_TOKEN, 'one token on both sides')
+})
+
+test('on Google Cloud the relay publishes to Pub/Sub and the mailbox API verifies the push OIDC token of the account Terraform pushes as', () => {
+  type Env = { name: string; value?: string }[]
+  const env = (file: string) =>
+    (parse(read(file)) as { spec: { template: { spec: { containers: { env: Env }[] } } } }).spec.template.spec.containers[0]?.env ?? []
+  const value = (list: Env, name: string) => list.find(e => e.name === name)?.value
+  assert.equal(value(env('infra/cloudrun/relay.yaml'), 'RELAY_HINTS__TRANSPORT'), 'pubsub')
+  const api = env('infra/cloudrun/mailbox-api.yaml')
+  assert.match(value(api, 'HINTS_PUSH_AUDIENCE') ?? '', /^https:\/\/.+\/internal\/pubsub\/push$/)
+  assert.equal(value(api, 'HINTS_PUSH_SERVICE_ACCOUNT'), 'msr-hints-push@PROJECT_ID.iam.gserviceaccount.com')
+  const tf = read('infra/terraform/main.tf')
+  assert.match(tf, /account_id\s*=\s*"msr-hints-push"/)
+  for (const topic of ['mls-group-hints', 'noise-dm-hints']) assert.ok(tf.includes(`"${topic}"`), `topic ${topic}`)
+  assert.match(tf, /oidc_token\s*{\s*service_account_email\s*=\s*google_service_account\.hints_push\.email\s*audience\s*=\s*var\.mailbox_push_url\s*}/)
+  assert.match(tf, /role\s*=\s*"roles\/pubsub\.publisher"\s*member\s*=\s*"serviceAccount:\${google_service_account\.relay\.email}"/)
 })

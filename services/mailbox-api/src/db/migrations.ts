@@ -7,7 +7,8 @@ export interface Migration {
 
 /**
  * The schema: the spec's tables (groups, mail_keypackages, mail_welcomes) in PostgreSQL types, plus
- * what the design adds: DM hints, the NIP-98 replay guard and the shared rate-limit counters.
+ * what the design adds: DM hints, the NIP-98 replay guard, the shared rate-limit counters and the ids of
+ * the hints already applied.
  * Never edit an applied migration; add the next one.
  */
 export const MIGRATIONS: readonly Migration[] = [
@@ -81,6 +82,18 @@ CREATE TABLE rate_limits (
   points INTEGER NOT NULL DEFAULT 0,
   expire BIGINT
 );
+`,
+  },
+  {
+    version: 2,
+    name: 'hints seen',
+    sql: `
+-- The Nostr event ids of the hints already applied: a redelivered hint finds its id here and changes nothing.
+CREATE TABLE hints_seen (
+  event_id TEXT PRIMARY KEY,
+  seen_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX idx_hints_seen_seen_at ON hints_seen (seen_at);
 `,
   },
 ]

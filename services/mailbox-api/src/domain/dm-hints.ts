@@ -1,4 +1,4 @@
-import type { Pool } from 'pg'
+import type { Pool, PoolClient } from 'pg'
 import { encodeCursor } from './mailbox.js'
 
 /** A DM hint: the id of a kind-446 event waiting on the relay for `recipient`. */
@@ -9,13 +9,13 @@ export interface DmHint {
   received_at: number
 }
 
-/** Records hints for each recipient; idempotent on (event id, recipient). */
+/** Records hints for each recipient; idempotent on (event id, recipient). Runs on the pool or in a transaction. */
 export const recordDmHint = async (
-  pool: Pool,
+  db: Pool | PoolClient,
   hint: { eventId: string; sender: string; createdAt: number; recipients: string[]; ttlSeconds: number },
 ): Promise<void> => {
   if (hint.recipients.length === 0) return
-  await pool.query(
+  await db.query(
     `INSERT INTO dm_hints (event_id, recipient_pubkey, sender_pubkey, event_created_at, expires_at)
      SELECT $1, r, $2, $3, now() + make_interval(secs => $4) FROM unnest($5::text[]) AS r
      ON CONFLICT (event_id, recipient_pubkey) DO NOTHING`,

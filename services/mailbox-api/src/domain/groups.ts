@@ -1,4 +1,4 @@
-import type { Pool } from 'pg'
+import type { Pool, PoolClient } from 'pg'
 
 /** A group registry entry as the API returns it (non-authoritative: MLS is the authority). */
 export interface Group {
@@ -62,15 +62,18 @@ export const upsertGroupMetadata = async (pool: Pool, meta: GroupMetadata): Prom
 
 /**
  * Records what a kind-445 hint says about a group: the epoch only ever rises, and the last event time
- * only moves forward (a late or duplicate hint changes nothing).
+ * only moves forward (a late or duplicate hint changes nothing, not even updated_at). Runs on the pool
+ * or inside the caller's transaction.
  */
-export const applyGroupHint = async (pool: Pool, hint: { groupId: string; epoch?: number; eventTs: number }): Promise<void> => {
-  await pool.query(
+export const applyGroupHint = async (db: Pool | PoolClient, hint: { groupId: string; epoch?: number; eventTs: number }): Promise<void> => {
+  await db.query(
     `INSERT INTO groups (group_id, last_epoch, last_event_ts) VALUES ($1, $2, $3)
      ON CONFLICT (group_id) DO UPDATE SET
        last_epoch = GREATEST(groups.last_epoch, EXCLUDED.last_epoch),
        last_event_ts = GREATEST(groups.last_event_ts, EXCLUDED.last_event_ts),
-       updated_at = now()`,
+       updated_at = now()
+     WHERE EXCLUDED.last_epoch > groups.last_epoch OR (groups.last_epoch IS NULL AND EXCLUDED.last_epoch IS NOT NULL)
+        OR EXCLUDED.last_event_ts > groups.last_event_ts OR groups.last_event_ts IS NULL`,
     [hint.groupId, hint.epoch ?? null, hint.eventTs],
   )
 }

@@ -54,7 +54,43 @@ const mailboxPaths = (path: string, name: string, body: z.ZodType) => ({
   },
 })
 
-/** The OpenAPI 3.0 document of /api/v1, with request schemas generated from the validators themselves. */
+/** The wrapped Pub/Sub push envelope (Pub/Sub may add fields; all are accepted). */
+const pushEnvelope = {
+  type: 'object',
+  required: ['message'],
+  properties: {
+    message: {
+      type: 'object',
+      required: ['data'],
+      properties: {
+        data: { type: 'string', format: 'byte', description: 'base64 of the hint JSON {v:1,id,kind,pubkey,created_at,group?,epoch?,recipients?}' },
+        attributes: { type: 'object', additionalProperties: { type: 'string' } },
+        messageId: { type: 'string' },
+        publishTime: { type: 'string', format: 'date-time' },
+      },
+    },
+    subscription: { type: 'string' },
+  },
+}
+
+/** The hint push route, outside /api/v1 (hence its own server URL). */
+const pushPath = (publicUrl: string) => ({
+  servers: [{ url: publicUrl }],
+  post: {
+    summary: 'Receive a routing hint from Pub/Sub push or the relay\'s local transport (applied at most once per event id)',
+    security: [{ pushToken: [] }, { pushTokenQuery: [] }, { pushOidc: [] }],
+    requestBody: { required: true, content: { 'application/json': { schema: pushEnvelope } } },
+    responses: {
+      '204': { description: 'Acknowledged: the hint is committed, was already applied, or is malformed (counted and logged, never retried)' },
+      '401': error('Push authentication failed or is not configured (PUSH_AUTH_REQUIRED, PUSH_AUTH_INVALID)'),
+      '413': error('A body over 1 MiB (PAYLOAD_TOO_LARGE)'),
+      '500': error('Database failure (INTERNAL): not acknowledged, Pub/Sub redelivers'),
+      '503': error('The OIDC signing keys could not be fetched (UNAVAILABLE)'),
+    },
+  },
+})
+
+/** The OpenAPI 3.0 document of /api/v1 (and the hint push route), with request schemas generated from the validators themselves. */
 export const openApiDocument = (opts: { publicUrl: string; maxArtifactBytes: number; maxTtlSeconds: number }) => ({
   openapi: '3.0.3',
   info: {
@@ -71,6 +107,14 @@ export const openApiDocument = (opts: { publicUrl: string; maxArtifactBytes: num
     securitySchemes: {
       nip98: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'Nostr <base64 NIP-98 event>' },
       admin: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, from an address in ADMIN_IP_ALLOWLIST' },
+      pushToken: { type: 'http', scheme: 'bearer', description: 'HINTS_PUSH_TOKEN (the relay\'s local transport)' },
+      pushTokenQuery: { type: 'apiKey', in: 'query', name: 'token', description: 'HINTS_PUSH_TOKEN in the push endpoint URL' },
+      pushOidc: {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'JWT',
+        description: 'Google-signed OIDC token of HINTS_PUSH_SERVICE_ACCOUNT (verified in-app when HINTS_PUSH_AUDIENCE is set, else by Cloud Run IAM)',
+      },
     },
     schemas: {
       Error: {
@@ -81,6 +125,7 @@ export const openApiDocument = (opts: { publicUrl: string; maxArtifactBytes: num
     },
   },
   paths: {
+    '/internal/pubsub/push': pushPath(opts.publicUrl),
     ...mailboxPaths('/keypackages', 'KeyPackage', keyPackageBody(opts.maxArtifactBytes, opts.maxTtlSeconds)),
     ...mailboxPaths('/welcome', 'Welcome', welcomeBody(opts.maxArtifactBytes, opts.maxTtlSeconds)),
     '/groups': {

@@ -87,6 +87,11 @@ export class Writer {
     }
   }
 
+  /** Removes hints the bus has confirmed from the outbox (through the one writer, like every write). */
+  removeHints(keys: Buffer[]): Promise<void> {
+    return this.store.write(tx => tx.removeHints(keys))
+  }
+
   /** Resolves once everything submitted so far has been committed (graceful shutdown). */
   async drain(): Promise<void> {
     while (this.queue.length > 0 || this.scheduled || this.inFlight.size > 0) {

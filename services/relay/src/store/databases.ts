@@ -25,6 +25,8 @@ export interface Databases {
   expiry: Database<Buffer, Buffer>
   /** id → expiration, for the query-time check. */
   expiryById: Database<Buffer, Buffer>
+  /** sequence (u64 BE) → hint JSON: routing hints of stored 445/446 events not yet published. */
+  outbox: Database<Buffer, Buffer>
 }
 
 /** Opens (creating when absent) the store's LMDB environment under `path`. */
@@ -44,5 +46,6 @@ export const openDatabases = (path: string): Databases => {
     deletedAddresses: binary('deleted_addresses'),
     expiry: binary('expiry'),
     expiryById: binary('expiry_by_id'),
+    outbox: binary('hint_outbox'),
   }
 }

@@ -1,9 +1,11 @@
 import type { Filter, VerifiedEvent } from '@msr/nostr'
 import { applyEvent, loadEvent, removeEvent, type StoreOutcome } from './apply.js'
 import { openDatabases, type Databases } from './databases.js'
+import { Outbox } from './outbox.js'
 import { countFilters, queryFilter, scanFilter, type QueryBounds, type QueryResult, type Visit } from './query.js'
 
 export type { StoreOutcome } from './apply.js'
+export type { OutboxEntry } from './outbox.js'
 export type { QueryBounds, QueryResult, StoredEvent, Visit } from './query.js'
 
 /**
@@ -11,11 +13,19 @@ export type { QueryBounds, QueryResult, StoredEvent, Visit } from './query.js'
  * `write()`, which only the writer stage calls, so there is exactly one writer.
  */
 export class EventStore {
-  private constructor(private readonly dbs: Databases) {}
+  /** The hint outbox (read by the drainer; written only inside `write()`). */
+  readonly outbox: Outbox
 
-  /** Opens or creates the store under `path`. */
-  static open(path: string): EventStore {
-    return new EventStore(openDatabases(path))
+  private constructor(
+    private readonly dbs: Databases,
+    private readonly hints: boolean,
+  ) {
+    this.outbox = new Outbox(dbs.outbox)
+  }
+
+  /** Opens or creates the store under `path`; with `hints`, stored 445/446 events queue a hint in the outbox. */
+  static open(path: string, opts: { hints?: boolean } = {}): EventStore {
+    return new EventStore(openDatabases(path), opts.hints ?? false)
   }
 
   /** Runs `fn` inside one write transaction; resolves with its result once the transaction has committed. */
@@ -24,8 +34,14 @@ export class EventStore {
   }
 
   private readonly tx: StoreTransaction = {
-    apply: (event, json) => applyEvent(this.dbs, event, json),
+    apply: (event, json) => {
+      const outcome = applyEvent(this.dbs, event, json)
+      // Same transaction as the event: both commit, or neither does.
+      if (outcome.status === 'stored' && this.hints) this.outbox.add(event)
+      return outcome
+    },
     deleteExpired: (now, max) => this.deleteExpired(now, max),
+    removeHints: keys => this.outbox.remove(keys),
   }
 
   /** The canonical JSON of a stored event. */
@@ -83,6 +99,8 @@ export interface StoreTransaction {
   apply(event: VerifiedEvent, json: Buffer): StoreOutcome
   /** Deletes up to `max` events whose expiration is at or before `now`; returns how many. */
   deleteExpired(now: number, max: number): number
+  /** Removes published hints from the outbox. */
+  removeHints(keys: Buffer[]): void
 }
 
 const expiryEnd = (now: number): Buffer => {

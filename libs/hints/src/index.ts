@@ -1,0 +1,3 @@
+export * from './hint.js'
+export * from './envelope.js'
+export * from './transport.js'

@@ -1,0 +1,131 @@
+/**
+ * The two ways a hint reaches the mailbox (DESIGN.md §5): Google Cloud Pub/Sub, or the local transport
+ * that POSTs the same push envelope straight to the mailbox's push endpoint.
+ */
+import { PubSub, type Topic } from '@google-cloud/pubsub'
+import { encodePushEnvelope } from './envelope.js'
+import { DEFAULT_TOPICS, encodeHint, hintAttributes, orderingKeyOf, topicOf, type Hint } from './hint.js'
+
+/** Carries hints to the bus; the relay's outbox drainer retries what it rejects. */
+export interface HintTransport {
+  readonly name: 'local' | 'pubsub'
+  /** Resolves with the message id once the bus has the message; rejects (with a message naming the cause, never a token) otherwise. */
+  publish(hint: Hint, opts?: { traceparent?: string }): Promise<string>
+  /** Flushes what is in flight and releases connections. */
+  close(): Promise<void>
+}
+
+/** Why a call failed, in one line: undici hides the socket error in `cause`. */
+const causeOf = (err: unknown): string => {
+  if (!(err instanceof Error)) return String(err)
+  const cause = err.cause as { code?: string; message?: string } | undefined
+  return cause?.code ?? cause?.message ?? err.message
+}
+
+/** The URL without credentials or query string, where a push token is often carried. */
+const safeUrl = (raw: string): string => {
+  try {
+    const url = new URL(raw)
+    return `${url.origin}${url.pathname}`
+  } catch {
+    return 'an invalid URL'
+  }
+}
+
+/** Publishes are tracked so close() can wait for them, and refused once it has been called. */
+const inFlight = () => {
+  const pending = new Set<Promise<unknown>>()
+  let closed = false
+  return {
+    run<T>(name: string, work: () => Promise<T>): Promise<T> {
+      if (closed) return Promise.reject(new Error(`${name} transport is closed`))
+      const p = work()
+      pending.add(p)
+      const forget = (): void => void pending.delete(p)
+      p.then(forget, forget)
+      return p
+    },
+    async settle(): Promise<void> {
+      closed = true
+      await Promise.allSettled([...pending])
+    },
+  }
+}
+
+/** POSTs each hint as a Pub/Sub push envelope to the mailbox (for `npm start` and tests). */
+export const createLocalTransport = (opts: { pushUrl: string; token?: string; timeoutMs?: number; subscription?: string }): HintTransport => {
+  const subscription = opts.subscription ?? 'projects/local/subscriptions/mailbox-hints'
+  const timeoutMs = opts.timeoutMs ?? 10_000
+  const target = `push to ${safeUrl(opts.pushUrl)}`
+  const headers = { 'content-type': 'application/json', ...(opts.token && { authorization: `Bearer ${opts.token}` }) }
+  const calls = inFlight()
+
+  const post = async (hint: Hint, traceparent: string | undefined): Promise<string> => {
+    const envelope = encodePushEnvelope({
+      data: encodeHint(hint),
+      attributes: hintAttributes(hint, traceparent),
+      messageId: hint.id,
+      orderingKey: orderingKeyOf(hint),
+      subscription,
+    })
+    const signal = AbortSignal.timeout(timeoutMs)
+    const response = await fetch(opts.pushUrl, { method: 'POST', headers, body: JSON.stringify(envelope), signal }).catch((err: unknown) => {
+      throw new Error(`${target}: ${signal.aborted ? `no answer within ${timeoutMs} ms` : causeOf(err)}`)
+    })
+    await response.arrayBuffer().catch(() => undefined) // read to the end so the connection is reused
+    if (!response.ok) throw new Error(`${target}: HTTP ${response.status}`)
+    return hint.id
+  }
+
+  return {
+    name: 'local',
+    publish: (hint, { traceparent } = {}) => calls.run('local', () => post(hint, traceparent)),
+    close: () => calls.settle(),
+  }
+}
+
+/**
+ * Publishes to one Pub/Sub topic per hint kind, ordered by group. Topics are made by infra, not here:
+ * a missing one rejects the publish.
+ */
+export const createPubSubTransport = (
+  opts: { projectId?: string; topics?: { group: string; dm: string }; emulatorHost?: string; maxDelayMs?: number } = {},
+): HintTransport => {
+  // Without emulatorHost the library itself honours PUBSUB_EMULATOR_HOST.
+  const client = new PubSub({
+    ...(opts.projectId !== undefined && { projectId: opts.projectId }),
+    // Naming the universe keeps the auth library from probing for a GCE metadata server on the emulator.
+    ...(opts.emulatorHost !== undefined && { apiEndpoint: opts.emulatorHost, emulatorMode: true, universeDomain: 'googleapis.com' }),
+  })
+  const names = opts.topics ?? DEFAULT_TOPICS
+  const topics = new Map<string, Topic>()
+  const topicNamed = (name: string): Topic => {
+    let topic = topics.get(name)
+    if (!topic) topics.set(name, (topic = client.topic(name, { messageOrdering: true, batching: { maxMilliseconds: opts.maxDelayMs ?? 10 } })))
+    return topic
+  }
+  const calls = inFlight()
+
+  const send = async (hint: Hint, traceparent: string | undefined): Promise<string> => {
+    const name = topicOf(hint, names)
+    const topic = topicNamed(name)
+    const orderingKey = orderingKeyOf(hint)
+    try {
+      return await topic.publishMessage({ data: encodeHint(hint), attributes: hintAttributes(hint, traceparent), ...(orderingKey !== undefined && { orderingKey }) })
+    } catch (err) {
+      // A failed ordered publish pauses its key; the outbox retries in order, so let the retry through.
+      if (orderingKey !== undefined) topic.resumePublishing(orderingKey)
+      throw new Error(`publish to topic ${name}: ${causeOf(err)}`)
+    }
+  }
+
+  return {
+    name: 'pubsub',
+    publish: (hint, { traceparent } = {}) => calls.run('pubsub', () => send(hint, traceparent)),
+    close: async () => {
+      // Flush first: otherwise what is batched waits out maxDelayMs before settling.
+      await Promise.all([calls.settle(), ...[...topics.values()].map(t => t.flush())])
+      await client.close()
+    },
+  }
+}

@@ -1,0 +1,199 @@
+// The hint bus end to end (DESIGN.md §5): a client publishes to the relay, the mailbox API learns of it.
+// Both services run as processes, as `npm start` runs them (local transport), and through the real
+// Pub/Sub client against the Pub/Sub emulator when this machine has one.
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { findEmulator, startEmulator, type RunningEmulator } from '@msr/hints/emulator'
+import {
+  eventually,
+  freePort,
+  MAILBOX_CLI,
+  mailboxGet,
+  newSigner,
+  RELAY_CLI,
+  RelayClient,
+  removeDir,
+  sign,
+  spawnService,
+  START,
+  tempDir,
+  waitReady,
+  type Service,
+} from './platform.js'
+
+interface Ports {
+  relay: number
+  mailbox: number
+  pg: number
+}
+
+const ports = async (): Promise<Ports> => ({ relay: await freePort(), mailbox: await freePort(), pg: await freePort() })
+
+/** The group as the mailbox API shows it, once it has `epoch`. */
+const groupAtEpoch = (mailbox: string, group: string, epoch: number) =>
+  eventually(async () => {
+    const res = await mailboxGet(mailbox, `/api/v1/groups/${encodeURIComponent(group)}`, newSigner())
+    const body = res.body as { group?: { last_epoch: number | null; last_event_ts: number | null } }
+    return res.status === 200 && body.group?.last_epoch === epoch ? body.group : undefined
+  }, `group ${group} at epoch ${epoch} in the mailbox API`)
+
+/** Bob's dm hints, once one names `eventId`. */
+const dmHint = (mailbox: string, bob: ReturnType<typeof newSigner>, eventId: string) =>
+  eventually(async () => {
+    const res = await mailboxGet(mailbox, `/api/v1/dm-hints?recipient=${bob.pubkey}`, bob)
+    const items = (res.body as { items?: { event_id: string; sender: string }[] }).items ?? []
+    return items.find(h => h.event_id === eventId)
+  }, `a dm hint for ${eventId.slice(0, 8)} in Bob's GET /api/v1/dm-hints`)
+
+/**
+ * The flow the issue describes: a 445 with `h` and `k` shows up in the group registry; a 446 to Bob
+ * shows up in Bob's dm hints, and Bob fetches the event from the relay by its id.
+ */
+const groupAndDmFlow = async (relayUrl: string, mailbox: string): Promise<void> => {
+  const [alice, bob] = [newSigner(), newSigner()]
+  const group = `group-${Math.random().toString(16).slice(2)}`
+  const client = await RelayClient.connect(relayUrl)
+  try {
+    await client.auth(alice, relayUrl)
+    const message = sign(newSigner(), 445, [['h', group], ['k', '3']], 'mls ciphertext')
+    assert.deepEqual(await client.publish(message), ['OK', message.id, true, ''])
+    const entry = await groupAtEpoch(mailbox, group, 3)
+    assert.equal(entry.last_event_ts, message.created_at)
+    const dm = sign(alice, 446, [['p', bob.pubkey]], 'noise ciphertext')
+    assert.deepEqual(await client.publish(dm), ['OK', dm.id, true, ''])
+    const hint = await dmHint(mailbox, bob, dm.id)
+    assert.equal(hint.sender, alice.pubkey)
+  } finally {
+    client.close()
+  }
+  const bobs = await RelayClient.connect(relayUrl)
+  try {
+    await bobs.auth(bob, relayUrl)
+    const dms = await bobs.query({ kinds: [446], '#p': [bob.pubkey] })
+    assert.equal(dms.length, 1)
+    assert.equal(dms[0]?.content, 'noise ciphertext')
+  } finally {
+    bobs.close()
+  }
+}
+
+describe('npm start: relay → local transport → mailbox API', () => {
+  let dir: string
+  let p: Ports
+  let platform: Service
+
+  before(async () => {
+    dir = await tempDir()
+    p = await ports()
+    platform = spawnService(START, [], {
+      RELAY_PORT: String(p.relay),
+      MAILBOX_PORT: String(p.mailbox),
+      RELAY_DATA__PATH: join(dir, 'relay'),
+      MAILBOX_DATA_DIR: join(dir, 'postgres'),
+      MAILBOX_EMBEDDED_PG_PORT: String(p.pg),
+    })
+    await waitReady(platform, `http://127.0.0.1:${p.mailbox}/readyz`, 'the mailbox API')
+    await waitReady(platform, `http://127.0.0.1:${p.relay}/readyz`, 'the relay')
+  })
+
+  after(async () => {
+    await platform?.stop()
+    await removeDir(dir)
+  })
+
+  it('a 445 reaches the group registry and a 446 reaches Bob, who fetches it from the relay', async () => {
+    await groupAndDmFlow(`ws://127.0.0.1:${p.relay}`, `http://127.0.0.1:${p.mailbox}`)
+  })
+})
+
+describe('mailbox API down while the relay accepts events', () => {
+  it('delivers the hints once the mailbox API is back', async () => {
+    const dir = await tempDir()
+    const p = await ports()
+    const token = 'platform-test-push-token-0123456789'
+    const relayUrl = `ws://127.0.0.1:${p.relay}`
+    const relay = spawnService(RELAY_CLI, ['serve'], {
+      PORT: String(p.relay),
+      RELAY_DATA__PATH: join(dir, 'relay'),
+      RELAY_AUTH__ENABLED: 'true',
+      RELAY_NETWORK__PUBLIC_URL: relayUrl,
+      RELAY_HINTS__TRANSPORT: 'local',
+      RELAY_HINTS__PUSH_URL: `http://127.0.0.1:${p.mailbox}/internal/pubsub/push`,
+      RELAY_HINTS__PUSH_TOKEN: token,
+      RELAY_HINTS__MAX_BACKOFF: '"1s"',
+    })
+    let mailbox: Service | undefined
+    try {
+      await waitReady(relay, `http://127.0.0.1:${p.relay}/readyz`, 'the relay')
+      const client = await RelayClient.connect(relayUrl)
+      await client.auth(newSigner(), relayUrl)
+      const group = `down-${Math.random().toString(16).slice(2)}`
+      const messages = [1, 2, 3].map(epoch => sign(newSigner(), 445, [['h', group], ['k', String(epoch)]]))
+      for (const m of messages) assert.deepEqual(await client.publish(m), ['OK', m.id, true, ''])
+      client.close()
+      mailbox = spawnService(MAILBOX_CLI, ['serve'], {
+        PORT: String(p.mailbox),
+        MAILBOX_DATA_DIR: join(dir, 'postgres'),
+        MAILBOX_EMBEDDED_PG_PORT: String(p.pg),
+        HINTS_PUSH_TOKEN: token,
+      })
+      await waitReady(mailbox, `http://127.0.0.1:${p.mailbox}/readyz`, 'the mailbox API')
+      await groupAtEpoch(`http://127.0.0.1:${p.mailbox}`, group, 3)
+    } finally {
+      await relay.stop()
+      await mailbox?.stop()
+      await removeDir(dir)
+    }
+  })
+})
+
+describe('relay → Pub/Sub emulator → mailbox API (streaming pull)', () => {
+  const found = findEmulator()
+  let emulator: RunningEmulator | undefined
+
+  before(async () => {
+    if ('path' in found) emulator = await startEmulator({ projectId: 'msr-platform' })
+  })
+
+  after(async () => {
+    await emulator?.stop()
+  })
+
+  it('carries the same flow through the real Pub/Sub client', async t => {
+    if (!emulator) return t.skip(`no Pub/Sub emulator on this machine (${'missing' in found ? found.missing : ''}); the local-transport flow above still ran`)
+    await emulator.createTopic('mls-group-hints')
+    await emulator.createTopic('noise-dm-hints')
+    await emulator.createSubscription('mls-group-hints', 'mailbox-group-hints', { enableMessageOrdering: true })
+    await emulator.createSubscription('noise-dm-hints', 'mailbox-dm-hints')
+    const dir = await tempDir()
+    const p = await ports()
+    const relayUrl = `ws://127.0.0.1:${p.relay}`
+    const bus = { PUBSUB_EMULATOR_HOST: emulator.host, GOOGLE_CLOUD_PROJECT: emulator.projectId, METADATA_SERVER_DETECTION: 'none' }
+    const relay = spawnService(RELAY_CLI, ['serve'], {
+      ...bus,
+      PORT: String(p.relay),
+      RELAY_DATA__PATH: join(dir, 'relay'),
+      RELAY_AUTH__ENABLED: 'true',
+      RELAY_NETWORK__PUBLIC_URL: relayUrl,
+      RELAY_HINTS__TRANSPORT: 'pubsub',
+      RELAY_HINTS__PROJECT_ID: emulator.projectId,
+    })
+    const mailbox = spawnService(MAILBOX_CLI, ['serve'], {
+      ...bus,
+      PORT: String(p.mailbox),
+      MAILBOX_DATA_DIR: join(dir, 'postgres'),
+      MAILBOX_EMBEDDED_PG_PORT: String(p.pg),
+      HINTS_SUBSCRIPTION: 'mailbox-group-hints,mailbox-dm-hints',
+    })
+    try {
+      await waitReady(relay, `http://127.0.0.1:${p.relay}/readyz`, 'the relay')
+      await waitReady(mailbox, `http://127.0.0.1:${p.mailbox}/readyz`, 'the mailbox API')
+      await groupAndDmFlow(relayUrl, `http://127.0.0.1:${p.mailbox}`)
+    } finally {
+      await relay.stop()
+      await mailbox.stop()
+      await removeDir(dir)
+    }
+  })
+})
