@@ -1,7 +1,7 @@
 # Terraform for the platform's Google Cloud resources: the Artifact Registry repository, the relay's
-# service account, and the hint bus (Pub/Sub topics, push subscriptions to the mailbox API, and the
-# identities allowed to publish and push). Later issues add Cloud SQL, the snapshot bucket, Cloud Armor
-# and secrets.
+# service account, the hint bus (Pub/Sub topics, push subscriptions to the mailbox API, and the
+# identities allowed to publish and push), and the snapshot bucket. Later issues add Cloud SQL, Cloud
+# Armor and secrets.
 terraform {
   required_version = ">= 1.5"
   required_providers {
@@ -122,4 +122,32 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   subscription = each.value.name
   role         = "roles/pubsub.subscriber"
   member       = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+# Relay snapshots (DESIGN.md §4): the relay may create, read, list and delete objects in this bucket
+# and nothing else. Versioning keeps a deleted or overwritten snapshot for 7 days, in case of a bad prune.
+resource "google_storage_bucket" "backups" {
+  name                        = "${var.project_id}-msr-backups"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 7
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+resource "google_storage_bucket_iam_member" "relay_snapshots" {
+  bucket = google_storage_bucket.backups.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.relay.email}"
 }

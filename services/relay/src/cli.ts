@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // msr-relay: the relay's command line. Parses arguments, loads configuration, starts the relay.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { parseArgs } from 'node:util'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { configReference, replaceMarkedSection } from '@msr/config'
 import { createLogger } from '@msr/telemetry'
 import { DEFAULT_CONFIG_FILE, loadRelayConfig, REFERENCE_SECTION, relayConfigSchema } from './config.js'
 import { startRelay } from './main.js'
+import { filterFrom, runExport, runImport } from './backup/transfer-cli.js'
 
 const USAGE = `usage: msr-relay <command> [options]
 
@@ -13,6 +14,11 @@ commands:
   serve [--config FILE] [--watch]
                                  run the relay (default config: config/relay.toml, optional);
                                  --watch re-reads the file when it changes
+  export [--config FILE] [--filter JSON] [--out FILE|-|gs://bucket/object]
+                                 write stored events as JSONL (gzip when the name ends in .gz; default: stdout)
+  import [--config FILE] [--in FILE|-|gs://bucket/object] [--no-verify]
+                                 store JSONL events (signatures verified unless --no-verify; default: stdin);
+                                 run it with the relay stopped, or into a fresh data.path
   config check [--config FILE]   validate the configuration (file + environment), list every problem
   config reference [--update F]  print the reference of every configuration key (Markdown), or rewrite it in F
 
@@ -34,6 +40,31 @@ const configFrom = (args: string[]) => {
   const file = values.config ?? DEFAULT_CONFIG_FILE
   if (values.watch && !existsSync(file)) return fail(`--watch needs a configuration file; ${file} does not exist`)
   return { ...loaded, file: values.config ?? DEFAULT_CONFIG_FILE, named: values.config, watch: values.watch === true }
+}
+
+/** `export` / `import`: options parsed strictly; exit 1 when the data could not be read or written. */
+const transfer = async (command: 'export' | 'import', args: string[]): Promise<void> => {
+  const options: ParseArgsConfig['options'] = {
+    config: { type: 'string', short: 'c' },
+    ...(command === 'export' ? { filter: { type: 'string' }, out: { type: 'string' } } : { in: { type: 'string' }, 'no-verify': { type: 'boolean' } }),
+  }
+  let values: Record<string, unknown>
+  try {
+    values = parseArgs({ args, options, strict: true }).values
+  } catch (error) {
+    return fail(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`)
+  }
+  const loaded = loadRelayConfig(values.config as string | undefined, process.env)
+  if (!loaded.ok) return fail(`invalid configuration:\n  ${loaded.errors.join('\n  ')}`)
+  const filter = filterFrom(values.filter as string | undefined)
+  if (filter instanceof Error) return fail(filter.message)
+  try {
+    if (command === 'export') await runExport(loaded.value, (values.out as string | undefined) ?? '-', filter)
+    else await runImport(loaded.value, (values.in as string | undefined) ?? '-', values['no-verify'] !== true)
+  } catch (error) {
+    process.stderr.write(`msr-relay ${command}: ${error instanceof Error ? error.message : String(error)}\n`)
+    process.exit(1)
+  }
 }
 
 /** Prints the key reference, or with `--update FILE` rewrites the marked section of that file (README). */
@@ -82,6 +113,7 @@ const main = async (argv: string[]): Promise<void> => {
   const [command, ...rest] = argv
   if (command === 'serve') return serve(rest)
   if (command === 'config') return config(rest)
+  if (command === 'export' || command === 'import') return transfer(command, rest)
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(USAGE)
   fail(`unknown command "${command}"\n${USAGE}`)
 }

@@ -180,6 +180,17 @@ const hints = z
   })
   .prefault({})
 
+const backup = z
+  .strictObject({
+    target: text('', 'Where snapshots go: "gs://bucket/prefix" (Cloud Storage) or a directory; empty: no snapshots.'),
+    interval: duration('15m', 'Time between snapshots (skipped when nothing was stored since the last); the most a crash can lose on an ephemeral disk.'),
+    keep: int(1, 24, 'Snapshots kept; older ones are deleted after each new one.'),
+    on_shutdown: z.boolean().default(true).describe('Write one more snapshot on SIGTERM (within shutdown_budget).'),
+    shutdown_budget: duration('6s', 'Longest the shutdown snapshot may take, and never past 9 s after SIGTERM (Cloud Run kills at 10 s); past it the previous snapshot stands.'),
+    restore_on_boot: z.boolean().default(true).describe('When the store is empty at start, restore the newest snapshot before listening (and before /readyz answers).'),
+  })
+  .prefault({})
+
 const log = z
   .strictObject({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info').describe('Lowest log level written.'),
@@ -200,6 +211,7 @@ export const relayConfigSchema = z
     metrics,
     verification,
     hints,
+    backup,
     log,
   })
   .superRefine((config, ctx) => {

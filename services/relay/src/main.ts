@@ -13,9 +13,13 @@ import { watchConfig, type ConfigLoader } from './watch.js'
 import { EventStore } from './store/event-store.js'
 import { HintDrainer } from './pipeline/hint-drainer.js'
 import { hintTransport } from './pipeline/hint-transport.js'
+import { openSnapshotStore, type StorageOptions } from '@msr/storage'
+import { Backups, restoreNewest } from './backup/backups.js'
 
 /** How long a graceful stop keeps publishing waiting hints (inside Cloud Run's 10 s grace period). */
 const HINT_FLUSH_MS = 3000
+/** Where a graceful stop must be done with hints and the last snapshot: Cloud Run kills at 10 s. */
+const SHUTDOWN_DEADLINE_MS = 9000
 
 /** A started relay. */
 export interface RunningRelay {
@@ -33,6 +37,8 @@ export interface StartOptions {
   logger?: Logger
   /** `serve --watch`: the file to watch and how to load it again. */
   watch?: { file: string; load: ConfigLoader }
+  /** The Cloud Storage client for a gs:// `[backup] target` (tests inject one; default: the library's own). */
+  storage?: StorageOptions['storage']
 }
 
 /** Composition root: config → store → workers → relay → HTTP/WebSocket listener (→ config watcher). Nothing else. */
@@ -40,15 +46,42 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
   const logger = options.logger ?? createLogger({ service: 'relay', level: config.log.level })
   const settings = new Settings(config)
   const transport = hintTransport(config.hints)
-  const store = EventStore.open(config.data.path, { hints: transport !== undefined })
+  const store = EventStore.open(config.data.path)
+  const snapshots = config.backup.target ? openSnapshotStore(config.backup.target, options.storage ? { storage: options.storage } : {}) : undefined
   const verifier = await VerifierPool.start(config.verification.workers, config.verification.backend)
   const queries = await QueryPool.start(config.data.path, config.data.query_workers)
   const metrics = createRelayMetrics()
   let drainer: HintDrainer | undefined
+  let backups: Backups | undefined
   const onCommitted = (batch: { event: { kind: number } }[]) => {
+    backups?.changed()
     if (batch.some(c => c.event.kind === 445 || c.event.kind === 446)) drainer?.notify()
   }
   const relay = new Relay({ settings, store, verifier, queries, logger, metrics, onCommitted })
+  // An empty store on an instance that had one before (Cloud Run's disk went with the old instance):
+  // the newest snapshot comes back before the relay listens, so /readyz only answers once it has.
+  if (snapshots && config.backup.restore_on_boot && store.size() === 0) await restoreNewest(snapshots, relay.writer, logger)
+  store.hintsEnabled = transport !== undefined
+  if (snapshots) {
+    backups = new Backups(
+      {
+        store,
+        snapshots,
+        logger,
+        observer: {
+          snapshot: (outcome, seconds, events) => {
+            metrics.snapshots.inc({ outcome })
+            if (outcome !== 'written') return
+            metrics.snapshotSeconds.observe(seconds)
+            metrics.snapshotEvents.set(events)
+            metrics.lastSnapshot.set(Date.now() / 1000)
+          },
+        },
+      },
+      { intervalMs: config.backup.interval, keep: config.backup.keep },
+    )
+    backups.start()
+  }
   if (transport) {
     const kind = (hint: { kind: number }) => String(hint.kind)
     drainer = new HintDrainer(
@@ -99,16 +132,21 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
   })
   const watcher = options.watch && watchConfig(options.watch.file, options.watch.load, settings, logger, metrics)
   const port = (server.address() as AddressInfo).port
+  const backup = config.backup.target ? `${config.backup.target} every ${config.backup.interval / 1000}s, keep ${config.backup.keep}` : 'off'
   const hints = config.hints.transport === 'none' ? 'off' : config.hints.transport === 'local' ? `local → ${config.hints.push_url}` : `pubsub (${config.hints.group_topic}, ${config.hints.dm_topic})`
-  logger.info({ port, host: config.network.host, store: config.data.path, events: store.size(), verifier: verifier.backend, hints }, 'relay listening')
+  logger.info({ port, host: config.network.host, store: config.data.path, events: store.size(), verifier: verifier.backend, hints, backup }, 'relay listening')
   const close = async () => {
+    const stopping = Date.now()
     accepting = false
     watcher?.close()
     clearInterval(sweeper)
     server.close()
     await relay.shutdown()
-    // The last hints get a moment to reach the bus: on Cloud Run the disk holding the outbox goes with the instance.
-    await drainer?.stop(HINT_FLUSH_MS)
+    // On Cloud Run the disk goes with the instance: the last hints get a moment to reach the bus, and
+    // the store one more snapshot, bounded so that the whole stop fits the 10 s grace period.
+    const left = Math.max(1000, SHUTDOWN_DEADLINE_MS - (Date.now() - stopping))
+    const snapshotWithin = config.backup.on_shutdown ? Math.min(config.backup.shutdown_budget, left) : undefined
+    await Promise.all([drainer?.stop(Math.min(HINT_FLUSH_MS, left)), backups?.stop(snapshotWithin)])
     wss.close()
     await Promise.all([verifier.close(), queries.close()])
     await store.close()

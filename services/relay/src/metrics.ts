@@ -24,6 +24,10 @@ export const createRelayMetrics = () => {
     hintsPublished: metrics.counter('hints_published_total', 'Hints the bus confirmed, by kind.', ['kind']),
     hintPublishFailures: metrics.counter('hint_publish_failures_total', 'Failed hint publishes (each retried later), by kind.', ['kind']),
     hintsDropped: metrics.counter('hints_dropped_total', 'Outbox entries that no longer parse, removed unpublished.'),
+    snapshots: metrics.counter('snapshots_total', 'Snapshots to [backup] target, by outcome (written, failed).', ['outcome']),
+    snapshotSeconds: metrics.histogram('snapshot_seconds', 'Time to write one snapshot.', [], [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300]),
+    snapshotEvents: metrics.gauge('snapshot_events', 'Events in the last snapshot written.'),
+    lastSnapshot: metrics.gauge('last_snapshot_timestamp_seconds', 'When the last snapshot was written (unix seconds); alert on its age against [backup] interval.'),
     reloads: metrics.counter('config_reloads_total', 'Configuration reloads (--watch), by outcome.', ['outcome']),
   }
 }

@@ -106,3 +106,13 @@ test('on Google Cloud the relay publishes to Pub/Sub and the mailbox API verifie
   assert.match(tf, /oidc_token\s*{\s*service_account_email\s*=\s*google_service_account\.hints_push\.email\s*audience\s*=\s*var\.mailbox_push_url\s*}/)
   assert.match(tf, /role\s*=\s*"roles\/pubsub\.publisher"\s*member\s*=\s*"serviceAccount:\${google_service_account\.relay\.email}"/)
 })
+
+test('on Google Cloud the relay snapshots to the bucket Terraform creates, with object access only there', () => {
+  const service = parse(read('infra/cloudrun/relay.yaml')) as { spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } } }
+  const env = service.spec.template.spec.containers[0]?.env ?? []
+  assert.equal(env.find(e => e.name === 'RELAY_BACKUP__TARGET')?.value, 'gs://PROJECT_ID-msr-backups/relay')
+  const tf = read('infra/terraform/main.tf')
+  assert.match(tf, /resource "google_storage_bucket" "backups" {\s*name\s*=\s*"\${var\.project_id}-msr-backups"/)
+  assert.match(tf, /public_access_prevention\s*=\s*"enforced"/)
+  assert.match(tf, /bucket = google_storage_bucket\.backups\.name\s*role\s*=\s*"roles\/storage\.objectUser"\s*member = "serviceAccount:\${google_service_account\.relay\.email}"/)
+})

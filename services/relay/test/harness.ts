@@ -12,7 +12,7 @@ import { loadConfig } from '@msr/config'
 import type { NostrEvent } from '@msr/nostr'
 import { createLogger } from '@msr/telemetry'
 import { relayConfigSchema, type RelayConfig } from '../src/config.js'
-import { startRelay, type RunningRelay } from '../src/main.js'
+import { startRelay, type RunningRelay, type StartOptions } from '../src/main.js'
 
 export type { NostrEvent } from '@msr/nostr'
 
@@ -78,6 +78,8 @@ export interface TestRelayOptions {
   dataDir?: string
   /** Capture relay logs at this level (default: silent). */
   logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
+  /** The Cloud Storage client for a gs:// `[backup] target` (the fake server's). */
+  storage?: StartOptions['storage']
 }
 
 /** The validated configuration a test relay runs with: defaults, then test settings, then `overrides` (dotted keys). */
@@ -114,7 +116,7 @@ export const startTestRelay = async (overrides: Record<string, unknown> = {}, op
     },
   }
   const logger = createLogger({ service: 'relay-test', level: options.logLevel ?? 'fatal', destination })
-  const running = await startRelay(config, { logger })
+  const running = await startRelay(config, { logger, ...(options.storage && { storage: options.storage }) })
   let stopped: Promise<void> | undefined
   const stop = () => (stopped ??= running.close())
   return {

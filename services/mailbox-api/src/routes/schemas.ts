@@ -26,13 +26,28 @@ export const base64 = (maxBytes: number) =>
     .regex(BASE64, 'expected standard padded base64')
     .meta({ description: `Opaque bytes as standard padded base64, at most ${maxBytes} bytes decoded.` })
 
+/** A group routing id (welcomes, the group registry). */
+export const groupId = z.string().min(1).max(256)
+
+/** A KeyPackage's opaque string tags. */
+export const tags = z.array(z.array(z.string().max(1024)).max(16)).max(64)
+
+/** A group's relay URLs. */
+export const relays = z.array(z.string().max(512).regex(/^wss?:\/\//, 'expected a ws:// or wss:// URL')).max(16)
+
+/** A group's display name (admin metadata). */
+export const displayName = z.string().max(256)
+
+/** A group's avatar URL (admin metadata). */
+export const avatarUrl = z.string().url().max(2048)
+
 /** The body of POST /keypackages. */
 export const keyPackageBody = (maxBytes: number, maxTtl: number) =>
   z.strictObject({
     recipient: pubkey,
     sender: pubkey.optional().meta({ description: 'If sent, must be the NIP-98 pubkey.' }),
     content_b64: base64(maxBytes),
-    tags: z.array(z.array(z.string().max(1024)).max(16)).max(64).optional().meta({ description: 'Opaque string tags, kept with the item.' }),
+    tags: tags.optional().meta({ description: 'Opaque string tags, kept with the item.' }),
     ttl_seconds: z.number().int().min(1).optional().meta({ description: `Lifetime; default MAILBOX_DEFAULT_TTL, at most ${maxTtl}.` }),
   })
 
@@ -41,7 +56,7 @@ export const welcomeBody = (maxBytes: number, maxTtl: number) =>
   z.strictObject({
     recipient: pubkey,
     sender: pubkey.optional().meta({ description: 'If sent, must be the NIP-98 pubkey.' }),
-    group_id: z.string().min(1).max(256),
+    group_id: groupId,
     welcome_b64: base64(maxBytes),
     ratchet_tree_b64: base64(maxBytes).optional(),
     ttl_seconds: z.number().int().min(1).optional().meta({ description: `Lifetime; default MAILBOX_DEFAULT_TTL, at most ${maxTtl}.` }),
@@ -70,11 +85,11 @@ export const groupListQuery = z.strictObject({
 
 /** The body of POST /groups (admin). */
 export const groupBody = z.strictObject({
-  group_id: z.string().min(1).max(256),
-  display_name: z.string().max(256).nullable().optional(),
-  avatar_url: z.string().url().max(2048).nullable().optional(),
+  group_id: groupId,
+  display_name: displayName.nullable().optional(),
+  avatar_url: avatarUrl.nullable().optional(),
   owner_pubkey: pubkey.nullable().optional(),
-  relays: z.array(z.string().max(512).regex(/^wss?:\/\//, 'expected a ws:// or wss:// URL')).max(16).optional(),
+  relays: relays.optional(),
 })
 
 /** The path parameter of item routes. */
@@ -84,10 +99,13 @@ export const itemId = z.string().uuid()
 export const parse = <S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'query' | 'path'): z.output<S> => {
   const result = schema.safeParse(value ?? {})
   if (result.success) return result.data
-  const problems = result.error.issues.map(issue => {
+  throw new ApiError(400, 'VALIDATION_FAILED', `invalid ${where}: ${problems(result.error).join('; ')}`)
+}
+
+/** Every problem of a failed parse as `path: message` (unknown fields named). */
+export const problems = (error: z.ZodError): string[] =>
+  error.issues.map(issue => {
     const path = issue.path.join('.')
     const text = issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}` : issue.message
     return path ? `${path}: ${text}` : text
   })
-  throw new ApiError(400, 'VALIDATION_FAILED', `invalid ${where}: ${problems.join('; ')}`)
-}

@@ -18,9 +18,14 @@ export class EventStore {
 
   private constructor(
     private readonly dbs: Databases,
-    private readonly hints: boolean,
+    private hints: boolean,
   ) {
     this.outbox = new Outbox(dbs.outbox)
+  }
+
+  /** Whether stored 445/446 events queue a hint (off while a snapshot is restored: those were published before). */
+  set hintsEnabled(on: boolean) {
+    this.hints = on
   }
 
   /** Opens or creates the store under `path`; with `hints`, stored 445/446 events queue a hint in the outbox. */
@@ -62,6 +67,20 @@ export class EventStore {
   /** NIP-45 count of distinct events matching any filter. */
   count(filters: Filter[], bounds: Omit<QueryBounds, 'limit'>): { count: number; timedOut: boolean } {
     return countFilters(this.dbs, filters, bounds)
+  }
+
+  /**
+   * Every stored event's canonical JSON, in id order, from one read snapshot (an export or backup sees
+   * the store as of its start, however long it takes and whatever is written meanwhile).
+   */
+  *allEvents(): Generator<Buffer> {
+    for (const { value } of this.dbs.events.getRange({ snapshot: true })) yield value
+  }
+
+  /** Whether the event's NIP-40 expiration is at or before `now` (expired events are never served). */
+  isExpired(id: Buffer, now: number): boolean {
+    const expiration = this.dbs.expiryById.get(id)
+    return expiration !== undefined && expiration.readUInt32BE(0) <= now
   }
 
   /** Number of stored events (for logs and readiness). */

@@ -1,0 +1,78 @@
+import { once } from 'node:events'
+import { matchFilter, type Filter, type NostrEvent } from '@msr/nostr'
+import type { EventStore } from '../store/event-store.js'
+
+/** Lines gathered into one write, and events read between two yields to the event loop. */
+const CHUNK_BYTES = 64 * 1024
+const EVENTS_PER_TURN = 1000
+
+/** Options of an export. */
+export interface ExportOptions {
+  /** Only events matching this NIP-01 filter (its `limit` is ignored: an export is complete). */
+  filter?: Filter
+  /** Unix seconds: events expired (NIP-40) at this time are left out, as they are never served. */
+  now: number
+  /** Called with the number of events written so far, now and then. */
+  onProgress?: (exported: number) => void
+  /** Stops the export (it rejects) at the next yield. */
+  signal?: AbortSignal
+}
+
+/**
+ * Writes the store's events as JSONL (one canonical event per line, exactly as stored and served) to
+ * `out`, from one read snapshot, respecting back-pressure and yielding to the event loop as it goes, so
+ * memory stays flat and a running relay keeps serving. Resolves with the number of events written.
+ */
+export const exportEvents = async (store: EventStore, out: NodeJS.WritableStream, opts: ExportOptions): Promise<number> => {
+  let exported = 0
+  let pending: Buffer[] = []
+  let pendingBytes = 0
+  let read = 0
+  const flush = async () => {
+    if (pending.length === 0) return
+    const chunk = Buffer.concat(pending)
+    pending = []
+    pendingBytes = 0
+    await write(out, chunk)
+  }
+  for (const json of store.allEvents()) {
+    if (++read % EVENTS_PER_TURN === 0) {
+      await flush()
+      await new Promise(resolve => setImmediate(resolve))
+      opts.signal?.throwIfAborted()
+      opts.onProgress?.(exported)
+    }
+    if (!keep(store, json, opts)) continue
+    pending.push(json, NEWLINE)
+    pendingBytes += json.length + 1
+    exported++
+    if (pendingBytes >= CHUNK_BYTES) await flush()
+  }
+  await flush()
+  opts.onProgress?.(exported)
+  return exported
+}
+
+const NEWLINE = Buffer.from('\n')
+
+/** Writes with back-pressure; rejects instead of waiting forever when the stream was destroyed. */
+const write = async (out: NodeJS.WritableStream, chunk: Buffer): Promise<void> => {
+  const stream = out as NodeJS.WritableStream & { destroyed?: boolean; errored?: Error | null }
+  if (stream.destroyed) throw stream.errored ?? new Error('the output was closed')
+  if (out.write(chunk)) return
+  const closed = new AbortController()
+  await Promise.race([
+    once(out as NodeJS.EventEmitter, 'drain', { signal: closed.signal }),
+    once(out as NodeJS.EventEmitter, 'close', { signal: closed.signal }).then(() => {
+      throw stream.errored ?? new Error('the output was closed')
+    }),
+  ]).finally(() => closed.abort())
+}
+
+/** Whether a stored event goes into the export: not expired, and matching the filter when there is one. */
+const keep = (store: EventStore, json: Buffer, opts: ExportOptions): boolean => {
+  // The id is the first field of the canonical JSON: {"id":"<64 hex>",…
+  const id = Buffer.from(json.subarray(7, 71).toString('latin1'), 'hex')
+  if (store.isExpired(id, opts.now)) return false
+  return opts.filter === undefined || matchFilter(opts.filter, JSON.parse(json.toString('utf8')) as NostrEvent)
+}

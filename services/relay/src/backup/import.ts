@@ -1,0 +1,99 @@
+import { AUTH_KIND, checkEvent, expirationOf, isEphemeral, markVerified, type CheckedEvent } from '@msr/nostr'
+import type { Writer } from '../pipeline/writer.js'
+import type { Verdict } from '../pipeline/verifier-pool.js'
+
+/** What an import did, line by line. */
+export interface ImportSummary {
+  /** Lines read (blank lines not counted). */
+  read: number
+  imported: number
+  /** Already in the store. */
+  duplicate: number
+  /** Refused by the store's rules (an older replaceable version, a deleted event), by reason. */
+  rejected: Map<string, number>
+  /** Not an acceptable event (not JSON, bad id or signature, expired, …), by reason. */
+  invalid: Map<string, number>
+}
+
+/** What an import needs. */
+export interface ImportDeps {
+  writer: Writer
+  /** Checks a signature; absent with `--no-verify` (and for the relay's own snapshots). */
+  verify?: (checked: CheckedEvent) => Promise<Verdict>
+  /** Unix seconds, for NIP-40 expiration. */
+  now: number
+  onProgress?: (summary: ImportSummary) => void
+}
+
+/** Events verified and stored concurrently at most (keeps memory flat on any size of input). */
+const IN_FLIGHT = 2000
+const PROGRESS_EVERY = 1000
+
+const count = (map: Map<string, number>, reason: string) => map.set(reason, (map.get(reason) ?? 0) + 1)
+
+/**
+ * Imports JSONL events: each line is checked like a published event (shape, id, signature unless told
+ * not to, NIP-40 expiration; kind 22242 and ephemeral kinds are never stored) and stored through the
+ * writer, so NIP-01 replacement and NIP-09 deletion apply exactly as for live events, whatever the order
+ * of the lines. Bad lines are counted with their reason and skipped; nothing stops the import.
+ */
+export const importEvents = async (lines: AsyncIterable<{ line: string; tooLong: boolean }>, deps: ImportDeps): Promise<ImportSummary> => {
+  const summary: ImportSummary = { read: 0, imported: 0, duplicate: 0, rejected: new Map(), invalid: new Map() }
+  const inFlight = new Set<Promise<void>>()
+  for await (const { line, tooLong } of lines) {
+    if (!tooLong && line.trim() === '') continue
+    summary.read++
+    if (summary.read % PROGRESS_EVERY === 0) deps.onProgress?.(summary)
+    const checked = tooLong ? undefined : parse(line, deps.now, summary)
+    if (checked === undefined) {
+      if (tooLong) count(summary.invalid, 'invalid: line too long')
+      continue
+    }
+    const task: Promise<void> = store(checked, deps, summary).finally(() => inFlight.delete(task))
+    inFlight.add(task)
+    if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight)
+  }
+  await Promise.all(inFlight)
+  deps.onProgress?.(summary)
+  return summary
+}
+
+/** A line as an event that may be stored, or undefined (counted) when it is not one. */
+const parse = (line: string, now: number, summary: ImportSummary): CheckedEvent | undefined => {
+  let raw: unknown
+  try {
+    raw = JSON.parse(line)
+  } catch {
+    return void count(summary.invalid, 'invalid: not JSON')
+  }
+  const checked = checkEvent(raw)
+  if (!checked.ok) return void count(summary.invalid, checked.reason)
+  const { event } = checked.value
+  if (event.kind === AUTH_KIND) return void count(summary.invalid, 'invalid: kind 22242 is never stored')
+  if (isEphemeral(event.kind)) return void count(summary.invalid, 'invalid: ephemeral kinds are never stored')
+  const expiration = expirationOf(event)
+  if (expiration !== undefined && expiration <= now) return void count(summary.invalid, 'invalid: event has expired (NIP-40)')
+  return checked.value
+}
+
+const store = async (checked: CheckedEvent, deps: ImportDeps, summary: ImportSummary): Promise<void> => {
+  if (deps.verify) {
+    const verdict = await deps.verify(checked)
+    if (verdict !== 'valid') return void count(summary.invalid, verdict === 'invalid' ? 'invalid: bad signature' : 'error: signature check failed')
+  }
+  const outcome = await deps.writer.submit(markVerified(checked.event), Buffer.from(checked.json, 'utf8'))
+  if (outcome.status === 'stored') summary.imported++
+  else if (outcome.status === 'duplicate') summary.duplicate++
+  else count(summary.rejected, outcome.reason)
+}
+
+/** The summary as lines for a terminal (reasons most frequent first). */
+export const describeImport = (s: ImportSummary): string[] => {
+  const top = (map: Map<string, number>) => [...map].sort((a, b) => b[1] - a[1]).map(([reason, n]) => `    ${n} × ${reason}`)
+  const total = (map: Map<string, number>) => [...map.values()].reduce((a, b) => a + b, 0)
+  return [
+    `read ${s.read}, imported ${s.imported}, duplicate ${s.duplicate}, rejected ${total(s.rejected)}, invalid ${total(s.invalid)}`,
+    ...(s.rejected.size > 0 ? ['  rejected by the store rules:', ...top(s.rejected)] : []),
+    ...(s.invalid.size > 0 ? ['  invalid:', ...top(s.invalid)] : []),
+  ]
+}

@@ -1,0 +1,72 @@
+// `msr-relay export` and `msr-relay import`: JSONL events between the store and a file, stdio or
+// Cloud Storage, streaming, with progress on stderr (stdout may be the data).
+import { parseFilter, type Filter } from '@msr/nostr'
+import { createProgress, openReader, openWriter, readLines, type StorageOptions } from '@msr/storage'
+import type { RelayConfig } from '../config.js'
+import { VerifierPool } from '../pipeline/verifier-pool.js'
+import { Writer } from '../pipeline/writer.js'
+import { EventStore } from '../store/event-store.js'
+import { exportEvents } from './export.js'
+import { describeImport, importEvents, type ImportSummary } from './import.js'
+
+const say = (line: string) => void process.stderr.write(`${line}\n`)
+const now = () => Math.floor(Date.now() / 1000)
+
+/** The `--filter` value as a NIP-01 filter, or an Error saying what is wrong with it. */
+export const filterFrom = (json: string | undefined): Filter | Error | undefined => {
+  if (json === undefined) return undefined
+  let raw: unknown
+  try {
+    raw = JSON.parse(json)
+  } catch {
+    return new Error('--filter is not JSON (expected a NIP-01 filter object, e.g. {"kinds":[445]})')
+  }
+  const parsed = parseFilter(raw)
+  return parsed.ok ? parsed.value : new Error(`--filter: ${parsed.reason.replace(/^invalid: /, '')}`)
+}
+
+/** Exports the store at `config.data.path` to `out`; resolves with the number of events. */
+export const runExport = async (config: RelayConfig, out: string, filter: Filter | undefined, storage: StorageOptions = {}): Promise<number> => {
+  const store = EventStore.open(config.data.path)
+  try {
+    const writer = await openWriter(out, storage)
+    const progress = createProgress({ label: 'export', unit: 'events', total: filter ? undefined : store.size() })
+    let last = 0
+    const exported = await exportEvents(store, writer.stream, {
+      now: now(),
+      ...(filter && { filter }),
+      onProgress: n => (progress.add(n - last), (last = n)),
+    }).finally(() => progress.stop())
+    await writer.done()
+    say(`exported ${exported} events from ${config.data.path} to ${out === '-' ? 'stdout' : out}`)
+    return exported
+  } finally {
+    await store.close()
+  }
+}
+
+/** Imports `input` into the store at `config.data.path`; resolves with the summary. */
+export const runImport = async (config: RelayConfig, input: string, verify: boolean, storage: StorageOptions = {}): Promise<ImportSummary> => {
+  const store = EventStore.open(config.data.path)
+  const verifier = verify ? await VerifierPool.start(config.verification.workers, config.verification.backend) : undefined
+  const writer = new Writer(store, () => undefined, error => say(`store write failed: ${error instanceof Error ? error.message : String(error)}`))
+  try {
+    const reader = await openReader(input, storage)
+    const progress = createProgress({ label: 'import', unit: 'lines' })
+    let last = 0
+    const summary = await importEvents(readLines(reader.stream), {
+      writer,
+      now: now(),
+      ...(verifier && { verify: checked => verifier.verify(checked) }),
+      onProgress: s => (progress.add(s.read - last), (last = s.read)),
+    }).finally(() => progress.stop())
+    await writer.drain()
+    say(`imported from ${input === '-' ? 'stdin' : input} into ${config.data.path}${verify ? '' : ' (signatures not verified: --no-verify)'}`)
+    for (const line of describeImport(summary)) say(line)
+    return summary
+  } finally {
+    await writer.drain()
+    await verifier?.close()
+    await store.close()
+  }
+}

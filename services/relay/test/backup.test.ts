@@ -1,0 +1,348 @@
+// Durability on ephemeral instances (DESIGN.md §4): export and import, snapshots to a directory or
+// Cloud Storage (a fake server speaking the JSON API to the real client), restore on boot, and no
+// acknowledged event lost to a SIGKILL.
+import assert from 'node:assert/strict'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { gunzipSync } from 'node:zlib'
+import { after, before, describe, it } from 'node:test'
+import { startFakeGcs, type FakeGcs } from '@msr/storage/fake-gcs'
+import { runExport, runImport } from '../src/backup/transfer-cli.js'
+import {
+  freePort,
+  ids,
+  newSigner,
+  now,
+  runCli,
+  serveCli,
+  sign,
+  startTestRelay,
+  tempDir,
+  testConfig,
+  TestClient,
+  waitUntil,
+  withTimeout,
+  type NostrEvent,
+  type TestRelay,
+} from './harness.js'
+
+/** A store's worth of events exercising every storage rule. */
+const sampleEvents = (): NostrEvent[] => {
+  const [alice, bob] = [newSigner(), newSigner()]
+  const t = now()
+  const notes = Array.from({ length: 30 }, (_, i) => sign(i % 2 ? alice : bob, { kind: 1, created_at: t - 100 + i, content: `note ${i}`, tags: [['t', 'x']] }))
+  const doomed = sign(alice, { kind: 1, created_at: t - 50, content: 'to be deleted' })
+  return [
+    ...notes,
+    sign(alice, { kind: 0, created_at: t - 10, content: '{"name":"old"}' }),
+    sign(alice, { kind: 0, created_at: t - 5, content: '{"name":"new"}' }),
+    sign(bob, { kind: 30000, created_at: t - 5, tags: [['d', 'list']], content: 'v1' }),
+    sign(bob, { kind: 30000, created_at: t - 1, tags: [['d', 'list']], content: 'v2' }),
+    doomed,
+    sign(alice, { kind: 5, created_at: t - 40, tags: [['e', doomed.id]] }),
+    sign(bob, { kind: 445, created_at: t - 3, tags: [['h', 'group-1'], ['k', '2']], content: 'mls' }),
+    sign(alice, { kind: 1, created_at: t - 2, tags: [['expiration', String(t + 3600)]], content: 'expires later' }),
+  ]
+}
+
+const FILTERS = [{}, { kinds: [1] }, { kinds: [0] }, { kinds: [30000] }, { kinds: [5] }, { '#t': ['x'], limit: 7 }, { kinds: [445] }]
+
+/** What every filter returns, as ids in order. */
+const answers = async (url: string): Promise<string[][]> => {
+  const client = await TestClient.connect(url)
+  try {
+    const out: string[][] = []
+    for (const filter of FILTERS) out.push(ids(await client.query({ limit: 500, ...filter })))
+    return out
+  } finally {
+    await client.close()
+  }
+}
+
+const publishAll = async (url: string, events: NostrEvent[]): Promise<void> => {
+  const client = await TestClient.connect(url)
+  for (const e of events) await client.publishOk(e)
+  await client.close()
+}
+
+const OPEN = { 'auth.auth_required_kinds': [] }
+
+describe('export and import', () => {
+  let source: TestRelay
+  let expected: string[][]
+  let dir: string
+
+  before(async () => {
+    dir = await tempDir()
+    source = await startTestRelay(OPEN)
+    await publishAll(source.url, sampleEvents())
+    expected = await answers(source.url)
+    await source.stop()
+  })
+
+  after(async () => {
+    await source?.close()
+  })
+
+  for (const name of ['events.jsonl', 'events.jsonl.gz']) {
+    it(`round-trips through ${name} into a fresh store with the same query results`, async () => {
+      const file = join(dir, name)
+      const exported = await runExport(testConfig(source.dataDir), file, undefined)
+      assert.equal(exported, sampleEvents().length - 3, 'every stored event (older versions and the deleted one are not stored)')
+      const raw = await readFile(file)
+      const text = (name.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8')
+      assert.equal(text.trim().split('\n').length, exported)
+      const target = await tempDir()
+      const summary = await runImport(testConfig(target), file, true)
+      assert.equal(summary.imported, exported)
+      assert.equal(summary.invalid.size + summary.rejected.size, 0)
+      const restored = await startTestRelay(OPEN, { dataDir: target })
+      try {
+        assert.deepEqual(await answers(restored.url), expected)
+        await restored.stop()
+        const again = await runImport(testConfig(target), file, true)
+        assert.equal(again.imported, 0, 'a second import adds nothing')
+        assert.equal(again.duplicate, exported)
+      } finally {
+        await restored.close()
+      }
+    })
+  }
+
+  it('applies replacement and deletion rules whatever the order of the lines, and counts every bad line with its reason', async () => {
+    const alice = newSigner()
+    const t = now()
+    const older = sign(alice, { kind: 0, created_at: t - 9, content: 'old' })
+    const newer = sign(alice, { kind: 0, created_at: t - 1, content: 'new' })
+    const target = sign(alice, { kind: 1, created_at: t - 5 })
+    const deletion = sign(alice, { kind: 5, created_at: t - 4, tags: [['e', target.id]] })
+    const good = sign(alice, { kind: 1, content: 'fine' })
+    const badSig = { ...sign(alice, { kind: 1, content: 'sig' }), sig: sign(alice, { kind: 1 }).sig }
+    const lines = [
+      JSON.stringify(newer),
+      JSON.stringify(deletion),
+      JSON.stringify(older),
+      JSON.stringify(target),
+      'not json',
+      JSON.stringify({ ...good, extra: 1 }),
+      JSON.stringify({ ...good, content: 'tampered' }),
+      JSON.stringify(badSig),
+      JSON.stringify(sign(alice, { kind: 20001 })),
+      JSON.stringify(sign(alice, { kind: 1, tags: [['expiration', String(t - 1)]] })),
+      '',
+      JSON.stringify(good),
+    ]
+    const file = join(dir, 'mixed.jsonl')
+    await writeFile(file, lines.join('\r\n'))
+    const summary = await runImport(testConfig(await tempDir()), file, true)
+    assert.equal(summary.read, 11)
+    assert.equal(summary.imported, 3, 'newer, deletion, good')
+    assert.deepEqual(
+      [...summary.rejected.keys()].map(r => r.split(':')[0]).sort(),
+      ['blocked', 'invalid'],
+      'the older version (invalid: newer stored) and the deleted event (blocked:)',
+    )
+    const invalid = [...summary.invalid.keys()].join('\n')
+    for (const reason of ['not JSON', 'unknown event field', 'event id does not match', 'bad signature', 'ephemeral', 'expired'])
+      assert.match(invalid, new RegExp(reason), reason)
+    const unverified = await runImport(testConfig(await tempDir()), file, false)
+    assert.ok(!unverified.invalid.has('invalid: bad signature'), '--no-verify skips the signature, not the id')
+  })
+
+  it('exports only what a --filter matches, never expired events', async () => {
+    const relay = await startTestRelay(OPEN)
+    try {
+      const soon = sign(newSigner(), { kind: 1, tags: [['expiration', String(now() + 2)]] })
+      await publishAll(relay.url, [sign(newSigner(), { kind: 1 }), sign(newSigner(), { kind: 7 }), soon])
+      await waitUntil(() => now() > Number(soon.tags[0]?.[1]), 'the event to expire', 5000)
+      const cli = runCli(['export', '--filter', '{"kinds":[1]}', '--out', join(dir, 'filtered.jsonl')], { RELAY_DATA__PATH: relay.dataDir }, dir)
+      assert.deepEqual(await cli.exited, { code: 0, signal: null }, cli.stderr.join('\n'))
+      const lines = (await readFile(join(dir, 'filtered.jsonl'), 'utf8')).trim().split('\n')
+      assert.equal(lines.length, 1)
+      assert.equal((JSON.parse(lines[0] as string) as NostrEvent).kind, 1)
+      assert.match(cli.stderr.join('\n'), /exported 1 events/)
+    } finally {
+      await relay.close()
+    }
+  })
+
+  it('the CLI refuses a bad --filter or an unknown option (exit 2) and says why an input cannot be read (exit 1)', async () => {
+    const bad = runCli(['export', '--filter', '{"kinds":"x"}'], { RELAY_DATA__PATH: join(dir, 'none') }, dir)
+    assert.equal((await bad.exited).code, 2)
+    assert.match(bad.stderr.join('\n'), /--filter/)
+    const unknown = runCli(['import', '--bogus'], { RELAY_DATA__PATH: join(dir, 'none') }, dir)
+    assert.equal((await unknown.exited).code, 2)
+    const missing = runCli(['import', '--in', join(dir, 'absent.jsonl')], { RELAY_DATA__PATH: join(dir, 'none') }, dir)
+    assert.equal((await missing.exited).code, 1)
+    assert.match(missing.stderr.join('\n'), /absent\.jsonl/)
+  })
+
+  it('the CLI imports from a file and prints the summary', async () => {
+    const file = join(dir, 'cli.jsonl')
+    const event = sign(newSigner(), { kind: 1 })
+    await writeFile(file, `${JSON.stringify(event)}\nnot json\n`)
+    const cli = runCli(['import', '--in', file], { RELAY_DATA__PATH: join(dir, 'cli-store') }, dir)
+    assert.deepEqual(await cli.exited, { code: 0, signal: null }, cli.stderr.join('\n'))
+    assert.match(cli.stderr.join('\n'), /read 2, imported 1, duplicate 0, rejected 0, invalid 1/)
+  })
+})
+
+const snapshotFiles = async (dir: string) => (await readdir(dir)).filter(f => /^snapshot-.*\.jsonl\.gz$/.test(f))
+
+describe('snapshots to a directory', () => {
+  it('writes one on shutdown and restores the newest into an empty store before listening', async () => {
+    const target = await tempDir()
+    const first = await startTestRelay({ ...OPEN, 'backup.target': target, 'backup.interval': 3_600_000 })
+    await publishAll(first.url, sampleEvents())
+    const expected = await answers(first.url)
+    await first.close()
+    assert.equal((await snapshotFiles(target)).length, 1, 'the shutdown snapshot')
+    const second = await startTestRelay({ ...OPEN, 'backup.target': target }, { logLevel: 'info' })
+    try {
+      // No waiting: startRelay resolved, so the restore happened before the relay listened.
+      assert.deepEqual(await answers(second.url), expected)
+      await second.waitForLog(r => r.message === 'restored the newest snapshot')
+    } finally {
+      await second.close()
+    }
+  })
+
+  it('takes a snapshot every interval when something changed and keeps the newest `keep`', async () => {
+    const target = await tempDir()
+    const relay = await startTestRelay({ ...OPEN, 'backup.target': target, 'backup.interval': 150, 'backup.keep': 2, 'backup.on_shutdown': false }, { logLevel: 'info' })
+    try {
+      for (let i = 0; i < 4; i++) {
+        await publishAll(relay.url, [sign(newSigner(), { kind: 1, content: `round ${i}` })])
+        const written = relay.logs.filter(r => r.message === 'snapshot written').length
+        await waitUntil(() => relay.logs.filter(r => r.message === 'snapshot written').length > written, 'the next snapshot', 10_000, 20)
+      }
+      const files = await snapshotFiles(target)
+      assert.equal(files.length, 2)
+      const newest = files.sort().at(-1) as string
+      const lines = gunzipSync(await readFile(join(target, newest))).toString('utf8').trim().split('\n')
+      assert.equal(lines.length, 4, 'the newest snapshot holds every event')
+      const quiet = relay.logs.filter(r => r.message === 'snapshot written').length
+      await new Promise(resolve => setTimeout(resolve, 500))
+      assert.equal(relay.logs.filter(r => r.message === 'snapshot written').length, quiet, 'no snapshot when nothing changed')
+    } finally {
+      await relay.close()
+    }
+  })
+
+  it('never restores over a store that has events', async () => {
+    const target = await tempDir()
+    const first = await startTestRelay({ ...OPEN, 'backup.target': target })
+    await publishAll(first.url, [sign(newSigner(), { kind: 1, content: 'in the snapshot' })])
+    await first.close()
+    const own = await startTestRelay(OPEN)
+    const mine = sign(newSigner(), { kind: 1, content: 'already here' })
+    await publishAll(own.url, [mine])
+    await own.stop()
+    const restarted = await startTestRelay({ ...OPEN, 'backup.target': target }, { dataDir: own.dataDir })
+    try {
+      assert.deepEqual((await answers(restarted.url))[1], [mine.id])
+    } finally {
+      await restarted.close()
+    }
+  })
+})
+
+describe('snapshots to Cloud Storage (fake JSON API server, real client)', () => {
+  let gcs: FakeGcs
+
+  before(async () => {
+    gcs = await startFakeGcs()
+    gcs.createBucket('msr-backups')
+  })
+
+  after(async () => {
+    await gcs?.stop()
+  })
+
+  it('restores on boot from gs://bucket/prefix, and two overlapping revisions never overwrite each other', async () => {
+    const target = 'gs://msr-backups/relay/prod'
+    const [a, b] = await Promise.all([
+      startTestRelay({ ...OPEN, 'backup.target': target }, { storage: gcs.storage() }),
+      startTestRelay({ ...OPEN, 'backup.target': target }, { storage: gcs.storage() }),
+    ])
+    const events = sampleEvents()
+    await publishAll(a.url, events)
+    await publishAll(b.url, events.slice(0, 5))
+    const expected = await answers(a.url)
+    await b.close()
+    await a.close()
+    const objects = gcs.objects('msr-backups')
+    assert.equal(objects.length, 2)
+    assert.ok(objects.every(o => o.name.startsWith('relay/prod/snapshot-')))
+    const restored = await startTestRelay({ ...OPEN, 'backup.target': target }, { storage: gcs.storage() })
+    try {
+      assert.deepEqual(await answers(restored.url), expected, 'the newest snapshot: the relay that stopped last')
+    } finally {
+      await restored.close()
+    }
+  })
+
+  it('exports to and imports from gs://bucket/object', async () => {
+    const relay = await startTestRelay(OPEN)
+    await publishAll(relay.url, sampleEvents())
+    const expected = await answers(relay.url)
+    await relay.stop()
+    try {
+      const exported = await runExport(testConfig(relay.dataDir), 'gs://msr-backups/exports/all.jsonl.gz', undefined, { storage: gcs.storage() })
+      assert.ok(gcs.objects('msr-backups').some(o => o.name === 'exports/all.jsonl.gz'))
+      const target = await tempDir()
+      const summary = await runImport(testConfig(target), 'gs://msr-backups/exports/all.jsonl.gz', true, { storage: gcs.storage() })
+      assert.equal(summary.imported, exported)
+      const restored = await startTestRelay(OPEN, { dataDir: target })
+      try {
+        assert.deepEqual(await answers(restored.url), expected)
+      } finally {
+        await restored.close()
+      }
+    } finally {
+      await relay.close()
+    }
+  })
+})
+
+describe('a SIGKILL mid-ingest', () => {
+  it('loses no event that got OK true', async () => {
+    const dir = await tempDir()
+    const port = await freePort()
+    const env = { RELAY_DATA__PATH: join(dir, 'data'), RELAY_AUTH__AUTH_REQUIRED_KINDS: '[]' }
+    const cli = await serveCli(port, env, dir)
+    const acknowledged: string[] = []
+    try {
+      const client = await TestClient.connect(`ws://127.0.0.1:${port}`)
+      const signer = newSigner()
+      const events = Array.from({ length: 3000 }, (_, i) => sign(signer, { kind: 1, content: `event ${i}` }))
+      for (const e of events) client.send(['EVENT', e])
+      // Kill while OKs are still arriving: some events acknowledged, the rest in flight.
+      while (acknowledged.length < 500) {
+        const ok = await client.next(m => m[0] === 'OK')
+        if (ok[2] === true) acknowledged.push(ok[1] as string)
+      }
+      cli.child.kill('SIGKILL')
+      await withTimeout(cli.exited, 'the killed relay to exit')
+      for (const m of client.takeAll(m => m[0] === 'OK')) if (m[2] === true) acknowledged.push(m[1] as string)
+      assert.ok(acknowledged.length < events.length, 'killed mid-ingest')
+    } finally {
+      if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL')
+    }
+    const again = await serveCli(port, env, dir)
+    try {
+      const client = await TestClient.connect(`ws://127.0.0.1:${port}`)
+      const stored = new Set<string>()
+      for (let i = 0; i < acknowledged.length; i += 200) {
+        const chunk = acknowledged.slice(i, i + 200)
+        for (const id of ids(await client.query({ ids: chunk, limit: chunk.length }))) stored.add(id)
+      }
+      const lost = acknowledged.filter(id => !stored.has(id))
+      assert.deepEqual(lost, [], `${lost.length} of ${acknowledged.length} acknowledged events lost`)
+      await client.close()
+    } finally {
+      again.child.kill('SIGTERM')
+      await withTimeout(again.exited, 'the relay to exit')
+    }
+  })
+})
