@@ -2,11 +2,9 @@
 // PostgreSQL it starts itself on a free loopback port, and a free HTTP port.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { get } from 'node:http'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
+import { followOutput, freePort, isWarning, terminate, waitUntilReady, type LogLine, type ServiceChild } from '@msr/bench'
 
 /** How to start the API. */
 export interface ApiLaunch {
@@ -23,55 +21,19 @@ export interface ApiLaunch {
 }
 
 /** A log line at warning level or above (or any non-JSON output). */
-export interface LogLine {
-  severity: string
-  message: string
+export interface ApiLogLine extends LogLine {
   /** Logged after the bench sent SIGTERM. */
   atShutdown: boolean
 }
 
-/** A running API child. */
-export interface ApiProcess {
-  pid: number
-  port: number
-  /** PUBLIC_URL: NIP-98 `u` tags are this plus the path and query. */
-  url: string
+/** A running API child; `url` is PUBLIC_URL (NIP-98 `u` tags are this plus the path and query). */
+export interface ApiProcess extends ServiceChild<ApiLogLine> {
   pgPort: number
-  dataDir: string
   /** What the API's startup lines said (verifier, database), when the log level shows them. */
   startup: { verifier?: string; database?: string }
-  /** The first 50 warnings, and how many there were. */
-  warnings: LogLine[]
-  warningCount: number
   /** Disk space of the PostgreSQL data directory. */
   dataMiB(): number
-  /** SIGTERM (the API stops its PostgreSQL), wait for exit, remove the temp dir. */
-  stop(): Promise<{ code: number | null; signal: string | null; seconds: number }>
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-
-const readyz = (port: number): Promise<boolean> =>
-  new Promise(resolve => {
-    const req = get({ host: '127.0.0.1', port, path: '/readyz', timeout: 1000 }, res => {
-      res.resume()
-      resolve(res.statusCode === 200)
-    })
-    req.on('error', () => resolve(false))
-    req.on('timeout', () => (req.destroy(), resolve(false)))
-  })
-
-const exited = (child: ChildProcess): Promise<void> =>
-  child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise(resolve => child.once('exit', () => resolve()))
 
 const allocatedBytes = (path: string): number => {
   try {
@@ -104,20 +66,13 @@ const signal = (pid: number | undefined, name: NodeJS.Signals): void => {
 
 /** Follows the child's output: remembers the startup lines and every warning. */
 const watchOutput = (child: ChildProcess, api: Pick<ApiProcess, 'startup' | 'warnings' | 'warningCount'>, stopping: () => boolean): void => {
-  const onLine = (line: string): void => {
-    let entry: { severity?: string; message?: string; verifier?: string; database?: string }
-    try {
-      entry = JSON.parse(line) as typeof entry
-    } catch {
-      entry = { severity: 'OUTPUT', message: line }
-    }
-    if (entry.message === 'mailbox API listening' && entry.verifier) api.startup.verifier = entry.verifier
-    if (entry.message === 'database ready' && entry.database) api.startup.database = entry.database
-    if (entry.severity === 'INFO' || entry.severity === 'DEBUG' || line.trim() === '') return
+  followOutput(child, (entry, line) => {
+    if (entry.message === 'mailbox API listening' && typeof entry.verifier === 'string') api.startup.verifier = entry.verifier
+    if (entry.message === 'database ready' && typeof entry.database === 'string') api.startup.database = entry.database
+    if (!isWarning(entry, line)) return
     api.warningCount++
     if (api.warnings.length < 50) api.warnings.push({ severity: entry.severity ?? '?', message: entry.message ?? line, atShutdown: stopping() })
-  }
-  for (const stream of [child.stdout, child.stderr]) if (stream) createInterface({ input: stream }).on('line', onLine)
+  })
 }
 
 /** The child's environment: the caller's, minus DATABASE_URL (the bench measures the embedded PostgreSQL), plus ours. */
@@ -175,12 +130,7 @@ export const startApiProcess = async (launch: ApiLaunch): Promise<ApiProcess> =>
       const started = performance.now()
       const postmaster = postmasterPid(pgDir)
       stopping = true
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM')
-        const grace = setTimeout(() => child.kill('SIGKILL'), 20_000)
-        await exited(child)
-        clearTimeout(grace)
-      }
+      await terminate(child, 20_000)
       // The API stops PostgreSQL on SIGTERM; after a SIGKILL it could not have.
       if (child.signalCode === 'SIGKILL') signal(postmaster, 'SIGQUIT')
       process.off('exit', killOnExit)
@@ -189,14 +139,6 @@ export const startApiProcess = async (launch: ApiLaunch): Promise<ApiProcess> =>
     },
   }
   watchOutput(child, api, () => stopping)
-  const deadline = performance.now() + (launch.readyTimeoutMs ?? 60_000)
-  while (!(await readyz(port))) {
-    if (child.exitCode !== null || child.signalCode !== null || performance.now() > deadline) {
-      const why = api.warnings.map(w => `  ${w.severity} ${w.message}`).join('\n')
-      await api.stop()
-      throw new Error(`the mailbox API did not become ready (exit ${child.exitCode ?? child.signalCode ?? 'none'})\n${why}`)
-    }
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
+  await waitUntilReady({ child, port, name: 'the mailbox API', timeoutMs: launch.readyTimeoutMs ?? 60_000, warnings: api.warnings, stop: api.stop })
   return api
 }

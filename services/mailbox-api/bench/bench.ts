@@ -2,15 +2,18 @@
 // The mailbox API benchmark (issue 4): the real API as a child process on its embedded PostgreSQL, keep-alive
 // HTTP clients, a fresh NIP-98 header per request. Order: start the API → warm-up → 1. deposits → 2. pickups
 // (GET pages + acks) → 3. mixed → stop. Deposits are signed on worker threads just before their phase.
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { availableParallelism, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import {
+  generateSecrets, int, loadProfiles, loadSigner, machineInfo, nowUs, otherProcessesText, processMemoryMiB, profileDir, resultsReplacer, runMain, sec,
+  stopOnInterrupt, type Phase,
+} from '@msr/bench'
 import { startApiProcess, type ApiProcess } from './api-process.js'
-import { loadProfiles, nowUs, type Phase } from './cpu-profile.js'
 import { failureCount, type Tally } from './driver.js'
 import { createClient, type HttpClient } from './http-client.js'
-import { fileSystemOf, machineInfo, processMemoryMiB, startCpuShare, type CpuShare } from './machine.js'
+import { fileSystemOf, startCpuShare, type CpuShare } from './machine.js'
 import type { Recipient } from './mailbox-readers.js'
 import { parseBenchOptions, USAGE, type BenchOptions } from './options.js'
 import { connectPgStats, type DbWork, type PgStats } from './pg-stats.js'
@@ -18,8 +21,6 @@ import * as report from './report.js'
 import { keyringOf } from './request-factory.js'
 import { prepareDeposits, runDeposits, runMixed, runPickups, type PickupRun } from './scenarios.js'
 import { SignPool } from './sign-pool.js'
-import { generateSecrets, loadSigner } from './signer.js'
-import { int, sec } from './stats.js'
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url))
 
@@ -114,8 +115,8 @@ const summarize = (results: Results, faults: number): string[] => {
   if (d) lines.push(`deposits  ${int(rate(d.tally))} authenticated requests/s (${met(rate(d.tally))})`)
   if (p) lines.push(`pickups   ${int(rate(p.run.tally))} authenticated requests/s, GET pages + acks (${met(rate(p.run.tally))})`)
   if (m) lines.push(`mixed     ${int(rate(m.run.tally))} authenticated requests/s, deposits + GET pages + acks (${met(rate(m.run.tally))})`)
-  const others = [d?.cpu, p?.cpu, m?.cpu].flatMap(c => (c?.otherSeconds === undefined ? [] : [c.otherSeconds / c.wallSeconds]))
-  if (others.length > 0) lines.push(`machine   other processes used ${Math.min(...others).toFixed(2)}–${Math.max(...others).toFixed(2)} cores during the timed phases`)
+  const others = otherProcessesText([d?.cpu, p?.cpu, m?.cpu].flatMap(c => (c ? [c] : [])))
+  if (others) lines.push(`machine   ${others}`)
   if (faults > 0) lines.push(`FAULTS    ${faults} failed requests or items not picked up exactly once (exit code 1)`)
   return lines
 }
@@ -124,13 +125,10 @@ const main = async (): Promise<number> => {
   const options = parseBenchOptions(process.argv.slice(2), process.env)
   if (options.help) return void process.stdout.write(USAGE), 0
   report.printHeader(machineInfo(), options.quick)
-  const profDir = options.cpuProf === undefined ? undefined : options.cpuProf ? resolve(options.cpuProf) : mkdtempSync(join(tmpdir(), 'msr-mailbox-bench-prof-'))
+  const profDir = profileDir(options.cpuProf, 'msr-mailbox-bench-prof-')
   const cli = options.cli ? resolve(options.cli) : CLI
   const api = await startApiProcess({ cli, env: process.env, logLevel: options.apiLogLevel, rateLimit: options.rateLimit, cpuProfDir: profDir })
-  // Interrupted (Ctrl-C, or a CI timeout's SIGTERM): stop the API and remove its temp dir before leaving.
-  const interrupted = () => void api.stop().finally(() => process.exit(130))
-  process.once('SIGINT', interrupted)
-  process.once('SIGTERM', interrupted)
+  const offInterrupt = stopOnInterrupt(api.stop)
 
   const secrets = generateSecrets(options.recipients + options.senders)
   const keys = keyringOf(secrets.slice(0, options.recipients), loadSigner())
@@ -156,28 +154,13 @@ const main = async (): Promise<number> => {
     rig.client.close()
     await rig.signer.close()
     stop = await api.stop()
-    process.off('SIGINT', interrupted)
-    process.off('SIGTERM', interrupted)
+    offInterrupt()
   }
   if (profDir) report.printProfiles(phases, loadProfiles(profDir))
   const faults = faultsOf(results)
   report.printClosing(api, stop, peakRss, dataMiB, summarize(results, faults))
-  if (options.json) writeFileSync(options.json, JSON.stringify({ options, results }, replacer, 2))
+  if (options.json) writeFileSync(options.json, JSON.stringify({ options, results }, resultsReplacer('latencies'), 2))
   return faults > 0 ? 1 : 0
 }
 
-/** JSON of the results: Maps as objects, raw latencies left out. */
-const replacer = (key: string, value: unknown): unknown => {
-  if (value instanceof Map) return Object.fromEntries(value)
-  if (key === 'latencies') return undefined
-  return value
-}
-
-main().then(
-  code => (process.exitCode = code),
-  error => {
-    const detail = error instanceof Error ? (process.env.BENCH_DEBUG ? error.stack : error.message) : String(error)
-    process.stderr.write(`bench: ${detail}\n`)
-    process.exitCode = 1
-  },
-)
+runMain(main)

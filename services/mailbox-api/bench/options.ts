@@ -1,5 +1,5 @@
 // The mailbox benchmark's settings: flags, then MAILBOX_BENCH_* environment variables, then the preset (full or --quick).
-import { parseArgs } from 'node:util'
+import { count, parseBenchArgs } from '@msr/bench'
 
 /** Everything a run is configured by. */
 export interface BenchOptions {
@@ -44,8 +44,6 @@ const FLAGS: Record<Numeric, string> = {
   limit: 'limit', mixedDeposits: 'mixed-deposits', warmup: 'warmup',
 }
 
-const envName = (flag: string): string => `MAILBOX_BENCH_${flag.toUpperCase().replace(/-/g, '_')}`
-
 /** A budget no run can exhaust (requests per minute; the counter column is a 32-bit integer). */
 const NEVER_REACHED = 1_000_000_000
 
@@ -76,14 +74,6 @@ SIGTERM and removes the temp dir.
 The API inherits the environment (e.g. DB_POOL_SIZE) except DATABASE_URL: the bench measures the embedded PostgreSQL.
 `
 
-const count = (name: string, raw: string): number => {
-  const n = Number(raw.replace(/_/g, ''))
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, not "${raw}"`)
-  return n
-}
-
-const truthy = (v: string | undefined): boolean | undefined => (v === undefined || v === '' ? undefined : !/^(0|false|no|off)$/i.test(v))
-
 const rateLimitOf = (raw: string | undefined): number => {
   if (raw === undefined || raw === '') return NEVER_REACHED
   if (/^(off|0)$/i.test(raw)) return 0
@@ -92,42 +82,10 @@ const rateLimitOf = (raw: string | undefined): number => {
   return n
 }
 
-/** `--cpu-prof [DIR]` (the directory arrives as a positional) or BENCH_CPU_PROF=DIR|1; '' means a new temp dir. */
-const cpuProfDir = (flag: boolean, positional: string | undefined, env: string | undefined): string | undefined => {
-  if (flag) return positional ?? ''
-  if (truthy(env) !== true) return undefined
-  return /^(1|true|yes|on)$/i.test(env ?? '') ? '' : env
-}
-
 /** Parses argv (without node and script) and the environment; throws on a bad value. */
 export const parseBenchOptions = (argv: string[], env: Record<string, string | undefined>): BenchOptions => {
-  const numeric = Object.fromEntries(Object.values(FLAGS).map(f => [f, { type: 'string' as const }]))
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      ...numeric,
-      quick: { type: 'boolean' },
-      'rate-limit': { type: 'string' },
-      'cpu-prof': { type: 'boolean' },
-      'api-log-level': { type: 'string' },
-      cli: { type: 'string' },
-      json: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  })
-  const flags = values as Record<string, string | boolean | undefined>
-  const cpuProf = cpuProfDir(Boolean(flags['cpu-prof']), positionals[0], env.BENCH_CPU_PROF)
-  if (positionals.length > (flags['cpu-prof'] ? 1 : 0)) throw new Error(`unexpected argument "${positionals.at(-1)}"`)
-  // npm_config_quick: `npm run bench --quick` (no `--`) hands the flag to npm, which exports it to the script.
-  const quick = Boolean(flags.quick) || truthy(env.BENCH_QUICK) === true || env.npm_config_quick === 'true'
-  const preset = quick ? QUICK : FULL
-  const pick = (key: Numeric): number => {
-    const flag = FLAGS[key]
-    const raw = (flags[flag] as string | undefined) ?? env[envName(flag)]
-    return raw === undefined || raw === '' ? preset[key] : count(flag, raw)
-  }
-  const numbers = Object.fromEntries((Object.keys(FLAGS) as Numeric[]).map(k => [k, pick(k)])) as Record<Numeric, number>
+  const own = { 'rate-limit': { type: 'string' }, 'api-log-level': { type: 'string' }, cli: { type: 'string' } } as const
+  const { flags, numbers, quick, cpuProf, json, help } = parseBenchArgs(argv, env, { flags: FLAGS, full: FULL, quick: QUICK, envPrefix: 'MAILBOX_BENCH_' }, own)
   if (numbers.limit > 100) throw new Error('--limit may be at most 100 (the API refuses larger pages)')
   if (numbers.clients < 2) throw new Error('--clients must be at least 2 (the mixed run splits them between deposits and pickups)')
   return {
@@ -137,7 +95,7 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
     cpuProf,
     apiLogLevel: (flags['api-log-level'] as string | undefined) ?? env.MAILBOX_BENCH_API_LOG_LEVEL ?? 'info',
     cli: flags.cli as string | undefined,
-    json: flags.json as string | undefined,
-    help: Boolean(flags.help),
+    json,
+    help,
   }
 }

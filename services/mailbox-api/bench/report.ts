@@ -1,10 +1,9 @@
 // The printed report: machine and API, one section per scenario with its CPU shares, profiles, summary.
-import { summarizeThread, type Phase, type ThreadProfile } from './cpu-profile.js'
+import { int, ms, sec, summarize, summarizeThread, type MachineInfo, type Phase, type ThreadProfile } from '@msr/bench'
 import { EXPECTED, type Op, type OpTally, type Tally } from './driver.js'
-import type { CpuShare, MachineInfo } from './machine.js'
+import type { CpuShare } from './machine.js'
 import type { DbWork } from './pg-stats.js'
 import type { PickupRun } from './scenarios.js'
-import { int, ms, sec, summarize } from './stats.js'
 
 /** Issue 4: authenticated requests per second against the embedded PostgreSQL, on the 2-core machines. */
 export const TARGET_PER_SECOND = 1500

@@ -1,6 +1,6 @@
 // What the signing threads make: NIP-98 Authorization headers, and KeyPackage deposit bodies with theirs.
 import { createHash, randomBytes } from 'node:crypto'
-import type { Signer } from './signer.js'
+import type { Signer } from '@msr/bench'
 
 /** The kind of a NIP-98 HTTP authorization event. */
 const HTTP_AUTH_KIND = 27235

@@ -1,7 +1,7 @@
 // Signing thread: deposit bodies with their NIP-98 headers ahead of a phase, and headers on demand during one.
 import { parentPort, workerData } from 'node:worker_threads'
+import { loadSigner } from '@msr/bench'
 import { authorization, keyringOf, signDeposits, type SignAnswer, type SignMessage } from './request-factory.js'
-import { loadSigner } from './signer.js'
 
 const { secrets, publicUrl } = workerData as { secrets: string[]; publicUrl: string }
 const signer = loadSigner()

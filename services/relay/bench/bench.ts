@@ -1,23 +1,23 @@
 #!/usr/bin/env node
 // The relay benchmark (DESIGN.md §8): the real relay as a child process, real WebSocket clients, signed events.
 // Order: sign every event ahead → start the relay → 1. ingest → store load → 2. REQ latency → 3. fan-out → stop.
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { availableParallelism, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
+import {
+  generateKeys, int, loadProfiles, loadSigner, machineInfo, ms, nowUs, otherProcessesText, processMemoryMiB, profileDir, resultsReplacer, runMain,
+  stopOnInterrupt, type Phase,
+} from '@msr/bench'
 import { closeSockets, openSockets } from './bench-socket.js'
 import { signCorpus } from './corpus.js'
-import { loadProfiles, nowUs, type Phase } from './cpu-profile.js'
 import { mulberry32, type CorpusJob, type Pools } from './event-factory.js'
 import { measureFanout, type FanoutResult } from './fanout.js'
-import { machineInfo, processMemoryMiB, startCpuShare, type CpuShare } from './machine.js'
+import { startCpuShare, type CpuShare } from './machine.js'
 import { parseBenchOptions, USAGE, type BenchOptions } from './options.js'
 import { publish, type PublishResult } from './publish.js'
 import { startRelayProcess, type RelayProcess } from './relay-process.js'
 import { measureReqs, warmUp, type ReqResult, type StoreShape } from './req-latency.js'
 import * as report from './report.js'
-import { generateKeys, loadSigner } from './signer.js'
-import { int, ms } from './stats.js'
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url))
 const DAY = 86_400
@@ -172,8 +172,8 @@ const summarize = (results: Results): { lines: string[]; faults: number } => {
     lines.push(`fan-out     ${int(r.deliveriesPerSecond)} deliveries/s, ${label}, missing ${int(r.missing)} (target ≥ ${int(report.TARGETS.fanoutPerSecond)}: ${met(ok)})`)
     faults += r.missing + r.duplicates + r.stray + r.publish.rejected
   }
-  const others = shares.flatMap(s => (s.otherSeconds === undefined ? [] : [s.otherSeconds / s.wallSeconds]))
-  if (others.length > 0) lines.push(`machine     other processes used ${Math.min(...others).toFixed(2)}–${Math.max(...others).toFixed(2)} cores during the timed phases`)
+  const others = otherProcessesText(shares)
+  if (others) lines.push(`machine     ${others}`)
   if (faults > 0) lines.push(`FAULTS      ${faults} rejected events or missing/duplicate deliveries (exit code 1)`)
   return { lines, faults }
 }
@@ -195,7 +195,7 @@ const main = async (): Promise<number> => {
   const total = [corpus.notes, corpus.extra, corpus.fanout, corpus.fanoutSeparate, ...corpus.fanoutWarmup].reduce((sum, f) => sum + f.length, 0)
   report.printPrepared(total, corpus.seconds, availableParallelism(), corpus.signer, options.keys)
 
-  const profDir = options.cpuProf === undefined ? undefined : options.cpuProf ? resolve(options.cpuProf) : mkdtempSync(join(tmpdir(), 'msr-bench-prof-'))
+  const profDir = profileDir(options.cpuProf, 'msr-bench-prof-')
   // Unless told otherwise, insist on the native verifier, so that a silent fall-back to WASM cannot skew the figures.
   const pinned = process.env.RELAY_VERIFICATION__BACKEND === undefined
   // The load generator does not authenticate (NIP-42), so kind 445 must not need it, and the
@@ -207,10 +207,7 @@ const main = async (): Promise<number> => {
     ...(pinned && { RELAY_VERIFICATION__BACKEND: 'native' }),
   }
   const relay = await startRelayProcess({ cli: CLI, env, logLevel: options.relayLogLevel, configFile: options.relayConfig, cpuProfDir: profDir })
-  // Interrupted (Ctrl-C, or a CI timeout's SIGTERM): stop the relay and remove its temp dir before leaving.
-  const interrupted = () => void relay.stop().finally(() => process.exit(130))
-  process.once('SIGINT', interrupted)
-  process.once('SIGTERM', interrupted)
+  const offInterrupt = stopOnInterrupt(relay.stop)
   report.printRelay(relay, verifierText(relay, pinned), options.relayLogLevel, profDir)
 
   const results: Results = {}
@@ -223,28 +220,13 @@ const main = async (): Promise<number> => {
     peakRss = processMemoryMiB(relay.pid, 'VmHWM')
   } finally {
     stop = await relay.stop()
-    process.off('SIGINT', interrupted)
-    process.off('SIGTERM', interrupted)
+    offInterrupt()
   }
   if (profDir) report.printProfiles(phases, loadProfiles(profDir))
   const { lines, faults } = summarize(results)
   report.printClosing(relay, stop, peakRss, lines)
-  if (options.json) writeFileSync(options.json, JSON.stringify({ options: { ...options, scenarios: [...options.scenarios] }, results }, replacer, 2))
+  if (options.json) writeFileSync(options.json, JSON.stringify({ options: { ...options, scenarios: [...options.scenarios] }, results }, resultsReplacer('samples'), 2))
   return faults > 0 ? 1 : 0
 }
 
-/** JSON of the results: Maps as objects, raw samples left out. */
-const replacer = (key: string, value: unknown): unknown => {
-  if (value instanceof Map) return Object.fromEntries(value)
-  if (key === 'samples') return undefined
-  return value
-}
-
-main().then(
-  code => (process.exitCode = code),
-  error => {
-    const detail = error instanceof Error ? (process.env.BENCH_DEBUG ? error.stack : error.message) : String(error)
-    process.stderr.write(`bench: ${detail}\n`)
-    process.exitCode = 1
-  },
-)
+runMain(main)

@@ -1,6 +1,6 @@
 // What the benchmark's events look like: a realistic mix of notes, reactions and MLS group messages.
 import { createHash, randomBytes } from 'node:crypto'
-import type { Signer } from './signer.js'
+import type { Signer } from '@msr/bench'
 
 /** `notes`: kind 1 only (the ingest scenario). `mixed`: kinds 1, 7 and 445 (the rest of the store). */
 export type Mix = 'notes' | 'mixed'

@@ -1,5 +1,5 @@
 // The benchmark's settings: flags, then BENCH_* environment variables, then the preset (full or --quick).
-import { parseArgs } from 'node:util'
+import { parseBenchArgs, truthy } from '@msr/bench'
 
 /** The scenarios a run can include. */
 export type Scenario = 'ingest' | 'req' | 'fanout'
@@ -52,8 +52,6 @@ const FLAGS: Record<Numeric, string> = {
   warmup: 'warmup', subscribers: 'subscribers', perConnection: 'subs-per-connection', fanoutEvents: 'fanout-events', keys: 'keys',
 }
 
-const envName = (flag: string): string => `BENCH_${flag.toUpperCase().replace(/-/g, '_')}`
-
 /** The --help text. */
 export const USAGE = `usage: npm run bench [-- options]        (or: node services/relay/dist/bench/bench.js [options])
 
@@ -84,14 +82,6 @@ signed events, prints a report, stops it with SIGTERM and removes the temp dir.
 RELAY_* variables in the environment are passed to the relay (e.g. RELAY_LIMITATION__MAX_LIMIT).
 `
 
-const count = (name: string, raw: string): number => {
-  const n = Number(raw.replace(/_/g, ''))
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, not "${raw}"`)
-  return n
-}
-
-const truthy = (v: string | undefined): boolean | undefined => (v === undefined || v === '' ? undefined : !/^(0|false|no|off)$/i.test(v))
-
 const scenariosOf = (raw: string | undefined): Set<Scenario> => {
   const all: Scenario[] = ['ingest', 'req', 'fanout']
   if (!raw) return new Set(all)
@@ -100,44 +90,16 @@ const scenariosOf = (raw: string | undefined): Set<Scenario> => {
   return new Set(picked as Scenario[])
 }
 
-/** `--cpu-prof [DIR]` (the directory arrives as a positional) or BENCH_CPU_PROF=DIR|1; '' means a new temp dir. */
-const cpuProfDir = (flag: boolean, positional: string | undefined, env: string | undefined): string | undefined => {
-  if (flag) return positional ?? ''
-  if (truthy(env) !== true) return undefined
-  return /^(1|true|yes|on)$/i.test(env ?? '') ? '' : env
-}
-
 /** Parses argv (without node and script) and the environment; throws on a bad value. */
 export const parseBenchOptions = (argv: string[], env: Record<string, string | undefined>): BenchOptions => {
-  const numeric = Object.fromEntries(Object.values(FLAGS).map(f => [f, { type: 'string' as const }]))
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      ...numeric,
-      quick: { type: 'boolean' },
-      'no-separate': { type: 'boolean' },
-      'no-req-baseline': { type: 'boolean' },
-      only: { type: 'string' },
-      'cpu-prof': { type: 'boolean' },
-      'relay-log-level': { type: 'string' },
-      'relay-config': { type: 'string' },
-      json: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  })
-  const flags = values as Record<string, string | boolean | undefined>
-  const cpuProf = cpuProfDir(Boolean(flags['cpu-prof']), positionals[0], env.BENCH_CPU_PROF)
-  if (positionals.length > (flags['cpu-prof'] ? 1 : 0)) throw new Error(`unexpected argument "${positionals.at(-1)}"`)
-  // npm_config_quick: `npm run bench --quick` (no `--`) hands the flag to npm, which exports it to the script.
-  const quick = Boolean(flags.quick) || truthy(env.BENCH_QUICK) === true || env.npm_config_quick === 'true'
-  const preset = quick ? QUICK : FULL
-  const pick = (key: Numeric): number => {
-    const flag = FLAGS[key]
-    const raw = (flags[flag] as string | undefined) ?? env[envName(flag)]
-    return raw === undefined || raw === '' ? preset[key] : count(flag, raw)
-  }
-  const numbers = Object.fromEntries((Object.keys(FLAGS) as Numeric[]).map(k => [k, pick(k)])) as Record<Numeric, number>
+  const own = {
+    'no-separate': { type: 'boolean' },
+    'no-req-baseline': { type: 'boolean' },
+    only: { type: 'string' },
+    'relay-log-level': { type: 'string' },
+    'relay-config': { type: 'string' },
+  } as const
+  const { flags, numbers, quick, cpuProf, json, help } = parseBenchArgs(argv, env, { flags: FLAGS, full: FULL, quick: QUICK, envPrefix: 'BENCH_' }, own)
   return {
     quick,
     ...numbers,
@@ -147,7 +109,7 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
     cpuProf,
     relayLogLevel: (flags['relay-log-level'] as string | undefined) ?? env.BENCH_RELAY_LOG_LEVEL ?? 'warn',
     relayConfig: flags['relay-config'] as string | undefined,
-    json: flags.json as string | undefined,
-    help: Boolean(flags.help),
+    json,
+    help,
   }
 }

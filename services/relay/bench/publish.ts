@@ -1,6 +1,6 @@
 // Pipelined publishing: each connection keeps up to `window` EVENTs unanswered and counts the OKs.
+import { summarize, type Summary } from '@msr/bench'
 import { messageOf, okOutcome, verbOf, type BenchSocket } from './bench-socket.js'
-import { summarize, type Summary } from './stats.js'
 
 /** What the relay answered to a burst of EVENTs. */
 export interface PublishResult {

@@ -1,10 +1,9 @@
 // The printed report: one section per scenario, then the targets of DESIGN.md §8.
-import { summarizeThread, type Phase, type ThreadProfile } from './cpu-profile.js'
+import { int, ms, sec, summarizeThread, type MachineInfo, type Phase, type Summary, type ThreadProfile } from '@msr/bench'
 import type { FanoutResult } from './fanout.js'
-import type { CpuShare, MachineInfo } from './machine.js'
+import type { CpuShare } from './machine.js'
 import type { PublishResult } from './publish.js'
 import type { ReqResult } from './req-latency.js'
-import { int, ms, sec, type Summary } from './stats.js'
 
 /** DESIGN.md §8 targets on the 2-core development machines. */
 export const TARGETS = { ingestPerSecond: 5000, reqP99Ms: 20, fanoutPerSecond: 100_000 }

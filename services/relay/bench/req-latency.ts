@@ -1,7 +1,7 @@
 // REQ latency: one REQ at a time per connection, timed from send to EOSE, then CLOSE.
+import { summarize, type Summary } from '@msr/bench'
 import { messageOf, verbOf, type BenchSocket } from './bench-socket.js'
 import { mulberry32, type Pools } from './event-factory.js'
-import { summarize, type Summary } from './stats.js'
 
 /** What the filters may ask for: the store's authors, tag pools and time span. */
 export interface StoreShape {

@@ -1,7 +1,7 @@
 // Signing thread: turns corpus jobs into signed `["EVENT",…]` frames, off the main thread and ahead of any timing.
 import { parentPort } from 'node:worker_threads'
+import { loadSigner } from '@msr/bench'
 import { signJob, type CorpusJob } from './event-factory.js'
-import { loadSigner } from './signer.js'
 
 const signer = loadSigner()
 
