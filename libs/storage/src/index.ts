@@ -1,5 +1,5 @@
 export { isGzip, openReader, openWriter, parseLocation, readLines } from './location.js'
 export type { Location, OpenedReader, OpenedWriter, Reader, StorageOptions, Writer } from './location.js'
 export { DEFAULT_MAX_LINE_BYTES, type Line } from './lines.js'
-export { openSnapshotStore, snapshotName, snapshotTime, type SnapshotInfo, type SnapshotStore } from './snapshots.js'
+export { openSnapshotStore, snapshotKind, snapshotName, snapshotTime, type SnapshotInfo, type SnapshotKind, type SnapshotStore } from './snapshots.js'
 export { createProgress, formatDuration, type Progress, type ProgressOptions } from './progress.js'

@@ -89,6 +89,23 @@ for (const kind of ['directory', 'gs://']) {
       await assert.rejects(store.prune(-1), RangeError)
     })
 
+    it('marks deltas in the name and kind, and prunes deltas only once no kept full snapshot precedes them', async () => {
+      const store = open(fresh())
+      const full0 = await store.put(Readable.from([jsonl('f0', 2)]))
+      const delta0 = await store.put(Readable.from([jsonl('d0', 1)]), { kind: 'delta' })
+      const full1 = await store.put(Readable.from([jsonl('f1', 2)]))
+      const delta1 = await store.put(Readable.from([jsonl('d1', 1)]), { kind: 'delta' })
+      assert.equal(full0.kind, 'full')
+      assert.equal(delta0.kind, 'delta')
+      assert.match(delta0.name, /^snapshot-\d{8}T\d{9}Z-[0-9a-f]{8}\.delta\.jsonl\.gz$/)
+      assert.deepEqual((await store.list()).map(s => [s.name, s.kind]), [delta1, full1, delta0, full0].map(s => [s.name, s.kind]))
+      assert.equal(await read(store, delta0.name), jsonl('d0', 1))
+      assert.deepEqual(await store.prune(2), [], 'both full snapshots kept, so every delta after the older one')
+      assert.deepEqual(await store.prune(1), [delta0.name, full0.name])
+      assert.deepEqual((await store.list()).map(s => s.name), [delta1.name, full1.name])
+      assert.deepEqual(await store.prune(0), [delta1.name, full1.name].filter(n => n === full1.name), 'with no full snapshot kept, deltas stay')
+    })
+
     it('takes a source that is an async iterable, and a snapshot bigger than an upload chunk', async () => {
       const store = open(fresh())
       const big = Array.from({ length: 3 }, () => randomBytes(CHUNK).toString('base64') + '\n')

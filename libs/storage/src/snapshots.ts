@@ -13,28 +13,42 @@ import { createAtomicFile, isTempName } from './atomic-file.js'
 import { DEFAULT_CHUNK_BYTES } from './gcs-io.js'
 import { gcsSink, named, openReader, storageOf, writerInto, type Sink, type StorageOptions } from './location.js'
 
+/**
+ * `full`: every event; `delta`: only what was stored after the full snapshot its writer had (written
+ * where a full one would not fit in time, e.g. at shutdown). A restore takes the newest full snapshot
+ * and the deltas newer than it.
+ */
+export type SnapshotKind = 'full' | 'delta'
+
 export interface SnapshotInfo {
   name: string
   createdAt: Date
   /** Stored size (compressed when gzip). */
   bytes: number
+  kind: SnapshotKind
 }
 
 export interface SnapshotStore {
   readonly target: string
-  /** Stores a complete snapshot under a new unique name (never overwrites); the name sorts by time: `snapshot-<UTC yyyymmddThhmmssmmmZ>-<8 hex>.jsonl.gz`. */
-  put(source: NodeJS.ReadableStream | AsyncIterable<Buffer | string>, opts?: { gzip?: boolean }): Promise<SnapshotInfo>
+  /** Stores a complete snapshot under a new unique name (never overwrites); the name sorts by time: `snapshot-<UTC yyyymmddThhmmssmmmZ>-<8 hex>[.delta].jsonl.gz`. */
+  put(source: NodeJS.ReadableStream | AsyncIterable<Buffer | string>, opts?: { gzip?: boolean; kind?: SnapshotKind }): Promise<SnapshotInfo>
   /** Complete snapshots, newest first (temporary and partial files never listed). */
   list(): Promise<SnapshotInfo[]>
   /** Plain (gunzipped) bytes of one snapshot. */
   get(name: string): Promise<NodeJS.ReadableStream>
   /** Missing is not an error. */
   delete(name: string): Promise<void>
-  /** Deletes all but the newest `keep`; returns the names deleted. */
+  /**
+   * Keeps the newest `keep` full snapshots and the deltas newer than the oldest of them (a restore from
+   * any kept full snapshot still finds its deltas); deletes the rest and returns their names.
+   */
   prune(keep: number): Promise<string[]>
 }
 
-const NAME = /^snapshot-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-[0-9a-f]{8}\.jsonl(?:\.gz)?$/
+const NAME = /^snapshot-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-[0-9a-f]{8}(\.delta)?\.jsonl(?:\.gz)?$/
+
+/** Whether a snapshot name is a delta's. */
+export const snapshotKind = (name: string): SnapshotKind => (NAME.exec(name)?.[8] ? 'delta' : 'full')
 
 /** When a snapshot was started, read from its name; undefined for anything that is not a snapshot name. */
 export const snapshotTime = (name: string): Date | undefined => {
@@ -49,9 +63,9 @@ let lastStamp = 0
 const nextStamp = (): number => (lastStamp = Math.max(Date.now(), lastStamp + 1))
 
 /** `snapshot-20250102T030405006Z-1a2b3c4d.jsonl.gz`; the random part keeps concurrent writers apart. */
-export const snapshotName = (at: Date, gzip: boolean): string => {
+export const snapshotName = (at: Date, gzip: boolean, kind: SnapshotKind = 'full'): string => {
   const stamp = at.toISOString().replace(/[-:.]/g, '') // 20250102T030405006Z
-  return `snapshot-${stamp}-${randomBytes(4).toString('hex')}.jsonl${gzip ? '.gz' : ''}`
+  return `snapshot-${stamp}-${randomBytes(4).toString('hex')}${kind === 'delta' ? '.delta' : ''}.jsonl${gzip ? '.gz' : ''}`
 }
 
 const checkedName = (target: string, name: string): string => {
@@ -156,14 +170,14 @@ const storeOver = (target: string, backend: Backend, opts: StorageOptions): Snap
     return entries
       .filter(e => NAME.test(e.name))
       .sort((a, b) => (a.name < b.name ? 1 : a.name > b.name ? -1 : 0))
-      .map(e => ({ ...e, createdAt: snapshotTime(e.name)! }))
+      .map(e => ({ ...e, createdAt: snapshotTime(e.name)!, kind: snapshotKind(e.name) }))
   }
-  const info = ({ name, createdAt, bytes }: SnapshotInfo): SnapshotInfo => ({ name, createdAt, bytes })
+  const info = ({ name, createdAt, bytes, kind }: SnapshotInfo): SnapshotInfo => ({ name, createdAt, bytes, kind })
   return {
     target,
-    async put(source, { gzip = true } = {}) {
+    async put(source, { gzip = true, kind = 'full' } = {}) {
       const createdAt = new Date(nextStamp())
-      const name = snapshotName(createdAt, gzip)
+      const name = snapshotName(createdAt, gzip, kind)
       const location = backend.locate(name)
       const writer = writerInto(await backend.create(name).catch(err => Promise.reject(named(location, err))), gzip, location)
       try {
@@ -173,7 +187,7 @@ const storeOver = (target: string, backend: Backend, opts: StorageOptions): Snap
         await writer.abort(err instanceof Error ? err : new Error(String(err)))
         throw named(location, err)
       }
-      return { name, createdAt, bytes: writer.storedBytes() }
+      return { name, createdAt, bytes: writer.storedBytes(), kind }
     },
     list: async () => (await list().catch(err => Promise.reject(named(target, err)))).map(info),
     async get(name) {
@@ -184,7 +198,11 @@ const storeOver = (target: string, backend: Backend, opts: StorageOptions): Snap
     },
     async prune(keep) {
       if (!Number.isInteger(keep) || keep < 0) throw new RangeError(`${target}: prune needs a whole number of snapshots to keep, not ${keep}`)
-      const doomed = (await list().catch(err => Promise.reject(named(target, err)))).slice(keep)
+      const all = await list().catch(err => Promise.reject(named(target, err)))
+      const kept = all.filter(e => e.kind === 'full').slice(0, keep)
+      const oldestKept = kept.at(-1)?.name
+      // Newest first: a full snapshot past `keep`, and a delta older than every kept full one, go.
+      const doomed = all.filter(e => (e.kind === 'full' ? !kept.includes(e) : oldestKept !== undefined && e.name < oldestKept))
       for (const entry of doomed) await backend.remove(entry).catch(err => Promise.reject(named(backend.locate(entry.name), err)))
       await backend.sweep().catch(() => undefined) // best effort
       return doomed.map(e => e.name)

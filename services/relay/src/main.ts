@@ -25,6 +25,8 @@ const SHUTDOWN_DEADLINE_MS = 9000
 export interface RunningRelay {
   relay: Relay
   store: EventStore
+  /** The snapshot loop when `[backup] target` is set. */
+  backups: Backups | undefined
   settings: Settings
   port: number
   url: string
@@ -53,14 +55,15 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
   const metrics = createRelayMetrics()
   let drainer: HintDrainer | undefined
   let backups: Backups | undefined
-  const onCommitted = (batch: { event: { kind: number } }[]) => {
-    backups?.changed()
+  const onCommitted = (batch: { event: { id: string; kind: number } }[]) => {
+    backups?.changed(batch.map(c => c.event.id))
     if (batch.some(c => c.event.kind === 445 || c.event.kind === 446)) drainer?.notify()
   }
   const relay = new Relay({ settings, store, verifier, queries, logger, metrics, onCommitted })
   // An empty store on an instance that had one before (Cloud Run's disk went with the old instance):
   // the newest snapshot comes back before the relay listens, so /readyz only answers once it has.
-  if (snapshots && config.backup.restore_on_boot && store.size() === 0) await restoreNewest(snapshots, relay.writer, logger)
+  const startedEmpty = store.size() === 0
+  if (snapshots && config.backup.restore_on_boot && startedEmpty) await restoreNewest(snapshots, relay.writer, logger)
   store.hintsEnabled = transport !== undefined
   if (snapshots) {
     backups = new Backups(
@@ -78,7 +81,8 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
           },
         },
       },
-      { intervalMs: config.backup.interval, keep: config.backup.keep },
+      // Restored or new: the snapshots cover what is stored, so a delta at shutdown is enough.
+      { intervalMs: config.backup.interval, keep: config.backup.keep, startedEmpty: startedEmpty && config.backup.restore_on_boot },
     )
     backups.start()
   }
@@ -152,5 +156,5 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
     await store.close()
     server.closeAllConnections()
   }
-  return { relay, store, settings, port, url: `ws://${config.network.host}:${port}`, close }
+  return { relay, store, backups, settings, port, url: `ws://${config.network.host}:${port}`, close }
 }

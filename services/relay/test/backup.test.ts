@@ -2,12 +2,19 @@
 // Cloud Storage (a fake server speaking the JSON API to the real client), restore on boot, and no
 // acknowledged event lost to a SIGKILL.
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { after, before, describe, it } from 'node:test'
 import { startFakeGcs, type FakeGcs } from '@msr/storage/fake-gcs'
+import { openSnapshotStore, type SnapshotStore } from '@msr/storage'
+import { createLogger } from '@msr/telemetry'
+import { Backups } from '../src/backup/backups.js'
 import { runExport, runImport } from '../src/backup/transfer-cli.js'
+import { Writer } from '../src/pipeline/writer.js'
+import { EventStore } from '../src/store/event-store.js'
+import { markVerified } from '@msr/nostr'
 import {
   freePort,
   ids,
@@ -66,6 +73,13 @@ const publishAll = async (url: string, events: NostrEvent[]): Promise<void> => {
 }
 
 const OPEN = { 'auth.auth_required_kinds': [] }
+
+/** A kind-1 event with a correct id and a meaningless signature (for tests that bypass verification). */
+const unsigned = (pubkey: string, content: string): NostrEvent => {
+  const created_at = now()
+  const id = createHash('sha256').update(JSON.stringify([0, pubkey, created_at, 1, [], content])).digest('hex')
+  return { id, pubkey, created_at, kind: 1, tags: [], content, sig: '0'.repeat(128) }
+}
 
 describe('export and import', () => {
   let source: TestRelay
@@ -196,7 +210,9 @@ describe('snapshots to a directory', () => {
     await publishAll(first.url, sampleEvents())
     const expected = await answers(first.url)
     await first.close()
-    assert.equal((await snapshotFiles(target)).length, 1, 'the shutdown snapshot')
+    const files = await snapshotFiles(target)
+    assert.equal(files.length, 1, 'the shutdown snapshot')
+    assert.match(files[0] as string, /\.delta\.jsonl\.gz$/, 'a delta: the store started empty, so it covers everything')
     const second = await startTestRelay({ ...OPEN, 'backup.target': target }, { logLevel: 'info' })
     try {
       // No waiting: startRelay resolved, so the restore happened before the relay listened.
@@ -227,6 +243,86 @@ describe('snapshots to a directory', () => {
     } finally {
       await relay.close()
     }
+  })
+
+  it('at shutdown writes a delta of what came after the last full snapshot, and a restore applies both', async () => {
+    const target = await tempDir()
+    const relay = await startTestRelay({ ...OPEN, 'backup.target': target, 'backup.interval': 3_600_000 })
+    const early = [sign(newSigner(), { kind: 1, content: 'before the full snapshot' }), sign(newSigner(), { kind: 0, content: 'v1' })]
+    await publishAll(relay.url, early)
+    await relay.running.backups?.run('interval')
+    const late = [sign(newSigner(), { kind: 1, content: 'after it' }), sign(newSigner(), { kind: 1, content: 'also after it' })]
+    await publishAll(relay.url, late)
+    const expected = await answers(relay.url)
+    await relay.close()
+    const files = (await snapshotFiles(target)).sort()
+    assert.equal(files.length, 2)
+    const [full, delta] = files as [string, string]
+    assert.doesNotMatch(full, /\.delta\./)
+    assert.match(delta, /\.delta\.jsonl\.gz$/)
+    const idsIn = async (file: string) => gunzipSync(await readFile(join(target, file))).toString('utf8').trim().split('\n').map(l => (JSON.parse(l) as NostrEvent).id).sort()
+    assert.deepEqual(await idsIn(full), ids(early).sort())
+    assert.deepEqual(await idsIn(delta), ids(late).sort())
+    const restored = await startTestRelay({ ...OPEN, 'backup.target': target })
+    try {
+      assert.deepEqual(await answers(restored.url), expected)
+    } finally {
+      await restored.close()
+    }
+  })
+
+  it('at shutdown writes a full snapshot when the store had events the snapshots may not hold', async () => {
+    const own = await startTestRelay(OPEN)
+    await publishAll(own.url, [sign(newSigner(), { kind: 1, content: 'stored before snapshots were on' })])
+    await own.stop()
+    const target = await tempDir()
+    const relay = await startTestRelay({ ...OPEN, 'backup.target': target }, { dataDir: own.dataDir })
+    await publishAll(relay.url, [sign(newSigner(), { kind: 1, content: 'and one more' })])
+    await relay.close()
+    const files = await snapshotFiles(target)
+    assert.equal(files.length, 1)
+    assert.doesNotMatch(files[0] as string, /\.delta\./)
+    assert.equal(gunzipSync(await readFile(join(target, files[0] as string))).toString('utf8').trim().split('\n').length, 2)
+  })
+
+  it('abandons a full snapshot still running at shutdown and writes the delta instead', async () => {
+    const dir = await tempDir()
+    const store = EventStore.open(join(dir, 'lmdb'))
+    const writer = new Writer(store, () => undefined, () => undefined)
+    const target = join(dir, 'snapshots')
+    const real = openSnapshotStore(target)
+    // The real directory store, whose full snapshots take as long as the test wants.
+    let release!: () => void
+    const held = new Promise<void>(resolve => (release = resolve))
+    const slow: SnapshotStore = {
+      ...real,
+      put: async (source, opts) => {
+        // A full snapshot's upload starts only when released, or fails once its source is destroyed.
+        if (opts?.kind !== 'delta') await Promise.race([held, new Promise(resolve => (source as NodeJS.ReadableStream).once('close', resolve))])
+        return real.put(source, opts)
+      },
+    }
+    const backups = new Backups(
+      { store, snapshots: slow, logger: createLogger({ service: 'test', level: 'silent' }), observer: { snapshot: () => undefined } },
+      { intervalMs: 3_600_000, keep: 3, startedEmpty: true },
+    )
+    // Stored straight through the writer, so only their ids need to be right (signing 3,000 takes seconds).
+    const pubkey = newSigner().pubkey
+    const events = Array.from({ length: 3000 }, (_, i) => unsigned(pubkey, `e${i}`))
+    const outcomes = await Promise.all(events.map(e => writer.submit(markVerified(e), Buffer.from(JSON.stringify(e)))))
+    assert.ok(outcomes.every(o => o.status === 'stored'))
+    backups.changed(ids(events))
+    const full = backups.run('interval')
+    await backups.stop(5000)
+    await full
+    release()
+    const files = await snapshotFiles(target)
+    assert.equal(files.length, 1)
+    assert.match(files[0] as string, /\.delta\./)
+    const lines = gunzipSync(await readFile(join(target, files[0] as string))).toString('utf8').trim().split('\n')
+    assert.equal(lines.length, 3000, 'the abandoned full snapshot handed its events back to the delta')
+    await writer.drain()
+    await store.close()
   })
 
   it('never restores over a store that has events', async () => {

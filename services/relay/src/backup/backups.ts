@@ -32,6 +32,8 @@ export const takeSnapshot = async (
   signal?: AbortSignal,
 ): Promise<{ info: SnapshotInfo; events: number; pruned: string[] }> => {
   const body = new PassThrough()
+  // Failures are reported by put() and by the export; an error event must never go unobserved.
+  body.on('error', () => undefined)
   const stored = snapshots.put(body)
   // If the upload fails, stop producing (and say why) rather than fill memory behind a dead stream.
   let uploadError: unknown
@@ -55,6 +57,32 @@ export const takeSnapshot = async (
 }
 
 /**
+ * Writes a delta snapshot: the stored events among `ids` (what was committed since the last full
+ * snapshot; an event since replaced or deleted is left out, its replacement or deletion is in `ids`).
+ * Small and quick where a full snapshot would not fit in time: at shutdown.
+ */
+export const takeDelta = async (store: EventStore, snapshots: SnapshotStore, ids: Iterable<string>): Promise<{ info: SnapshotInfo; events: number }> => {
+  let events = 0
+  async function* lines(): AsyncGenerator<string> {
+    for (const id of new Set(ids)) {
+      const json = store.get(id)
+      if (json === undefined) continue
+      events++
+      yield `${json}\n`
+    }
+  }
+  const info = await snapshots.put(lines(), { kind: 'delta' })
+  return { info, events }
+}
+
+/** Imports one snapshot; rejects when it cannot be read through. */
+const restoreOne = async (snapshots: SnapshotStore, name: string, writer: Writer): Promise<ImportSummary> => {
+  const summary = await importEvents(readLines(await snapshots.get(name)), { writer, now: now() })
+  await writer.drain()
+  return summary
+}
+
+/**
  * Restores the newest readable snapshot into an empty store (the relay's own snapshots: signatures were
  * verified when the events arrived, so they are not checked again; ids are). A snapshot that cannot be
  * read through is skipped for the one before it. Resolves with what was restored, or undefined.
@@ -64,14 +92,27 @@ export const restoreNewest = async (
   writer: Writer,
   logger: Logger,
 ): Promise<{ name: string; summary: ImportSummary } | undefined> => {
-  for (const info of await snapshots.list()) {
+  const listed = await snapshots.list()
+  const fulls = listed.filter(s => s.kind === 'full')
+  // Each full snapshot newest first (an unreadable one falls back to the one before it), or with none, only deltas.
+  for (const base of fulls.length > 0 ? fulls : [undefined]) {
+    const deltas = listed.filter(s => s.kind === 'delta' && (base === undefined || s.name > base.name)).reverse()
     try {
-      const summary = await importEvents(readLines(await snapshots.get(info.name)), { writer, now: now() })
-      await writer.drain()
-      logger.info({ snapshot: info.name, target: snapshots.target, summary: describeImport(summary)[0] }, 'restored the newest snapshot')
-      return { name: info.name, summary }
+      const summary = base ? await restoreOne(snapshots, base.name, writer) : undefined
+      let total = summary ?? { read: 0, imported: 0, duplicate: 0, rejected: new Map(), invalid: new Map() }
+      for (const delta of deltas) {
+        const more = await restoreOne(snapshots, delta.name, writer).catch(error => {
+          logger.error({ err: error, snapshot: delta.name }, 'delta snapshot unreadable; skipped')
+          return undefined
+        })
+        if (more) total = { ...total, read: total.read + more.read, imported: total.imported + more.imported, duplicate: total.duplicate + more.duplicate }
+      }
+      if (!base && deltas.length === 0) return undefined
+      const name = base?.name ?? deltas.at(-1)?.name ?? ''
+      logger.info({ snapshot: base?.name ?? null, deltas: deltas.length, target: snapshots.target, summary: describeImport(total)[0] }, 'restored the newest snapshot')
+      return { name, summary: total }
     } catch (error) {
-      logger.error({ err: error, snapshot: info.name }, 'snapshot unreadable; trying the one before it')
+      logger.error({ err: error, snapshot: base?.name }, 'snapshot unreadable; trying the one before it')
     }
   }
   return undefined
@@ -86,15 +127,25 @@ export class Backups {
   private running: Promise<void> | undefined
   private dirty = true
   private readonly abort = new AbortController()
+  /** Ids committed since the last full snapshot began (what a delta holds). */
+  private since: string[] = []
+  /**
+   * Whether the snapshots hold everything stored before `since`: the store was empty at start (restored
+   * or new), or a full snapshot has been written. Until then a delta would not be enough.
+   */
+  private covered: boolean
 
   constructor(
     private readonly deps: { store: EventStore; snapshots: SnapshotStore; logger: Logger; observer: BackupObserver },
-    private readonly opts: BackupOptions,
-  ) {}
+    private readonly opts: BackupOptions & { startedEmpty: boolean },
+  ) {
+    this.covered = opts.startedEmpty
+  }
 
-  /** Marks the store changed (called for each committed batch). */
-  changed(): void {
+  /** Records a committed batch: the store changed, and these ids go into the next delta. */
+  changed(ids: readonly string[]): void {
     this.dirty = true
+    for (const id of ids) this.since.push(id)
   }
 
   start(): void {
@@ -102,22 +153,35 @@ export class Backups {
     this.timer.unref()
   }
 
-  /** Takes a snapshot now unless one is running (then waits for it) or nothing changed. */
+  /**
+   * Takes a snapshot now unless one is running (then waits for it) or nothing changed: full at each
+   * interval; at shutdown a delta when the snapshots already cover what came before (a full one of a
+   * large store would not fit in Cloud Run's grace period).
+   */
   run(why: 'interval' | 'shutdown'): Promise<void> {
     if (this.running) return this.running
     if (!this.dirty) return Promise.resolve()
     this.dirty = false
-    this.running = this.snapshot(why).finally(() => (this.running = undefined))
+    const delta = why === 'shutdown' && this.covered
+    this.running = (delta ? this.delta() : this.snapshot(why)).finally(() => (this.running = undefined))
     return this.running
   }
 
-  /** Stops the timer; with `finalWithinMs`, writes a last snapshot (abandoned past that time). */
+  /**
+   * Stops the timer; with `finalWithinMs`, writes a last snapshot, abandoned past that time. A full
+   * snapshot still running is abandoned at once when a delta can replace it (or when there is to be no
+   * last snapshot): on a large store it would not finish within Cloud Run's grace period.
+   */
   async stop(finalWithinMs?: number): Promise<void> {
     clearInterval(this.timer)
-    if (finalWithinMs === undefined) return void (await this.running)
-    await this.running
+    const deadline = Date.now() + (finalWithinMs ?? 0)
+    if (this.running && (finalWithinMs === undefined || this.covered)) {
+      this.abort.abort(new Error('shutdown'))
+      await this.running
+    }
+    if (finalWithinMs === undefined) return
     let timer: NodeJS.Timeout | undefined
-    const late = new Promise<'late'>(resolve => (timer = setTimeout(() => resolve('late'), finalWithinMs)))
+    const late = new Promise<'late'>(resolve => (timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()))))
     const done = await Promise.race([this.run('shutdown').then(() => 'done' as const), late]).finally(() => clearTimeout(timer))
     if (done !== 'late') return
     // The store closes next: stop reading it, and let the partial upload be dropped.
@@ -129,14 +193,34 @@ export class Backups {
   private async snapshot(why: string): Promise<void> {
     const started = process.hrtime.bigint()
     const seconds = () => Number(process.hrtime.bigint() - started) / 1e9
+    // Everything committed so far is in this snapshot's read view; what comes next goes to the next delta.
+    const pending = this.since
+    this.since = []
     try {
       const { info, events, pruned } = await takeSnapshot(this.deps.store, this.deps.snapshots, this.opts.keep, this.abort.signal)
+      this.covered = true
       this.deps.observer.snapshot('written', seconds(), events)
       this.deps.logger.info({ why, snapshot: info.name, events, bytes: info.bytes, seconds: seconds(), pruned: pruned.length }, 'snapshot written')
     } catch (error) {
       this.dirty = true
+      this.since = pending.concat(this.since)
+      if (this.abort.signal.aborted) return void this.deps.logger.info({ why, seconds: seconds() }, 'full snapshot abandoned at shutdown')
       this.deps.observer.snapshot('failed', seconds(), 0)
       this.deps.logger.error({ err: error, why, target: this.deps.snapshots.target }, 'snapshot failed; the previous one stands')
+    }
+  }
+
+  private async delta(): Promise<void> {
+    const started = process.hrtime.bigint()
+    const seconds = () => Number(process.hrtime.bigint() - started) / 1e9
+    try {
+      const { info, events } = await takeDelta(this.deps.store, this.deps.snapshots, this.since)
+      this.deps.observer.snapshot('written', seconds(), events)
+      this.deps.logger.info({ why: 'shutdown', snapshot: info.name, kind: 'delta', events, bytes: info.bytes, seconds: seconds() }, 'snapshot written')
+    } catch (error) {
+      this.dirty = true
+      this.deps.observer.snapshot('failed', seconds(), 0)
+      this.deps.logger.error({ err: error, why: 'shutdown', target: this.deps.snapshots.target }, 'delta snapshot failed; the previous snapshots stand')
     }
   }
 }

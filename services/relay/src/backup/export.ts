@@ -1,4 +1,3 @@
-import { once } from 'node:events'
 import { matchFilter, type Filter, type NostrEvent } from '@msr/nostr'
 import type { EventStore } from '../store/event-store.js'
 
@@ -33,7 +32,7 @@ export const exportEvents = async (store: EventStore, out: NodeJS.WritableStream
     const chunk = Buffer.concat(pending)
     pending = []
     pendingBytes = 0
-    await write(out, chunk)
+    await write(out, chunk, opts.signal)
   }
   for (const json of store.allEvents()) {
     if (++read % EVENTS_PER_TURN === 0) {
@@ -55,18 +54,27 @@ export const exportEvents = async (store: EventStore, out: NodeJS.WritableStream
 
 const NEWLINE = Buffer.from('\n')
 
-/** Writes with back-pressure; rejects instead of waiting forever when the stream was destroyed. */
-const write = async (out: NodeJS.WritableStream, chunk: Buffer): Promise<void> => {
+/** Writes with back-pressure; rejects instead of waiting forever when the stream was destroyed or the export aborted. */
+const write = async (out: NodeJS.WritableStream, chunk: Buffer, signal: AbortSignal | undefined): Promise<void> => {
   const stream = out as NodeJS.WritableStream & { destroyed?: boolean; errored?: Error | null }
   if (stream.destroyed) throw stream.errored ?? new Error('the output was closed')
   if (out.write(chunk)) return
-  const closed = new AbortController()
-  await Promise.race([
-    once(out as NodeJS.EventEmitter, 'drain', { signal: closed.signal }),
-    once(out as NodeJS.EventEmitter, 'close', { signal: closed.signal }).then(() => {
-      throw stream.errored ?? new Error('the output was closed')
-    }),
-  ]).finally(() => closed.abort())
+  signal?.throwIfAborted()
+  await new Promise<void>((resolve, reject) => {
+    const settle = (error?: unknown) => {
+      out.removeListener('drain', onDrain)
+      out.removeListener('close', onClose)
+      signal?.removeEventListener('abort', onAbort)
+      if (error === undefined) resolve()
+      else reject(error)
+    }
+    const onDrain = () => settle()
+    const onClose = () => settle(stream.errored ?? new Error('the output was closed'))
+    const onAbort = () => settle(signal?.reason ?? new Error('aborted'))
+    out.once('drain', onDrain)
+    out.once('close', onClose)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
 }
 
 /** Whether a stored event goes into the export: not expired, and matching the filter when there is one. */
