@@ -223,6 +223,8 @@ export const relayConfigSchema = z
       issue(['network', 'public_url'], 'expected a ws:// or wss:// URL')
     if (config.hints.transport === 'local' && !/^https?:\/\/[^/]/.test(config.hints.push_url))
       issue(['hints', 'push_url'], 'required when hints.transport is "local": the http(s) URL of the mailbox push endpoint')
+    if (config.backup.target.startsWith('gs://') && !/^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](\/.*)?$/.test(config.backup.target))
+      issue(['backup', 'target'], 'a Cloud Storage target needs a bucket name, as in gs://my-bucket/relay')
     if (config.metrics.enabled && config.metrics.auth.length < 16)
       issue(['metrics', 'auth'], 'required when metrics.enabled is true: a secret of at least 16 characters')
   })

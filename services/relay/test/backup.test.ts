@@ -203,6 +203,17 @@ describe('export and import', () => {
 
 const snapshotFiles = async (dir: string) => (await readdir(dir)).filter(f => /^snapshot-.*\.jsonl\.gz$/.test(f))
 
+describe('[backup] configuration', () => {
+  it('config check refuses a gs:// target without a bucket', async () => {
+    const dir = await tempDir()
+    const bad = runCli(['config', 'check'], { RELAY_BACKUP__TARGET: 'gs://', RELAY_DATA__PATH: join(dir, 'none') }, dir)
+    assert.equal((await bad.exited).code, 2)
+    assert.match(bad.stderr.join('\n'), /backup\.target.*bucket/)
+    const good = runCli(['config', 'check'], { RELAY_BACKUP__TARGET: 'gs://msr-backups/relay', RELAY_DATA__PATH: join(dir, 'none') }, dir)
+    assert.equal((await good.exited).code, 0)
+  })
+})
+
 describe('snapshots to a directory', () => {
   it('writes one on shutdown and restores the newest into an empty store before listening', async () => {
     const target = await tempDir()
