@@ -1,10 +1,10 @@
 import express, { type RequestHandler } from 'express'
 import helmet from 'helmet'
 import type { Pool } from 'pg'
-import type { SignatureVerifier } from '@msr/nostr'
 import { safeEqual, type Logger } from '@msr/telemetry'
 import { requireAdmin } from './auth/admin.js'
 import { requireNip98 } from './auth/nip98.js'
+import type { SignatureCheck } from './auth/signatures.js'
 import { pushAuthSettings, requirePushAuth, type CertsSource } from './auth/push.js'
 import type { MailboxConfig } from './config.js'
 import { LATEST_VERSION, schemaVersion } from './db/migrate.js'
@@ -26,7 +26,7 @@ export interface AppDeps {
   pool: Pool
   /** The NIP-98 gate's pool (asynchronous commit; see db/database.ts); `pool` when absent. */
   gatePool?: Pool
-  verifier: SignatureVerifier
+  signatures: SignatureCheck
   metrics: MailboxMetrics
   logger: Logger
   /** Where OIDC signing certificates come from (default: Google's); tests inject their own key. */
@@ -89,7 +89,7 @@ const apiRouter = (deps: AppDeps): express.Router => {
   const limits = createRateLimits(pool, config.rateLimitPerIp, metrics)
   const nip98 = requireNip98({
     publicUrl: config.publicUrl,
-    verifier: deps.verifier,
+    signatures: deps.signatures,
     pool: deps.gatePool ?? pool,
     metrics,
     limits: { perIp: config.rateLimitPerIp, perPubkey: config.rateLimitPerPubkey },

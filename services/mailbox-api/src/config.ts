@@ -43,6 +43,7 @@ export const mailboxEnvSchema = z.object({
   MAILBOX_JANITOR_INTERVAL: duration('1m').describe('How often expired items, dm hints, seen hint ids and NIP-98 replay entries are purged.'),
   TRUSTED_PROXIES: integer(0, 0).describe('Proxies in front (Cloud Run: 1): the client IP is the N-th X-Forwarded-For entry from the right.'),
   DB_POOL_SIZE: integer(10, 1).describe('PostgreSQL connections per instance.'),
+  VERIFY_WORKERS: integer(1, 0).describe('Worker threads checking NIP-98 signatures (0: on the event loop).'),
   HINTS_PUSH_TOKEN: z.string().optional().describe('Shared secret of POST /internal/pubsub/push (Bearer, or ?token= in the push URL): the local transport of the relay. At least 16 characters.'),
   HINTS_PUSH_SERVICE_ACCOUNT: z.string().optional().describe('Email of the Pub/Sub push service account. Alone: the push OIDC token is only decoded (email and email_verified checked), which is safe only behind Cloud Run IAM with unauthenticated invocations disallowed; with HINTS_PUSH_AUDIENCE: fully verified.'),
   HINTS_PUSH_AUDIENCE: z.string().optional().describe("Audience of the push OIDC token; set: the token's signature (Google's keys), audience, issuer and expiry are verified in the app (for a public endpoint). Needs HINTS_PUSH_SERVICE_ACCOUNT."),
@@ -75,6 +76,7 @@ export interface MailboxConfig {
   janitorIntervalMs: number
   trustedProxies: number
   dbPoolSize: number
+  verifyWorkers: number
   logLevel: string
   hintsPushToken: string | undefined
   hintsPushServiceAccount: string | undefined
@@ -138,6 +140,7 @@ export const loadMailboxConfig = (env: Record<string, string | undefined>): { ok
       janitorIntervalMs: e.MAILBOX_JANITOR_INTERVAL,
       trustedProxies: e.TRUSTED_PROXIES,
       dbPoolSize: e.DB_POOL_SIZE,
+      verifyWorkers: e.VERIFY_WORKERS,
       logLevel: e.LOG_LEVEL,
       hintsPushToken: e.HINTS_PUSH_TOKEN,
       hintsPushServiceAccount: e.HINTS_PUSH_SERVICE_ACCOUNT,

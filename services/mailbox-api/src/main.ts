@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import { loadVerifier } from '@msr/nostr'
+import { inlineSignatures, pooledSignatures } from './auth/signatures.js'
 import { createLogger, type Logger } from '@msr/telemetry'
 import { buildApp } from './app.js'
 import { pushAuthModes, pushAuthSettings, type CertsSource } from './auth/push.js'
@@ -55,9 +56,9 @@ export const startMailbox = async (
     opts.database ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, port: config.embeddedPgPort, poolSize: config.dbPoolSize, logger }))
   const { applied, version } = await migrate(database.pool)
   logger.info({ database: database.describe, applied, version }, 'database ready')
-  const verifier = await loadVerifier()
+  const signatures = config.verifyWorkers > 0 ? await pooledSignatures(config.verifyWorkers) : inlineSignatures(await loadVerifier())
   const metrics = createMailboxMetrics({ defaultMetrics: opts.defaultMetrics })
-  const app = buildApp({ config, pool: database.pool, gatePool: database.gatePool, verifier, metrics, logger, ...(opts.pushCerts && { pushCerts: opts.pushCerts }) })
+  const app = buildApp({ config, pool: database.pool, gatePool: database.gatePool, signatures, metrics, logger, ...(opts.pushCerts && { pushCerts: opts.pushCerts }) })
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s))
     s.once('error', reject)
@@ -69,7 +70,7 @@ export const startMailbox = async (
   const janitor = setInterval(() => void sweep(database, metrics, logger, retention).catch(error => logger.error({ err: error }, 'janitor sweep failed')), config.janitorIntervalMs)
   janitor.unref()
   const port = (server.address() as AddressInfo).port
-  logger.info({ port, host: config.host, publicUrl: config.publicUrl, verifier: verifier.name }, 'mailbox API listening')
+  logger.info({ port, host: config.host, publicUrl: config.publicUrl, verifier: signatures.name }, 'mailbox API listening')
   return {
     server,
     port,
@@ -80,6 +81,7 @@ export const startMailbox = async (
       await Promise.all(consumers.map(c => c.close()))
       clearInterval(janitor)
       await new Promise<void>(resolve => server.close(() => resolve()))
+      await signatures.close()
       if (!opts.database) await database.close()
     },
   }

@@ -12,6 +12,7 @@ import request from 'supertest'
 import { computeId, loadVerifier, type NostrEvent, type SignatureVerifier } from '@msr/nostr'
 import { createLogger } from '@msr/telemetry'
 import { buildApp } from '../src/app.js'
+import { inlineSignatures, type SignatureCheck } from '../src/auth/signatures.js'
 import type { CertsSource } from '../src/auth/push.js'
 import { loadMailboxConfig, type MailboxConfig } from '../src/config.js'
 import { openDatabase } from '../src/db/database.js'
@@ -188,12 +189,16 @@ export const testConfig = (env: Record<string, string> = {}): MailboxConfig => {
 let verifier: Promise<SignatureVerifier> | undefined
 
 /** Builds the express app on `pool` with `env` configuration, as main.ts would (but not listening). */
-export const buildTestApp = async (pool: pg.Pool, env: Record<string, string> = {}, opts: { logLevel?: string; pushCerts?: CertsSource } = {}): Promise<TestApp> => {
+export const buildTestApp = async (
+  pool: pg.Pool,
+  env: Record<string, string> = {},
+  opts: { logLevel?: string; pushCerts?: CertsSource; signatures?: SignatureCheck } = {},
+): Promise<TestApp> => {
   const config = testConfig(env)
   const logs: string[] = []
   const logger = createLogger({ service: 'mailbox-test', level: opts.logLevel ?? 'fatal', destination: { write: (line: string) => void logs.push(line) } })
   const metrics = createMailboxMetrics({ defaultMetrics: false })
-  const app = buildApp({ config, pool, verifier: await (verifier ??= loadVerifier()), metrics, logger, ...(opts.pushCerts && { pushCerts: opts.pushCerts }) })
+  const app = buildApp({ config, pool, signatures: opts.signatures ?? inlineSignatures(await (verifier ??= loadVerifier())), metrics, logger, ...(opts.pushCerts && { pushCerts: opts.pushCerts }) })
   return { app, config, metrics, logs, api: apiClient(app, config.publicUrl) }
 }
 

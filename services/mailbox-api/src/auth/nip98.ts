@@ -1,8 +1,9 @@
 import type { RequestHandler } from 'express'
 import type { Pool } from 'pg'
-import { checkHttpAuth, HTTP_AUTH_WINDOW_SECONDS, type HttpAuthFailure, type SignatureVerifier } from '@msr/nostr'
+import { checkHttpAuth, HTTP_AUTH_WINDOW_SECONDS, type HttpAuthFailure } from '@msr/nostr'
 import { ApiError, type ErrorCode } from '../errors.js'
 import { createGate, type GateLimits } from './gate.js'
+import type { SignatureCheck } from './signatures.js'
 import type { MailboxMetrics } from '../metrics.js'
 
 declare module 'express-serve-static-core' {
@@ -27,7 +28,7 @@ const CODES: Record<HttpAuthFailure, ErrorCode> = {
 /** What NIP-98 authentication needs. */
 export interface Nip98Deps {
   publicUrl: string
-  verifier: SignatureVerifier
+  signatures: SignatureCheck
   pool: Pool
   metrics: MailboxMetrics
   limits: GateLimits
@@ -64,8 +65,10 @@ export const requireNip98 = (deps: Nip98Deps): RequestHandler => {
     const checked = checkHttpAuth(req.headers.authorization, { url, method: req.method, body: req.rawBody, now })
     if (!checked.ok) return refuse(CODES[checked.failure ?? 'malformed'], checked.reason.replace(/^auth-required: /, ''), checked.failure ?? 'malformed')
     const { event } = checked.value
-    if (!deps.verifier.verify(event)) return refuse('AUTH_BAD_SIGNATURE', 'the Authorization event has a bad signature', 'signature')
     try {
+      const verdict = await deps.signatures.verify(event)
+      if (verdict === 'error') return next(new ApiError(503, 'UNAVAILABLE', 'the signature could not be checked; try again'))
+      if (verdict === 'invalid') return refuse('AUTH_BAD_SIGNATURE', 'the Authorization event has a bad signature', 'signature')
       // Kept a little longer than the event can be valid, so a replay is caught for as long as it could pass.
       const validUntil = event.created_at + HTTP_AUTH_WINDOW_SECONDS + 5
       const outcome = await gate({ sig: event.sig, ip: req.ip ?? '', pubkey: event.pubkey, validUntil })

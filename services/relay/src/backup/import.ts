@@ -1,6 +1,6 @@
 import { AUTH_KIND, checkEvent, expirationOf, isEphemeral, markVerified, type CheckedEvent } from '@msr/nostr'
 import type { Writer } from '../pipeline/writer.js'
-import type { Verdict } from '../pipeline/verifier-pool.js'
+import type { Verdict } from '@msr/workers'
 
 /** What an import did, line by line. */
 export interface ImportSummary {

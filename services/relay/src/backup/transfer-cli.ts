@@ -3,7 +3,7 @@
 import { parseFilter, type Filter } from '@msr/nostr'
 import { createProgress, openReader, openWriter, readLines, type StorageOptions } from '@msr/storage'
 import type { RelayConfig } from '../config.js'
-import { VerifierPool } from '../pipeline/verifier-pool.js'
+import { VerifierPool } from '@msr/workers'
 import { Writer } from '../pipeline/writer.js'
 import { EventStore } from '../store/event-store.js'
 import { exportEvents } from './export.js'

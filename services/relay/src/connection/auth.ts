@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { checkAuthEvent, checkEvent, readableId, type Reason } from '@msr/nostr'
 import type { RelayMetrics } from '../metrics.js'
-import type { VerifierPool } from '../pipeline/verifier-pool.js'
+import type { VerifierPool } from '@msr/workers'
 import type { Settings } from '../settings.js'
 import type { Client } from './client.js'
 

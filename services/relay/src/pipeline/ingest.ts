@@ -5,7 +5,7 @@ import { checkWrite } from '../policies/access.js'
 import type { Settings } from '../settings.js'
 import type { StoreOutcome } from '../store/event-store.js'
 import { isInvalid, precheck, verifySignature, type Invalid, type ValidEvent } from './validate.js'
-import type { VerifierPool } from './verifier-pool.js'
+import type { VerifierPool } from '@msr/workers'
 import type { Writer } from './writer.js'
 
 /** What the EVENT path needs. */

@@ -1,5 +1,5 @@
 import { AUTH_KIND, checkEvent, expirationOf, markVerified, readableId, type CheckedEvent, type NostrEvent, type Reason, type VerifiedEvent } from '@msr/nostr'
-import type { VerifierPool } from './verifier-pool.js'
+import type { VerifierPool } from '@msr/workers'
 
 /** The `[limitation]` values the validate stage enforces. */
 export interface EventLimits {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import type { CheckedEvent } from '@msr/nostr'
 import { signed, unsigned, type Ready } from '../testing/fixtures.js'
 import { isInvalid, verifySignature } from './validate.js'
-import { VerifierPool, type Verdict } from './verifier-pool.js'
+import { VerifierPool, type Verdict } from '@msr/workers'
 
 const flip = (hex: string, at: number): string => hex.slice(0, at) + (hex[at] === '0' ? '1' : '0') + hex.slice(at + 1)
 

@@ -1,4 +1,4 @@
-import { WorkerPool } from '../workers/pool.js'
+import { WorkerPool } from '@msr/workers'
 import { createArena, openArena, type SlabArena } from './slabs.js'
 import type { BackfillRequest, BackfillResponse, CountRequest, CountResponse, QueryRequest, QueryResponse } from './query-worker.js'
 

@@ -4,7 +4,7 @@ import { workerData } from 'node:worker_threads'
 import type { Filter, NostrEvent } from '@msr/nostr'
 import { storedKind, visibleTo } from '../policies/access.js'
 import { EventStore, type Visit } from '../store/event-store.js'
-import { serveRequests } from '../workers/serve.js'
+import { serveRequests } from '@msr/workers'
 import { claimSlab, openArena, releaseSlab, slabBuffer, type SlabArenaInit } from './slabs.js'
 
 /** A REQ backfill: each filter's newest `limits[i]` events, each once, framed with `prefix`. */

@@ -1,5 +1,5 @@
 import { loadVerifier, type CheckedEvent } from '@msr/nostr'
-import { WorkerPool } from '../workers/pool.js'
+import { WorkerPool } from './pool.js'
 import type { VerifyRequest, VerifyResponse } from './verify-worker.js'
 
 /** A signature check's answer; 'error' when no worker could answer (it died, or the pool closed). */

@@ -1,7 +1,7 @@
 // Worker thread: checks BIP-340 signatures in batches so the event loop never does curve math.
 import { workerData } from 'node:worker_threads'
 import { loadVerifier, type NostrEvent } from '@msr/nostr'
-import { serveRequests } from '../workers/serve.js'
+import { serveRequests } from './serve.js'
 
 /** A batch: packed `id + sig + pubkey` hex strings (native backend) or event JSON (wasm backend). */
 export type VerifyRequest = string[]
