@@ -1,6 +1,7 @@
 import type { RequestHandler } from 'express'
 import type { Pool } from 'pg'
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible'
+import { ipBudgetId } from './auth/gate.js'
 import { ApiError } from './errors.js'
 import type { MailboxMetrics } from './metrics.js'
 
@@ -40,10 +41,10 @@ const middleware = (store: RateLimiterPostgres | undefined, scope: 'ip' | 'pubke
 export const createRateLimits = (pool: Pool, perIp: number, metrics: MailboxMetrics): RateLimits => {
   const store = limiter(pool, perIp, 'ip')
   return {
-    byIp: middleware(store, 'ip', req => req.ip, metrics),
+    byIp: middleware(store, 'ip', req => (req.ip ? ipBudgetId(req.ip) : undefined), metrics),
     penalize: async ip => {
       if (!store || !ip) return undefined
-      const res = await store.penalty(ip, 1)
+      const res = await store.penalty(ipBudgetId(ip), 1)
       return res.consumedPoints > perIp ? Math.max(1, Math.ceil(res.msBeforeNext / 1000)) : undefined
     },
   }

@@ -46,7 +46,7 @@ const over = (budget: { points: number; expire: number } | undefined, limit: num
  * statement counts the request against the IP and pubkey budgets (429 with Retry-After past them).
  */
 export const requireNip98 = (deps: Nip98Deps): RequestHandler => {
-  const gate = createGate(deps.pool, deps.limits)
+  const gate = createGate(deps.pool, deps.limits, { onBatch: size => deps.metrics.gateBatchSize.observe(size) })
   const limited = (scope: 'ip' | 'pubkey', retryAfter: number) => {
     deps.metrics.rateLimited.inc({ scope })
     return new ApiError(429, 'RATE_LIMITED', `too many requests for this ${scope === 'ip' ? 'address' : 'pubkey'}; retry later`, {
