@@ -60,9 +60,10 @@ const serve = async (): Promise<void> => {
   const stop = (signal: string) => {
     if (stopping) return
     stopping = true
+    const since = performance.now()
     logger.info({ signal }, 'shutting down')
     running.close().then(
-      () => process.exit(0),
+      () => (logger.info({ seconds: (performance.now() - since) / 1000 }, 'stopped'), process.exit(0)),
       error => (logger.error({ err: error }, 'shutdown failed'), process.exit(1)),
     )
   }

@@ -147,6 +147,7 @@ describe('msr-mailbox serve', () => {
     cli.child.kill('SIGTERM')
     assert.deepEqual(await within(cli.exited, 'serve to exit after SIGTERM'), { code: 0, signal: null }, cli.stderr())
     assert.doesNotMatch(cli.stdout() + cli.stderr(), /"severity":"(ERROR|CRITICAL)"/, 'a clean shutdown logs no error')
+    assert.match(cli.stdout(), /"seconds":[\d.]+,"message":"stopped"/, 'the last line says it stopped, and how long it took')
     assert.equal(await listening(port), false)
     assert.equal(await listening(pgPort), false, 'the embedded PostgreSQL was stopped')
   })

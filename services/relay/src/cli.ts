@@ -98,9 +98,10 @@ const serve = async (args: string[]): Promise<void> => {
   const stop = (signal: string) => {
     if (stopping) return
     stopping = true
+    const since = performance.now()
     logger.info({ signal }, 'shutting down')
     starting.then(running => running.close()).then(
-      () => process.exit(0),
+      () => (logger.info({ seconds: (performance.now() - since) / 1000 }, 'stopped'), process.exit(0)),
       error => (logger.error({ err: error }, 'shutdown failed'), process.exit(1)),
     )
   }

@@ -44,6 +44,7 @@ describe('SIGTERM', () => {
     assert.equal(closed.code, 1001)
     assert.equal(watcherClosed.code, 1001)
     assert.deepEqual(exit, { code: 0, signal: null })
+    assert.match(first.cli.stdout.join(''), /"seconds":[\d.]+,"message":"stopped"/, 'the last line says it stopped, and how long it took')
 
     const oks = client.history.filter((m): m is OkMessage => m[0] === 'OK')
     const refused = oks.filter(m => m[2] !== true)
