@@ -136,6 +136,22 @@ const pull = (client: PubSub, subscription: string, count: number, timeoutMs = 2
     sub.on('error', finish)
   })
 
+describe('Pub/Sub transport, endpoint unreachable', () => {
+  it('rejects a publish once its timeout has passed instead of retrying for the library default of 600 s', async () => {
+    const closed = await pushEndpoint()
+    await closed.close() // a loopback port nothing listens on any more
+    const host = new URL(closed.url).host
+    const transport = createPubSubTransport({ projectId: 'unreachable', emulatorHost: host, timeoutMs: 1500 })
+    const guard = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still pending after 30 s')), 30_000).unref())
+    await assert.rejects(Promise.race([transport.publish(groupHint('omega', 0)), guard]), (err: Error) => {
+      assert.match(err.message, /^publish to topic mls-group-hints: Total timeout of API google\.pubsub\.v1\.Publisher exceeded 1500 milliseconds/)
+      assert.doesNotMatch(err.message, /Previous errors/, 'one line, not every retried attempt')
+      return true
+    })
+    await transport.close()
+  })
+})
+
 describe('Pub/Sub transport against the emulator', () => {
   let emu: RunningEmulator | undefined
   let reader: PubSub | undefined

@@ -19,7 +19,8 @@ export interface HintTransport {
 const causeOf = (err: unknown): string => {
   if (!(err instanceof Error)) return String(err)
   const cause = err.cause as { code?: string; message?: string } | undefined
-  return cause?.code ?? cause?.message ?? err.message
+  // google-gax appends every retried attempt's error (" : Previous errors : [...]"): the first line says it.
+  return cause?.code ?? cause?.message ?? err.message.split(' : Previous errors')[0] ?? err.message
 }
 
 /** The URL without credentials or query string, where a push token is often carried. */
@@ -89,7 +90,7 @@ export const createLocalTransport = (opts: { pushUrl: string; token?: string; ti
  * a missing one rejects the publish.
  */
 export const createPubSubTransport = (
-  opts: { projectId?: string; topics?: { group: string; dm: string }; emulatorHost?: string; maxDelayMs?: number } = {},
+  opts: { projectId?: string; topics?: { group: string; dm: string }; emulatorHost?: string; maxDelayMs?: number; timeoutMs?: number } = {},
 ): HintTransport => {
   // Without emulatorHost the library itself honours PUBSUB_EMULATOR_HOST.
   const client = new PubSub({
@@ -101,7 +102,10 @@ export const createPubSubTransport = (
   const topics = new Map<string, Topic>()
   const topicNamed = (name: string): Topic => {
     let topic = topics.get(name)
-    if (!topic) topics.set(name, (topic = client.topic(name, { messageOrdering: true, batching: { maxMilliseconds: opts.maxDelayMs ?? 10 } })))
+    // The library's own total timeout (retries included) is 600 s: an unreachable endpoint kept every
+    // publish pending that long, piling up behind the outbox's own retries. It gives up with the caller.
+    const gaxOpts = { timeout: opts.timeoutMs ?? 10_000 }
+    if (!topic) topics.set(name, (topic = client.topic(name, { messageOrdering: true, batching: { maxMilliseconds: opts.maxDelayMs ?? 10 }, gaxOpts })))
     return topic
   }
   const calls = inFlight()
