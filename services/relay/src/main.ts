@@ -63,7 +63,8 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
   // An empty store on an instance that had one before (Cloud Run's disk went with the old instance):
   // the newest snapshot comes back before the relay listens, so /readyz only answers once it has.
   const startedEmpty = store.size() === 0
-  if (snapshots && config.backup.restore_on_boot && startedEmpty) await restoreNewest(snapshots, relay.writer, logger)
+  if (snapshots && config.backup.restore_on_boot && startedEmpty)
+    await restoreNewest(snapshots, { store, writer: relay.writer, queueHints: transport !== undefined }, logger)
   store.hintsEnabled = transport !== undefined
   if (snapshots) {
     backups = new Backups(

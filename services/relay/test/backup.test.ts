@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { gunzipSync } from 'node:zlib'
 import { after, before, describe, it } from 'node:test'
 import { startFakeGcs, type FakeGcs } from '@msr/storage/fake-gcs'
@@ -15,6 +16,7 @@ import { runExport, runImport } from '../src/backup/transfer-cli.js'
 import { Writer } from '../src/pipeline/writer.js'
 import { EventStore } from '../src/store/event-store.js'
 import { markVerified } from '@msr/nostr'
+import { PushEndpoint } from './push-endpoint.js'
 import {
   freePort,
   ids,
@@ -351,6 +353,126 @@ describe('snapshots to a directory', () => {
     } finally {
       await restarted.close()
     }
+  })
+})
+
+describe('hints waiting in the outbox, across snapshots', () => {
+  const TOKEN = 'push-token-for-backup-tests-0123'
+  const endpoints: PushEndpoint[] = []
+  /** A push endpoint closed after the suite, whatever a test did. */
+  const endpoint = async (status = 204) => {
+    const push = await new PushEndpoint().start()
+    push.status = () => status
+    endpoints.push(push)
+    return push
+  }
+  after(async () => {
+    await Promise.all(endpoints.map(e => e.close()))
+  })
+  const hintsTo = (push: PushEndpoint) => ({ 'hints.transport': 'local', 'hints.push_url': push.url, 'hints.push_token': TOKEN, 'hints.max_backoff': 400 })
+  const groupMessage = (group: string, epoch: number) => sign(newSigner(), { kind: 445, tags: [['h', group], ['k', String(epoch)]], content: 'mls ciphertext' })
+  const directMessage = (to: string) => sign(newSigner(), { kind: 446, tags: [['p', to]], content: 'noise ciphertext' })
+  const recordsIn = async (target: string): Promise<string[]> => {
+    const lines: string[] = []
+    for (const file of await snapshotFiles(target)) lines.push(...gunzipSync(await readFile(join(target, file))).toString('utf8').trim().split('\n'))
+    return lines.filter(l => l.startsWith('{"outbox":')).map(l => (JSON.parse(l) as { outbox: { id: string } }).outbox.id).sort()
+  }
+
+  it('a hint the bus never confirmed before the relay stopped is published by the relay restored from its snapshot', async () => {
+    const target = await tempDir()
+    const [down, up] = [await endpoint(503), await endpoint()]
+    const first = await startTestRelay({ ...OPEN, ...hintsTo(down), 'backup.target': target, 'backup.interval': 3_600_000 })
+    const group = groupMessage('group-outage', 3)
+    const dm = directMessage(newSigner().pubkey)
+    try {
+      await publishAll(first.url, [group, dm, sign(newSigner(), { kind: 1, content: 'no hint' })])
+      await waitUntil(() => down.requests >= 2, 'publishes refused by the bus')
+    } finally {
+      await first.close()
+    }
+    assert.deepEqual(await recordsIn(target), [group.id, dm.id].sort(), 'the shutdown snapshot holds both hints after its events')
+    const second = await startTestRelay({ ...OPEN, ...hintsTo(up), 'backup.target': target }, { logLevel: 'info' })
+    try {
+      assert.equal((await up.waitFor(group.id)).hint.epoch, 3)
+      assert.deepEqual((await up.waitFor(dm.id)).hint.recipients, dm.tags.map(t => t[1]))
+      assert.equal((await second.waitForLog(r => r.message === 'restored the newest snapshot')).hintsQueued, 2)
+      await waitUntil(() => second.running.store.outbox.size() === 0, 'the outbox to empty')
+    } finally {
+      await second.close()
+    }
+  })
+
+  it('a hint the bus confirmed is not in the snapshot and is not published again after a restore', async () => {
+    const target = await tempDir()
+    const up = await endpoint()
+    const first = await startTestRelay({ ...OPEN, ...hintsTo(up), 'backup.target': target, 'backup.interval': 3_600_000 })
+    const published = groupMessage('group-fine', 1)
+    try {
+      await publishAll(first.url, [published])
+      await up.waitFor(published.id)
+      await waitUntil(() => first.running.store.outbox.size() === 0, 'the outbox to empty')
+    } finally {
+      await first.close()
+    }
+    assert.deepEqual(await recordsIn(target), [])
+    const second = await startTestRelay({ ...OPEN, ...hintsTo(up), 'backup.target': target })
+    try {
+      // Hints go out in outbox order: had the restore queued the old one, it would arrive first.
+      const later = groupMessage('group-fine', 2)
+      await publishAll(second.url, [later])
+      await up.waitFor(later.id)
+      assert.deepEqual(up.accepted.map(r => r.hint.id), [published.id, later.id])
+    } finally {
+      await second.close()
+    }
+  })
+
+  it('a restore queues only the records of events it restored, and none when hints are off; a bad record is counted', async () => {
+    const target = await tempDir()
+    const stored = groupMessage('group-kept', 5)
+    const lost = groupMessage('group-lost', 6) // committed after the snapshot's view: its event is not in it
+    const record = (event: NostrEvent, epoch: number) => `{"outbox":${JSON.stringify({ v: 1, id: event.id, kind: 445, pubkey: event.pubkey, created_at: event.created_at, group: event.tags[0]?.[1], epoch })}}\n`
+    const lines = [`${JSON.stringify(stored)}\n`, record(stored, 5), record(lost, 6), '{"outbox":{"v":1,"id":"not hex"}}\n']
+    await openSnapshotStore(target).put(Readable.from(lines), { kind: 'full' })
+    const off = await startTestRelay({ ...OPEN, 'backup.target': target, 'backup.on_shutdown': false }, { logLevel: 'info' })
+    try {
+      const restored = await off.waitForLog(r => r.message === 'restored the newest snapshot')
+      assert.equal(restored.hintsQueued, 0)
+      assert.match(String(restored.summary), /imported 1, .*invalid 1, hint records 2$/)
+      assert.equal(off.running.store.outbox.size(), 0, 'no transport: nothing would ever publish them')
+    } finally {
+      await off.close()
+    }
+    const up = await endpoint()
+    const on = await startTestRelay({ ...OPEN, ...hintsTo(up), 'backup.target': target, 'backup.on_shutdown': false }, { logLevel: 'info' })
+    try {
+      assert.equal((await on.waitForLog(r => r.message === 'restored the newest snapshot')).hintsQueued, 1)
+      const control = groupMessage('group-kept', 7)
+      await publishAll(on.url, [control])
+      await up.waitFor(control.id)
+      assert.deepEqual(up.accepted.map(r => r.hint.id), [stored.id, control.id])
+    } finally {
+      await on.close()
+    }
+  })
+
+  it('a full snapshot carries the outbox too, and msr-relay import counts the records and skips them', async () => {
+    const target = await tempDir()
+    const down = await endpoint(503)
+    const relay = await startTestRelay({ ...OPEN, ...hintsTo(down), 'backup.target': target, 'backup.interval': 150, 'backup.on_shutdown': false }, { logLevel: 'info' })
+    const group = groupMessage('group-full', 9)
+    try {
+      await publishAll(relay.url, [group])
+      await relay.waitForLog(r => r.message === 'snapshot written' && r.events === 1)
+    } finally {
+      await relay.close()
+    }
+    assert.deepEqual(await recordsIn(target), [group.id])
+    const newest = (await snapshotFiles(target)).sort().at(-1) as string // an earlier one may be of the empty store
+    const summary = await runImport(testConfig(await tempDir()), join(target, newest), false)
+    assert.equal(summary.imported, 1)
+    assert.equal(summary.hints, 1)
+    assert.equal(summary.invalid.size, 0)
   })
 })
 

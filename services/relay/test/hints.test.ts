@@ -2,12 +2,10 @@
 // reach the bus (here the local transport, POSTing push envelopes to an in-test HTTP server), survive a
 // bus outage and a killed relay, and never carry content.
 import assert from 'node:assert/strict'
-import { createServer, type IncomingMessage, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { decodePushEnvelope, type Hint } from '@msr/hints'
 import { samples } from './client-helpers.js'
+import { PushEndpoint } from './push-endpoint.js'
 import {
   freePort,
   newSigner,
@@ -23,59 +21,6 @@ import {
 
 const TOKEN = 'push-token-for-tests-0123456789'
 const GROUP = 'a1b2c3d4e5f60718'
-
-/** What the push endpoint received. */
-interface Received {
-  hint: Hint
-  authorization: string | undefined
-  attributes: Record<string, string>
-  orderingKey: string | undefined
-  raw: string
-}
-
-/** An in-test push endpoint: answers `status()` (204 by default) and records what it accepted. */
-class PushEndpoint {
-  readonly accepted: Received[] = []
-  requests = 0
-  status: () => number = () => 204
-  private server!: Server
-
-  async start(port = 0): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req).then(code => res.writeHead(code).end()))
-    await new Promise<void>(resolve => this.server.listen(port, '127.0.0.1', () => resolve()))
-    return this
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/internal/pubsub/push`
-  }
-
-  private async handle(req: IncomingMessage): Promise<number> {
-    const chunks: Buffer[] = []
-    for await (const chunk of req) chunks.push(chunk as Buffer)
-    this.requests++
-    const code = this.status()
-    if (code >= 300) return code
-    const raw = Buffer.concat(chunks).toString('utf8')
-    const body = JSON.parse(raw) as { message: { attributes?: Record<string, string>; orderingKey?: string } }
-    const decoded = decodePushEnvelope(body)
-    assert.ok(decoded.ok, `a push envelope with a hint: ${raw}`)
-    this.accepted.push({ hint: decoded.hint, authorization: req.headers.authorization, attributes: body.message.attributes ?? {}, orderingKey: body.message.orderingKey, raw })
-    return code
-  }
-
-  hintFor(id: string): Received | undefined {
-    return this.accepted.find(r => r.hint.id === id)
-  }
-
-  waitFor(id: string, what = `the hint of ${id.slice(0, 8)}`): Promise<Received> {
-    return waitUntil(() => this.hintFor(id) !== undefined, what, 20_000, 20).then(() => this.hintFor(id) as Received)
-  }
-
-  close(): Promise<void> {
-    return new Promise(resolve => this.server.close(() => resolve()))
-  }
-}
 
 const hintConfig = (push: PushEndpoint, extra: Record<string, unknown> = {}) => ({
   'hints.transport': 'local',

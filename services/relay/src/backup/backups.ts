@@ -6,6 +6,7 @@ import type { Writer } from '../pipeline/writer.js'
 import type { EventStore } from '../store/event-store.js'
 import { exportEvents } from './export.js'
 import { describeImport, importEvents, type ImportSummary } from './import.js'
+import { outboxRecords, RestoredHints } from './outbox-records.js'
 
 /** What the backup loop reports to metrics. */
 export interface BackupObserver {
@@ -43,7 +44,8 @@ export const takeSnapshot = async (
   })
   let events: number
   try {
-    events = await exportEvents(store, body, { now: now(), ...(signal && { signal }) })
+    // The outbox is read after the events' view: a hint unconfirmed by then is in the snapshot.
+    events = await exportEvents(store, body, { now: now(), ...(signal && { signal }), trailer: () => outboxRecords(store) })
     body.end()
   } catch (error) {
     // Destroying the source makes the store drop the partial upload (it is never listed).
@@ -58,59 +60,77 @@ export const takeSnapshot = async (
 
 /**
  * Writes a delta snapshot: the stored events among `ids` (what was committed since the last full
- * snapshot; an event since replaced or deleted is left out, its replacement or deletion is in `ids`).
- * Small and quick where a full snapshot would not fit in time: at shutdown.
+ * snapshot; an event since replaced or deleted is left out, its replacement or deletion is in `ids`),
+ * then the hints waiting in the outbox. Small and quick where a full snapshot would not fit in time: at
+ * shutdown.
  */
 export const takeDelta = async (store: EventStore, snapshots: SnapshotStore, ids: Iterable<string>): Promise<{ info: SnapshotInfo; events: number }> => {
   let events = 0
-  async function* lines(): AsyncGenerator<string> {
+  async function* lines(): AsyncGenerator<string | Buffer> {
     for (const id of new Set(ids)) {
       const json = store.get(id)
       if (json === undefined) continue
       events++
       yield `${json}\n`
     }
+    yield* outboxRecords(store)
   }
   const info = await snapshots.put(lines(), { kind: 'delta' })
   return { info, events }
 }
 
-/** Imports one snapshot; rejects when it cannot be read through. */
-const restoreOne = async (snapshots: SnapshotStore, name: string, writer: Writer): Promise<ImportSummary> => {
-  const summary = await importEvents(readLines(await snapshots.get(name)), { writer, now: now() })
+/** Imports one snapshot, gathering its hint records; rejects when it cannot be read through. */
+const restoreOne = async (snapshots: SnapshotStore, name: string, writer: Writer, hints: RestoredHints): Promise<ImportSummary> => {
+  const summary = await importEvents(readLines(await snapshots.get(name)), { writer, now: now(), onHint: hint => hints.add(hint) })
   await writer.drain()
   return summary
+}
+
+/** Where a restore goes, and whether the hints the snapshots held are queued again (only with a transport). */
+export interface RestoreTarget {
+  store: EventStore
+  writer: Writer
+  queueHints: boolean
 }
 
 /**
  * Restores the newest readable snapshot into an empty store (the relay's own snapshots: signatures were
  * verified when the events arrived, so they are not checked again; ids are). A snapshot that cannot be
- * read through is skipped for the one before it. Resolves with what was restored, or undefined.
+ * read through is skipped for the one before it. The hints the restored snapshots held (unconfirmed by
+ * the bus when they were written) go back into the outbox, for the events that were restored; restored
+ * events produce no hints of their own. Resolves with what was restored, or undefined.
  */
 export const restoreNewest = async (
   snapshots: SnapshotStore,
-  writer: Writer,
+  target: RestoreTarget,
   logger: Logger,
-): Promise<{ name: string; summary: ImportSummary } | undefined> => {
+): Promise<{ name: string; summary: ImportSummary; hints: number } | undefined> => {
+  const { writer } = target
   const listed = await snapshots.list()
   const fulls = listed.filter(s => s.kind === 'full')
   // Each full snapshot newest first (an unreadable one falls back to the one before it), or with none, only deltas.
   for (const base of fulls.length > 0 ? fulls : [undefined]) {
     const deltas = listed.filter(s => s.kind === 'delta' && (base === undefined || s.name > base.name)).reverse()
+    const hints = new RestoredHints()
     try {
-      const summary = base ? await restoreOne(snapshots, base.name, writer) : undefined
-      let total = summary ?? { read: 0, imported: 0, duplicate: 0, rejected: new Map(), invalid: new Map() }
+      const summary = base ? await restoreOne(snapshots, base.name, writer, hints) : undefined
+      let total = summary ?? { read: 0, imported: 0, duplicate: 0, rejected: new Map(), invalid: new Map(), hints: 0 }
       for (const delta of deltas) {
-        const more = await restoreOne(snapshots, delta.name, writer).catch(error => {
+        const more = await restoreOne(snapshots, delta.name, writer, hints).catch(error => {
           logger.error({ err: error, snapshot: delta.name }, 'delta snapshot unreadable; skipped')
           return undefined
         })
-        if (more) total = { ...total, read: total.read + more.read, imported: total.imported + more.imported, duplicate: total.duplicate + more.duplicate }
+        if (more) total = { ...total, read: total.read + more.read, imported: total.imported + more.imported, duplicate: total.duplicate + more.duplicate, hints: total.hints + more.hints }
       }
       if (!base && deltas.length === 0) return undefined
+      const queued = target.queueHints ? hints.inStore(target.store) : []
+      if (queued.length > 0) await writer.queueHints(queued)
       const name = base?.name ?? deltas.at(-1)?.name ?? ''
-      logger.info({ snapshot: base?.name ?? null, deltas: deltas.length, target: snapshots.target, summary: describeImport(total)[0] }, 'restored the newest snapshot')
-      return { name, summary: total }
+      logger.info(
+        { snapshot: base?.name ?? null, deltas: deltas.length, target: snapshots.target, summary: describeImport(total)[0], hintsQueued: queued.length },
+        'restored the newest snapshot',
+      )
+      return { name, summary: total, hints: queued.length }
     } catch (error) {
       logger.error({ err: error, snapshot: base?.name }, 'snapshot unreadable; trying the one before it')
     }

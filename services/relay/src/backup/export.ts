@@ -15,6 +15,8 @@ export interface ExportOptions {
   onProgress?: (exported: number) => void
   /** Stops the export (it rejects) at the next yield. */
   signal?: AbortSignal
+  /** Lines written after the events (a snapshot's hint records), read once the events are written. */
+  trailer?: () => Iterable<Buffer>
 }
 
 /**
@@ -45,6 +47,11 @@ export const exportEvents = async (store: EventStore, out: NodeJS.WritableStream
     pending.push(json, NEWLINE)
     pendingBytes += json.length + 1
     exported++
+    if (pendingBytes >= CHUNK_BYTES) await flush()
+  }
+  for (const line of opts.trailer?.() ?? []) {
+    pending.push(line)
+    pendingBytes += line.length
     if (pendingBytes >= CHUNK_BYTES) await flush()
   }
   await flush()

@@ -1,6 +1,8 @@
 import { AUTH_KIND, checkEvent, expirationOf, isEphemeral, markVerified, type CheckedEvent } from '@msr/nostr'
+import type { Hint } from '@msr/hints'
 import type { Writer } from '../pipeline/writer.js'
 import type { Verdict } from '@msr/workers'
+import { isOutboxRecord, parseOutboxRecord } from './outbox-records.js'
 
 /** What an import did, line by line. */
 export interface ImportSummary {
@@ -13,6 +15,8 @@ export interface ImportSummary {
   rejected: Map<string, number>
   /** Not an acceptable event (not JSON, bad id or signature, expired, …), by reason. */
   invalid: Map<string, number>
+  /** A snapshot's hint records (outbox-records.ts): handed to `onHint`, or skipped without it. */
+  hints: number
 }
 
 /** What an import needs. */
@@ -23,6 +27,8 @@ export interface ImportDeps {
   /** Unix seconds, for NIP-40 expiration. */
   now: number
   onProgress?: (summary: ImportSummary) => void
+  /** Takes a snapshot's hint records (a restore on boot queues them again); without it they are skipped. */
+  onHint?: (hint: Hint) => void
 }
 
 /** Events verified and stored concurrently at most (keeps memory flat on any size of input). */
@@ -38,12 +44,22 @@ const count = (map: Map<string, number>, reason: string) => map.set(reason, (map
  * of the lines. Bad lines are counted with their reason and skipped; nothing stops the import.
  */
 export const importEvents = async (lines: AsyncIterable<{ line: string; tooLong: boolean }>, deps: ImportDeps): Promise<ImportSummary> => {
-  const summary: ImportSummary = { read: 0, imported: 0, duplicate: 0, rejected: new Map(), invalid: new Map() }
+  const summary: ImportSummary = { read: 0, imported: 0, duplicate: 0, rejected: new Map(), invalid: new Map(), hints: 0 }
   const inFlight = new Set<Promise<void>>()
   for await (const { line, tooLong } of lines) {
     if (!tooLong && line.trim() === '') continue
     summary.read++
     if (summary.read % PROGRESS_EVERY === 0) deps.onProgress?.(summary)
+    if (!tooLong && isOutboxRecord(line)) {
+      const record = parseOutboxRecord(line)
+      if (!record.ok) {
+        count(summary.invalid, `invalid: hint record: ${record.reason}`)
+        continue
+      }
+      summary.hints++
+      deps.onHint?.(record.hint)
+      continue
+    }
     const checked = tooLong ? undefined : parse(line, deps.now, summary)
     if (checked === undefined) {
       if (tooLong) count(summary.invalid, 'invalid: line too long')
@@ -92,8 +108,9 @@ export const describeImport = (s: ImportSummary): string[] => {
   const top = (map: Map<string, number>) => [...map].sort((a, b) => b[1] - a[1]).map(([reason, n]) => `    ${n} × ${reason}`)
   const total = (map: Map<string, number>) => [...map.values()].reduce((a, b) => a + b, 0)
   return [
-    `read ${s.read}, imported ${s.imported}, duplicate ${s.duplicate}, rejected ${total(s.rejected)}, invalid ${total(s.invalid)}`,
+    `read ${s.read}, imported ${s.imported}, duplicate ${s.duplicate}, rejected ${total(s.rejected)}, invalid ${total(s.invalid)}${s.hints > 0 ? `, hint records ${s.hints}` : ''}`,
     ...(s.rejected.size > 0 ? ['  rejected by the store rules:', ...top(s.rejected)] : []),
     ...(s.invalid.size > 0 ? ['  invalid:', ...top(s.invalid)] : []),
+    ...(s.hints > 0 ? [`  hint records (a snapshot's outbox: a restore on boot queues them again, an import does not): ${s.hints}`] : []),
   ]
 }

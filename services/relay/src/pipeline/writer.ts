@@ -1,3 +1,4 @@
+import type { Hint } from '@msr/hints'
 import type { VerifiedEvent } from '@msr/nostr'
 import type { EventStore, StoreOutcome } from '../store/event-store.js'
 
@@ -90,6 +91,11 @@ export class Writer {
   /** Removes hints the bus has confirmed from the outbox (through the one writer, like every write). */
   removeHints(keys: Buffer[]): Promise<void> {
     return this.store.write(tx => tx.removeHints(keys))
+  }
+
+  /** Queues hints in the outbox as they are (a restore puts back those a snapshot held). */
+  queueHints(hints: readonly Hint[]): Promise<void> {
+    return this.store.write(tx => tx.queueHints(hints))
   }
 
   /** Resolves once everything submitted so far has been committed (graceful shutdown). */

@@ -1,3 +1,4 @@
+import type { Hint } from '@msr/hints'
 import type { Filter, VerifiedEvent } from '@msr/nostr'
 import { applyEvent, loadEvent, removeEvent, type StoreOutcome } from './apply.js'
 import { openDatabases, type Databases } from './databases.js'
@@ -47,6 +48,7 @@ export class EventStore {
     },
     deleteExpired: (now, max) => this.deleteExpired(now, max),
     removeHints: keys => this.outbox.remove(keys),
+    queueHints: hints => hints.forEach(hint => this.outbox.put(hint)),
   }
 
   /** The canonical JSON of a stored event. */
@@ -120,6 +122,8 @@ export interface StoreTransaction {
   deleteExpired(now: number, max: number): number
   /** Removes published hints from the outbox. */
   removeHints(keys: Buffer[]): void
+  /** Queues hints as they are (a restore puts back those a snapshot held). */
+  queueHints(hints: readonly Hint[]): void
 }
 
 const expiryEnd = (now: number): Buffer => {

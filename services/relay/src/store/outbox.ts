@@ -29,7 +29,11 @@ export class Outbox {
   /** Inside a write transaction: queues the event's hint, if it routes anywhere. */
   add(event: HintSource): void {
     const hint = hintFromEvent(event)
-    if (!hint) return
+    if (hint) this.put(hint)
+  }
+
+  /** Inside a write transaction: queues a hint as it is (one a snapshot held: see backup/outbox-records.ts). */
+  put(hint: Hint): void {
     this.db.putSync(keyOf(this.next), encodeHint(hint))
     this.next++
   }
@@ -50,6 +54,14 @@ export class Outbox {
       entries.push({ key: Buffer.from(key), hint: decoded.ok ? decoded.hint : undefined })
     }
     return entries
+  }
+
+  /** Every waiting hint, oldest first, from one read snapshot (entries that no longer parse left out). */
+  *all(): Generator<Hint> {
+    for (const { value } of this.db.getRange({ snapshot: true })) {
+      const decoded = decodeHint(value)
+      if (decoded.ok) yield decoded.hint
+    }
   }
 
   /** Entries waiting. */
