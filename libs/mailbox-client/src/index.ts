@@ -1,0 +1,7 @@
+export * from './errors.js'
+export type * from './items.js'
+export type { EventSigner, EventTemplate, MailboxSigner, SignedEvent } from './signer.js'
+export type { TransportOptions } from './transport.js'
+export type { DrainOptions, ListOptions, Mailbox } from './mailbox.js'
+export * from './client.js'
+export * from './admin.js'
