@@ -5,12 +5,19 @@ import { randomBytes } from 'node:crypto'
 import { createServer, type RequestListener, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { createMailboxAdminClient, createMailboxClient, MailboxApiError, type MailboxClient, type MailboxClientOptions } from '@msr/mailbox-client'
+import { createMailboxAdminClient, createMailboxClient, MailboxApiError, type MailboxClient, type MailboxClientOptions, type MailboxErrorCode } from '@msr/mailbox-client'
 import { recordDmHint } from '../src/domain/dm-hints.js'
 import { applyGroupHint } from '../src/domain/groups.js'
+import type { ErrorCode } from '../src/errors.js'
 import { buildTestApp, newSigner, now, startPostgres, type Signer, type TestApp, type TestPostgres } from './harness.js'
 
 const ADMIN_TOKEN = 'admin-token-for-client-tests-0123'
+
+// Checked by the compiler (the build fails otherwise): every code an /api/v1 route answers is one the
+// client's MailboxErrorCode names (the push route's are not the client's), and none the client names is gone.
+type ApiCode = Exclude<ErrorCode, 'PUSH_AUTH_REQUIRED' | 'PUSH_AUTH_INVALID'>
+export const everyApiCodeKnown: MailboxErrorCode[] = [] as ApiCode[]
+export const noClientCodeGone: Array<ApiCode | 'UNEXPECTED_RESPONSE'> = [] as MailboxErrorCode[]
 
 /** An app listening on a loopback port, configured with PUBLIC_URL = its own address. */
 interface Served {
