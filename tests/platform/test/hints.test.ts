@@ -5,11 +5,11 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { findEmulator, startEmulator, type RunningEmulator } from '@msr/hints/emulator'
+import { createMailboxClient } from '@msr/mailbox-client'
 import {
   eventually,
   freePort,
   MAILBOX_CLI,
-  mailboxGet,
   newSigner,
   RELAY_CLI,
   RelayClient,
@@ -30,21 +30,20 @@ interface Ports {
 
 const ports = async (): Promise<Ports> => ({ relay: await freePort(), mailbox: await freePort(), pg: await freePort() })
 
-/** The group as the mailbox API shows it, once it has `epoch`. */
-const groupAtEpoch = (mailbox: string, group: string, epoch: number) =>
-  eventually(async () => {
-    const res = await mailboxGet(mailbox, `/api/v1/groups/${encodeURIComponent(group)}`, newSigner())
-    const body = res.body as { group?: { last_epoch: number | null; last_event_ts: number | null } }
-    return res.status === 200 && body.group?.last_epoch === epoch ? body.group : undefined
+/** The group as the mailbox API shows it (through @msr/mailbox-client), once it has `epoch`. */
+const groupAtEpoch = (mailbox: string, group: string, epoch: number) => {
+  const client = createMailboxClient({ baseUrl: mailbox, signer: newSigner().secretKey })
+  return eventually(async () => {
+    const entry = await client.groups.get(group)
+    return entry?.lastEpoch === epoch ? entry : undefined
   }, `group ${group} at epoch ${epoch} in the mailbox API`)
+}
 
-/** Bob's dm hints, once one names `eventId`. */
-const dmHint = (mailbox: string, bob: ReturnType<typeof newSigner>, eventId: string) =>
-  eventually(async () => {
-    const res = await mailboxGet(mailbox, `/api/v1/dm-hints?recipient=${bob.pubkey}`, bob)
-    const items = (res.body as { items?: { event_id: string; sender: string }[] }).items ?? []
-    return items.find(h => h.event_id === eventId)
-  }, `a dm hint for ${eventId.slice(0, 8)} in Bob's GET /api/v1/dm-hints`)
+/** Bob's dm hints (through @msr/mailbox-client), once one names `eventId`. */
+const dmHint = (mailbox: string, bob: ReturnType<typeof newSigner>, eventId: string) => {
+  const client = createMailboxClient({ baseUrl: mailbox, signer: bob.secretKey })
+  return eventually(async () => (await client.dmHints.list()).items.find(h => h.eventId === eventId), `a dm hint for ${eventId.slice(0, 8)} in Bob's GET /api/v1/dm-hints`)
+}
 
 /**
  * The flow the issue describes: a 445 with `h` and `k` shows up in the group registry; a 446 to Bob
@@ -59,7 +58,7 @@ const groupAndDmFlow = async (relayUrl: string, mailbox: string): Promise<void> 
     const message = sign(newSigner(), 445, [['h', group], ['k', '3']], 'mls ciphertext')
     assert.deepEqual(await client.publish(message), ['OK', message.id, true, ''])
     const entry = await groupAtEpoch(mailbox, group, 3)
-    assert.equal(entry.last_event_ts, message.created_at)
+    assert.equal(entry.lastEventTs, message.created_at)
     const dm = sign(alice, 446, [['p', bob.pubkey]], 'noise ciphertext')
     assert.deepEqual(await client.publish(dm), ['OK', dm.id, true, ''])
     const hint = await dmHint(mailbox, bob, dm.id)

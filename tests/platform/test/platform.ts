@@ -1,7 +1,6 @@
 // Helpers of the platform tests: the services' CLIs as child processes on free loopback ports and
 // temporary data directories, a WebSocket Nostr client, and NIP-98 requests to the mailbox API.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createHash } from 'node:crypto'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -195,16 +194,3 @@ export class RelayClient {
     this.ws.close()
   }
 }
-
-// ---------------------------------------------------------------------------------------------
-// The mailbox API
-
-/** GET `path` (with its query) on the mailbox API, authenticated by NIP-98 as `signer`. */
-export const mailboxGet = async (base: string, path: string, signer: Signer): Promise<{ status: number; body: unknown }> => {
-  const url = base + path
-  const event = sign(signer, 27235, [['u', url], ['method', 'GET']])
-  const res = await fetch(url, { headers: { authorization: `Nostr ${Buffer.from(JSON.stringify(event)).toString('base64')}` } })
-  return { status: res.status, body: await res.json().catch(() => undefined) }
-}
-
-export const sha256Hex = (data: string): string => createHash('sha256').update(data).digest('hex')
