@@ -12,7 +12,7 @@ import { createHintReceiver } from './domain/hints.js'
 import { KEYPACKAGES, WELCOMES } from './domain/mailbox.js'
 import { ApiError, errorMiddleware } from './errors.js'
 import type { MailboxMetrics } from './metrics.js'
-import { createRateLimits } from './rate-limits.js'
+import { createRateLimits, type RateLimits } from './rate-limits.js'
 import { dmHintRoutes } from './routes/dm-hints.js'
 import { groupRoutes } from './routes/groups.js'
 import { mailboxRoutes } from './routes/mailbox.js'
@@ -66,27 +66,28 @@ export const buildApp = (deps: AppDeps): express.Express => {
   })
   const document = openApiDocument(config)
   app.get('/api/v1/openapi.json', (_req, res) => void res.json(document))
-  app.use('/internal/pubsub/push', pushRouter(deps))
-  app.use('/api/v1', apiRouter(deps))
+  const limits = createRateLimits(pool, config.rateLimitPerIp, metrics)
+  app.use('/internal/pubsub/push', pushRouter(deps, limits))
+  app.use('/api/v1', apiRouter(deps, limits))
   app.use((_req, _res, next) => next(new ApiError(404, 'NOT_FOUND', 'no such route')))
   app.use(errorMiddleware(deps.logger))
   return app
 }
 
-const pushRouter = (deps: AppDeps): express.Router => {
+const pushRouter = (deps: AppDeps, limits: RateLimits): express.Router => {
   const { config, metrics, logger } = deps
   const auth = requirePushAuth({
     ...pushAuthSettings(config),
     ...(deps.pushCerts && { certs: deps.pushCerts }),
     metrics,
     logger,
+    penalize: limits.penalize,
   })
   return pushRoutes({ auth, receive: createHintReceiver({ pool: deps.pool, metrics, logger, dmHintTtlSeconds: config.defaultTtlSeconds }) })
 }
 
-const apiRouter = (deps: AppDeps): express.Router => {
+const apiRouter = (deps: AppDeps, limits: RateLimits): express.Router => {
   const { config, pool, metrics } = deps
-  const limits = createRateLimits(pool, config.rateLimitPerIp, metrics)
   const nip98 = requireNip98({
     publicUrl: config.publicUrl,
     signatures: deps.signatures,

@@ -132,6 +132,21 @@ describe('push authentication: shared token (HINTS_PUSH_TOKEN)', () => {
     assert.equal(await counted(app.metrics.hints, { outcome: 'malformed' }), 0)
   })
 
+  it('counts refused pushes against the address budget (429 RATE_LIMITED with Retry-After once spent), never a valid one', async () => {
+    const app = await buildTestApp(pg.pool, { HINTS_PUSH_TOKEN: PUSH_TOKEN, TRUSTED_PROXIES: '1', MAILBOX_RATE_LIMIT_PER_IP: '2' })
+    const from = (ip: string, auth: string | null) => push(app, fresh(), auth).set('X-Forwarded-For', ip)
+    const [flooder, other] = ['198.18.9.1', '198.18.9.2']
+    for (let i = 0; i < 3; i++) expectStatus(await from(flooder, `Bearer ${PUSH_TOKEN}`), 204)
+    expectError(await from(flooder, 'Bearer wrong-token'), 401, 'PUSH_AUTH_INVALID')
+    expectError(await from(flooder, null), 401, 'PUSH_AUTH_REQUIRED')
+    const limited = await from(flooder, 'Bearer wrong-token')
+    expectError(limited, 429, 'RATE_LIMITED')
+    assert.ok(Number(limited.headers['retry-after']) >= 1, `Retry-After: ${limited.headers['retry-after']}`)
+    expectStatus(await from(flooder, `Bearer ${PUSH_TOKEN}`), 204)
+    expectError(await from(other, 'Bearer wrong-token'), 401, 'PUSH_AUTH_INVALID')
+    assert.equal(await counted(app.metrics.rateLimited, { scope: 'ip' }), 1)
+  })
+
   it('refuses every push when no push authentication is configured (deny by default)', async () => {
     const app = await buildTestApp(pg.pool)
     for (const auth of [null, `Bearer ${PUSH_TOKEN}`, `Bearer ${jwt()}`]) expectError(await push(app, fresh(), auth), 401, 'PUSH_AUTH_REQUIRED')

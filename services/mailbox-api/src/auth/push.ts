@@ -117,9 +117,18 @@ const bearerOf = (req: Request): string | undefined => /^Bearer\s+(\S+)\s*$/i.ex
 /**
  * POST /internal/pubsub/push: the shared token (`Authorization: Bearer` or `?token=`, constant time) or a
  * Google OIDC token of the push service account; either is enough. Nothing configured: every push is
- * refused. Any failure: 401 PUSH_AUTH_REQUIRED (nothing usable presented) or PUSH_AUTH_INVALID, counted by reason.
+ * refused. Any failure: 401 PUSH_AUTH_REQUIRED (nothing usable presented) or PUSH_AUTH_INVALID, counted by
+ * reason and against the IP's budget (429 RATE_LIMITED once spent). A valid push is never counted.
  */
-export const requirePushAuth = (deps: PushAuthSettings & { certs?: CertsSource; metrics: MailboxMetrics; logger: Logger }): RequestHandler => {
+export const requirePushAuth = (
+  deps: PushAuthSettings & {
+    certs?: CertsSource
+    metrics: MailboxMetrics
+    logger: Logger
+    /** Counts a refused push against the client IP's budget; the seconds to wait when spent (429 then). */
+    penalize?: (ip: string) => Promise<number | undefined>
+  },
+): RequestHandler => {
   const { token, serviceAccount } = deps
   const oidc = serviceAccount === undefined ? undefined : oidcCheck({ ...deps, serviceAccount }, deps.certs ?? googleCerts(), deps.logger)
   const refuse = (reason: PushAuthFailure): ApiError => {
@@ -128,8 +137,16 @@ export const requirePushAuth = (deps: PushAuthSettings & { certs?: CertsSource; 
     if (reason === 'missing') return new ApiError(401, 'PUSH_AUTH_REQUIRED', 'this route needs the push token or a Google OIDC token of the push service account')
     return new ApiError(401, 'PUSH_AUTH_INVALID', `the push credentials were refused (${reason})`)
   }
+  /** A refusal also spends the address's budget, as a refused NIP-98 authentication does: a flood of bad pushes is throttled. */
+  const refused = async (req: Request, reason: PushAuthFailure): Promise<ApiError> => {
+    const error = refuse(reason)
+    const wait = await deps.penalize?.(req.ip ?? '').catch(() => undefined)
+    if (wait === undefined) return error
+    deps.metrics.rateLimited.inc({ scope: 'ip' })
+    return new ApiError(429, 'RATE_LIMITED', 'too many refused pushes from this address; retry later', { 'Retry-After': String(wait) })
+  }
   return async (req, _res, next) => {
-    if (token === undefined && oidc === undefined) return next(refuse('not_configured'))
+    if (token === undefined && oidc === undefined) return next(await refused(req, 'not_configured'))
     const bearer = bearerOf(req)
     const queryToken = typeof req.query.token === 'string' ? req.query.token : undefined
     const offered = [bearer, queryToken].filter((v): v is string => v !== undefined)
@@ -138,9 +155,9 @@ export const requirePushAuth = (deps: PushAuthSettings & { certs?: CertsSource; 
     const jwt = oidc && bearer !== undefined && bearer.split('.').length === 3 ? bearer : undefined
     if (oidc && jwt !== undefined) {
       const checked = await oidc(jwt)
-      return next(checked.ok ? undefined : refuse(checked.reason))
+      return next(checked.ok ? undefined : await refused(req, checked.reason))
     }
-    if (token !== undefined && offered.length > 0) return next(refuse('token'))
-    next(refuse(bearer !== undefined ? 'malformed' : 'missing'))
+    if (token !== undefined && offered.length > 0) return next(await refused(req, 'token'))
+    next(await refused(req, bearer !== undefined ? 'malformed' : 'missing'))
   }
 }

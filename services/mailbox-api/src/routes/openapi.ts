@@ -84,6 +84,7 @@ const pushPath = (publicUrl: string) => ({
       '204': { description: 'Acknowledged: the hint is committed, was already applied, or is malformed (counted and logged, never retried)' },
       '401': error('Push authentication failed or is not configured (PUSH_AUTH_REQUIRED, PUSH_AUTH_INVALID)'),
       '413': error('A body over 1 MiB (PAYLOAD_TOO_LARGE)'),
+      '429': error('Too many refused pushes from this address (RATE_LIMITED); see Retry-After'),
       '500': error('Database failure (INTERNAL): not acknowledged, Pub/Sub redelivers'),
       '503': error('The OIDC signing keys could not be fetched (UNAVAILABLE)'),
     },
