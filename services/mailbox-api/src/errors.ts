@@ -39,10 +39,24 @@ export class ApiError extends Error {
   }
 }
 
-/** The one error middleware: ApiErrors as they are, body-parser errors mapped, anything else a logged 500. */
+/**
+ * Failures to open a database connection: the request never reached PostgreSQL, so nothing was stored
+ * and trying again is safe (a failure on an open connection is not among them: a commit may have happened).
+ * PostgreSQL's 57P03 (starting up or shutting down) and 53300 (too many connections) come at connect too.
+ */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', '57P03', '53300'])
+
+const notConnected = (error: unknown): boolean => NOT_CONNECTED.has(String((error as { code?: unknown } | null)?.code))
+
+/** Seconds a client is asked to wait when the database cannot be reached. */
+const UNREACHABLE_RETRY_AFTER = '2'
+
+/** The one error middleware: ApiErrors as they are, body-parser errors mapped, an unreachable database 503, anything else a logged 500. */
 export const errorMiddleware = (logger: Logger): ErrorRequestHandler => (error, req, res, _next) => {
   const api = toApiError(error)
-  if (api.status >= 500) logger.error({ err: error, method: req.method, route: req.route?.path ?? req.path }, 'request failed')
+  const where = { method: req.method, route: req.route?.path ?? req.path }
+  if (notConnected(error)) logger.warn({ ...where, code: (error as { code: string }).code }, 'database unreachable')
+  else if (api.status >= 500) logger.error({ err: error, ...where }, 'request failed')
   res.status(api.status).set(api.headers).json({ error: { code: api.code, message: api.message } })
 }
 
@@ -54,5 +68,6 @@ const toApiError = (error: unknown): ApiError => {
   if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported')
     return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as UTF-8 JSON')
   if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) return new ApiError(e.status, 'VALIDATION_FAILED', 'the request is malformed')
+  if (notConnected(error)) return new ApiError(503, 'UNAVAILABLE', 'the database cannot be reached; nothing was stored, try again', { 'Retry-After': UNREACHABLE_RETRY_AFTER })
   return new ApiError(500, 'INTERNAL', 'internal error')
 }

@@ -1,9 +1,10 @@
 // Health, readiness, the OpenAPI document, /metrics behind its key, and security headers.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import postgres from 'pg'
 import request from 'supertest'
 import { migrate } from '../src/db/migrate.js'
-import { b64, buildTestApp, expectError, expectStatus, newSigner, qs, startPostgres, type TestApp, type TestPostgres } from './harness.js'
+import { b64, buildTestApp, expectError, expectStatus, freePort, newSigner, qs, startPostgres, type TestApp, type TestPostgres } from './harness.js'
 
 const METRICS_AUTH = 'metrics-key-for-tests-0123456789'
 
@@ -37,6 +38,27 @@ describe('/healthz and /readyz', () => {
     expectStatus(await request(unmigrated.app).get('/healthz'), 200)
     await migrate(fresh.pool)
     expectStatus(await request(unmigrated.app).get('/readyz'), 200)
+  })
+
+  it('/api/v1 answers 503 UNAVAILABLE with Retry-After while the database cannot be reached, logged as a warning', async () => {
+    const closed = new postgres.Pool({ connectionString: `postgres://postgres:x@127.0.0.1:${await freePort()}/mailbox` })
+    closed.on('error', () => undefined)
+    const orphan = await buildTestApp(closed, {}, { logLevel: 'warn' })
+    try {
+      const signer = newSigner()
+      for (const res of [
+        await orphan.api.get(`/keypackages${qs({ recipient: signer.pubkey })}`, signer),
+        await orphan.api.post('/keypackages', newSigner(), { recipient: signer.pubkey, content_b64: b64(32) }),
+      ]) {
+        expectError(res, 503, 'UNAVAILABLE')
+        assert.equal(res.headers['retry-after'], '2')
+      }
+      const records = orphan.logs.map(line => JSON.parse(line) as { message?: string; code?: string; severity?: string })
+      assert.ok(records.some(r => r.message === 'database unreachable' && r.code === 'ECONNREFUSED'), orphan.logs.join('\n'))
+      assert.ok(!records.some(r => r.severity === 'ERROR'), 'no error line per request during an outage')
+    } finally {
+      await closed.end()
+    }
   })
 
   it('/readyz answers 503 when the database is unreachable', async () => {

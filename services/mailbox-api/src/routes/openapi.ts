@@ -24,6 +24,7 @@ const userErrors = {
   '403': error('Authenticated as someone else (FORBIDDEN)'),
   '415': error('A body that is not application/json (UNSUPPORTED_MEDIA_TYPE)'),
   '429': error('Rate limited (RATE_LIMITED); see Retry-After'),
+  '503': error('The signature could not be checked or the database cannot be reached (UNAVAILABLE): nothing was stored; see Retry-After'),
 }
 const nip98 = [{ nip98: [] }]
 const admin = [{ admin: [] }]
