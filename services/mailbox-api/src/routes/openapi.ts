@@ -87,7 +87,7 @@ const pushPath = (publicUrl: string) => ({
       '413': error('A body over 1 MiB (PAYLOAD_TOO_LARGE)'),
       '429': error('Too many refused pushes from this address (RATE_LIMITED); see Retry-After'),
       '500': error('Database failure (INTERNAL): not acknowledged, Pub/Sub redelivers'),
-      '503': error('The OIDC signing keys could not be fetched (UNAVAILABLE)'),
+      '503': error('The OIDC signing keys could not be fetched, or the database cannot be reached (UNAVAILABLE): not acknowledged, Pub/Sub redelivers'),
     },
   },
 })
