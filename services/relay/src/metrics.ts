@@ -13,6 +13,10 @@ export const createRelayMetrics = () => {
     querySeconds: metrics.histogram('query_seconds', 'Time to answer a REQ backfill or COUNT.', ['verb'], [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]),
     deliveries: metrics.counter('fanout_deliveries_total', 'Events delivered to live subscriptions.'),
     subscriptions: metrics.gauge('subscriptions', 'Open subscriptions.'),
+    backfillsAllocated: metrics.counter(
+      'backfills_allocated_total',
+      'REQ backfills too large for a slab of the shared arena, or sent while every slab was in use: a buffer was allocated instead (garbage for the event loop to collect).',
+    ),
     drops: metrics.counter('client_drops_total', 'Clients disconnected by the relay, by cause.', ['cause']),
     expired: metrics.counter('expired_deleted_total', 'NIP-40 expired events deleted by the sweeper.'),
     authFailures: metrics.counter('auth_failures_total', 'Refused NIP-42 AUTH messages, by failed check.', ['reason']),

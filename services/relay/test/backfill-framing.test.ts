@@ -4,6 +4,7 @@
 // under 126 bytes).
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { samples } from './client-helpers.js'
 import { newSigner, now, sign, startTestRelay, TestClient, type NostrEvent, type TestRelay } from './harness.js'
 
 const sizes = [10, 2_000, 60_000, 150_000] // content bytes: 16-bit lengths up to 65535, then 64-bit
@@ -53,3 +54,38 @@ for (const deflate of [false, true]) {
     })
   })
 }
+
+describe('REQ backfill larger than a slab of the shared arena (1 MiB)', () => {
+  const METRICS_KEY = 'metrics-key-for-framing-tests-01'
+  let relay: TestRelay
+
+  before(async () => {
+    relay = await startTestRelay({ 'metrics.enabled': true, 'metrics.auth': METRICS_KEY })
+  })
+
+  after(async () => {
+    await relay?.close()
+  })
+
+  const allocated = async (): Promise<number> => {
+    const res = await fetch(`http://127.0.0.1:${relay.port}/metrics`, { headers: { authorization: `Bearer ${METRICS_KEY}` } })
+    return samples(await res.text()).get('msr_relay_backfills_allocated_total') ?? Number.NaN
+  }
+
+  it('arrives whole from an allocated buffer, counted; an answer that fits a slab is not', async () => {
+    const signer = newSigner()
+    const client = await TestClient.connect(relay.url)
+    try {
+      const base = now()
+      const events = Array.from({ length: 9 }, (_, i) => sign(signer, { created_at: base - i, content: `${i}:${'x'.repeat(150_000)}` }))
+      for (const event of events) await client.publishOk(event)
+      assert.equal(await allocated(), 0)
+      assert.deepEqual(await client.query({ authors: [signer.pubkey], limit: 2 }), events.slice(0, 2))
+      assert.equal(await allocated(), 0, '300 KB fits a slab')
+      assert.deepEqual(await client.query({ authors: [signer.pubkey] }), events, '1.35 MB, newest first, byte for byte')
+      assert.equal(await allocated(), 1)
+    } finally {
+      await client.close()
+    }
+  })
+})

@@ -2,9 +2,14 @@ import { WorkerPool } from '@msr/workers'
 import { createArena, openArena, type SlabArena } from './slabs.js'
 import type { BackfillRequest, BackfillResponse, CountRequest, CountResponse, QueryRequest, QueryResponse } from './query-worker.js'
 
-/** Slabs shared by all query workers: 64 × 256 KiB covers a limit-500 backfill of ordinary events each. */
+/**
+ * Slabs shared by all query workers. 1 MiB holds a limit-500 backfill of events up to ~2 KiB each (256 KiB,
+ * the first size, overflowed on the benchmark's mix of notes, reactions and tagged 445s: each overflow
+ * became a transferred 512 KiB buffer, and the event loop ran a mark-compact every ~70 ms). The memory is
+ * reserved, not resident: slabs are claimed lowest first, so only as many are touched as run at once.
+ */
 const SLABS = 64
-const SLAB_BYTES = 256 * 1024
+const SLAB_BYTES = 1024 * 1024
 
 /** REQ backfills and COUNTs answered by worker threads reading the store. */
 export class QueryPool {

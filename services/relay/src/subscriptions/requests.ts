@@ -98,10 +98,11 @@ export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw:
 }
 
 /** The answer's bytes (slab or transferred) and a function that frees them once they are written. */
-const answerBytes = (queries: QueryPool, result: BackfillResponse): { data: Buffer; free: () => void } => {
+const answerBytes = (queries: QueryPool, result: BackfillResponse, metrics: RelayMetrics): { data: Buffer; free: () => void } => {
   const idBytes = 32 * result.ends.length
   const length = (result.ends.at(-1) ?? 0) + idBytes
   if (result.slab < 0) {
+    metrics.backfillsAllocated.inc()
     const bytes = result.bytes as Uint8Array
     return { data: Buffer.from(bytes.buffer, bytes.byteOffset, length), free: () => undefined }
   }
@@ -110,7 +111,7 @@ const answerBytes = (queries: QueryPool, result: BackfillResponse): { data: Buff
 
 /** Sends the backfill, then EOSE and the held live events; or CLOSED when the query failed or ran out of time. */
 const finishBackfill = (deps: RequestDeps, subscription: Subscription, result: BackfillResponse | undefined): void => {
-  const answer = result && answerBytes(deps.queries, result)
+  const answer = result && answerBytes(deps.queries, result, deps.metrics)
   const { client, id: subId } = subscription
   if (client.subscriptions.get(subId) !== subscription) return answer?.free() // closed or replaced meanwhile
   if (!result || !answer) {

@@ -32,18 +32,12 @@ export const openArena = (init: SlabArenaInit): SlabArena => ({
   slabBytes: init.slabBytes,
 })
 
-let next = 0
-
-/** Claims a free slab; -1 when every slab is in use (the caller then allocates instead). */
+/**
+ * Claims a free slab, lowest first (only as many slabs are ever touched, hence resident, as are in use
+ * at once); -1 when every slab is in use (the caller then allocates instead).
+ */
 export const claimSlab = (arena: SlabArena): number => {
-  const count = arena.states.length
-  for (let i = 0; i < count; i++) {
-    const slab = (next + i) % count
-    if (Atomics.compareExchange(arena.states, slab, 0, 1) === 0) {
-      next = slab + 1
-      return slab
-    }
-  }
+  for (let slab = 0; slab < arena.states.length; slab++) if (Atomics.compareExchange(arena.states, slab, 0, 1) === 0) return slab
   return -1
 }
 
