@@ -13,7 +13,10 @@ export interface NostrEvent {
 }
 
 declare const verified: unique symbol
-/** An event whose id and signature have been checked; only validation produces one. */
+/**
+ * An event whose id and signature have been checked. Only a service's validation stage produces one
+ * (the relay's pipeline/validate.ts); nothing here does, so no library call can skip it.
+ */
 export type VerifiedEvent = NostrEvent & { readonly [verified]: true }
 
 /** An event whose shape and id are valid, with its canonical JSON; its signature is not yet checked. */
@@ -121,5 +124,3 @@ export const checkEvent = (raw: unknown): Result<CheckedEvent> => {
 const isTagList = (tags: unknown): tags is string[][] =>
   Array.isArray(tags) && tags.every(tag => Array.isArray(tag) && tag.every(v => typeof v === 'string'))
 
-/** Marks a checked event as verified; call only after its signature has been checked. */
-export const markVerified = (event: NostrEvent): VerifiedEvent => event as VerifiedEvent

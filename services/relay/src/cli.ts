@@ -93,7 +93,7 @@ const serve = async (args: string[]): Promise<void> => {
   else logger.info({ env: loaded.source.envKeys }, 'no configuration file; using defaults')
   // Signal handlers go in before the relay listens: a SIGTERM right after "relay listening" must still shut down gracefully.
   const watch = loaded.watch ? { file: loaded.file, load: () => loadRelayConfig(loaded.named, process.env) } : undefined
-  const starting = startRelay(config, { logger, watch })
+  const starting = startRelay(config, { logger, watch, processGuards: true })
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return

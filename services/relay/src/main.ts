@@ -1,36 +1,44 @@
-import type { AddressInfo } from 'node:net'
+import { openSnapshotStore, type StorageOptions } from '@msr/storage'
 import { createLogger, type Logger } from '@msr/telemetry'
-import type { RelayConfig } from './config.js'
-import { createHttpServer } from './http/server.js'
-import { createRelayMetrics } from './metrics.js'
-import { relayDocument } from './nip11.js'
 import { VerifierPool } from '@msr/workers'
-import { QueryPool } from './subscriptions/query-pool.js'
-import { clientIp } from './policies/ip.js'
-import { Relay } from './relay.js'
-import { Settings } from './settings.js'
-import { watchConfig, type ConfigLoader } from './watch.js'
-import { EventStore } from './store/event-store.js'
+import { openBackups, type Backups } from './backup/backups.js'
+import type { RelayConfig } from './config.js'
+import { HttpListener } from './http/listener.js'
+import { Lifecycle, startedPart, type Part } from './lifecycle.js'
+import { backupObserver, createRelayMetrics, drainerObserver, MetricsSampler } from './metrics.js'
+import { relayDocument } from './nip11.js'
+import { ExpirySweep } from './pipeline/expiry-sweep.js'
 import { HintDrainer } from './pipeline/hint-drainer.js'
 import { hintTransport } from './pipeline/hint-transport.js'
-import { openSnapshotStore, type StorageOptions } from '@msr/storage'
-import { Backups, restoreNewest } from './backup/backups.js'
+import { Writer } from './pipeline/writer.js'
+import { clientIp } from './policies/ip.js'
+import { installProcessGuards } from './process-guards.js'
+import { Relay } from './relay.js'
+import { Settings } from './settings.js'
+import { EventStore } from './store/event-store.js'
+import { QueryPool } from './subscriptions/query-pool.js'
+import { configWatcher, type ConfigLoader } from './watch.js'
 
 /** How long a graceful stop keeps publishing waiting hints (inside Cloud Run's 10 s grace period). */
 const HINT_FLUSH_MS = 3000
-/** Where a graceful stop must be done with hints and the last snapshot: Cloud Run kills at 10 s. */
+/** How long a graceful stop waits for received events to be answered before closing clients. */
+const CLIENT_GRACE_MS = 5000
+/** When every part must have stopped, from the stop signal: Cloud Run kills at 10 s. */
 const SHUTDOWN_DEADLINE_MS = 9000
 
 /** A started relay. */
 export interface RunningRelay {
   relay: Relay
   store: EventStore
+  writer: Writer
+  verifier: VerifierPool
+  queries: QueryPool
   /** The snapshot loop when `[backup] target` is set. */
   backups: Backups | undefined
   settings: Settings
   port: number
   url: string
-  /** Graceful stop: stop accepting, answer in-flight events, close clients with 1001, close the store. */
+  /** Graceful stop: every part in reverse start order, within Cloud Run's grace period. */
   close(): Promise<void>
 }
 
@@ -41,121 +49,112 @@ export interface StartOptions {
   watch?: { file: string; load: ConfigLoader }
   /** The Cloud Storage client for a gs:// `[backup] target` (tests inject one; default: the library's own). */
   storage?: StorageOptions['storage']
+  /** Log and count what escapes every handler at the process level (`msr-relay serve`; not in a host process). */
+  processGuards?: boolean
 }
 
-/** Composition root: config → store → workers → relay → HTTP/WebSocket listener (→ config watcher). Nothing else. */
+/**
+ * Composition root: config → store → writer → workers → relay → background parts → listener. Each part
+ * starts after what it needs and stops before it, in reverse order, by one deadline.
+ */
 export const startRelay = async (config: RelayConfig, options: StartOptions = {}): Promise<RunningRelay> => {
   const logger = options.logger ?? createLogger({ service: 'relay', level: config.log.level })
-  const settings = new Settings(config)
-  const transport = hintTransport(config.hints)
-  const store = EventStore.open(config.data.path)
-  const snapshots = config.backup.target ? openSnapshotStore(config.backup.target, options.storage ? { storage: options.storage } : {}) : undefined
-  const verifier = await VerifierPool.start(config.verification.workers, config.verification.backend)
-  const queries = await QueryPool.start(config.data.path, config.data.query_workers)
   const metrics = createRelayMetrics()
-  let drainer: HintDrainer | undefined
-  let backups: Backups | undefined
-  const onCommitted = (batch: { event: { id: string; kind: number } }[]) => {
-    backups?.changed(batch.map(c => c.event.id))
-    if (batch.some(c => c.event.kind === 445 || c.event.kind === 446)) drainer?.notify()
-  }
-  const relay = new Relay({ settings, store, verifier, queries, logger, metrics, onCommitted })
-  // An empty store on an instance that had one before (Cloud Run's disk went with the old instance):
-  // the newest snapshot comes back before the relay listens, so /readyz only answers once it has.
-  const startedEmpty = store.size() === 0
-  if (snapshots && config.backup.restore_on_boot && startedEmpty)
-    await restoreNewest(snapshots, { store, writer: relay.writer, queueHints: transport !== undefined }, logger)
-  store.hintsEnabled = transport !== undefined
-  if (snapshots) {
-    backups = new Backups(
-      {
-        store,
-        snapshots,
-        logger,
-        observer: {
-          snapshot: (outcome, seconds, events) => {
-            metrics.snapshots.inc({ outcome })
-            if (outcome !== 'written') return
-            metrics.snapshotSeconds.observe(seconds)
-            metrics.snapshotEvents.set(events)
-            metrics.lastSnapshot.set(Date.now() / 1000)
-          },
-        },
-      },
-      // Restored or new: the snapshots cover what is stored, so a delta at shutdown is enough.
-      { intervalMs: config.backup.interval, keep: config.backup.keep, startedEmpty: startedEmpty && config.backup.restore_on_boot },
+  const settings = new Settings(config)
+  const lifecycle = new Lifecycle(logger)
+  try {
+    const store = EventStore.open(config.data.path)
+    const writer = new Writer(store, (error, context) => relay.report('write', error, context))
+    await lifecycle.start(startedPart('store', () => writer.drain().then(() => store.close())))
+    const verifier = await VerifierPool.start(config.verification.workers, config.verification.backend)
+    const queries = await QueryPool.start(config.data.path, config.data.query_workers)
+    await lifecycle.start(startedPart('workers', () => Promise.all([verifier.close(), queries.close()]).then(() => undefined)))
+    const relay = new Relay({ settings, writer, verifier, queries, logger, metrics })
+
+    const transport = hintTransport(config.hints)
+    const snapshots = config.backup.target ? openSnapshotStore(config.backup.target, options.storage ? { storage: options.storage } : {}) : undefined
+    const backups = snapshots
+      ? await openBackups(config.backup, { store, snapshots, writer, queueHints: transport !== undefined, logger, observer: backupObserver(metrics) })
+      : undefined
+    store.hintsEnabled = transport !== undefined
+    const drainer = transport && new HintDrainer(
+      { store, writer, transport, logger, observer: drainerObserver(metrics) },
+      { batchSize: config.hints.batch_size, maxBackoffMs: config.hints.max_backoff, publishTimeoutMs: config.hints.publish_timeout, flushMs: HINT_FLUSH_MS },
     )
-    backups.start()
-  }
-  if (transport) {
-    const kind = (hint: { kind: number }) => String(hint.kind)
-    drainer = new HintDrainer(
+    if (!transport && store.outbox.size() > 0)
+      logger.warn({ waiting: store.outbox.size() }, 'hints are waiting in the outbox but hints.transport is "none": they are not published')
+    writer.onCommitted(batch => backups?.changed(batch.map(c => c.event.id)))
+    writer.onCommitted(batch => batch.some(c => c.event.kind === 445 || c.event.kind === 446) && drainer?.notify())
+
+    const sampler = new MetricsSampler(metrics, store)
+    const listener = new HttpListener(
       {
-        store,
-        writer: relay.writer,
-        transport,
-        logger,
-        observer: {
-          published: (hint, seconds) => (metrics.hintsPublished.inc({ kind: kind(hint) }), metrics.hintPublishSeconds.observe({ kind: kind(hint) }, seconds)),
-          failed: hint => metrics.hintPublishFailures.inc({ kind: kind(hint) }),
-          dropped: () => metrics.hintsDropped.inc(),
-        },
+        information: () => relayDocument(settings.current.config),
+        metricsKey: () => (settings.current.config.metrics.enabled ? settings.current.config.metrics.auth : undefined),
+        renderMetrics: () => sampler.render(),
+        clientIp: req => clientIp(req, settings.current.config.network.trusted_proxies),
+        admits: ip => relay.admits(ip),
+        onRefused: reason => (metrics.refusedConnections.inc({ reason }), metrics.rateLimited.inc({ rule: reason })),
+        onConnection: (socket, ip) => relay.connect(socket, ip),
+        maxPayload: Math.max(2 * config.limitation.max_message_length, 65536),
+        perMessageDeflate: config.network.permessage_deflate,
+        pingIntervalMs: config.network.ping_interval,
       },
-      { batchSize: config.hints.batch_size, maxBackoffMs: config.hints.max_backoff, publishTimeoutMs: config.hints.publish_timeout },
+      { host: config.network.host, port: config.network.port },
+      deadline => relay.shutdown(Math.min(CLIENT_GRACE_MS, Math.max(0, deadline - Date.now()))),
     )
-    drainer.start()
-  } else if (store.outbox.size() > 0) {
-    logger.warn({ waiting: store.outbox.size() }, 'hints are waiting in the outbox but hints.transport is "none": they are not published')
+    const parts: Array<Part | undefined> = [
+      backups,
+      drainer,
+      new ExpirySweep({ writer, logger, onDeleted: n => metrics.expired.inc(n) }, config.data.expiration_sweep_interval),
+      sampler,
+      options.processGuards ? processGuards(logger, metrics) : undefined,
+      options.watch && configWatcher(options.watch.file, options.watch.load, settings, logger, metrics),
+      listener,
+    ]
+    for (const part of parts) if (part) await lifecycle.start(part)
+
+    logStarted(logger, config, { port: listener.port, events: store.size(), verifier: verifier.backend })
+    return {
+      relay,
+      store,
+      writer,
+      verifier,
+      queries,
+      backups,
+      settings,
+      port: listener.port,
+      url: `ws://${config.network.host}:${listener.port}`,
+      close: () => lifecycle.stop(Date.now() + SHUTDOWN_DEADLINE_MS),
+    }
+  } catch (error) {
+    // A start that failed half-way releases what it took (workers, the store's lock, the port).
+    await lifecycle.stop(Date.now() + SHUTDOWN_DEADLINE_MS)
+    throw error
   }
-  let accepting = true
-  const { server, wss } = createHttpServer({
-    information: () => relayDocument(settings.current.config),
-    ready: () => accepting,
-    metricsKey: () => (settings.current.config.metrics.enabled ? settings.current.config.metrics.auth : undefined),
-    renderMetrics: async () => {
-      metrics.hintOutbox.set(store.outbox.size())
-      return { body: await metrics.metrics.render(), contentType: metrics.metrics.contentType }
+}
+
+/** The process-level handlers as a part (installed for the relay's life). */
+const processGuards = (logger: Logger, metrics: ReturnType<typeof createRelayMetrics>): Part => {
+  let remove: (() => void) | undefined
+  return {
+    name: 'process guards',
+    start: () => void (remove = installProcessGuards(logger, escape => metrics.internalErrors.inc({ where: escape }))),
+    stop: async () => remove?.(),
+  }
+}
+
+/** The one line that says what runs where. */
+const logStarted = (logger: Logger, config: RelayConfig, facts: { port: number; events: number; verifier: string }): void => {
+  const { backup, hints } = config
+  logger.info(
+    {
+      ...facts,
+      host: config.network.host,
+      store: config.data.path,
+      hints: hints.transport === 'none' ? 'off' : hints.transport === 'local' ? `local → ${hints.push_url}` : `pubsub (${hints.group_topic}, ${hints.dm_topic})`,
+      backup: backup.target ? `${backup.target} every ${backup.interval / 1000}s, keep ${backup.keep}` : 'off',
     },
-    clientIp: req => clientIp(req, settings.current.config.network.trusted_proxies),
-    admits: ip => relay.admits(ip),
-    onRefused: reason => (metrics.refusedConnections.inc({ reason }), metrics.rateLimited.inc({ rule: reason })),
-    onConnection: (socket, ip) => relay.connect(socket, ip),
-    maxPayload: Math.max(2 * config.limitation.max_message_length, 65536),
-    perMessageDeflate: config.network.permessage_deflate,
-    pingIntervalMs: config.network.ping_interval,
-  })
-  const sweeper = setInterval(() => {
-    relay.writer
-      .sweepExpired(Math.floor(Date.now() / 1000))
-      .then(n => n > 0 && (metrics.expired.inc(n), logger.info({ deleted: n }, 'deleted expired events')))
-      .catch(error => logger.error({ err: error }, 'expiration sweep failed'))
-  }, config.data.expiration_sweep_interval)
-  sweeper.unref()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(config.network.port, config.network.host, () => resolve())
-  })
-  const watcher = options.watch && watchConfig(options.watch.file, options.watch.load, settings, logger, metrics)
-  const port = (server.address() as AddressInfo).port
-  const backup = config.backup.target ? `${config.backup.target} every ${config.backup.interval / 1000}s, keep ${config.backup.keep}` : 'off'
-  const hints = config.hints.transport === 'none' ? 'off' : config.hints.transport === 'local' ? `local → ${config.hints.push_url}` : `pubsub (${config.hints.group_topic}, ${config.hints.dm_topic})`
-  logger.info({ port, host: config.network.host, store: config.data.path, events: store.size(), verifier: verifier.backend, hints, backup }, 'relay listening')
-  const close = async () => {
-    const stopping = Date.now()
-    accepting = false
-    watcher?.close()
-    clearInterval(sweeper)
-    server.close()
-    await relay.shutdown()
-    // On Cloud Run the disk goes with the instance: the last hints get a moment to reach the bus, and
-    // the store one more snapshot, bounded so that the whole stop fits the 10 s grace period.
-    const left = Math.max(1000, SHUTDOWN_DEADLINE_MS - (Date.now() - stopping))
-    const snapshotWithin = config.backup.on_shutdown ? Math.min(config.backup.shutdown_budget, left) : undefined
-    await Promise.all([drainer?.stop(Math.min(HINT_FLUSH_MS, left)), backups?.stop(snapshotWithin)])
-    wss.close()
-    await Promise.all([verifier.close(), queries.close()])
-    await store.close()
-    server.closeAllConnections()
-  }
-  return { relay, store, backups, settings, port, url: `ws://${config.network.host}:${port}`, close }
+    'relay listening',
+  )
 }

@@ -1,4 +1,9 @@
+import type { Hint } from '@msr/hints'
 import { createMetrics } from '@msr/telemetry'
+import type { BackupObserver } from './backup/backups.js'
+import type { Part } from './lifecycle.js'
+import type { DrainerObserver } from './pipeline/hint-drainer.js'
+import type { EventStore } from './store/event-store.js'
 
 /** The relay's Prometheus metrics, on a registry of its own. */
 export const createRelayMetrics = () => {
@@ -32,9 +37,72 @@ export const createRelayMetrics = () => {
     snapshotSeconds: metrics.histogram('snapshot_seconds', 'Time to write one snapshot.', [], [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300]),
     snapshotEvents: metrics.gauge('snapshot_events', 'Events in the last snapshot written.'),
     lastSnapshot: metrics.gauge('last_snapshot_timestamp_seconds', 'When the last snapshot was written (unix seconds); alert on its age against [backup] interval.'),
+    internalErrors: metrics.counter(
+      'internal_errors_total',
+      'Failures the relay answered with "error:" or caught at the top: where (event, write, req, count, auth, handler, process).',
+      ['where'],
+    ),
+    storedEvents: metrics.gauge('stored_events', 'Events in the store (sampled).'),
     reloads: metrics.counter('config_reloads_total', 'Configuration reloads (--watch), by outcome.', ['outcome']),
   }
 }
 
 /** The relay's metric handles. */
 export type RelayMetrics = ReturnType<typeof createRelayMetrics>
+
+/** The hint drainer's outcomes as metrics. */
+export const drainerObserver = (metrics: RelayMetrics): DrainerObserver => {
+  const kind = (hint: Hint) => ({ kind: String(hint.kind) })
+  return {
+    published: (hint, seconds) => (metrics.hintsPublished.inc(kind(hint)), metrics.hintPublishSeconds.observe(kind(hint), seconds)),
+    failed: hint => metrics.hintPublishFailures.inc(kind(hint)),
+    dropped: () => metrics.hintsDropped.inc(),
+  }
+}
+
+/** The snapshot loop's outcomes as metrics. */
+export const backupObserver = (metrics: RelayMetrics): BackupObserver => ({
+  snapshot: (outcome, seconds, events) => {
+    metrics.snapshots.inc({ outcome })
+    if (outcome !== 'written') return
+    metrics.snapshotSeconds.observe(seconds)
+    metrics.snapshotEvents.set(events)
+    metrics.lastSnapshot.set(Date.now() / 1000)
+  },
+})
+
+/** How often the store's gauges are read between scrapes. */
+const SAMPLE_EVERY_MS = 15_000
+
+/** Reads the store's gauges (outbox depth, stored events) on every scrape and every 15 s, as a part of the relay. */
+export class MetricsSampler implements Part {
+  readonly name = 'metrics sampler'
+  private timer: NodeJS.Timeout | undefined
+
+  constructor(
+    private readonly metrics: RelayMetrics,
+    private readonly store: EventStore,
+  ) {}
+
+  start(): void {
+    this.sample()
+    this.timer = setInterval(() => this.sample(), SAMPLE_EVERY_MS)
+    this.timer.unref()
+  }
+
+  /** Sets the gauges now. */
+  sample(): void {
+    this.metrics.hintOutbox.set(this.store.outbox.size())
+    this.metrics.storedEvents.set(this.store.size())
+  }
+
+  /** The Prometheus text, gauges sampled first. */
+  async render(): Promise<{ body: string; contentType: string }> {
+    this.sample()
+    return { body: await this.metrics.metrics.render(), contentType: this.metrics.metrics.contentType }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer)
+  }
+}

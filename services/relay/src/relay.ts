@@ -2,15 +2,16 @@ import type { WebSocket } from 'ws'
 import type { Logger } from '@msr/telemetry'
 import { handleAuth, sendChallenge } from './connection/auth.js'
 import { Client, type DropCause } from './connection/client.js'
+import { InboundOrder } from './connection/inbound.js'
+import { sleep } from './deadline.js'
 import type { RelayMetrics } from './metrics.js'
 import { FanOut } from './pipeline/fanout.js'
 import { createIngest, ingestSettled } from './pipeline/ingest.js'
 import { parseMessage, type ClientMessage } from './pipeline/parse.js'
 import type { VerifierPool } from '@msr/workers'
-import { Writer, type Committed } from './pipeline/writer.js'
+import type { Writer } from './pipeline/writer.js'
 import { visibleTo } from './policies/access.js'
 import type { Settings } from './settings.js'
-import type { EventStore } from './store/event-store.js'
 import { LiveIndex } from './subscriptions/live-index.js'
 import type { QueryPool } from './subscriptions/query-pool.js'
 import { closeSubscription, handleCount, handleReq, type RequestDeps } from './subscriptions/requests.js'
@@ -18,21 +19,22 @@ import { closeSubscription, handleCount, handleReq, type RequestDeps } from './s
 /** What the relay is built from; main.ts wires these. */
 export interface RelayDeps {
   settings: Settings
-  store: EventStore
+  /** The single writer; the relay adds its fan-out as the first listener of committed batches. */
+  writer: Writer
   verifier: VerifierPool
   queries: QueryPool
   logger: Logger
   metrics: RelayMetrics
-  /** Observes each committed batch after fan-out was handed it (the hint drainer's wake-up). */
-  onCommitted?: (batch: Committed[]) => void
   /** Unix seconds. */
   now?: () => number
 }
 
+/** Where an unexpected failure happened, for the log and `internal_errors_total`. */
+export type FailurePath = 'event' | 'write' | 'req' | 'count' | 'auth' | 'handler'
+
 /** The protocol core: connections in, messages dispatched to the EVENT, REQ and AUTH paths. */
 export class Relay {
   readonly live = new LiveIndex()
-  readonly writer: Writer
   readonly fanOut: FanOut
   readonly clients = new Set<Client>()
   private readonly perIp = new Map<string, number>()
@@ -46,20 +48,30 @@ export class Relay {
     const visible = (s: { client: Client }, e: Parameters<typeof visibleTo>[2]) =>
       visibleTo(settings.current.access.privateKinds, s.client.authed, e)
     this.fanOut = new FanOut(this.live, n => metrics.deliveries.inc(n), visible)
-    const committed = (batch: Committed[]) => {
-      this.fanOut.enqueue(batch)
-      deps.onCommitted?.(batch)
-    }
-    this.writer = new Writer(deps.store, committed, error => deps.logger.error({ err: error }, 'store write failed'))
+    deps.writer.onCommitted(batch => this.fanOut.enqueue(batch))
     this.ingest = createIngest({
       settings,
       verifier: deps.verifier,
-      writer: this.writer,
+      writer: deps.writer,
       fanOut: valid => this.fanOut.enqueue([valid]),
       metrics,
       now: this.now,
+      onFailure: (error, { eventId }) => this.report('event', error, { event: eventId }),
     })
-    this.requests = { settings, queries: deps.queries, live: this.live, metrics, now: this.now }
+    this.requests = {
+      settings,
+      queries: deps.queries,
+      live: this.live,
+      metrics,
+      now: this.now,
+      onFailure: (path, error, { subId }) => this.report(path, error, { subscription: subId }),
+    }
+  }
+
+  /** Logs and counts an unexpected failure (never content: ids only). */
+  report(path: FailurePath, error: unknown, context: Record<string, unknown> = {}): void {
+    this.deps.metrics.internalErrors.inc({ where: path })
+    this.deps.logger.error({ err: error, path, ...context }, 'request failed unexpectedly')
   }
 
   /** Whether one more connection from this address is allowed (`[rate_limiter] max_connections_per_ip`). */
@@ -81,14 +93,18 @@ export class Relay {
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1)
     this.deps.metrics.connections.inc()
     this.deps.metrics.connectionsTotal.inc()
-    socket.on('message', (data, isBinary) => this.receive(client, data as Buffer, isBinary))
+    const inbound = new InboundOrder<ClientMessage>(
+      message => this.dispatch(client, message),
+      on => (on ? client.hold('auth') : client.release('auth')),
+    )
+    socket.on('message', (data, isBinary) => this.receive(client, inbound, data as Buffer, isBinary))
     socket.on('close', () => this.disconnect(client))
     socket.on('error', error => this.deps.logger.debug({ err: error, ip }, 'socket error'))
     if (access.authEnabled) sendChallenge(client)
     return client
   }
 
-  private receive(client: Client, data: Buffer | Buffer[], isBinary: boolean): void {
+  private receive(client: Client, inbound: InboundOrder<ClientMessage>, data: Buffer | Buffer[], isBinary: boolean): void {
     const frame = Array.isArray(data) ? Buffer.concat(data) : data
     if (isBinary) return client.notice('invalid: binary frames are not supported; send JSON text')
     const parsed = parseMessage(frame, this.deps.settings.current.config.limitation.max_message_length)
@@ -100,27 +116,34 @@ export class Relay {
       return client.notice(refusal.reason)
     }
     this.deps.metrics.messages.inc({ verb: parsed.message.verb })
+    inbound.push(parsed.message)
+  }
+
+  /** One line per verb; an AUTH's promise holds the connection's later messages until it is decided. */
+  private dispatch(client: Client, message: ClientMessage): Promise<void> | void {
     try {
-      this.dispatch(client, parsed.message)
+      switch (message.verb) {
+        case 'EVENT': return this.ingest(client, message.event)
+        case 'REQ': return handleReq(this.requests, client, message.subId, message.filters)
+        case 'COUNT': return void handleCount(this.requests, client, message.subId, message.filters)
+        case 'CLOSE': return closeSubscription(this.requests, client, message.subId)
+        case 'AUTH': return this.authenticate(client, message.event)
+      }
     } catch (error) {
-      this.failed(client, parsed.message.verb, error)
+      this.failed(client, message.verb, error)
     }
   }
 
-  private dispatch(client: Client, message: ClientMessage): void {
-    const authDeps = { settings: this.deps.settings, verifier: this.deps.verifier, metrics: this.deps.metrics, now: this.now }
-    const guard = (work: Promise<void>) => void work.catch(error => this.failed(client, message.verb, error))
-    switch (message.verb) {
-      case 'EVENT': return this.ingest(client, message.event)
-      case 'REQ': return handleReq(this.requests, client, message.subId, message.filters)
-      case 'COUNT': return guard(handleCount(this.requests, client, message.subId, message.filters))
-      case 'CLOSE': return closeSubscription(this.requests, client, message.subId)
-      case 'AUTH': return guard(handleAuth(authDeps, client, message.event))
-    }
+  private authenticate(client: Client, event: unknown): Promise<void> {
+    const deps = { settings: this.deps.settings, verifier: this.deps.verifier, metrics: this.deps.metrics, now: this.now }
+    return handleAuth(deps, client, event, ingestSettled(client)).catch(error => {
+      this.report('auth', error)
+      client.notice('error: internal error while checking the AUTH message; send it again')
+    })
   }
 
   private failed(client: Client, verb: string, error: unknown): void {
-    this.deps.logger.error({ err: error, verb }, 'message handler failed')
+    this.report('handler', error, { verb })
     client.notice('error: internal error while handling the message')
   }
 
@@ -140,15 +163,15 @@ export class Relay {
   }
 
   /**
-   * Graceful stop: stop reading, let every received EVENT be verified, committed and answered,
-   * then close every client with 1001.
+   * Graceful stop: stop reading, let every received EVENT be verified, committed and answered (for at
+   * most `graceMs`), then close every client with 1001.
    */
   async shutdown(graceMs = 5000): Promise<void> {
     const clients = [...this.clients]
     for (const client of clients) client.hold('shutdown')
     const settled = Promise.all(clients.map(ingestSettled))
-    await Promise.race([settled, new Promise(resolve => setTimeout(resolve, graceMs).unref())])
-    await this.writer.drain()
+    await Promise.race([settled, sleep(graceMs)])
+    await Promise.race([this.deps.writer.drain(), sleep(graceMs)])
     await new Promise(resolve => setImmediate(resolve)) // let the last OKs flush
     for (const client of clients) client.drop('shutdown')
   }

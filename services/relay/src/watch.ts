@@ -2,6 +2,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { basename, dirname, resolve } from 'node:path'
 import type { Logger } from '@msr/telemetry'
 import type { RelayConfig } from './config.js'
+import type { Part } from './lifecycle.js'
 import type { RelayMetrics } from './metrics.js'
 import type { Settings } from './settings.js'
 
@@ -45,4 +46,14 @@ export const watchConfig = (file: string, load: ConfigLoader, settings: Settings
   })
   watcher.on('error', error => logger.error({ err: error, file: path }, 'configuration watch failed'))
   return watcher
+}
+
+/** `serve --watch` as a part of the relay: watching from start to stop. */
+export const configWatcher = (file: string, load: ConfigLoader, settings: Settings, logger: Logger, metrics: RelayMetrics): Part => {
+  let watcher: FSWatcher | undefined
+  return {
+    name: 'config watcher',
+    start: () => void (watcher = watchConfig(file, load, settings, logger, metrics)),
+    stop: async () => watcher?.close(),
+  }
 }

@@ -13,9 +13,9 @@ import { openSnapshotStore, type SnapshotStore } from '@msr/storage'
 import { createLogger } from '@msr/telemetry'
 import { Backups } from '../src/backup/backups.js'
 import { runExport, runImport } from '../src/backup/transfer-cli.js'
+import { acceptUnverified, isInvalid, precheckStored } from '../src/pipeline/validate.js'
 import { Writer } from '../src/pipeline/writer.js'
 import { EventStore } from '../src/store/event-store.js'
-import { markVerified } from '@msr/nostr'
 import { PushEndpoint } from './push-endpoint.js'
 import {
   freePort,
@@ -301,7 +301,7 @@ describe('snapshots to a directory', () => {
   it('abandons a full snapshot still running at shutdown and writes the delta instead', async () => {
     const dir = await tempDir()
     const store = EventStore.open(join(dir, 'lmdb'))
-    const writer = new Writer(store, () => undefined, () => undefined)
+    const writer = new Writer(store, () => undefined)
     const target = join(dir, 'snapshots')
     const real = openSnapshotStore(target)
     // The real directory store, whose full snapshots take as long as the test wants.
@@ -317,16 +317,23 @@ describe('snapshots to a directory', () => {
     }
     const backups = new Backups(
       { store, snapshots: slow, logger: createLogger({ service: 'test', level: 'silent' }), observer: { snapshot: () => undefined } },
-      { intervalMs: 3_600_000, keep: 3, startedEmpty: true },
+      { intervalMs: 3_600_000, keep: 3, shutdownBudgetMs: 5000, startedEmpty: true },
     )
     // Stored straight through the writer, so only their ids need to be right (signing 3,000 takes seconds).
     const pubkey = newSigner().pubkey
     const events = Array.from({ length: 3000 }, (_, i) => unsigned(pubkey, `e${i}`))
-    const outcomes = await Promise.all(events.map(e => writer.submit(markVerified(e), Buffer.from(JSON.stringify(e)))))
+    const outcomes = await Promise.all(
+      events.map(e => {
+        const checked = precheckStored(e, now())
+        assert.ok(!isInvalid(checked), 'a well-formed event')
+        const { event, json } = acceptUnverified(checked, 'operator vouched')
+        return writer.submit(event, json)
+      }),
+    )
     assert.ok(outcomes.every(o => o.status === 'stored'))
     backups.changed(ids(events))
     const full = backups.run('interval')
-    await backups.stop(5000)
+    await backups.stop(Date.now() + 5000)
     await full
     release()
     const files = await snapshotFiles(target)

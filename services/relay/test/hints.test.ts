@@ -175,7 +175,7 @@ describe('[hints] configuration', () => {
       const client = await TestClient.connect(relay.url)
       await client.publishOk(groupMessage([['h', GROUP]]))
       await client.close()
-      assert.equal(relay.running.relay.writer.depth, 0)
+      assert.equal(relay.running.writer.depth, 0)
       assert.equal(outboxSize(relay), 0)
     } finally {
       await relay.close()

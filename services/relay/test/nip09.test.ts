@@ -46,6 +46,31 @@ describe('deletion by e tag', () => {
     assert.deepEqual(await client.query({ ids: [note.id] }), [])
   })
 
+  it('a stranger’s deletion naming an event its author deleted does not let that event back in', async () => {
+    const alice = newSigner()
+    const mallory = newSigner()
+    const keyPackage = sign(alice, { kind: 443, content: 'key package' })
+    await client.publishOk(keyPackage)
+    await client.publishOk(deletion(alice, [['e', keyPackage.id]]))
+    // The key package is gone, so nothing shows it was Alice's: Mallory's request is accepted, and changes nothing.
+    await client.publishOk(deletion(mallory, [['e', keyPackage.id]]))
+    assertRefused(await client.publish(keyPackage), 'blocked')
+    assert.deepEqual(await client.query({ ids: [keyPackage.id] }), [])
+  })
+
+  it('deleting the newest version before it arrives still keeps the older version out', async () => {
+    const alice = newSigner()
+    const t = now() - 100
+    const v1 = sign(alice, { kind: 30023, created_at: t, tags: [['d', 'post']], content: 'v1' })
+    const v2 = sign(alice, { kind: 30023, created_at: t + 10, tags: [['d', 'post']], content: 'v2' })
+    await client.publishOk(deletion(alice, [['e', v2.id]]))
+    await client.publishOk(v1)
+    // Refused as deleted, v2 still replaces v1: as if it had arrived before the deletion.
+    assertRefused(await client.publish(v2), 'blocked')
+    assert.deepEqual(await client.query({ kinds: [30023], authors: [alice.pubkey] }), [])
+    assertRefused(await client.publish(v1), 'invalid')
+  })
+
   it('refuses a deletion aimed only at someone else’s events, which stay', async () => {
     const alice = newSigner()
     const mallory = newSigner()

@@ -2,8 +2,10 @@
 import assert from 'node:assert/strict'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { freePort, newSigner, serveCli, sign, stopCli, tempDir, TestClient, type CliProcess, type OkMessage } from './harness.js'
+import { startRelay } from '../src/main.js'
+import { freePort, newSigner, serveCli, sign, stopCli, tempDir, TestClient, testConfig, type CliProcess, type OkMessage } from './harness.js'
 
 describe('SIGTERM', () => {
   let dir: string
@@ -73,5 +75,24 @@ describe('SIGTERM', () => {
     const { cli } = await start()
     cli.child.kill('SIGINT')
     assert.deepEqual(await cli.exited, { code: 0, signal: null })
+  })
+})
+
+describe('a start that fails', () => {
+  it('on a port already taken: rejects with the reason, after stopping the worker threads it had started', async () => {
+    const dir = await tempDir('msr-relay-taken-')
+    const taken = createServer()
+    await new Promise<void>(resolve => taken.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = (taken.address() as { port: number }).port
+      const workers = () => process.getActiveResourcesInfo().filter(r => r === 'MessagePort').length
+      const before = workers()
+      await assert.rejects(startRelay(testConfig(join(dir, 'data'), { 'network.port': port, 'data.query_workers': 2 })), /EADDRINUSE/)
+      for (let i = 0; i < 100 && workers() > before; i++) await new Promise(resolve => setTimeout(resolve, 50))
+      assert.equal(workers(), before, 'the verifier and query workers of the failed start are gone')
+    } finally {
+      taken.close()
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -2,8 +2,11 @@ import { PassThrough } from 'node:stream'
 import type { SnapshotInfo, SnapshotStore } from '@msr/storage'
 import { readLines } from '@msr/storage'
 import type { Logger } from '@msr/telemetry'
+import { acceptUnverified } from '../pipeline/validate.js'
 import type { Writer } from '../pipeline/writer.js'
 import type { EventStore } from '../store/event-store.js'
+import type { RelayConfig } from '../config.js'
+import type { Part } from '../lifecycle.js'
 import { exportEvents } from './export.js'
 import { describeImport, importEvents, type ImportSummary } from './import.js'
 import { outboxRecords, RestoredHints } from './outbox-records.js'
@@ -17,6 +20,8 @@ export interface BackupObserver {
 export interface BackupOptions {
   intervalMs: number
   keep: number
+  /** A last snapshot at shutdown, given at most this long (and never past the shutdown deadline); absent: none. */
+  shutdownBudgetMs?: number
 }
 
 const now = () => Math.floor(Date.now() / 1000)
@@ -81,7 +86,12 @@ export const takeDelta = async (store: EventStore, snapshots: SnapshotStore, ids
 
 /** Imports one snapshot, gathering its hint records; rejects when it cannot be read through. */
 const restoreOne = async (snapshots: SnapshotStore, name: string, writer: Writer, hints: RestoredHints): Promise<ImportSummary> => {
-  const summary = await importEvents(readLines(await snapshots.get(name)), { writer, now: now(), onHint: hint => hints.add(hint) })
+  const summary = await importEvents(readLines(await snapshots.get(name)), {
+    writer,
+    now: now(),
+    admit: checked => acceptUnverified(checked, 'own snapshot'),
+    onHint: hint => hints.add(hint),
+  })
   await writer.drain()
   return summary
 }
@@ -142,7 +152,8 @@ export const restoreNewest = async (
  * The periodic backup: a snapshot every interval when something was committed since the last one,
  * and a last one at shutdown. One snapshot at a time.
  */
-export class Backups {
+export class Backups implements Part {
+  readonly name = 'snapshots'
   private timer: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
   private dirty = true
@@ -188,12 +199,14 @@ export class Backups {
   }
 
   /**
-   * Stops the timer; with `finalWithinMs`, writes a last snapshot, abandoned past that time. A full
-   * snapshot still running is abandoned at once when a delta can replace it (or when there is to be no
-   * last snapshot): on a large store it would not finish within Cloud Run's grace period.
+   * Stops the timer; with a shutdown budget, writes a last snapshot, abandoned past the budget or the
+   * deadline. A full snapshot still running is abandoned at once when a delta can replace it (or when
+   * there is to be no last snapshot): on a large store it would not finish within Cloud Run's grace period.
    */
-  async stop(finalWithinMs?: number): Promise<void> {
+  async stop(shutdownDeadline: number): Promise<void> {
     clearInterval(this.timer)
+    const budget = this.opts.shutdownBudgetMs
+    const finalWithinMs = budget === undefined ? undefined : Math.min(budget, Math.max(0, shutdownDeadline - Date.now()))
     const deadline = Date.now() + (finalWithinMs ?? 0)
     if (this.running && (finalWithinMs === undefined || this.covered)) {
       this.abort.abort(new Error('shutdown'))
@@ -243,4 +256,31 @@ export class Backups {
       this.deps.logger.error({ err: error, why: 'shutdown', target: this.deps.snapshots.target }, 'delta snapshot failed; the previous snapshots stand')
     }
   }
+}
+
+/** The `[backup]` keys the snapshot loop runs by. */
+export type BackupSettings = Pick<RelayConfig['backup'], 'interval' | 'keep' | 'restore_on_boot' | 'on_shutdown' | 'shutdown_budget'>
+
+/**
+ * The snapshot loop, ready to start. An empty store on an instance that had one before (Cloud Run's disk
+ * went with the old instance) first gets the newest snapshot back when `restore_on_boot` says so: this
+ * runs before the relay listens, so /readyz only answers once it has.
+ */
+export const openBackups = async (
+  settings: BackupSettings,
+  deps: { store: EventStore; snapshots: SnapshotStore; writer: Writer; queueHints: boolean; logger: Logger; observer: BackupObserver },
+): Promise<Backups> => {
+  const { store, snapshots, writer, logger } = deps
+  const startedEmpty = store.size() === 0
+  if (settings.restore_on_boot && startedEmpty) await restoreNewest(snapshots, { store, writer, queueHints: deps.queueHints }, logger)
+  return new Backups(
+    { store, snapshots, logger, observer: deps.observer },
+    {
+      intervalMs: settings.interval,
+      keep: settings.keep,
+      ...(settings.on_shutdown && { shutdownBudgetMs: settings.shutdown_budget }),
+      // Restored or new: the snapshots cover what is stored, so a delta at shutdown is enough.
+      startedEmpty: startedEmpty && settings.restore_on_boot,
+    },
+  )
 }

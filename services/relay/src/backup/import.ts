@@ -1,7 +1,7 @@
-import { AUTH_KIND, checkEvent, expirationOf, isEphemeral, markVerified, type CheckedEvent } from '@msr/nostr'
+import type { CheckedEvent } from '@msr/nostr'
 import type { Hint } from '@msr/hints'
+import { isInvalid, precheckStored, type Invalid, type ValidEvent } from '../pipeline/validate.js'
 import type { Writer } from '../pipeline/writer.js'
-import type { Verdict } from '@msr/workers'
 import { isOutboxRecord, parseOutboxRecord } from './outbox-records.js'
 
 /** What an import did, line by line. */
@@ -22,8 +22,11 @@ export interface ImportSummary {
 /** What an import needs. */
 export interface ImportDeps {
   writer: Writer
-  /** Checks a signature; absent with `--no-verify` (and for the relay's own snapshots). */
-  verify?: (checked: CheckedEvent) => Promise<Verdict>
+  /**
+   * Makes a checked line a storable event through one of validate.ts's doors: `verifySignature`, or
+   * `acceptUnverified` for the relay's own snapshots and `--no-verify`.
+   */
+  admit: (checked: CheckedEvent) => ValidEvent | Invalid | Promise<ValidEvent | Invalid>
   /** Unix seconds, for NIP-40 expiration. */
   now: number
   onProgress?: (summary: ImportSummary) => void
@@ -82,22 +85,14 @@ const parse = (line: string, now: number, summary: ImportSummary): CheckedEvent 
   } catch {
     return void count(summary.invalid, 'invalid: not JSON')
   }
-  const checked = checkEvent(raw)
-  if (!checked.ok) return void count(summary.invalid, checked.reason)
-  const { event } = checked.value
-  if (event.kind === AUTH_KIND) return void count(summary.invalid, 'invalid: kind 22242 is never stored')
-  if (isEphemeral(event.kind)) return void count(summary.invalid, 'invalid: ephemeral kinds are never stored')
-  const expiration = expirationOf(event)
-  if (expiration !== undefined && expiration <= now) return void count(summary.invalid, 'invalid: event has expired (NIP-40)')
-  return checked.value
+  const checked = precheckStored(raw, now)
+  return isInvalid(checked) ? void count(summary.invalid, checked.reason) : checked
 }
 
 const store = async (checked: CheckedEvent, deps: ImportDeps, summary: ImportSummary): Promise<void> => {
-  if (deps.verify) {
-    const verdict = await deps.verify(checked)
-    if (verdict !== 'valid') return void count(summary.invalid, verdict === 'invalid' ? 'invalid: bad signature' : 'error: signature check failed')
-  }
-  const outcome = await deps.writer.submit(markVerified(checked.event), Buffer.from(checked.json, 'utf8'))
+  const valid = await deps.admit(checked)
+  if (isInvalid(valid)) return void count(summary.invalid, valid.reason)
+  const outcome = await deps.writer.submit(valid.event, valid.json)
   if (outcome.status === 'stored') summary.imported++
   else if (outcome.status === 'duplicate') summary.duplicate++
   else count(summary.rejected, outcome.reason)

@@ -4,6 +4,7 @@ import { parseFilter, type Filter } from '@msr/nostr'
 import { createProgress, openReader, openWriter, readLines, type StorageOptions } from '@msr/storage'
 import type { RelayConfig } from '../config.js'
 import { VerifierPool } from '@msr/workers'
+import { acceptUnverified, verifySignature } from '../pipeline/validate.js'
 import { Writer } from '../pipeline/writer.js'
 import { EventStore } from '../store/event-store.js'
 import { exportEvents } from './export.js'
@@ -49,7 +50,7 @@ export const runExport = async (config: RelayConfig, out: string, filter: Filter
 export const runImport = async (config: RelayConfig, input: string, verify: boolean, storage: StorageOptions = {}): Promise<ImportSummary> => {
   const store = EventStore.open(config.data.path)
   const verifier = verify ? await VerifierPool.start(config.verification.workers, config.verification.backend) : undefined
-  const writer = new Writer(store, () => undefined, error => say(`store write failed: ${error instanceof Error ? error.message : String(error)}`))
+  const writer = new Writer(store, error => say(`store write failed: ${error instanceof Error ? error.message : String(error)}`))
   try {
     const reader = await openReader(input, storage)
     const progress = createProgress({ label: 'import', unit: 'lines' })
@@ -57,7 +58,7 @@ export const runImport = async (config: RelayConfig, input: string, verify: bool
     const summary = await importEvents(readLines(reader.stream), {
       writer,
       now: now(),
-      ...(verifier && { verify: checked => verifier.verify(checked) }),
+      admit: checked => (verifier ? verifySignature(verifier, checked) : acceptUnverified(checked, 'operator vouched')),
       onProgress: s => (progress.add(s.read - last), (last = s.read)),
     }).finally(() => progress.stop())
     await writer.drain()

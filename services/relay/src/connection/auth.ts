@@ -29,9 +29,10 @@ const failureLabel = (reason: Reason): string =>
 /**
  * NIP-42 AUTH: checks the event's shape and id, kind 22242, created_at, the challenge and relay tags,
  * then its signature on the verifier pool; on success the connection is authenticated as its pubkey
- * (in addition to any earlier one). Answers OK either way; the event is never stored or broadcast.
+ * (in addition to any earlier one) once the EVENTs received before it (`earlier`) have been judged.
+ * Answers OK either way; the event is never stored or broadcast.
  */
-export const handleAuth = async (deps: AuthDeps, client: Client, raw: unknown): Promise<void> => {
+export const handleAuth = async (deps: AuthDeps, client: Client, raw: unknown, earlier: Promise<void> = Promise.resolve()): Promise<void> => {
   const { access } = deps.settings.current
   const id = readableId(raw)
   const refuse = (reason: Reason) => {
@@ -50,6 +51,8 @@ export const handleAuth = async (deps: AuthDeps, client: Client, raw: unknown): 
   const verdict = await deps.verifier.verify(checked.value)
   if (verdict === 'error') return refuse('error: the signature could not be checked; try again')
   if (verdict === 'invalid') return refuse('auth-required: the AUTH event has a bad signature')
+  // EVENTs sent before this AUTH are judged as they were sent: unauthenticated.
+  await earlier
   client.authed.add(event.pubkey)
   deps.metrics.authSuccesses.inc()
   client.ok(event.id, true, '')

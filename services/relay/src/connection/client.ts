@@ -8,7 +8,7 @@ import type { Subscription } from '../subscriptions/subscription.js'
 export type DropCause = 'slow' | 'shutdown'
 
 /** Why the relay stopped reading a client's socket for now. */
-export type HoldReason = 'ingest' | 'outbound' | 'shutdown'
+export type HoldReason = 'ingest' | 'outbound' | 'auth' | 'shutdown'
 
 /** What the relay needs of the outbound side: frames out, bounded, corked per turn. */
 export interface ClientOptions {

@@ -1,5 +1,7 @@
 import type { Hint, HintTransport } from '@msr/hints'
 import type { Logger } from '@msr/telemetry'
+import { remaining, within } from '../deadline.js'
+import type { Part } from '../lifecycle.js'
 import type { EventStore } from '../store/event-store.js'
 import type { Writer } from './writer.js'
 
@@ -17,6 +19,8 @@ export interface DrainerOptions {
   publishTimeoutMs: number
   /** Wait when the outbox is empty and nothing signalled (a safety net: `notify` normally wakes it). */
   idlePollMs?: number
+  /** How long a graceful stop keeps publishing waiting hints (an instance's disk may not outlive it). */
+  flushMs?: number
 }
 
 const FIRST_BACKOFF_MS = 250
@@ -30,13 +34,6 @@ const STOP_WAIT_MS = 1500
  */
 export const traceparentOf = (hint: Hint): string => `00-${hint.id.slice(0, 32)}-${hint.id.slice(32, 48)}-01`
 
-/** True when `promise` settled within `ms`. */
-const within = (promise: Promise<unknown>, ms: number): Promise<boolean> => {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<boolean>(resolve => (timer = setTimeout(() => resolve(false), ms)))
-  return Promise.race([promise.then(() => true), timeout]).finally(() => clearTimeout(timer))
-}
-
 /**
  * The last stage of the EVENT path: publishes the outbox's hints to the bus, oldest first, and removes
  * each one (through the writer) once the bus has confirmed it. A failing bus leaves the entries where
@@ -44,7 +41,8 @@ const within = (promise: Promise<unknown>, ms: number): Promise<boolean> => {
  * crash the entries still there are published on the next start (at least once: the consumer is
  * idempotent on the event id).
  */
-export class HintDrainer {
+export class HintDrainer implements Part {
+  readonly name = 'hint drainer'
   private stopped = false
   private wake: (() => void) | undefined
   /** A notify arrived while no sleep was waiting: the next sleep returns at once. */
@@ -72,13 +70,13 @@ export class HintDrainer {
   }
 
   /**
-   * Graceful stop: keeps draining for up to `flushMs` while the outbox has entries (an instance's disk
-   * may not outlive it), then stops after the round in flight and closes the transport. What is left
-   * stays in the outbox for the next start.
+   * Graceful stop: keeps draining for up to `flushMs` (and not past `deadline`) while the outbox has
+   * entries, then stops after the round in flight and closes the transport. What is left stays in the
+   * outbox for the next start.
    */
-  async stop(flushMs = 0): Promise<void> {
-    const deadline = Date.now() + flushMs
-    while (this.loop && Date.now() < deadline && this.deps.store.outbox.size() > 0) {
+  async stop(deadline: number): Promise<void> {
+    const flushUntil = Math.min(deadline, Date.now() + (this.opts.flushMs ?? 0))
+    while (this.loop && Date.now() < flushUntil && this.deps.store.outbox.size() > 0) {
       this.notify()
       await new Promise(resolve => setTimeout(resolve, 25))
     }
@@ -86,9 +84,10 @@ export class HintDrainer {
     this.wake?.()
     // A bus that does not answer must not hold the shutdown: publishes still pending are abandoned,
     // their entries stay in the outbox, and the next start publishes them again (at least once).
-    const settled = await within(this.loop ?? Promise.resolve(), STOP_WAIT_MS)
+    const settled = await within(this.loop ?? Promise.resolve(), Math.min(STOP_WAIT_MS, remaining(deadline)))
     if (!settled) this.abandoned = true
-    const closed = await within(this.deps.transport.close().catch(error => this.deps.logger.warn({ err: error }, 'hint transport close failed')), STOP_WAIT_MS)
+    const closing = this.deps.transport.close().catch(error => this.deps.logger.warn({ err: error }, 'hint transport close failed'))
+    const closed = await within(closing, Math.min(STOP_WAIT_MS, remaining(deadline)))
     if (!settled || !closed) this.deps.logger.warn({ waiting: this.deps.store.outbox.size() }, 'hint bus did not answer at shutdown; waiting hints stay in the outbox')
   }
 

@@ -17,6 +17,8 @@ export interface IngestDeps {
   fanOut: (valid: ValidEvent) => void
   metrics: RelayMetrics
   now: () => number
+  /** Reports a failure the EVENT path answered with `error:` (logged with the event id, counted). */
+  onFailure: (error: unknown, context: { eventId: string }) => void
 }
 
 const MAX_IN_FLIGHT = 1024
@@ -37,7 +39,7 @@ export const createIngest = (deps: IngestDeps) => (client: Client, raw: unknown)
   const tail = (ingestTails.get(client) ?? Promise.resolve())
     .then(() => verified)
     .then(valid => admit(client, valid, deps))
-    .catch(() => answer(client, checked.event.id, { status: 'rejected', reason: 'error: internal error' }, deps))
+    .catch(error => failed(client, checked.event.id, error, deps))
   ingestTails.set(client, tail)
 }
 
@@ -58,10 +60,16 @@ const admit = async (client: Client, valid: ValidEvent | Invalid, deps: IngestDe
     return void (client.ok(valid.event.id, true, ''), track(client, -1))
   }
   const stopTimer = deps.metrics.writeSeconds.startTimer()
-  void deps.writer.submit(valid.event, valid.json).then(outcome => {
-    stopTimer()
-    answer(client, valid.event.id, outcome, deps)
-  })
+  void deps.writer
+    .submit(valid.event, valid.json)
+    .then(outcome => (stopTimer(), answer(client, valid.event.id, outcome, deps)))
+    .catch(error => failed(client, valid.event.id, error, deps))
+}
+
+/** The unexpected on the EVENT path: logged and counted, and the client still gets its OK. */
+const failed = (client: Client, eventId: string, error: unknown, deps: IngestDeps): void => {
+  deps.onFailure(error, { eventId })
+  answer(client, eventId, { status: 'rejected', reason: 'error: internal error while storing the event; try again' }, deps)
 }
 
 const answer = (client: Client, id: string, outcome: StoreOutcome, deps: IngestDeps): void => {

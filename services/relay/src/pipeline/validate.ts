@@ -1,4 +1,14 @@
-import { AUTH_KIND, checkEvent, expirationOf, markVerified, readableId, type CheckedEvent, type NostrEvent, type Reason, type VerifiedEvent } from '@msr/nostr'
+import {
+  AUTH_KIND,
+  checkEvent,
+  expirationOf,
+  isEphemeral,
+  readableId,
+  type CheckedEvent,
+  type NostrEvent,
+  type Reason,
+  type VerifiedEvent,
+} from '@msr/nostr'
 import type { VerifierPool } from '@msr/workers'
 
 /** The `[limitation]` values the validate stage enforces. */
@@ -20,17 +30,24 @@ export interface Invalid {
   reason: Reason
 }
 
+const rejectAuthKind = (e: NostrEvent): Reason | undefined =>
+  e.kind === AUTH_KIND ? 'invalid: kind 22242 is only accepted in an AUTH message' : undefined
+
+const rejectExpired = (e: NostrEvent, now: number): Reason | undefined => {
+  const expiration = expirationOf(e)
+  return expiration !== undefined && expiration <= now ? 'invalid: event has expired (NIP-40)' : undefined
+}
+
 /** The cheap checks, run before the signature so that spam costs no curve math. */
 export const checkLimits = (e: NostrEvent, limits: EventLimits, now: number): Reason | undefined => {
-  if (e.kind === AUTH_KIND) return 'invalid: kind 22242 is only accepted in an AUTH message'
+  const auth = rejectAuthKind(e)
+  if (auth) return auth
   if (e.tags.length > limits.max_event_tags) return `invalid: too many tags (at most ${limits.max_event_tags})`
   const older = limits.max_event_time_older_than_now
   if (older > 0 && e.created_at < now - older) return `invalid: created_at is more than ${older} seconds in the past`
   const newer = limits.max_event_time_newer_than_now
   if (newer > 0 && e.created_at > now + newer) return `invalid: created_at is more than ${newer} seconds in the future`
-  const expiration = expirationOf(e)
-  if (expiration !== undefined && expiration <= now) return 'invalid: event has expired (NIP-40)'
-  return undefined
+  return rejectExpired(e, now)
 }
 
 /** Shape, id and limits, synchronously; the signature is checked separately by `verifySignature`. */
@@ -41,12 +58,46 @@ export const precheck = (raw: unknown, limits: EventLimits, now: number): Checke
   return reason ? { eventId: checked.value.event.id, reason } : checked.value
 }
 
-/** The signature check on the worker pool; only this produces a VerifiedEvent. */
+/**
+ * Shape, id and what may be stored at all, for events that come back from storage (an import, a
+ * snapshot): kind 22242 and ephemeral kinds never are, nor an event already expired. The publishing
+ * limits (tag count, created_at window) are not applied: they were, when the event was first published.
+ */
+export const precheckStored = (raw: unknown, now: number): CheckedEvent | Invalid => {
+  const checked = checkEvent(raw)
+  if (!checked.ok) return { eventId: readableId(raw), reason: checked.reason }
+  const { event } = checked.value
+  if (event.kind === AUTH_KIND) return { eventId: event.id, reason: 'invalid: kind 22242 is never stored' }
+  if (isEphemeral(event.kind)) return { eventId: event.id, reason: 'invalid: ephemeral kinds are never stored' }
+  const expired = rejectExpired(event, now)
+  return expired ? { eventId: event.id, reason: expired } : checked.value
+}
+
+/** The one place a VerifiedEvent is made; reached only through the two doors below. */
+const valid = (checked: CheckedEvent): ValidEvent => ({ event: checked.event as VerifiedEvent, json: Buffer.from(checked.json, 'utf8') })
+
+/** Door 1, every live event and a verifying import: the signature checked on the worker pool. */
 export const verifySignature = async (pool: VerifierPool, checked: CheckedEvent): Promise<ValidEvent | Invalid> => {
   const verdict = await pool.verify(checked)
-  if (verdict === 'valid') return { event: markVerified(checked.event), json: Buffer.from(checked.json, 'utf8') }
+  if (verdict === 'valid') return valid(checked)
   const reason: Reason = verdict === 'invalid' ? 'invalid: bad signature' : 'error: signature check failed; try again'
   return { eventId: checked.event.id, reason }
+}
+
+/** Why an event may be stored without its signature being checked again. */
+export type UnverifiedOrigin =
+  /** The relay's own snapshot, restored on boot: every event in it was verified when it was published here. */
+  | 'own snapshot'
+  /** `msr-relay import --no-verify`: the operator vouches for the file. */
+  | 'operator vouched'
+
+/**
+ * Door 2: an event from storage (already through `precheckStored`: shape, id, storable) whose signature
+ * is deliberately not checked, for the reason `origin` names. Nothing else may skip door 1.
+ */
+export const acceptUnverified = (checked: CheckedEvent, origin: UnverifiedOrigin): ValidEvent => {
+  void origin // the type is the record: each caller names why it skips the signature
+  return valid(checked)
 }
 
 /** Narrows a precheck result. */

@@ -1,6 +1,6 @@
 import type { Hint } from '@msr/hints'
 import type { VerifiedEvent } from '@msr/nostr'
-import type { EventStore, StoreOutcome } from '../store/event-store.js'
+import type { EventStore, StoreOutcome, StoreTransaction } from '../store/event-store.js'
 
 /** One event waiting for the writer. */
 interface Pending {
@@ -15,23 +15,40 @@ export interface Committed {
   json: Buffer
 }
 
+/** Observes each committed batch, in commit order (fan-out, the hint drainer's wake-up, snapshots). */
+export type CommitListener = (batch: Committed[]) => void
+
+/** What the writer reports when a batch could not be stored, or a listener threw. */
+export type WriteErrorHandler = (error: unknown, context: { events: number; firstId?: string }) => void
+
+/** The answer every event of a batch gets when its transaction failed: nothing of it was stored. */
+export const WRITE_FAILED = 'error: the event could not be stored; try again'
+
 const MAX_BATCH = 2000
 
 /**
  * The single writer: queues verified events, commits them in arrival order in batched LMDB
- * transactions, resolves each event's outcome only after its transaction committed, then hands
- * the stored events to `onCommitted` (fan-out) in the same order.
+ * transactions, resolves each event's outcome only once its transaction is on disk (committed, then
+ * flushed), then hands the stored events to the commit listeners in the same order. `submit` never
+ * rejects: a failed batch answers each of its events with `error:`.
  */
 export class Writer {
   private queue: Pending[] = []
   private scheduled = false
-  private inFlight = new Set<Promise<void>>()
+  private readonly inFlight = new Set<Promise<void>>()
+  private readonly listeners: CommitListener[] = []
+  /** Settling is chained so that outcomes and listeners follow commit order even though flushes overlap. */
+  private settled: Promise<void> = Promise.resolve()
 
   constructor(
     private readonly store: EventStore,
-    private readonly onCommitted: (batch: Committed[]) => void,
-    private readonly onError: (error: unknown) => void,
+    private readonly onError: WriteErrorHandler,
   ) {}
+
+  /** Adds a listener for committed batches (called in the order listeners were added). */
+  onCommitted(listener: CommitListener): void {
+    this.listeners.push(listener)
+  }
 
   /** Queues an event; resolves with what the store did once that is durable. */
   submit(event: VerifiedEvent, json: Buffer): Promise<StoreOutcome> {
@@ -55,17 +72,22 @@ export class Writer {
   }
 
   private commit(batch: Pending[]): void {
-    const done = this.store
-      .write(tx => batch.map(p => tx.apply(p.event, p.json)))
-      .then(
-        outcomes => this.settle(batch, outcomes),
-        error => {
-          this.onError(error)
-          for (const p of batch) p.resolve({ status: 'rejected', reason: 'error: the event could not be stored; try again' })
-        },
-      )
-      .finally(() => this.inFlight.delete(done))
+    // Handled at once (a failure waiting for its turn is not an unhandled rejection), settled in turn.
+    const outcome = this.write(tx => batch.map(p => tx.apply(p.event, p.json))).then(
+      outcomes => () => this.settle(batch, outcomes),
+      (error: unknown) => () => this.fail(batch, error),
+    )
+    const done = (this.settled = this.settled
+      .then(() => outcome)
+      .then(settle => settle())
+      .catch((error: unknown) => this.onError(error, { events: batch.length, firstId: batch[0]?.event.id })))
     this.inFlight.add(done)
+    void done.finally(() => this.inFlight.delete(done))
+  }
+
+  /** A transaction, resolved once committed and on disk (EventStore.write); a synchronous throw becomes a rejection. */
+  private async write<T>(fn: (tx: StoreTransaction) => T): Promise<T> {
+    return this.store.write(fn)
   }
 
   private settle(batch: Pending[], outcomes: StoreOutcome[]): void {
@@ -75,14 +97,26 @@ export class Writer {
       if (outcome.status === 'stored') stored.push({ event: p.event, json: p.json })
       p.resolve(outcome)
     })
-    if (stored.length > 0) this.onCommitted(stored)
+    if (stored.length === 0) return
+    for (const listener of this.listeners) {
+      try {
+        listener(stored)
+      } catch (error) {
+        this.onError(error, { events: stored.length, firstId: stored[0]?.event.id })
+      }
+    }
+  }
+
+  private fail(batch: Pending[], error: unknown): void {
+    this.onError(error, { events: batch.length, firstId: batch[0]?.event.id })
+    for (const p of batch) p.resolve({ status: 'rejected', reason: WRITE_FAILED })
   }
 
   /** Deletes events whose NIP-40 expiration has passed, in batches; resolves with how many. */
   async sweepExpired(now: number, batch = 1000): Promise<number> {
     let total = 0
     for (;;) {
-      const deleted = await this.store.write(tx => tx.deleteExpired(now, batch))
+      const deleted = await this.write(tx => tx.deleteExpired(now, batch))
       total += deleted
       if (deleted < batch) return total
     }
@@ -90,15 +124,15 @@ export class Writer {
 
   /** Removes hints the bus has confirmed from the outbox (through the one writer, like every write). */
   removeHints(keys: Buffer[]): Promise<void> {
-    return this.store.write(tx => tx.removeHints(keys))
+    return this.write(tx => tx.removeHints(keys))
   }
 
   /** Queues hints in the outbox as they are (a restore puts back those a snapshot held). */
   queueHints(hints: readonly Hint[]): Promise<void> {
-    return this.store.write(tx => tx.queueHints(hints))
+    return this.write(tx => tx.queueHints(hints))
   }
 
-  /** Resolves once everything submitted so far has been committed (graceful shutdown). */
+  /** Resolves once everything submitted so far has been committed and answered (graceful shutdown). */
   async drain(): Promise<void> {
     while (this.queue.length > 0 || this.scheduled || this.inFlight.size > 0) {
       if (this.scheduled || this.queue.length > 0) this.flush()

@@ -37,13 +37,10 @@ const indexKeys = (dbs: Databases, e: NostrEvent, id: Buffer) => {
   return keys
 }
 
-/** Writes an event and all its index entries. Call inside a write transaction. */
-const insert = (dbs: Databases, e: NostrEvent, json: Buffer): void => {
-  const id = hexBytes(e.id)
+/** Writes an event and all its index entries (its address's mark is already set). Call inside a write transaction. */
+const insert = (dbs: Databases, e: NostrEvent, id: Buffer, json: Buffer): void => {
   dbs.events.putSync(id, json)
   for (const [db, key] of indexKeys(dbs, e, id)) db.putSync(key, EMPTY)
-  if (isReplaceable(e.kind) || isAddressable(e.kind))
-    dbs.addresses.putSync(addressKey(e.kind, e.pubkey, isAddressable(e.kind) ? dTag(e) : ''), Buffer.concat([id, u32(e.created_at)]))
   const expiration = expirationOf(e)
   if (expiration !== undefined) {
     dbs.expiry.putSync(Buffer.concat([u32(expiration), id]), EMPTY)
@@ -51,15 +48,14 @@ const insert = (dbs: Databases, e: NostrEvent, json: Buffer): void => {
   }
 }
 
-/** Removes a stored event and its index entries. Call inside a write transaction. */
+/**
+ * Removes a stored event and its index entries. Call inside a write transaction. The address's mark stays:
+ * an older version must not come back because the newest one was deleted or expired.
+ */
 export const removeEvent = (dbs: Databases, e: NostrEvent): void => {
   const id = hexBytes(e.id)
   dbs.events.removeSync(id)
   for (const [db, key] of indexKeys(dbs, e, id)) db.removeSync(key)
-  if (isReplaceable(e.kind) || isAddressable(e.kind)) {
-    const address = addressKey(e.kind, e.pubkey, isAddressable(e.kind) ? dTag(e) : '')
-    if (dbs.addresses.get(address)?.subarray(0, 32).equals(id)) dbs.addresses.removeSync(address)
-  }
   const expiration = dbs.expiryById.get(id)
   if (expiration) {
     dbs.expiry.removeSync(Buffer.concat([expiration, id]))
@@ -73,47 +69,53 @@ export const loadEvent = (dbs: Databases, id: string | Buffer): NostrEvent | und
   return json === undefined ? undefined : (JSON.parse(json.toString('utf8')) as NostrEvent)
 }
 
-/** Applies NIP-01 replaceable/addressable rules; undefined when the event may be stored. */
-const replaceOlder = (dbs: Databases, e: NostrEvent): Reason | undefined => {
-  const address = addressKey(e.kind, e.pubkey, isAddressable(e.kind) ? dTag(e) : '')
+/** The `deleted_ids` key: target id + the pubkey whose kind 5 named it. */
+const tombstoneKey = (id: Buffer, deleter: string): Buffer => {
+  const key = Buffer.allocUnsafe(64)
+  id.copy(key, 0)
+  key.write(deleter, 32, 'hex')
+  return key
+}
+
+const DELETED: Reason = 'blocked: this event was deleted by its author'
+
+const addressOf = (e: NostrEvent): Buffer => addressKey(e.kind, e.pubkey, isAddressable(e.kind) ? dTag(e) : '')
+
+/** Whether a version (created_at, id) ranks above the mark (id + created_at): newer, or same second and lower id. */
+const outranks = (createdAt: number, id: Buffer, mark: Buffer): boolean => {
+  const markAt = mark.readUInt32BE(32)
+  return createdAt > markAt || (createdAt === markAt && id.compare(mark, 0, 32) < 0)
+}
+
+/**
+ * NIP-01 replaceable/addressable rules against the address's mark: the best version ever seen, kept when
+ * that version is removed. A better version raises the mark and evicts the stored one even when it is
+ * itself refused as deleted; otherwise whether an older version stays served would depend on whether the
+ * deletion arrived before or after the newer version.
+ */
+const admitVersion = (dbs: Databases, e: NostrEvent, id: Buffer, deletedById: boolean): Reason | undefined => {
+  const address = addressOf(e)
+  const mark = dbs.addresses.get(address)
+  const best = mark === undefined || outranks(e.created_at, id, mark)
+  if (best) {
+    const previous = mark && loadEvent(dbs, mark.subarray(0, 32))
+    if (previous) removeEvent(dbs, previous)
+    dbs.addresses.putSync(address, Buffer.concat([id, u32(e.created_at)]))
+  }
   const deletedUpTo = dbs.deletedAddresses.get(address)
-  if (deletedUpTo && e.created_at <= deletedUpTo.readUInt32BE(0)) return 'blocked: this event was deleted by its author'
-  const current = dbs.addresses.get(address)
-  if (!current) return undefined
-  const currentId = current.toString('hex', 0, 32)
-  const currentAt = current.readUInt32BE(32)
-  if (currentAt > e.created_at || (currentAt === e.created_at && currentId < e.id))
-    return 'invalid: a newer version of this replaceable event is already stored'
-  const old = loadEvent(dbs, currentId)
-  if (old) removeEvent(dbs, old)
+  if (deletedById || (deletedUpTo && e.created_at <= deletedUpTo.readUInt32BE(0))) return DELETED
+  // Not the best and not the mark itself (one removed by a sweep and sent again): an older version.
+  if (!best && !mark.subarray(0, 32).equals(id)) return 'invalid: a newer version of this replaceable event is already stored'
   return undefined
 }
 
-interface DeletionTargets {
-  ids: string[]
-  addresses: Array<{ kind: number; pubkey: string; d: string }>
-  foreign: number
+interface Address {
+  kind: number
+  pubkey: string
+  d: string
 }
 
-/** Sorts a deletion's `e` and `a` targets into the author's own and others'. */
-const deletionTargets = (dbs: Databases, deletion: NostrEvent): DeletionTargets => {
-  const targets: DeletionTargets = { ids: [], addresses: [], foreign: 0 }
-  for (const [name, value] of deletion.tags) {
-    if (name === 'e' && isHex64(value)) {
-      const target = loadEvent(dbs, value)
-      if (target && target.pubkey !== deletion.pubkey) targets.foreign++
-      else targets.ids.push(value)
-    } else if (name === 'a' && value !== undefined) {
-      const address = parseAddress(value)
-      if (!address) continue
-      if (address.pubkey !== deletion.pubkey) targets.foreign++
-      else targets.addresses.push(address)
-    }
-  }
-  return targets
-}
-
-const parseAddress = (value: string) => {
+const parseAddress = (value: string): Address | undefined => {
   const match = /^(\d{1,5}):([0-9a-f]{64}):(.*)$/s.exec(value)
   if (!match) return undefined
   const kind = Number(match[1])
@@ -121,47 +123,61 @@ const parseAddress = (value: string) => {
   return { kind, pubkey: match[2] as string, d: isAddressable(kind) ? (match[3] as string) : '' }
 }
 
-/** NIP-09: deletes the author's own targets and leaves tombstones; refuses a request aimed only at others. */
+/**
+ * NIP-09. Every `e` target gets a tombstone (target id, this author), stored or not: it can only ever refuse
+ * an event by this author, since an id commits to its pubkey. Stored targets by this author are removed,
+ * except kind 5s (deleting a deletion has no effect). Own `a` targets delete up to this created_at.
+ *
+ * The one rule that depends on arrival order: a request whose targets are all known to be others' (stored
+ * events of other authors, addresses of other pubkeys) is refused. Had a foreign `e` target not arrived yet,
+ * the same request would be stored; either way it changes nothing else, since it has no own targets.
+ */
 const applyDeletion = (dbs: Databases, deletion: NostrEvent): Reason | undefined => {
-  const targets = deletionTargets(dbs, deletion)
-  if (targets.foreign > 0 && targets.ids.length === 0 && targets.addresses.length === 0)
+  const ids = new Set(deletion.tags.filter(([name, value]) => name === 'e' && isHex64(value)).map(tag => tag[1] as string))
+  const addresses = deletion.tags.flatMap(([name, value]) => (name === 'a' && value !== undefined ? (parseAddress(value) ?? []) : []))
+  const targets = [...ids].map(id => ({ id: hexBytes(id), stored: loadEvent(dbs, id) }))
+  const ownAddresses = addresses.filter(a => a.pubkey === deletion.pubkey)
+  const foreign = (t: (typeof targets)[number]) => t.stored !== undefined && t.stored.pubkey !== deletion.pubkey
+  if (targets.length + addresses.length > 0 && ownAddresses.length === 0 && targets.every(foreign))
     return 'blocked: a deletion request can only delete events by its own author'
-  const author = hexBytes(deletion.pubkey)
-  for (const id of targets.ids) {
-    const target = loadEvent(dbs, id)
-    if (target?.kind === DELETION) continue // deleting a deletion has no effect
-    if (target) removeEvent(dbs, target)
-    dbs.deletedIds.putSync(hexBytes(id), author)
+  for (const { id, stored } of targets) {
+    dbs.deletedIds.putSync(tombstoneKey(id, deletion.pubkey), EMPTY)
+    if (stored && stored.pubkey === deletion.pubkey && stored.kind !== DELETION) removeEvent(dbs, stored)
   }
-  for (const { kind, pubkey, d } of targets.addresses) deleteAddress(dbs, addressKey(kind, pubkey, d), deletion.created_at)
+  for (const { kind, pubkey, d } of ownAddresses) deleteAddress(dbs, addressKey(kind, pubkey, d), deletion.created_at)
   return undefined
 }
 
+/** Deletes an address up to `upTo` (NIP-09 `a`): versions created then or before are removed and refused. */
 const deleteAddress = (dbs: Databases, address: Buffer, upTo: number): void => {
   const previous = dbs.deletedAddresses.get(address)
   if (!previous || previous.readUInt32BE(0) < upTo) dbs.deletedAddresses.putSync(address, u32(upTo))
-  const current = dbs.addresses.get(address)
-  if (current && current.readUInt32BE(32) <= upTo) {
-    const old = loadEvent(dbs, current.subarray(0, 32))
-    if (old) removeEvent(dbs, old)
+  const mark = dbs.addresses.get(address)
+  if (mark && mark.readUInt32BE(32) <= upTo) {
+    const current = loadEvent(dbs, mark.subarray(0, 32))
+    if (current) removeEvent(dbs, current)
   }
 }
 
-/** Stores one verified event under NIP-01/09 rules. Call inside a write transaction, in arrival order. */
+const rejected = (reason: Reason): StoreOutcome => ({ status: 'rejected', reason })
+
+/**
+ * Stores one verified event under NIP-01/09 rules. Call inside a write transaction. What ends up served
+ * does not depend on arrival order, except whether a kind 5 aimed only at others is stored (see applyDeletion).
+ */
 export const applyEvent = (dbs: Databases, event: VerifiedEvent, json: Buffer): StoreOutcome => {
   const id = hexBytes(event.id)
   if (dbs.events.doesExist(id)) return { status: 'duplicate' }
   // A tombstone never blocks a kind 5: deleting a deletion has no effect (NIP-09).
-  const deletedBy = event.kind === DELETION ? undefined : dbs.deletedIds.get(id)
-  if (deletedBy?.equals(hexBytes(event.pubkey))) return { status: 'rejected', reason: 'blocked: this event was deleted by its author' }
+  const deletedById = event.kind !== DELETION && dbs.deletedIds.doesExist(tombstoneKey(id, event.pubkey))
   if (isReplaceable(event.kind) || isAddressable(event.kind)) {
-    const reason = replaceOlder(dbs, event)
-    if (reason) return { status: 'rejected', reason }
-  }
+    const reason = admitVersion(dbs, event, id, deletedById)
+    if (reason) return rejected(reason)
+  } else if (deletedById) return rejected(DELETED)
   if (event.kind === DELETION) {
     const reason = applyDeletion(dbs, event)
-    if (reason) return { status: 'rejected', reason }
+    if (reason) return rejected(reason)
   }
-  insert(dbs, event, json)
+  insert(dbs, event, id, json)
   return { status: 'stored' }
 }

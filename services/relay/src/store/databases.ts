@@ -15,9 +15,9 @@ export interface Databases {
   byAuthorKind: Database<Buffer, Buffer>
   /** tag letter + value key + inverted created_at + id. */
   byTag: Database<Buffer, Buffer>
-  /** kind + pubkey + d value key → id + created_at of the current version. */
+  /** kind + pubkey + d value key → id + created_at of the best version ever seen (kept when it is removed). */
   addresses: Database<Buffer, Buffer>
-  /** id → pubkey of the author who deleted it (NIP-09 by `e`). */
+  /** target id + pubkey of the kind 5 naming it → empty (NIP-09 by `e`; refuses only that pubkey's event). */
   deletedIds: Database<Buffer, Buffer>
   /** address key → created_at up to which the author deleted it (NIP-09 by `a`). */
   deletedAddresses: Database<Buffer, Buffer>
@@ -27,6 +27,8 @@ export interface Databases {
   expiryById: Database<Buffer, Buffer>
   /** sequence (u64 BE) → hint JSON: routing hints of stored 445/446 events not yet published. */
   outbox: Database<Buffer, Buffer>
+  /** name → value: the store's own bookkeeping (`schema`: layout version, see migrate.ts). */
+  meta: Database<Buffer, Buffer>
 }
 
 /** Opens (creating when absent) the store's LMDB environment under `path`. */
@@ -47,5 +49,6 @@ export const openDatabases = (path: string): Databases => {
     expiry: binary('expiry'),
     expiryById: binary('expiry_by_id'),
     outbox: binary('hint_outbox'),
+    meta: binary('meta'),
   }
 }

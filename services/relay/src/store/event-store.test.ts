@@ -10,6 +10,7 @@ import { EventStore, type StoreOutcome } from './event-store.js'
 const T = 1_700_000_000
 const ALICE = 1
 const BOB = 2
+const MALLORY = 3
 const alice = publicKey(ALICE)
 const bob = publicKey(BOB)
 
@@ -134,6 +135,58 @@ describe('EventStore: replaceable events (0, 3, 10000–19999)', () => {
   })
 })
 
+describe('EventStore: a newer version that is gone still keeps older ones out', () => {
+  /** Every order of a list (for three or four items). */
+  const orders = <T>(items: T[]): T[][] =>
+    items.length <= 1 ? [items] : items.flatMap((item, i) => orders([...items.slice(0, i), ...items.slice(i + 1)]).map(rest => [item, ...rest]))
+
+  it('V1, V2 and a deletion of V2 by e leave no version served, in every arrival order', async () => {
+    for (const [i, order] of orders(['V1', 'V2', 'D']).entries()) {
+      const n = 10 + i // one author per order, so the orders do not meet
+      const v1 = signed(n, { kind: 30023, created_at: T + 10, tags: [['d', 'post']], content: 'v1' })
+      const v2 = signed(n, { kind: 30023, created_at: T + 20, tags: [['d', 'post']], content: 'v2' })
+      const d = signed(n, { kind: 5, created_at: T + 30, tags: [['e', v2.event.id]] })
+      const byName: Record<string, Ready> = { V1: v1, V2: v2, D: d }
+      await put(...order.map(name => byName[name] as Ready))
+      assert.deepEqual(ids({ authors: [publicKey(n)] }), [d.event.id], order.join(', '))
+      assertRejected(await putOne(v1), 'invalid')
+      assertRejected(await putOne(v2), 'blocked')
+    }
+  })
+
+  it('same second: a deleted lowest id still beats the other version, in every arrival order', async () => {
+    for (const [i, order] of orders(['low', 'high', 'D']).entries()) {
+      const n = 20 + i
+      const [low, high] = sameSecond(n, 10002)
+      const d = signed(n, { kind: 5, created_at: T + 1, tags: [['e', low.event.id]] })
+      const byName: Record<string, Ready> = { low, high, D: d }
+      await put(...order.map(name => byName[name] as Ready))
+      assert.deepEqual(ids({ authors: [publicKey(n)] }), [d.event.id], order.join(', '))
+    }
+  })
+
+  it('a deleted newest version refuses an older one with invalid:', async () => {
+    const v1 = signed(ALICE, { kind: 0, created_at: T })
+    const v2 = signed(ALICE, { kind: 0, created_at: T + 1 })
+    await put(v2, signed(ALICE, { kind: 5, created_at: T + 2, tags: [['e', v2.event.id]] }))
+    assertRejected(await putOne(v1), 'invalid')
+    assert.deepEqual(ids({ kinds: [0] }), [])
+  })
+
+  it('an expired and swept newest version refuses an older one; sent again, it is stored (and still expired)', async () => {
+    const v1 = signed(ALICE, { kind: 30023, created_at: T, tags: [['d', 'post']] })
+    const v2 = signed(ALICE, { kind: 30023, created_at: T + 1, tags: [['d', 'post'], ['expiration', String(T + 5)]] })
+    await put(v2)
+    assert.equal(await store.write(tx => tx.deleteExpired(T + 10, 100)), 1)
+    store.refresh()
+    assertRejected(await putOne(v1), 'invalid')
+    assert.deepEqual(ids({ kinds: [30023] }, T + 10), [])
+    assert.deepEqual(await put(v2), [{ status: 'stored' }])
+    assert.deepEqual(ids({ kinds: [30023] }, T + 10), [])
+    assert.deepEqual(ids({ kinds: [30023] }, T), [v2.event.id])
+  })
+})
+
 describe('EventStore: addressable events (30000–39999)', () => {
   it('replaces by kind, author and d, wherever the d tag stands', async () => {
     const v1 = signed(ALICE, { kind: 30023, created_at: T, tags: [['t', 'x'], ['d', 'post']] })
@@ -204,6 +257,25 @@ describe('EventStore: NIP-09 deletion by e', () => {
     assert.deepEqual(ids({ kinds: [5] }), [deletion.event.id])
     assertRejected(await putOne(note), 'blocked')
     assert.equal(count([{ authors: [alice] }]), 1)
+  })
+
+  it("a stranger's deletion naming a deleted event does not let it back in (tombstones are per deleter)", async () => {
+    const keyPackage = signed(ALICE, { kind: 443, content: 'key package' })
+    await put(keyPackage, signed(ALICE, { kind: 5, created_at: T + 1, tags: [['e', keyPackage.event.id]] }))
+    // The target is gone, so nothing shows it was Alice's: the stranger's request is stored, and changes nothing.
+    const mallorys = signed(MALLORY, { kind: 5, created_at: T + 2, tags: [['e', keyPackage.event.id]] })
+    assert.deepEqual(await put(mallorys), [{ status: 'stored' }])
+    assertRejected(await putOne(keyPackage), 'blocked')
+    assert.deepEqual(ids({ kinds: [443] }), [])
+  })
+
+  it("a stranger's deletion arriving first neither blocks the event nor weakens its author's deletion", async () => {
+    const keyPackage = signed(ALICE, { kind: 443, content: 'key package' })
+    await put(signed(MALLORY, { kind: 5, created_at: T + 2, tags: [['e', keyPackage.event.id]] }))
+    assert.deepEqual(await put(keyPackage), [{ status: 'stored' }])
+    await put(signed(ALICE, { kind: 5, created_at: T + 1, tags: [['e', keyPackage.event.id]] }))
+    assertRejected(await putOne(keyPackage), 'blocked')
+    assert.deepEqual(ids({ kinds: [443] }), [])
   })
 
   it("refuses a deletion aimed only at another author's events, and keeps them", async () => {

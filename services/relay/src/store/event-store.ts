@@ -2,6 +2,7 @@ import type { Hint } from '@msr/hints'
 import type { Filter, VerifiedEvent } from '@msr/nostr'
 import { applyEvent, loadEvent, removeEvent, type StoreOutcome } from './apply.js'
 import { openDatabases, type Databases } from './databases.js'
+import { migrate } from './migrate.js'
 import { Outbox } from './outbox.js'
 import { countFilters, queryFilter, scanFilter, type QueryBounds, type QueryResult, type Visit } from './query.js'
 
@@ -29,14 +30,31 @@ export class EventStore {
     this.hints = on
   }
 
-  /** Opens or creates the store under `path`; with `hints`, stored 445/446 events queue a hint in the outbox. */
+  /**
+   * Opens or creates the store under `path`, first bringing an older layout up to date (migrate.ts); with
+   * `hints`, stored 445/446 events queue a hint in the outbox.
+   */
   static open(path: string, opts: { hints?: boolean } = {}): EventStore {
-    return new EventStore(openDatabases(path), opts.hints ?? false)
+    const dbs = openDatabases(path)
+    migrate(dbs)
+    return new EventStore(dbs, opts.hints ?? false)
   }
 
-  /** Runs `fn` inside one write transaction; resolves with its result once the transaction has committed. */
+  /**
+   * Runs `fn` inside one write transaction; resolves with its result once the transaction has committed
+   * and been flushed to disk. LMDB commits with overlapping sync (lmdb-js's default): a commit is visible
+   * at once and synced just after, so the commit alone is not yet durable.
+   */
   write<T>(fn: (tx: StoreTransaction) => T): Promise<T> {
-    return this.dbs.root.transaction(() => fn(this.tx))
+    const committed = this.dbs.root.transaction(() => fn(this.tx))
+    // Asked now, while this transaction's flush is the pending one (lmdb-js forgets it once a later write starts).
+    const flushed = this.flushed()
+    return Promise.all([committed, flushed]).then(([result]) => result)
+  }
+
+  /** Resolves once the pending flush (the last transaction queued so far) has reached the disk. */
+  flushed(): Promise<void> {
+    return new Promise((resolve, reject) => void this.dbs.root.flushed.then(() => resolve(), reject))
   }
 
   private readonly tx: StoreTransaction = {

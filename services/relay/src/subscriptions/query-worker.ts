@@ -119,11 +119,28 @@ const visibleOnly = (filter: Filter, request: { viewer: string[]; privateKinds: 
 
 /** Frames each event straight from the store's read buffer into one output, then appends the ids. */
 const backfill = (request: BackfillRequest) => {
-  const { filters, limits, prefix, now, timeoutMs, wire } = request
-  const prefixBytes = Buffer.from(prefix, 'utf8')
   const out = new Output()
   const ids: Buffer[] = []
   const ends: number[] = []
+  let timedOut = false
+  try {
+    timedOut = scanInto(request, out, ids, ends)
+  } catch (error) {
+    // The worker dies of this (the pool answers the REQ and starts another); its slab must not die with it.
+    if (out.slab >= 0) releaseSlab(arena, out.slab)
+    throw error
+  }
+  out.reserve(32 * ids.length)
+  for (const id of ids) out.at += id.copy(out.bytes, out.at)
+  const bytes = out.slab >= 0 ? undefined : new Uint8Array(out.bytes.buffer, out.bytes.byteOffset, out.at)
+  const body: BackfillResponse = { slab: out.slab, bytes, ends, timedOut, wire: request.wire }
+  return { body, transfer: bytes ? [bytes.buffer as ArrayBuffer] : [] }
+}
+
+/** Each filter's events framed into `out` (ids and frame ends recorded); true when the deadline stopped it. */
+const scanInto = (request: BackfillRequest, out: Output, ids: Buffer[], ends: number[]): boolean => {
+  const { filters, limits, prefix, now, timeoutMs, wire } = request
+  const prefixBytes = Buffer.from(prefix, 'utf8')
   const sent = filters.length > 1 ? new Set<string>() : undefined
   const bounds = { now, deadline: performance.now() + timeoutMs, clock: () => performance.now() }
   let timedOut = false
@@ -147,11 +164,7 @@ const backfill = (request: BackfillRequest) => {
       return --remaining > 0
     }))
   })
-  out.reserve(32 * ids.length)
-  for (const id of ids) out.at += id.copy(out.bytes, out.at)
-  const bytes = out.slab >= 0 ? undefined : new Uint8Array(out.bytes.buffer, out.bytes.byteOffset, out.at)
-  const body: BackfillResponse = { slab: out.slab, bytes, ends, timedOut, wire }
-  return { body, transfer: bytes ? [bytes.buffer as ArrayBuffer] : [] }
+  return timedOut
 }
 
 /** NIP-45: distinct events matching any filter that the viewer may read. */

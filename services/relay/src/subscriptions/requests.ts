@@ -5,8 +5,9 @@ import { checkRead } from '../policies/access.js'
 import type { Settings } from '../settings.js'
 import type { LiveIndex } from './live-index.js'
 import type { QueryPool } from './query-pool.js'
+import { orAfter } from '../deadline.js'
 import { releaseSlab, slabBuffer } from './slabs.js'
-import type { BackfillResponse } from './query-worker.js'
+import type { BackfillRequest, BackfillResponse } from './query-worker.js'
 import { createSubscription, type Subscription } from './subscription.js'
 
 /** The `[limitation]` values REQ and COUNT enforce. */
@@ -25,7 +26,15 @@ export interface RequestDeps {
   live: LiveIndex
   metrics: RelayMetrics
   now: () => number
+  /** Reports a failure answered with `CLOSED "error: …"` (logged with the subscription id, counted). */
+  onFailure: (path: 'req' | 'count', error: unknown, context: { subId: string }) => void
 }
+
+/**
+ * How long past `db_query_timeout` a query worker may take to answer before the REQ or COUNT is closed
+ * with `error:` anyway (a worker that hangs must not leave a subscription waiting forever).
+ */
+export const ANSWER_GRACE_MS = 5000
 
 /** Validates a REQ/COUNT's id and filters, then the reader's access to them. */
 const parseRequest = (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): { filters: Filter[] } | { reason: Reason } => {
@@ -61,7 +70,7 @@ export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw:
     closeSubscription(deps, client, subId)
     return client.closedSub(subId, parsed.reason)
   }
-  const { config, access, limits: rateLimits } = deps.settings.current
+  const { config, access } = deps.settings.current
   const limits = config.limitation
   const previous = client.subscriptions.get(subId)
   if (!previous && client.subscriptions.size >= limits.max_subscriptions)
@@ -82,19 +91,35 @@ export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw:
     privateKinds: [...access.privateKinds],
   }
   // Registered synchronously (a CLOSE right behind must find it); the rate limit answers asynchronously.
-  void rateLimits.checkRequest(client.id).then(limited => {
+  void backfill(deps, subscription, request).catch(error => {
+    deps.onFailure('req', error, { subId })
     if (client.subscriptions.get(subId) !== subscription) return
-    if (limited) {
-      deps.metrics.rateLimited.inc({ rule: 'req_per_minute' })
-      closeSubscription(deps, client, subId)
-      return client.closedSub(subId, limited)
-    }
-    const stopTimer = deps.metrics.querySeconds.startTimer({ verb: 'REQ' })
-    void deps.queries.backfill(request).then(result => {
-      stopTimer()
-      finishBackfill(deps, subscription, result)
-    })
+    closeSubscription(deps, client, subId)
+    client.closedSub(subId, 'error: internal error while answering the subscription; try again')
   })
+}
+
+/** The rate limit, then the query on a worker (bounded in time), then the answer. */
+const backfill = async (deps: RequestDeps, subscription: Subscription, request: Omit<BackfillRequest, 'op'>): Promise<void> => {
+  const { client, id: subId } = subscription
+  const limited = await deps.settings.current.limits.checkRequest(client.id)
+  if (client.subscriptions.get(subId) !== subscription) return
+  if (limited) {
+    deps.metrics.rateLimited.inc({ rule: 'req_per_minute' })
+    closeSubscription(deps, client, subId)
+    return client.closedSub(subId, limited)
+  }
+  const stopTimer = deps.metrics.querySeconds.startTimer({ verb: 'REQ' })
+  const answering = deps.queries.backfill(request)
+  const result = await orAfter(answering, request.timeoutMs + ANSWER_GRACE_MS, 'late' as const)
+  stopTimer()
+  if (result === 'late') {
+    // A late answer still owns a slab: free it when (if) it comes.
+    void answering.then(late => late && answerBytes(deps.queries, late, deps.metrics).free())
+    deps.onFailure('req', new Error(`no answer from a query worker within ${request.timeoutMs + ANSWER_GRACE_MS} ms`), { subId })
+    return finishBackfill(deps, subscription, undefined)
+  }
+  finishBackfill(deps, subscription, result)
 }
 
 /** The answer's bytes (slab or transferred) and a function that frees them once they are written. */
@@ -143,8 +168,14 @@ const backfilledIds = (data: Buffer, from: number): Set<string> => {
   return out
 }
 
-/** COUNT (NIP-45): one number over all filters. */
-export const handleCount = async (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): Promise<void> => {
+/** COUNT (NIP-45): one number over all filters; never rejects (the unexpected is answered `CLOSED "error: …"`). */
+export const handleCount = (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): Promise<void> =>
+  count(deps, client, subId, raw).catch(error => {
+    deps.onFailure('count', error, { subId })
+    client.closedSub(subId, 'error: internal error while counting; try again')
+  })
+
+const count = async (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): Promise<void> => {
   const { config, access, limits } = deps.settings.current
   if (!config.count.enabled) return client.closedSub(subId, 'blocked: COUNT is disabled on this relay')
   const parsed = parseRequest(deps, client, subId, raw)
@@ -162,12 +193,11 @@ export const handleCount = async (deps: RequestDeps, client: Client, subId: stri
     viewer: [...client.authed],
     privateKinds: [...access.privateKinds],
   }
-  void deps.queries.count(request).then(result => {
-    stopTimer()
-    if (!result) return client.closedSub(subId, 'error: the count could not be answered; try again')
-    if (result.timedOut) return client.closedSub(subId, 'error: the count took too long (db_query_timeout); narrow the filter')
-    client.send(JSON.stringify(['COUNT', subId, { count: result.count }]))
-  })
+  const result = await orAfter(deps.queries.count(request), request.timeoutMs + ANSWER_GRACE_MS, undefined)
+  stopTimer()
+  if (!result) return client.closedSub(subId, 'error: the count could not be answered; try again')
+  if (result.timedOut) return client.closedSub(subId, 'error: the count took too long (db_query_timeout); narrow the filter')
+  client.send(JSON.stringify(['COUNT', subId, { count: result.count }]))
 }
 
 /** CLOSE: ends a subscription; an unknown id is ignored, as NIP-01 expects no answer. */
