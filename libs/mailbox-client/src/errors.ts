@@ -12,6 +12,8 @@ export type MailboxErrorCode =
   | 'FORBIDDEN'
   | 'VALIDATION_FAILED'
   | 'PAYLOAD_TOO_LARGE'
+  | 'HEADERS_TOO_LARGE'
+  | 'REQUEST_TIMEOUT'
   | 'TTL_TOO_LONG'
   | 'NOT_FOUND'
   | 'MAILBOX_NOT_FOUND'

@@ -11,13 +11,14 @@ import { LATEST_VERSION, schemaVersion } from './db/migrate.js'
 import { createHintReceiver } from './domain/hints.js'
 import { KEYPACKAGES, WELCOMES } from './domain/mailbox.js'
 import { ApiError, errorMiddleware } from './errors.js'
+import { refuseDeclaredOver } from './http-edge.js'
 import type { MailboxMetrics } from './metrics.js'
 import { createRateLimits, type RateLimits } from './rate-limits.js'
 import { dmHintRoutes } from './routes/dm-hints.js'
 import { groupRoutes } from './routes/groups.js'
 import { mailboxRoutes } from './routes/mailbox.js'
 import { openApiDocument } from './routes/openapi.js'
-import { pushRoutes } from './routes/push.js'
+import { PUSH_BODY_LIMIT, pushRoutes } from './routes/push.js'
 import { keyPackageBody, welcomeBody } from './routes/schemas.js'
 
 /** What the app is built from; main.ts wires these, tests build their own. */
@@ -67,8 +68,8 @@ export const buildApp = (deps: AppDeps): express.Express => {
   const document = openApiDocument(config)
   app.get('/api/v1/openapi.json', (_req, res) => void res.json(document))
   const limits = createRateLimits(pool, config.rateLimitPerIp, metrics)
-  app.use('/internal/pubsub/push', pushRouter(deps, limits))
-  app.use('/api/v1', apiRouter(deps, limits))
+  app.use('/internal/pubsub/push', refuseDeclaredOver(PUSH_BODY_LIMIT), pushRouter(deps, limits))
+  app.use('/api/v1', refuseDeclaredOver(bodyLimit(config.maxArtifactBytes)), apiRouter(deps, limits))
   app.use((_req, _res, next) => next(new ApiError(404, 'NOT_FOUND', 'no such route')))
   app.use(errorMiddleware(deps.logger))
   return app

@@ -11,6 +11,7 @@ import { migrate } from './db/migrate.js'
 import { createHintReceiver } from './domain/hints.js'
 import { hintSeenRetention, purgeExpired } from './domain/janitor.js'
 import { startHintsConsumer, type HintsConsumer } from './hints-consumer.js'
+import { answerClientError } from './http-edge.js'
 import { createMailboxMetrics, type MailboxMetrics } from './metrics.js'
 
 /** A started mailbox API. */
@@ -62,6 +63,7 @@ export const startMailbox = async (
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s))
     s.once('error', reject)
+    s.on('clientError', answerClientError)
   })
   const consumers = startConsumers(config, database, metrics, logger)
   const pull = config.hintsSubscriptions.length > 0 ? config.hintsSubscriptions : null

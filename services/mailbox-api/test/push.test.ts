@@ -125,10 +125,12 @@ describe('push authentication: shared token (HINTS_PUSH_TOKEN)', () => {
     assert.equal(await counted(app.metrics.hints, {}), 0, 'nothing was consumed')
   })
 
-  it('authenticates before reading the body: an unauthenticated push of garbage or of 2 MiB is a 401', async () => {
+  it('authenticates before reading the body: an unauthenticated push of garbage or of 512 KiB is a 401; one declaring 2 MiB a 413 before either', async () => {
     const app = await buildTestApp(pg.pool, { HINTS_PUSH_TOKEN: PUSH_TOKEN })
     expectError(await push(app, 'not json', 'Bearer wrong'), 401, 'PUSH_AUTH_INVALID')
-    expectError(await push(app, 'x'.repeat(2 * 1024 * 1024), null), 401, 'PUSH_AUTH_REQUIRED')
+    expectError(await push(app, 'x'.repeat(512 * 1024), null), 401, 'PUSH_AUTH_REQUIRED')
+    expectError(await push(app, 'x'.repeat(2 * 1024 * 1024), null), 413, 'PAYLOAD_TOO_LARGE')
+    assert.equal(await counted(app.metrics.pushAuthFailures, {}), 2, 'the 413 came before authentication')
     assert.equal(await counted(app.metrics.hints, { outcome: 'malformed' }), 0)
   })
 

@@ -283,6 +283,29 @@ describe('import: invalid lines', () => {
     assert.doesNotMatch(result.reasons.join('\n'), /not base64!|zzzz/, 'reasons never echo values')
   })
 
+  it('counts a NUL or a lone surrogate in any string field as invalid, naming the field, rather than storing it changed', async () => {
+    const group = { type: 'group', group_id: 'g-text', display_name: 'Book club', avatar_url: 'https://img.example/a.png', relays: ['wss://relay.example'], created_at: 1_700_000_000, updated_at: 1_700_000_000 }
+    const welcome = { type: 'welcome', id: randomUUID(), recipient: bob.pubkey, sender: alice.pubkey, group_id: 'g-text', welcome_b64: b64(30), created_at: 1_700_000_000, expires_at: inHour() }
+    const spoil = (record: Record<string, unknown>, field: string, bad: string): Record<string, unknown> => {
+      const value = record[field]
+      return { ...record, [field]: Array.isArray(value) ? [...value, `wss://x${bad}`] : `${String(value)}${bad}` }
+    }
+    const fields: [Record<string, unknown>, string][] = [
+      ...['group_id', 'display_name', 'avatar_url', 'relays'].map((f): [Record<string, unknown>, string] => [group, f]),
+      [welcome, 'group_id'],
+      [JSON.parse(keyPackage({ tags: [['ciphersuite', '0x0001']] })) as Record<string, unknown>, 'tags'],
+    ]
+    const lines = [header]
+    for (const [record, field] of fields)
+      for (const bad of ['\u0000', '\ud800', '\udc00'])
+        lines.push(JSON.stringify(field === 'tags' ? { ...record, id: randomUUID(), tags: [['ciphersuite', `0x${bad}`]] } : spoil(record, field, bad)))
+    const target = await freshDatabase()
+    const result = imported(await importText(target, lines.join('\n') + '\n'))
+    assert.deepEqual(result.imported, NONE)
+    assert.equal(result.invalid, fields.length * 3, result.reasons.join('\n'))
+    result.reasons.forEach((reason, i) => assert.match(reason, new RegExp(`^line ${i + 2}: \\w+: ${fields[Math.floor(i / 3)]?.[1]}(\\.\\d+)*: must not contain NUL`)))
+  })
+
   it('falls back to one row at a time when the database refuses a batch, counting only the refused row', async () => {
     const target = await freshDatabase()
     await target.query(`ALTER TABLE mail_keypackages ADD CONSTRAINT refuse_aaaa CHECK (content_b64 <> 'AAAA')`)

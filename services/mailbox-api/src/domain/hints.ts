@@ -1,6 +1,7 @@
 import type { Pool, PoolClient } from 'pg'
 import { GROUP_MESSAGE_KIND, type Hint } from '@msr/hints'
 import type { Logger } from '@msr/telemetry'
+import { isStorableText, UNSTORABLE_TEXT } from '../db/storable-text.js'
 import type { MailboxMetrics } from '../metrics.js'
 import { recordDmHint } from './dm-hints.js'
 import { applyGroupHint } from './groups.js'
@@ -53,12 +54,22 @@ export const consumeHint = async (pool: Pool, hint: Hint, opts: { dmHintTtlSecon
 }
 
 /**
+ * A hint whose group id PostgreSQL cannot store as sent is malformed: acknowledged, not a database failure
+ * Pub/Sub would redeliver forever. (Its other strings are 64-hex, checked by the hint schema.)
+ */
+const storableOrMalformed = (received: ReceivedHint): ReceivedHint =>
+  received.ok && received.hint.group !== undefined && !isStorableText(received.hint.group)
+    ? { ok: false, reason: `group: ${UNSTORABLE_TEXT}`, messageId: received.messageId }
+    : received
+
+/**
  * The one handler behind both hint inputs (push route and pull consumer): consumes a hint, counts every
  * outcome, and logs a malformed message with its reason and message id, never its data.
  */
 export const createHintReceiver =
   (deps: { pool: Pool; metrics: MailboxMetrics; logger: Logger; dmHintTtlSeconds: number }): HintReceiver =>
-  async (received, via) => {
+  async (input, via) => {
+    const received = storableOrMalformed(input)
     if (!received.ok) {
       deps.metrics.hints.inc({ kind: 'unknown', outcome: 'malformed' })
       deps.logger.warn({ via, messageId: received.messageId, reason: received.reason }, 'malformed hint acknowledged')

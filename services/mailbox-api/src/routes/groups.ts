@@ -3,7 +3,7 @@ import type { Pool } from 'pg'
 import { getGroup, listGroups, upsertGroupMetadata } from '../domain/groups.js'
 import { ApiError } from '../errors.js'
 import type { MailboxMetrics } from '../metrics.js'
-import { groupBody, groupListQuery, parse } from './schemas.js'
+import { groupBody, groupId, groupListQuery, parse } from './schemas.js'
 
 /**
  * The group registry: GET /:id for any NIP-98-authenticated caller (knowing the id is the capability);
@@ -24,9 +24,7 @@ export const groupRoutes = (deps: { pool: Pool; metrics: MailboxMetrics; user: R
     res.json({ ok: true, group })
   })
   router.get('/:id', ...deps.user, async (req, res) => {
-    const id = String(req.params.id)
-    if (id.length > 256) throw new ApiError(400, 'VALIDATION_FAILED', 'invalid path: group id is longer than 256 characters')
-    const group = await getGroup(deps.pool, id)
+    const group = await getGroup(deps.pool, parse(groupId, req.params.id, 'path'))
     if (!group) throw new ApiError(404, 'GROUP_NOT_FOUND', 'no such group')
     res.json({ ok: true, group })
   })

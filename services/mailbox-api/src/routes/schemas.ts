@@ -1,6 +1,13 @@
 import { parsePubkey } from '@msr/nostr'
 import { z } from 'zod'
+import { isStorableText, UNSTORABLE_TEXT } from '../db/storable-text.js'
 import { ApiError } from '../errors.js'
+
+/** `schema` refusing what PostgreSQL cannot store as sent (NUL, a lone surrogate): every free-form string that reaches SQL goes through it. */
+const storable = <S extends z.ZodType<string>>(schema: S): S => schema.refine(isStorableText, UNSTORABLE_TEXT)
+
+/** A free-form string (the base of every such field, query and path parameter). */
+export const text = storable(z.string())
 
 /** A pubkey as 64-char hex or npub, normalised to lowercase hex. */
 export const pubkey = z
@@ -27,19 +34,19 @@ export const base64 = (maxBytes: number) =>
     .meta({ description: `Opaque bytes as standard padded base64, at most ${maxBytes} bytes decoded.` })
 
 /** A group routing id (welcomes, the group registry). */
-export const groupId = z.string().min(1).max(256)
+export const groupId = text.min(1).max(256)
 
 /** A KeyPackage's opaque string tags. */
-export const tags = z.array(z.array(z.string().max(1024)).max(16)).max(64)
+export const tags = z.array(z.array(text.max(1024)).max(16)).max(64)
 
 /** A group's relay URLs. */
-export const relays = z.array(z.string().max(512).regex(/^wss?:\/\//, 'expected a ws:// or wss:// URL')).max(16)
+export const relays = z.array(text.max(512).regex(/^wss?:\/\//, 'expected a ws:// or wss:// URL')).max(16)
 
 /** A group's display name (admin metadata). */
-export const displayName = z.string().max(256)
+export const displayName = text.max(256)
 
 /** A group's avatar URL (admin metadata). */
-export const avatarUrl = z.string().url().max(2048)
+export const avatarUrl = storable(z.url().max(2048))
 
 /** The body of POST /keypackages. */
 export const keyPackageBody = (maxBytes: number, maxTtl: number) =>
@@ -66,7 +73,7 @@ export const welcomeBody = (maxBytes: number, maxTtl: number) =>
 export const pickupQuery = z.strictObject({
   recipient: pubkey,
   limit: z.coerce.number().int().min(1).max(100).default(50),
-  cursor: z.string().max(64).optional().meta({ description: 'The next_cursor of the previous page.' }),
+  cursor: text.max(64).optional().meta({ description: 'The next_cursor of the previous page.' }),
 })
 
 /** The query of GET /dm-hints. */
@@ -74,13 +81,13 @@ export const dmHintsQuery = z.strictObject({
   recipient: pubkey,
   since: z.coerce.number().int().min(0).default(0).meta({ description: 'Unix seconds; hints received at or after it.' }),
   limit: z.coerce.number().int().min(1).max(500).default(100),
-  cursor: z.string().max(64).optional().meta({ description: 'The next_cursor of the previous page.' }),
+  cursor: text.max(64).optional().meta({ description: 'The next_cursor of the previous page.' }),
 })
 
 /** The query of GET /groups (admin). */
 export const groupListQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(100),
-  cursor: z.string().max(256).optional().meta({ description: 'The next_cursor of the previous page (a group id).' }),
+  cursor: text.max(256).optional().meta({ description: 'The next_cursor of the previous page (a group id).' }),
 })
 
 /** The body of POST /groups (admin). */
@@ -106,6 +113,6 @@ export const parse = <S extends z.ZodType>(schema: S, value: unknown, where: 'bo
 export const problems = (error: z.ZodError): string[] =>
   error.issues.map(issue => {
     const path = issue.path.join('.')
-    const text = issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}` : issue.message
-    return path ? `${path}: ${text}` : text
+    const what = issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}` : issue.message
+    return path ? `${path}: ${what}` : what
   })

@@ -283,7 +283,6 @@ export const parseLine = (line: string, schemas: Record<RecordType, z.ZodType<Ma
   }
   const schema = typeof value.type === 'string' && Object.hasOwn(schemas, value.type) ? schemas[value.type as RecordType] : undefined
   if (!schema) return { ok: false, reason: value.type === undefined ? 'no type' : `unknown type ${JSON.stringify(value.type).slice(0, 40)}` }
-  if (holdsNul(value)) return { ok: false, reason: `${String(value.type)}: a string holds a NUL character, which PostgreSQL text cannot store` }
   const parsed = schema.safeParse(value)
   return parsed.success ? { ok: true, record: parsed.data } : { ok: false, reason: `${String(value.type)}: ${problems(parsed.error).join('; ')}` }
 }
@@ -297,6 +296,3 @@ const parseJson = (text: string): unknown => {
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
-
-const holdsNul = (value: unknown): boolean =>
-  typeof value === 'string' ? value.includes('\0') : typeof value === 'object' && value !== null && Object.values(value).some(holdsNul)
