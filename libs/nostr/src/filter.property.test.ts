@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { NostrEvent } from './event.js'
-import { matchFilter, parseFilter } from './filter.js'
+import { compileFilter, matchFilter, parseFilter } from './filter.js'
 
 const SEED = Number(process.env.PROPERTY_SEED || 0x5eed01)
 const EVENTS = 2000
@@ -82,7 +82,7 @@ const generators = (rand: () => number) => {
   return { event, filter }
 }
 
-describe('matchFilter property', () => {
+describe('matchFilter and compileFilter property', () => {
   it(`agrees with a naive NIP-01 oracle (${EVENTS} events × ${FILTERS} filters, seed ${SEED})`, () => {
     const gen = generators(mulberry32(SEED))
     const events = Array.from({ length: EVENTS }, gen.event)
@@ -91,11 +91,14 @@ describe('matchFilter property', () => {
       const raw = gen.filter()
       const parsed = parseFilter(raw)
       assert.ok(parsed.ok, `seed ${SEED}: generated filter refused: ${JSON.stringify(raw)}`)
+      const compiled = compileFilter(parsed.value)
       for (const event of events) {
         const expected = oracle(raw, event)
         if (expected) matches++
         if (matchFilter(parsed.value, event) !== expected)
           assert.fail(`seed ${SEED}, filter #${i}: matchFilter says ${!expected}, oracle ${expected}\nfilter ${JSON.stringify(raw)}\nevent ${JSON.stringify(event)}`)
+        if (compiled(event) !== expected)
+          assert.fail(`seed ${SEED}, filter #${i}: compileFilter says ${!expected}, oracle ${expected}\nfilter ${JSON.stringify(raw)}\nevent ${JSON.stringify(event)}`)
       }
     }
     // The generator must produce both outcomes often, or the property says little.

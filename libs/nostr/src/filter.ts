@@ -76,6 +76,51 @@ export const matchFilter = (filter: Filter, event: NostrEvent): boolean => {
   return true
 }
 
+/** A filter's conditions as one function, for filters tested against many events. */
+export type FilterMatcher = (event: NostrEvent) => boolean
+
+/**
+ * `matchFilter` with the filter's value lists turned into sets once, so testing an event costs the
+ * same whatever the number of values (a filter with a thousand authors or tag values is checked by
+ * lookups, not by scanning its lists). Same answers as `matchFilter`.
+ */
+export const compileFilter = (filter: Filter): FilterMatcher => {
+  const ids = filter.ids && new Set(filter.ids)
+  const authors = filter.authors && new Set(filter.authors)
+  const kinds = filter.kinds && new Set(filter.kinds)
+  const tags = Object.entries(filter.tags ?? {}).map(([letter, values]) => [letter, new Set(values)] as const)
+  const { since, until } = filter
+  const hasTag = (event: NostrEvent, letter: string, values: Set<string>) =>
+    event.tags.some(tag => tag[0] === letter && tag[1] !== undefined && values.has(tag[1]))
+  return event =>
+    (ids === undefined || ids.has(event.id)) &&
+    (authors === undefined || authors.has(event.pubkey)) &&
+    (kinds === undefined || kinds.has(event.kind)) &&
+    (since === undefined || event.created_at >= since) &&
+    (until === undefined || event.created_at <= until) &&
+    tags.every(([letter, values]) => hasTag(event, letter, values))
+}
+
+/** How many values a filter holds (ids, authors, kinds and tag values): what it costs to keep live. */
+export const filterValues = (filter: Filter): number =>
+  (filter.ids?.length ?? 0) +
+  (filter.authors?.length ?? 0) +
+  (filter.kinds?.length ?? 0) +
+  Object.values(filter.tags ?? {}).reduce((sum, values) => sum + values.length, 0)
+
+/**
+ * `filterValues` of filters not yet validated: the lengths of their value lists, counted without
+ * looking at the values, so that a request too large to keep is refused before it costs validation.
+ */
+export const rawFilterValues = (raw: readonly unknown[]): number => {
+  let sum = 0
+  for (const filter of raw) {
+    if (typeof filter !== 'object' || filter === null) continue
+    for (const [key, value] of Object.entries(filter)) if (Array.isArray(value) && (key === 'ids' || key === 'authors' || key === 'kinds' || key.startsWith('#'))) sum += value.length
+  }
+  return sum
+}
+
 /** True when the event matches at least one of the filters. */
 export const matchFilters = (filters: readonly Filter[], event: NostrEvent): boolean =>
   filters.some(filter => matchFilter(filter, event))

@@ -58,6 +58,16 @@ const limitation = z
     max_message_length: int(1024, 1048576, 'Largest client message in bytes; larger ones get NOTICE/OK "invalid:".'),
     max_subscriptions: int(1, 50, 'Open subscriptions per connection; one more gets CLOSED "blocked:".'),
     max_filters: int(1, 20, 'Filters per REQ or COUNT; more gets CLOSED "invalid:".'),
+    max_filter_values: int(
+      1,
+      10000,
+      'Filter values (ids, authors, kinds and tag values, counted over every filter) the open subscriptions of one connection may hold together; a REQ past it gets CLOSED "blocked:".',
+    ),
+    max_filter_values_per_ip: int(
+      1,
+      40000,
+      'The same budget for all connections from one address together (each held value is kept in memory and tried against every live event).',
+    ),
     max_limit: int(1, 1000, 'Largest `limit` served per filter; larger limits are clamped to it.'),
     default_limit: int(1, 500, 'Events served per filter when the filter has no `limit` (clamped to max_limit).'),
     max_subid_length: int(1, 100, 'Longest subscription id; longer ones get CLOSED "invalid:".'),

@@ -18,6 +18,7 @@ export const createRelayMetrics = () => {
     querySeconds: metrics.histogram('query_seconds', 'Time to answer a REQ backfill or COUNT.', ['verb'], [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]),
     deliveries: metrics.counter('fanout_deliveries_total', 'Events delivered to live subscriptions.'),
     subscriptions: metrics.gauge('subscriptions', 'Open subscriptions.'),
+    filterValues: metrics.gauge('subscription_filter_values', 'Filter values (ids, authors, kinds, tag values) held by open subscriptions.'),
     backfillsAllocated: metrics.counter(
       'backfills_allocated_total',
       'REQ backfills too large for a slab of the shared arena, or sent while every slab was in use: a buffer was allocated instead (garbage for the event loop to collect).',

@@ -14,6 +14,7 @@ import { visibleTo } from './policies/access.js'
 import type { Settings } from './settings.js'
 import { LiveIndex } from './subscriptions/live-index.js'
 import type { QueryPool } from './subscriptions/query-pool.js'
+import { FilterBudget } from './subscriptions/filter-budget.js'
 import { closeSubscription, handleCount, handleReq, type RequestDeps } from './subscriptions/requests.js'
 
 /** What the relay is built from; main.ts wires these. */
@@ -58,10 +59,15 @@ export class Relay {
       now: this.now,
       onFailure: (error, { eventId }) => this.report('event', error, { event: eventId }),
     })
+    const budget = new FilterBudget(() => {
+      const { limitation } = settings.current.config
+      return { perConnection: limitation.max_filter_values, perIp: limitation.max_filter_values_per_ip }
+    })
     this.requests = {
       settings,
       queries: deps.queries,
       live: this.live,
+      budget,
       metrics,
       now: this.now,
       onFailure: (path, error, { subId }) => this.report(path, error, { subscription: subId }),
@@ -98,6 +104,8 @@ export class Relay {
       on => (on ? client.hold('auth') : client.release('auth')),
     )
     socket.on('message', (data, isBinary) => this.receive(client, inbound, data as Buffer, isBinary))
+    // ws answers each ping; a client that does not read its pongs stops being read, like any slow reader.
+    socket.on('ping', () => client.checkBackpressure())
     socket.on('close', () => this.disconnect(client))
     socket.on('error', error => this.deps.logger.debug({ err: error, ip }, 'socket error'))
     if (access.authEnabled) sendChallenge(client)
@@ -105,7 +113,9 @@ export class Relay {
   }
 
   private receive(client: Client, inbound: InboundOrder<ClientMessage>, data: Buffer | Buffer[], isBinary: boolean): void {
+    if (client.closed) return // dropped or closing: its subscriptions are gone and must not come back
     const frame = Array.isArray(data) ? Buffer.concat(data) : data
+    client.charge(frame.length)
     if (isBinary) return client.notice('invalid: binary frames are not supported; send JSON text')
     const parsed = parseMessage(frame, this.deps.settings.current.config.limitation.max_message_length)
     if (!parsed.ok) {

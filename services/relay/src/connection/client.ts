@@ -8,7 +8,7 @@ import type { Subscription } from '../subscriptions/subscription.js'
 export type DropCause = 'slow' | 'shutdown'
 
 /** Why the relay stopped reading a client's socket for now. */
-export type HoldReason = 'ingest' | 'outbound' | 'auth' | 'shutdown'
+export type HoldReason = 'ingest' | 'outbound' | 'auth' | 'turn' | 'penalty' | 'shutdown'
 
 /** What the relay needs of the outbound side: frames out, bounded, corked per turn. */
 export interface ClientOptions {
@@ -24,6 +24,16 @@ export interface ClientOptions {
 }
 
 let clientSerial = 0
+
+/**
+ * Bytes of messages one client may have handled in one event-loop turn before its socket waits for the
+ * next turn: others' messages (and live events) go in between, so a client sending huge messages as fast
+ * as it can slows itself, not everyone.
+ */
+const TURN_BYTES = 256 * 1024
+
+/** The longest pause after refused oversized requests (see Client.penalize). */
+const MAX_PENALTY_MS = 1000
 
 /** Unsent bytes, as a multiple of maxOutboundBytes, past which a client is dropped at once. */
 const HARD_LIMIT_FACTOR = 4
@@ -71,6 +81,10 @@ export class Client implements Peer {
   private dropped = false
   private readonly holds = new Set<HoldReason>()
   private behindSince: number | undefined
+  /** Bytes of messages handled this turn (see TURN_BYTES). */
+  private turnBytes = 0
+  /** Requests refused in a row as too large to keep (see penalize). */
+  private strikes = 0
 
   constructor(
     readonly socket: WebSocket,
@@ -170,10 +184,34 @@ export class Client implements Peer {
       else frame.done()
     }
     raw?.uncork()
-    if (this.socket.bufferedAmount > this.options.maxOutboundBytes && !this.holds.has('outbound')) {
-      this.hold('outbound')
-      raw?.once('drain', () => this.release('outbound'))
-    }
+    this.checkBackpressure()
+  }
+
+  /** Counts a received message against this turn's share; past it, reading waits for the next turn. */
+  charge(bytes: number): void {
+    if (this.turnBytes === 0) setImmediate(() => this.endTurn())
+    this.turnBytes += bytes
+    if (this.turnBytes > TURN_BYTES && !this.holds.has('turn')) this.hold('turn')
+  }
+
+  private endTurn(): void {
+    this.turnBytes = 0
+    this.release('turn')
+  }
+
+  /**
+   * After a request refused as too large to keep: reading pauses 50 ms, doubling with each refusal in a
+   * row up to 1 s, so a client repeating huge requests costs little; `forgive` resets it.
+   */
+  penalize(): void {
+    const pauseMs = Math.min(MAX_PENALTY_MS, 50 * 2 ** this.strikes++)
+    this.hold('penalty')
+    setTimeout(() => this.release('penalty'), pauseMs).unref()
+  }
+
+  /** A request was accepted: the refusals in a row start again from none. */
+  forgive(): void {
+    this.strikes = 0
   }
 
   /** Stops reading the client's socket for `reason` (reasons stack: reading resumes when none is left). */
@@ -188,20 +226,32 @@ export class Client implements Peer {
     this.socket.resume()
   }
 
-  /** Disconnects the client: a close frame, then the socket is destroyed if it does not go quietly. */
+  /**
+   * Disconnects the client with a close frame (code and reason). A slow client's frame queues behind
+   * what it has not read yet: it gets ws's close timeout (30 s) to read up to it, so that it learns why
+   * (1008) instead of seeing a bare TCP close; reading is resumed so its answering close frame is seen.
+   * At shutdown the socket is destroyed after 2 s whatever the client does.
+   */
   drop(cause: DropCause): void {
     if (this.dropped) return
     this.dropped = true
     this.discard()
     dirty.delete(this)
     this.options.onDrop(this, cause)
-    if (cause === 'slow') {
-      this.socket.close(1008, 'outbound buffer exceeded: client too slow')
-      setTimeout(() => this.socket.terminate(), 1000).unref()
-    } else {
-      this.socket.close(1001, 'relay shutting down')
-      setTimeout(() => this.socket.terminate(), 2000).unref()
-    }
+    this.holds.clear()
+    this.socket.resume()
+    if (cause === 'slow') return this.socket.close(1008, 'outbound buffer exceeded: client too slow')
+    this.socket.close(1001, 'relay shutting down')
+    setTimeout(() => this.socket.terminate(), 2000).unref()
+  }
+
+  /** Stops reading while more than max_outbound_buffer is unsent (replies, pongs); resumes on drain. */
+  checkBackpressure(): void {
+    if (this.socket.bufferedAmount <= this.options.maxOutboundBytes || this.holds.has('outbound')) return
+    this.hold('outbound')
+    const raw = this.rawSocket
+    if (raw) raw.once('drain', () => this.release('outbound'))
+    else this.release('outbound')
   }
 
   /** Empties the queue, letting ready-made frames release their memory. */

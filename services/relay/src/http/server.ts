@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { WebSocketServer, type WebSocket } from 'ws'
+import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws'
 import { relayInformation, wantsRelayInformation, type RelayInformation } from '@msr/nostr'
 import { safeEqual } from '@msr/telemetry'
 
@@ -34,7 +34,16 @@ const CORS = {
 
 /** One port for WebSocket, the NIP-11 document, /healthz and /readyz. */
 export const createHttpServer = (deps: HttpDeps): { server: Server; wss: WebSocketServer } => {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: deps.maxPayload, perMessageDeflate: deps.perMessageDeflate })
+  // Every ping is answered (ws's default ends a connection with more than 60 pongs not yet written,
+  // silently: a burst of pings is no offence); the relay stops reading a client that does not read its
+  // pongs instead (Client.checkBackpressure).
+  const options: ServerOptions & { maxPendingAutoPongs: number } = {
+    noServer: true,
+    maxPayload: deps.maxPayload,
+    perMessageDeflate: deps.perMessageDeflate,
+    maxPendingAutoPongs: 0, // 0: no limit (@types/ws does not know the option yet)
+  }
+  const wss = new WebSocketServer(options)
   const server = createServer((req, res) => route(deps, req, res))
   server.on('upgrade', (req, socket, head) => {
     socket.on('error', () => undefined)

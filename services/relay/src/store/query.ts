@@ -1,4 +1,4 @@
-import { compareNewestFirst, isEmptyFilter, matchFilter, MAX_CREATED_AT, type Filter, type NostrEvent } from '@msr/nostr'
+import { compareNewestFirst, compileFilter, isEmptyFilter, MAX_CREATED_AT, type Filter, type NostrEvent } from '@msr/nostr'
 import type { Database } from 'lmdb'
 import type { Databases } from './databases.js'
 import { authorKindPrefix, hexBytes, isHashedValueKey, kindBytes, rangeEnd, rangeStart, SUFFIX_BYTES, tagPrefix } from './keys.js'
@@ -103,6 +103,7 @@ export const isExpired = (dbs: Databases, id: Buffer, now: number): boolean => {
 export const scanFilter = (dbs: Databases, filter: Filter, bounds: Omit<QueryBounds, 'limit'>, visit: Visit): boolean => {
   if (isEmptyFilter(filter)) return false
   const plan = planFilter(filter)
+  const matches = plan.exact ? undefined : compileFilter(filter)
   // Checked once per scan: most stores hold no expiring event, and then no per-event lookup is needed.
   const anyExpiring = (dbs.expiryById.getStats() as { entryCount: number }).entryCount > 0
   let steps = 0
@@ -113,7 +114,7 @@ export const scanFilter = (dbs: Databases, filter: Filter, bounds: Omit<QueryBou
     if (shared === undefined) continue
     // lmdb-js reuses one buffer for reads and sets its own `length`; subarray gives a view of just this value.
     const json = shared.subarray(0, shared.length)
-    if (!plan.exact && !matchFilter(filter, JSON.parse(json.toString('utf8')) as NostrEvent)) continue
+    if (matches && !matches(JSON.parse(json.toString('utf8')) as NostrEvent)) continue
     if (!visit(id, json)) return false
   }
   return false

@@ -1,10 +1,12 @@
-import { matchFilter, type Filter, type NostrEvent } from '@msr/nostr'
+import { compileFilter, type Filter, type FilterMatcher, type NostrEvent } from '@msr/nostr'
 import type { Subscription } from './subscription.js'
 
 /** One filter of one subscription, as registered in the index. */
 interface Entry {
   subscription: Subscription
   filter: Filter
+  /** The filter compiled once: testing an event costs the same whatever its number of values. */
+  matches: FilterMatcher
 }
 
 type Bucket = Map<string, Set<Entry>>
@@ -30,7 +32,7 @@ export class LiveIndex {
 
   /** Registers every filter of a subscription. */
   add(subscription: Subscription): void {
-    const entries = subscription.filters.map(filter => ({ subscription, filter }))
+    const entries = subscription.filters.map(filter => ({ subscription, filter, matches: compileFilter(filter) }))
     this.entries.set(subscription, entries)
     for (const entry of entries) for (const [bucket, key] of this.places(entry.filter)) addTo(bucket, key, entry)
   }
@@ -48,8 +50,8 @@ export class LiveIndex {
     const out: Subscription[] = []
     const visit = (entries: Iterable<Entry> | undefined) => {
       if (!entries) return
-      for (const { subscription, filter } of entries) {
-        if (subscription.lastDelivery === stamp || !matchFilter(filter, event)) continue
+      for (const { subscription, matches } of entries) {
+        if (subscription.lastDelivery === stamp || !matches(event)) continue
         subscription.lastDelivery = stamp
         out.push(subscription)
       }

@@ -1,8 +1,9 @@
-import { parseFilter, type Filter, type Reason } from '@msr/nostr'
+import { filterValues, parseFilter, rawFilterValues, type Filter, type Reason } from '@msr/nostr'
 import type { Client } from '../connection/client.js'
 import type { RelayMetrics } from '../metrics.js'
 import { checkRead } from '../policies/access.js'
 import type { Settings } from '../settings.js'
+import type { FilterBudget } from './filter-budget.js'
 import type { LiveIndex } from './live-index.js'
 import type { QueryPool } from './query-pool.js'
 import { orAfter } from '../deadline.js'
@@ -24,6 +25,8 @@ export interface RequestDeps {
   settings: Settings
   queries: QueryPool
   live: LiveIndex
+  /** What live subscriptions may hold, per connection and per address. */
+  budget: FilterBudget
   metrics: RelayMetrics
   now: () => number
   /** Reports a failure answered with `CLOSED "error: …"` (logged with the subscription id, counted). */
@@ -64,7 +67,10 @@ const parseFilters = (subId: string, raw: unknown[], limits: RequestLimits): { f
  * read each filter's stored events, sends them, EOSE, then the held live events it did not already send.
  */
 export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): void => {
-  const parsed = parseRequest(deps, client, subId, raw)
+  // The budget first, on the values as sent: a request too large to keep costs no validation.
+  const tooLarge = deps.budget.check(client, rawFilterValues(raw), client.subscriptions.get(subId)?.values)
+  if (tooLarge) client.penalize()
+  const parsed = tooLarge ? { reason: tooLarge } : parseRequest(deps, client, subId, raw)
   if ('reason' in parsed) {
     // CLOSED means the id is closed: a refused replacement must not leave the old subscription delivering.
     closeSubscription(deps, client, subId)
@@ -76,7 +82,12 @@ export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw:
   if (!previous && client.subscriptions.size >= limits.max_subscriptions)
     return client.closedSub(subId, `blocked: too many open subscriptions (at most ${limits.max_subscriptions})`)
   if (previous) closeSubscription(deps, client, subId)
-  const subscription = createSubscription(client, subId, parsed.filters)
+  const values = parsed.filters.reduce((sum, filter) => sum + filterValues(filter), 0)
+  const over = deps.budget.reserve(client, values)
+  if (over) return (client.penalize(), client.closedSub(subId, over))
+  client.forgive()
+  deps.metrics.filterValues.inc(values)
+  const subscription = createSubscription(client, subId, parsed.filters, values)
   client.subscriptions.set(subId, subscription)
   deps.live.add(subscription)
   deps.metrics.subscriptions.inc()
@@ -201,10 +212,12 @@ const count = async (deps: RequestDeps, client: Client, subId: string, raw: unkn
 }
 
 /** CLOSE: ends a subscription; an unknown id is ignored, as NIP-01 expects no answer. */
-export const closeSubscription = (deps: Pick<RequestDeps, 'live' | 'metrics'>, client: Client, subId: string): void => {
+export const closeSubscription = (deps: Pick<RequestDeps, 'live' | 'budget' | 'metrics'>, client: Client, subId: string): void => {
   const subscription = client.subscriptions.get(subId)
   if (!subscription) return
   client.subscriptions.delete(subId)
   deps.live.remove(subscription)
+  deps.budget.release(client, subscription.values)
+  deps.metrics.filterValues.dec(subscription.values)
   deps.metrics.subscriptions.dec()
 }

@@ -12,6 +12,8 @@ export interface Subscription {
   readonly client: Client
   readonly id: string
   readonly filters: readonly Filter[]
+  /** The values its filters hold (reserved in the connection's filter budget until it closes). */
+  readonly values: number
   /** `["EVENT","<id>",` serialized once; each delivery appends the event JSON and `]`. */
   readonly framePrefix: Buffer
   /**
@@ -24,10 +26,11 @@ export interface Subscription {
 }
 
 /** Creates a subscription record, holding live events until its backfill completes. */
-export const createSubscription = (client: Client, id: string, filters: readonly Filter[]): Subscription => ({
+export const createSubscription = (client: Client, id: string, filters: readonly Filter[], values = 0): Subscription => ({
   client,
   id,
   filters,
+  values,
   framePrefix: Buffer.from(`["EVENT",${JSON.stringify(id)},`, 'utf8'),
   held: [],
   lastDelivery: -1,
