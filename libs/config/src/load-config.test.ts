@@ -121,6 +121,24 @@ describe('loadConfig', () => {
     ])
   })
 
+  it('reports the cross-field rules in the same run as type errors and unknown keys', () => {
+    const schema = z
+      .strictObject({
+        auth: z.strictObject({ enabled: z.boolean().default(false) }).prefault({}),
+        network: z.strictObject({ port: z.number().default(1), public_url: z.string().default(''), hosts: z.array(z.string()).default([]) }).prefault({}),
+      })
+      .superRefine((c, ctx) => {
+        if (c.auth.enabled && !c.network.public_url) ctx.addIssue({ code: 'custom', path: ['network', 'public_url'], message: 'required when auth.enabled is true' })
+      })
+    const file = tomlFile(['[auth]', 'enabled = true', '[network]', 'port = "x"', 'hosts = ["a", 1]', 'bogus = 2'].join('\n'))
+    assert.deepEqual(expectErrors(loadConfig({ schema, file })), [
+      'network.port: expected number, received string',
+      'network.hosts[1]: expected string, received number',
+      'network.bogus: unknown key',
+      'network.public_url: required when auth.enabled is true',
+    ])
+  })
+
   it('reports a missing required key and a value of the wrong shape', () => {
     const file = tomlFile('network = 5\n[[rate_limiter.event]]\nkinds = [1]\n')
     const errors = expectErrors(loadConfig({ schema: sampleSchema, file }))

@@ -1,9 +1,9 @@
 // Loads a service's configuration: TOML file, then environment, then overrides, validated once and frozen.
 import type * as z from 'zod'
 import { envEntries, overrideEntries, type Entry } from './env-overlay.js'
-import { formatIssues, operatorMessage } from './issues.js'
+import { formatIssues, operatorMessage, type IssueContext } from './issues.js'
 import { readTomlFile, type FileResult } from './toml-file.js'
-import { deepFreeze, newTable, setPath, type Table } from './tree.js'
+import { deepFreeze, isTable, newTable, setPath, type Table } from './tree.js'
 
 /** The loaded configuration and where it came from, or every problem found, one line each. */
 export type ConfigResult<T> =
@@ -37,7 +37,11 @@ export function loadConfig<S extends z.ZodType>(opts: LoadConfigOptions<S>): Con
   const entries = [...byDepth(env.entries), ...byDepth(overrides.entries)]
   const errors = [...sourceErrors, ...applyEntries(file.table, entries)]
   const parsed = opts.schema.safeParse(file.table, { error: operatorMessage })
-  if (!parsed.success) errors.push(...formatIssues(parsed.error.issues, { schema: opts.schema, origins: originsOf(entries) }))
+  if (!parsed.success) {
+    const ctx = { schema: opts.schema, origins: originsOf(entries) }
+    const found = formatIssues(parsed.error.issues, ctx)
+    errors.push(...found, ...crossFieldIssues(opts.schema, file.table, parsed.error.issues, ctx).filter(line => !found.includes(line)))
+  }
   if (errors.length > 0 || !parsed.success) return { ok: false, errors }
   const envKeys = env.entries.map(e => e.origin ?? '').sort()
   return { ok: true, value: deepFreeze(parsed.data), source: { ...(file.found ? { file: opts.file } : {}), envKeys } }
@@ -65,4 +69,43 @@ function originsOf(entries: readonly Entry[]): Map<string, string> {
     else origins.delete(entry.path.join('.'))
   }
   return origins
+}
+
+/**
+ * A schema's cross-field rules (its refinements) only run on an otherwise valid value. So that one run
+ * lists every problem, the value is validated again with each key already reported taken out (its
+ * default applies, or its absence is reported again: filtered by the caller) and the rules' findings added.
+ */
+function crossFieldIssues(schema: z.ZodType, table: Table, issues: readonly z.core.$ZodIssue[], ctx: IssueContext): string[] {
+  let current = table
+  let pending = issues
+  for (let round = 0; round < 3; round++) {
+    current = withoutPaths(current, pending)
+    const again = schema.safeParse(current, { error: operatorMessage })
+    if (again.success) return []
+    const structural = again.error.issues.filter(issue => issue.code !== 'custom')
+    if (structural.length === 0) return formatIssues(again.error.issues, ctx)
+    pending = structural
+  }
+  return []
+}
+
+/** A copy of `table` without the keys the issues point at (an unknown key, or a key whose value is refused). */
+function withoutPaths(table: Table, issues: readonly z.core.$ZodIssue[]): Table {
+  const copy = structuredClone(table)
+  for (const issue of issues) {
+    const paths = issue.code === 'unrecognized_keys' ? issue.keys.map(key => [...issue.path, key]) : [issue.path]
+    for (const path of paths) removePath(copy, path.map(String))
+  }
+  return copy
+}
+
+/** Deletes the key at `path`; a path into an array deletes the key holding the array. */
+function removePath(root: Table, path: readonly string[]): void {
+  let table: Table = root
+  for (const [i, key] of path.entries()) {
+    const value = table[key]
+    if (i === path.length - 1 || !isTable(value)) return void delete table[key]
+    table = value
+  }
 }

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test'
 import { npubEncode } from 'nostr-tools/nip19'
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure'
 import { createMailboxAdminClient, createMailboxClient, MailboxInputError } from './index.js'
+import { json, startServer } from './testing/server.js'
 
 const BASE = 'https://mailbox.example.com'
 const RECIPIENT = getPublicKey(generateSecretKey())
@@ -56,6 +57,31 @@ describe('input checks', () => {
     await refused('limit', () => admin.groups.list({ limit: 2.5 }))
     // drain checks its options at the call, not at the first next().
     assert.throws(() => client.keyPackages.drain({ limit: -3 }), MailboxInputError)
+  })
+
+  it('refuses a page larger than the API serves before any request, and sends the largest it serves', async () => {
+    const server = await startServer((_req, _n, res) => json(res, 200, { ok: true, items: [] }))
+    try {
+      const user = createMailboxClient({ baseUrl: server.baseUrl, signer: generateSecretKey() })
+      const admin = createMailboxAdminClient({ baseUrl: server.baseUrl, token: 'admin-token-0123456789abcdef' })
+      for (const limit of [101, 1000]) {
+        await refused('limit', () => user.keyPackages.list({ limit }))
+        await refused('limit', () => user.welcomes.list({ limit }))
+        await refused('limit', () => user.welcomes.drain({ limit }).next())
+      }
+      await refused('limit', () => user.dmHints.list({ limit: 501 }))
+      await refused('limit', () => admin.groups.list({ limit: 501 }))
+      assert.equal(server.requests.length, 0, 'no request was sent')
+
+      await user.keyPackages.list({ limit: 100 })
+      await user.welcomes.drain({ limit: 100 }).next()
+      await user.dmHints.list({ limit: 500 })
+      await admin.groups.list({ limit: 500 })
+      const limits = server.requests.map(r => new URL(r.target, server.baseUrl).searchParams.get('limit'))
+      assert.deepEqual(limits, ['100', '100', '500', '500'])
+    } finally {
+      await server.close()
+    }
   })
 
   it('refuses bad admin metadata', async () => {

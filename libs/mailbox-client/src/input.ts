@@ -1,6 +1,7 @@
 // Checks of the caller's input, run before any request: a mistake fails at once with the field named,
-// instead of costing a signed request, a rate-limit point and a 400. Limits the server owns (sizes, TTL
-// maximum, page maximum) are left to it, so the two cannot drift apart.
+// instead of costing a signed request, a rate-limit point and a 400. The page sizes are fixed by the API
+// and mirrored here (checked against the server by services/mailbox-api/test/client-bounds.test.ts);
+// limits the server's configuration sets (artifact size, TTL maximum) are left to it.
 import { decode } from 'nostr-tools/nip19'
 import { isBase64, encodeBase64 } from './base64.js'
 import { MailboxInputError } from './errors.js'
@@ -38,10 +39,13 @@ export const stringTags = (value: unknown, field: string): string[][] => {
   throw new MailboxInputError(field, 'expected an array of arrays of strings')
 }
 
-/** An integer of at least `min`. */
-export const integer = (value: unknown, field: string, min: number): number => {
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= min) return value
-  throw new MailboxInputError(field, `expected an integer of at least ${min}`)
+/** The largest `limit` of each listing (the API's routes/schemas.ts PAGE_SIZES). */
+export const MAX_PAGE_SIZE = { mailbox: 100, dmHints: 500, groups: 500 } as const
+
+/** An integer of at least `min` (and at most `max`). */
+export const integer = (value: unknown, field: string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max) return value
+  throw new MailboxInputError(field, max === Number.MAX_SAFE_INTEGER ? `expected an integer of at least ${min}` : `expected an integer from ${min} to ${max}`)
 }
 
 /** A non-empty string. */

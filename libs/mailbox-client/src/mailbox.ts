@@ -1,12 +1,12 @@
 // One mailbox (KeyPackages or Welcomes) for its recipient: deposit for someone, list, ack, drain one's own.
 import { MailboxApiError } from './errors.js'
-import { integer, itemId, nonEmpty } from './input.js'
+import { integer, itemId, MAX_PAGE_SIZE, nonEmpty } from './input.js'
 import { readDeposit, readPage, type MailboxItem, type Page } from './items.js'
 import type { Send } from './transport.js'
 
 /** Paging options of a listing. */
 export interface ListOptions {
-  /** Items per page (the API allows 1–100 for mailboxes, 1–500 for DM hints; its default otherwise). */
+  /** Items per page: 1–100 for mailboxes, 1–500 for DM hints and groups (another is refused before any request); the API's default otherwise. */
   limit?: number
   /** The `nextCursor` of the previous page. */
   cursor?: string
@@ -59,18 +59,24 @@ export interface MailboxSpec<Deposit, Item> {
 export const ttlField = (ttlSeconds: unknown): { ttl_seconds?: number } =>
   ttlSeconds === undefined ? {} : { ttl_seconds: integer(ttlSeconds, 'ttlSeconds', 1) }
 
-/** The paging part of a listing's query, checked. */
-export const paging = (options: ListOptions): { limit: number | undefined; cursor: string | undefined } => ({
-  limit: options.limit === undefined ? undefined : integer(options.limit, 'limit', 1),
+/**
+ * The paging part of a listing's query, checked: `limit` from 1 to `maxLimit`, which defaults to the largest
+ * page of DM hints and of groups (the same number; client.ts and admin.ts pass none).
+ */
+export const paging = (options: ListOptions, maxLimit: number = MAX_PAGE_SIZE.dmHints): { limit: number | undefined; cursor: string | undefined } => ({
+  limit: options.limit === undefined ? undefined : integer(options.limit, 'limit', 1, maxLimit),
   cursor: options.cursor === undefined ? undefined : nonEmpty(options.cursor, 'cursor'),
 })
+
+// The default above stands for both: the compiler refuses it once their largest pages differ.
+const _sameLargestPage: typeof MAX_PAGE_SIZE.groups = MAX_PAGE_SIZE.dmHints
 
 /** A mailbox of `spec` for the caller whose pubkey `pubkey` resolves. */
 export const createMailbox = <Deposit, Item extends MailboxItem>(send: Send, pubkey: () => Promise<string>, spec: MailboxSpec<Deposit, Item>): Mailbox<Deposit, Item> => {
   const readItems = readPage(spec.item)
 
   const list = async (options: ListOptions = {}): Promise<Page<Item>> => {
-    const query = paging(options)
+    const query = paging(options, MAX_PAGE_SIZE.mailbox)
     return send({ method: 'GET', path: spec.path, query: { recipient: await pubkey(), ...query }, retry: 'idempotent', read: readItems })
   }
 
@@ -106,7 +112,7 @@ export const createMailbox = <Deposit, Item extends MailboxItem>(send: Send, pub
     ack,
     drain: (options = {}) => {
       // Checked here, before the first next(), so a bad option fails at the call.
-      if (options.limit !== undefined) integer(options.limit, 'limit', 1)
+      if (options.limit !== undefined) integer(options.limit, 'limit', 1, MAX_PAGE_SIZE.mailbox)
       return pages(options)
     },
   }

@@ -142,7 +142,9 @@ export const createTransport = (baseUrl: string, authorize: Authorize, transport
     const controller = new AbortController()
     const timer = setTimeout(() => controller.abort(), options.timeoutMs)
     try {
-      const response = await options.fetch(url, { method, headers, ...(body && { body }), signal: controller.signal, redirect: 'manual' })
+      // Called as a plain function: a browser's fetch refuses to run as a method of another object ("Illegal invocation").
+      const send = options.fetch
+      const response = await send(url, { method, headers, ...(body && { body }), signal: controller.signal, redirect: 'manual' })
       const text = await response.text()
       return { status: response.status, retryAfterSeconds: retryAfter(response.headers.get('retry-after')), text }
     } catch (error) {

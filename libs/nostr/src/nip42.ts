@@ -42,6 +42,6 @@ export const checkAuthEvent = (event: NostrEvent, expected: { challenge: string;
   const relay = tagValue(event, 'relay')
   const want = normalizeRelayUrl(expected.relayUrl)
   if (relay === undefined || want === undefined || normalizeRelayUrl(relay) !== want)
-    return 'auth-required: the relay tag does not name this relay'
+    return `auth-required: the relay tag does not name this relay: expected ${expected.relayUrl}`
   return undefined
 }

@@ -54,8 +54,11 @@ export const checkHttpAuth = (header: string | undefined, request: HttpAuthReque
   if (event.event.kind !== HTTP_AUTH_KIND) return refuse('kind', `the Authorization event must be of kind ${HTTP_AUTH_KIND}`)
   if (Math.abs(event.event.created_at - request.now) > HTTP_AUTH_WINDOW_SECONDS)
     return refuse('expired', `the Authorization event's created_at must be within ${HTTP_AUTH_WINDOW_SECONDS} seconds of now`)
-  if (tag(event, 'u') !== request.url) return refuse('url', 'the u tag must be the absolute URL of this request')
-  if (tag(event, 'method')?.toUpperCase() !== request.method.toUpperCase()) return refuse('method', 'the method tag must be the method of this request')
+  // What would have been accepted is said (never a secret): behind localhost vs 127.0.0.1, a proxy or a
+  // gateway, a client cannot guess the URL the server builds from its configured public base URL.
+  if (tag(event, 'u') !== request.url) return refuse('url', `the u tag must be the absolute URL of this request: ${request.url}`)
+  if (tag(event, 'method')?.toUpperCase() !== request.method.toUpperCase())
+    return refuse('method', `the method tag must be the method of this request: ${request.method.toUpperCase()}`)
   const payload = tag(event, 'payload')
   const body = request.body && request.body.length > 0 ? request.body : undefined
   if (body ? payload !== payloadHash(body) : payload !== undefined && payload !== payloadHash(Buffer.alloc(0)))

@@ -7,6 +7,7 @@ import { requireNip98 } from './auth/nip98.js'
 import type { SignatureCheck } from './auth/signatures.js'
 import { pushAuthSettings, requirePushAuth, type CertsSource } from './auth/push.js'
 import type { MailboxConfig } from './config.js'
+import { crossOrigin } from './cors.js'
 import { LATEST_VERSION, schemaVersion } from './db/migrate.js'
 import { createHintReceiver } from './domain/hints.js'
 import { KEYPACKAGES, WELCOMES } from './domain/mailbox.js'
@@ -37,6 +38,9 @@ export interface AppDeps {
 /** The body limit: two artifacts of the maximum size as base64, plus room for the other fields. */
 const bodyLimit = (maxArtifactBytes: number): number => 2 * Math.ceil(maxArtifactBytes / 3) * 4 + 64 * 1024
 
+/** The admin routes under /api/v1 (GET and POST /groups in routes/groups.ts), as express matches them: any case, one trailing slash. */
+const ADMIN_PATH = /^\/groups\/?$/i
+
 /** Times each request by route (never logging bodies or tokens). */
 const timing = (metrics: MailboxMetrics): RequestHandler => (req, res, next) => {
   const stop = metrics.requestSeconds.startTimer()
@@ -65,6 +69,11 @@ export const buildApp = (deps: AppDeps): express.Express => {
     if (!config.metricsAuth || !presented || !safeEqual(presented, config.metricsAuth)) throw new ApiError(404, 'NOT_FOUND', 'not found')
     res.type(metrics.metrics.contentType).send(await metrics.metrics.render())
   })
+  // Browsers only on /api/v1, never its admin routes: those and the push route serve tools, not pages.
+  app.use('/api/v1', crossOrigin({ origins: config.corsOrigins, except: path => ADMIN_PATH.test(path) }))
+  // Any other OPTIONS (no CORS preflight) gets an empty 204, not express's automatic text/plain list of
+  // methods, which it would give even on routes whose credentials it never checked.
+  app.options(/.*/, (_req, res) => void res.status(204).end())
   const document = openApiDocument(config)
   app.get('/api/v1/openapi.json', (_req, res) => void res.json(document))
   const limits = createRateLimits(pool, config.rateLimitPerIp, metrics)

@@ -28,6 +28,7 @@ commands:
                changes nothing; invalid lines are counted and skipped
   env [--update FILE]
                print the environment variables it reads (Markdown), or rewrite that section of FILE
+  config check validate the environment's configuration, listing every problem
 
 configuration: environment variables; see \`msr-mailbox env\` or README.md
 export and import use the database \`serve\` would (migrated first); gs:// uses Application Default Credentials
@@ -52,6 +53,13 @@ const config = () => {
   return loaded.value
 }
 
+/** `config check`: every problem at once, or that the configuration is valid. */
+const configCommand = (args: string[]): void => {
+  if (args[0] !== 'check' || args.length > 1) return fail(`unknown config command "${args.join(' ')}"\n${USAGE}`)
+  const cfg = config()
+  process.stdout.write(`configuration is valid (port ${cfg.port}, ${cfg.databaseUrl ? 'DATABASE_URL' : `embedded PostgreSQL under ${cfg.dataDir}`})\n`)
+}
+
 const serve = async (): Promise<void> => {
   const cfg = config()
   const logger = createLogger({ service: 'mailbox-api', level: cfg.logLevel })
@@ -74,7 +82,7 @@ const serve = async (): Promise<void> => {
 const runMigrations = async (): Promise<void> => {
   const cfg = config()
   const logger = createLogger({ service: 'mailbox-api', level: cfg.logLevel })
-  const database = await openDatabase({ url: cfg.databaseUrl, dataDir: cfg.dataDir, port: cfg.embeddedPgPort, poolSize: 2, logger })
+  const database = await openDatabase({ url: cfg.databaseUrl, dataDir: cfg.dataDir, port: cfg.embeddedPgPort, poolSize: 2, logger, attach: true })
   try {
     const outcome = await migrate(database.pool)
     process.stdout.write(`schema version ${outcome.version}; applied ${outcome.applied.length ? outcome.applied.join(', ') : 'nothing (up to date)'}\n`)
@@ -86,7 +94,7 @@ const runMigrations = async (): Promise<void> => {
 /** Runs `work` on the configured database, migrated first as `migrate` does. Logs go to stderr: stdout may carry an export. */
 const withDatabase = async <T>(cfg: MailboxConfig, work: (pool: pg.Pool) => Promise<T>): Promise<T> => {
   const logger = createLogger({ service: 'mailbox-api', level: cfg.logLevel, destination: process.stderr })
-  const database = await openDatabase({ url: cfg.databaseUrl, dataDir: cfg.dataDir, port: cfg.embeddedPgPort, poolSize: 2, logger })
+  const database = await openDatabase({ url: cfg.databaseUrl, dataDir: cfg.dataDir, port: cfg.embeddedPgPort, poolSize: 2, logger, attach: true })
   try {
     const outcome = await migrate(database.pool)
     if (outcome.applied.length > 0) process.stderr.write(`schema version ${outcome.version}; applied ${outcome.applied.join(', ')}\n`)
@@ -175,7 +183,9 @@ const main = async (argv: string[]): Promise<void> => {
   if (command === 'export') return exportCommand(argv.slice(1))
   if (command === 'import') return importCommand(argv.slice(1))
   if (command === 'env') return env(argv.slice(1))
-  if (command === undefined || command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(USAGE)
+  if (command === 'config') return configCommand(argv.slice(1))
+  if (command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(USAGE)
+  if (command === undefined) return fail(`a command is needed\n${USAGE}`)
   fail(`unknown command "${command}"\n${USAGE}`)
 }
 

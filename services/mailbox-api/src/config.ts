@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import { parseDuration } from '@msr/config'
 import { z } from 'zod'
+import { originProblem } from './cors.js'
 
 const duration = (def: string) =>
   z
@@ -12,7 +13,13 @@ const duration = (def: string) =>
       return ms ?? 0
     })
 
-const integer = (def: number, min: number) => z.coerce.number().int().min(min).default(def)
+const integer = (def: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce
+    .number({ error: issue => (issue.code === 'invalid_type' ? 'expected an integer' : undefined) })
+    .int({ error: 'expected an integer' })
+    .min(min)
+    .max(max)
+    .default(def)
 
 const ipOrRange = (value: string): boolean => {
   const [address, prefix, extra] = value.split('/')
@@ -26,7 +33,7 @@ const SUBSCRIPTION = /^(projects\/[^/\s]+\/subscriptions\/)?[^/\s]+$/
 
 /** Every environment variable the mailbox API reads, with its default and meaning (README lists them). */
 export const mailboxEnvSchema = z.object({
-  PORT: integer(8081, 0).describe('Listen port (Cloud Run sets it).'),
+  PORT: integer(8081, 0, 65535).describe('Listen port (Cloud Run sets it).'),
   HOST: z.string().default('127.0.0.1').describe('Listen address; 0.0.0.0 in a container.'),
   DATABASE_URL: z.string().optional().describe('PostgreSQL connection string; unset: an embedded PostgreSQL under MAILBOX_DATA_DIR.'),
   MAILBOX_DATA_DIR: z.string().default('./data/postgres').describe('Data directory of the embedded PostgreSQL.'),
@@ -34,6 +41,12 @@ export const mailboxEnvSchema = z.object({
   PUBLIC_URL: z.string().optional().describe('External base URL (e.g. https://mailbox.example.com); NIP-98 `u` tags must be this plus the path and query. Default http://127.0.0.1:PORT.'),
   ADMIN_TOKEN: z.string().optional().describe('Bearer token of the admin routes (GET/POST /api/v1/groups); unset: admin routes refuse everyone. At least 16 characters.'),
   ADMIN_IP_ALLOWLIST: z.string().default('').describe('Comma-separated addresses/CIDR ranges allowed to use admin routes (empty: any address with the token).'),
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .describe(
+      'Browser origins allowed to call /api/v1 (CORS), comma-separated and exact as browsers send them (e.g. https://app.example.com), or * for any; empty: no CORS headers, so browsers refuse cross-origin calls. Never the admin routes nor the push route.',
+    ),
   METRICS_AUTH: z.string().optional().describe('Key for GET /metrics (Bearer or ?auth=); unset: /metrics is a 404. At least 16 characters.'),
   MAILBOX_DEFAULT_TTL: duration('7d').describe('Lifetime of a mailbox item without ttl_seconds.'),
   MAILBOX_MAX_TTL: duration('30d').describe('Longest ttl_seconds accepted.'),
@@ -67,6 +80,8 @@ export interface MailboxConfig {
   publicUrl: string
   adminToken: string | undefined
   adminIpAllowlist: string[]
+  /** CORS_ORIGINS split at commas: exact origins, `['*']` for any, or empty (no cross-origin access). */
+  corsOrigins: string[]
   metricsAuth: string | undefined
   defaultTtlSeconds: number
   maxTtlSeconds: number
@@ -88,11 +103,17 @@ export interface MailboxConfig {
   pubsubEmulatorHost: string | undefined
 }
 
-/** Problems the schema cannot see: secret lengths, allowlist entries, the public URL, TTL default vs max, hint settings. */
+/** Problems the schema cannot see: secret lengths, allowlist and origin entries, the public URL, TTL default vs max, hint settings. */
 const valueProblems = (env: Record<string, string | undefined>): string[] => {
   const problems: string[] = []
-  for (const entry of (env.ADMIN_IP_ALLOWLIST ?? '').split(',').map(s => s.trim()).filter(Boolean))
+  for (const entry of commaList(env.ADMIN_IP_ALLOWLIST))
     if (!ipOrRange(entry)) problems.push(`ADMIN_IP_ALLOWLIST: "${entry}" is not an IP address or CIDR range`)
+  const origins = commaList(env.CORS_ORIGINS)
+  if (origins.includes('*') && origins.length > 1) problems.push('CORS_ORIGINS: * allows every origin; give it alone')
+  for (const origin of origins.filter(o => o !== '*')) {
+    const problem = originProblem(origin)
+    if (problem !== undefined) problems.push(`CORS_ORIGINS: ${problem}`)
+  }
   if (env.ADMIN_TOKEN !== undefined && env.ADMIN_TOKEN.length < 16) problems.push('ADMIN_TOKEN: must be at least 16 characters')
   if (env.METRICS_AUTH !== undefined && env.METRICS_AUTH.length < 16) problems.push('METRICS_AUTH: must be at least 16 characters')
   if (env.HINTS_PUSH_TOKEN !== undefined && env.HINTS_PUSH_TOKEN.length < 16) problems.push('HINTS_PUSH_TOKEN: must be at least 16 characters')
@@ -100,7 +121,7 @@ const valueProblems = (env: Record<string, string | undefined>): string[] => {
     problems.push('HINTS_PUSH_SERVICE_ACCOUNT: expected a service account email')
   if (env.HINTS_PUSH_AUDIENCE !== undefined && env.HINTS_PUSH_SERVICE_ACCOUNT === undefined)
     problems.push('HINTS_PUSH_AUDIENCE: needs HINTS_PUSH_SERVICE_ACCOUNT (the email the token must carry)')
-  for (const name of subscriptionList(env.HINTS_SUBSCRIPTION))
+  for (const name of commaList(env.HINTS_SUBSCRIPTION))
     if (!SUBSCRIPTION.test(name)) problems.push(`HINTS_SUBSCRIPTION: "${name}" is not a subscription name or projects/PROJECT/subscriptions/NAME`)
   const ttl = (name: 'MAILBOX_DEFAULT_TTL' | 'MAILBOX_MAX_TTL') => mailboxEnvSchema.shape[name].safeParse(env[name]).data
   const [defaultTtl, maxTtl] = [ttl('MAILBOX_DEFAULT_TTL'), ttl('MAILBOX_MAX_TTL')]
@@ -118,7 +139,6 @@ export const loadMailboxConfig = (env: Record<string, string | undefined>): { ok
   const errors = [...(parsed.success ? [] : parsed.error.issues.map(i => `${i.path.join('.')}: ${i.message}`)), ...valueProblems(known)]
   if (!parsed.success || errors.length > 0) return { ok: false, errors }
   const e = parsed.data
-  const allowlist = e.ADMIN_IP_ALLOWLIST.split(',').map(s => s.trim()).filter(Boolean)
   const publicUrl = (e.PUBLIC_URL ?? `http://127.0.0.1:${e.PORT}`).replace(/\/+$/, '')
   return {
     ok: true,
@@ -130,7 +150,8 @@ export const loadMailboxConfig = (env: Record<string, string | undefined>): { ok
       embeddedPgPort: e.MAILBOX_EMBEDDED_PG_PORT,
       publicUrl,
       adminToken: e.ADMIN_TOKEN,
-      adminIpAllowlist: allowlist,
+      adminIpAllowlist: commaList(e.ADMIN_IP_ALLOWLIST),
+      corsOrigins: commaList(e.CORS_ORIGINS),
       metricsAuth: e.METRICS_AUTH,
       defaultTtlSeconds: Math.round(e.MAILBOX_DEFAULT_TTL / 1000),
       maxTtlSeconds: Math.round(e.MAILBOX_MAX_TTL / 1000),
@@ -145,7 +166,7 @@ export const loadMailboxConfig = (env: Record<string, string | undefined>): { ok
       hintsPushToken: e.HINTS_PUSH_TOKEN,
       hintsPushServiceAccount: e.HINTS_PUSH_SERVICE_ACCOUNT,
       hintsPushAudience: e.HINTS_PUSH_AUDIENCE,
-      hintsSubscriptions: subscriptionList(e.HINTS_SUBSCRIPTION),
+      hintsSubscriptions: commaList(e.HINTS_SUBSCRIPTION),
       hintsMaxMessages: e.HINTS_MAX_MESSAGES,
       googleCloudProject: e.GOOGLE_CLOUD_PROJECT,
       pubsubEmulatorHost: e.PUBSUB_EMULATOR_HOST,
@@ -167,10 +188,10 @@ export const envReference = (): string => {
   return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n') + '\n'
 }
 
-/** The comma-separated subscriptions of HINTS_SUBSCRIPTION, trimmed, empty entries ignored. */
-function subscriptionList(value: string | undefined): string[] {
+/** The entries of a comma-separated variable (ADMIN_IP_ALLOWLIST, CORS_ORIGINS, HINTS_SUBSCRIPTION), trimmed, empty entries ignored. */
+function commaList(value: string | undefined): string[] {
   return (value ?? '')
     .split(',')
-    .map(name => name.trim())
-    .filter(name => name !== '')
+    .map(entry => entry.trim())
+    .filter(entry => entry !== '')
 }

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net'
-import type { Server } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import { loadVerifier } from '@msr/nostr'
 import { inlineSignatures, pooledSignatures } from './auth/signatures.js'
 import { createLogger, type Logger } from '@msr/telemetry'
@@ -61,9 +61,12 @@ export const startMailbox = async (
   const metrics = createMailboxMetrics({ defaultMetrics: opts.defaultMetrics })
   const app = buildApp({ config, pool: database.pool, gatePool: database.gatePool, signatures, metrics, logger, ...(opts.pushCerts && { pushCerts: opts.pushCerts }) })
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.port, config.host, () => resolve(s))
+    // No Host header is no reason for Node's own bare 400: nothing here reads Host (NIP-98 URLs come from
+    // PUBLIC_URL), so such a request gets the API's answer like any other.
+    const s = createServer({ requireHostHeader: false }, app)
     s.once('error', reject)
     s.on('clientError', answerClientError)
+    s.listen(config.port, config.host, () => resolve(s))
   })
   const consumers = startConsumers(config, database, metrics, logger)
   const pull = config.hintsSubscriptions.length > 0 ? config.hintsSubscriptions : null

@@ -151,4 +151,59 @@ describe('msr-mailbox serve', () => {
     assert.equal(await listening(port), false)
     assert.equal(await listening(pgPort), false, 'the embedded PostgreSQL was stopped')
   })
+
+  it('export and import while serve runs use its embedded PostgreSQL, and leave it running', async () => {
+    const [port, pgPort] = [await freePort(), await freePort()]
+    const env = { MAILBOX_DATA_DIR: join(dir, 'shared-pg'), MAILBOX_EMBEDDED_PG_PORT: String(pgPort) }
+    const cli = run(['serve'], { ...env, PORT: String(port) })
+    try {
+      for (;;) {
+        if (cli.child.exitCode !== null) throw new Error(`serve exited ${cli.child.exitCode}: ${cli.stderr()}`)
+        if ((await fetch(`http://127.0.0.1:${port}/readyz`).then(r => r.status, () => 0)) === 200) break
+        await sleep(100)
+      }
+      // The data tools are started as an operator would: same environment, no DATABASE_URL.
+      const out = join(dir, 'while-serving.jsonl')
+      const exported = run(['export', '--out', out], env)
+      assert.deepEqual(await within(exported.exited, 'export to exit'), { code: 0, signal: null }, exported.stderr())
+      assert.match(exported.stderr(), /using the embedded PostgreSQL already running on this data directory/)
+      const imported = run(['import', '--in', out], env)
+      assert.deepEqual(await within(imported.exited, 'import to exit'), { code: 0, signal: null }, imported.stderr())
+      assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200, 'serve still has its database')
+    } finally {
+      cli.child.kill('SIGTERM')
+      await within(cli.exited, 'serve to exit')
+    }
+  })
+})
+
+describe('msr-mailbox config check and usage errors', () => {
+  it('lists every problem at once, cross-field ones included, and exits 2', async () => {
+    const bad = run(['config', 'check'], { PORT: 'abc', ADMIN_TOKEN: 'short', MAILBOX_DEFAULT_TTL: '40d', MAILBOX_MAX_TTL: '30d', HINTS_PUSH_AUDIENCE: 'https://x.test' })
+    assert.deepEqual(await within(bad.exited, 'config check to exit'), { code: 2, signal: null })
+    const lines = bad.stderr().trim().split('\n').slice(1).map(line => line.trim())
+    assert.deepEqual(lines, [
+      'PORT: expected an integer',
+      'ADMIN_TOKEN: must be at least 16 characters',
+      'HINTS_PUSH_AUDIENCE: needs HINTS_PUSH_SERVICE_ACCOUNT (the email the token must carry)',
+      'MAILBOX_DEFAULT_TTL: must not exceed MAILBOX_MAX_TTL',
+    ])
+  })
+
+  it('says a valid configuration is valid', async () => {
+    const good = run(['config', 'check'], {})
+    assert.deepEqual(await within(good.exited, 'config check to exit'), { code: 0, signal: null })
+    assert.match(good.stdout(), /^configuration is valid \(port 8081, embedded PostgreSQL under \.\/data\/postgres\)$/m)
+  })
+
+  it('exits 2 with the usage for no command, an unknown command or config subcommand; help exits 0', async () => {
+    for (const args of [[], ['frobnicate'], ['config'], ['config', 'show']]) {
+      const cli = run(args, {})
+      assert.deepEqual(await within(cli.exited, 'the CLI to exit'), { code: 2, signal: null }, args.join(' '))
+      assert.match(cli.stderr(), /usage: msr-mailbox <command>/)
+    }
+    const help = run(['--help'], {})
+    assert.deepEqual(await within(help.exited, 'help to exit'), { code: 0, signal: null })
+    assert.match(help.stdout(), /usage: msr-mailbox <command>/)
+  })
 })

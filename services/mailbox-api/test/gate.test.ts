@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test'
 import type { Pool } from 'pg'
 import { createGate, type GateLimits, type GateOutcome, type GateRequest } from '../src/auth/gate.js'
 import { migrate } from '../src/db/migrate.js'
-import { buildTestApp, expectStatus, newSigner, now, qs, startPostgres, type TestPostgres } from './harness.js'
+import { buildTestApp, expectStatus, freshIp as freshAddress, newSigner, now, qs, startPostgres, type TestPostgres } from './harness.js'
 
 let pg: TestPostgres
 
@@ -18,7 +18,7 @@ after(async () => {
 })
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex')
-const freshIp = () => `198.19.${randomBytes(1)[0]}.${randomBytes(1)[0]}`
+const freshIp = () => freshAddress(19)
 const ON: GateLimits = { perIp: 1_000_000, perPubkey: 1_000_000 }
 
 const gateRequest = (over: Partial<GateRequest> = {}): GateRequest => ({ sig: hex(64), ip: freshIp(), pubkey: hex(32), validUntil: now() + 65, ...over })

@@ -52,6 +52,9 @@ export const tempDir = async (prefix = 'msr-mailbox-test-'): Promise<string> => 
 /** Standard padded base64 of `n` random bytes (an opaque artifact). */
 export const b64 = (n: number): string => randomBytes(n).toString('base64')
 
+/** A documentation-range address (198.18.0.0/15) no other test uses, so each test has IP budgets of its own. */
+export const freshIp = (block = 18): string => `198.${block}.${randomBytes(1)[0]}.${randomBytes(1)[0]}`
+
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 

@@ -70,7 +70,7 @@ const expectRawError = (exchanged: { raw: string; closed: boolean }, status: num
 const errorLogged = (): string[] => logs.filter(line => (JSON.parse(line) as { severity?: string }).severity === 'ERROR')
 
 describe("requests Node's HTTP parser refuses", () => {
-  it('a 20 KB Authorization header: 431 PAYLOAD_TOO_LARGE as JSON, never echoing it', async () => {
+  it('a 20 KB Authorization header: 431 HEADERS_TOO_LARGE as JSON, never echoing it', async () => {
     const token = `Nostr ${'QUFB'.repeat(5000)}`
     const exchanged = await exchange(`GET /api/v1/groups/g1 HTTP/1.1\r\nHost: mailbox.test\r\nAuthorization: ${token}\r\n\r\n`)
     expectRawError(exchanged, 431, 'HEADERS_TOO_LARGE')
@@ -92,6 +92,23 @@ describe("requests Node's HTTP parser refuses", () => {
     const start = 'POST /api/v1/keypackages HTTP/1.1\r\nHost: mailbox.test\r\nContent-Type: application/json\r\n'
     expectRawError(await exchange(`${start}Transfer-Encoding: chunked, identity\r\n\r\n{}`), 400, 'VALIDATION_FAILED')
     expectRawError(await exchange(`${start}Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}`), 400, 'VALIDATION_FAILED')
+  })
+
+  it('no Host header: answered by the API as any request is (Node would answer a bare 400 itself)', async () => {
+    const missing = await exchange('GET /api/v1/groups/g1 HTTP/1.1\r\nConnection: close\r\n\r\n')
+    expectRawError(missing, 401, 'AUTH_REQUIRED')
+    const { status, headers } = parseResponse((await exchange('GET /api/v1/openapi.json HTTP/1.1\r\nConnection: close\r\n\r\n')).raw)
+    assert.equal(status, 200)
+    assert.match(headers['content-type'] ?? '', /^application\/json/)
+  })
+
+  it("OPTIONS that is no CORS preflight: an empty 204 on every route, never express's text/plain list", async () => {
+    for (const path of ['/api/v1/groups', '/api/v1/keypackages', '/internal/pubsub/push', '/healthz']) {
+      const { status, headers, body } = parseResponse((await exchange(`OPTIONS ${path} HTTP/1.1\r\nHost: mailbox.test\r\nConnection: close\r\n\r\n`)).raw)
+      assert.equal(status, 204, path)
+      assert.equal(headers['content-type'], undefined, path)
+      assert.equal(body, '', path)
+    }
   })
 
   it('logs none of them as an error', () => {

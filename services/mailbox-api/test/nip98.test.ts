@@ -123,7 +123,9 @@ describe('NIP-98: the u tag', () => {
   for (const [what, u] of variants)
     it(`refuses a u with ${what} (401 AUTH_URL_MISMATCH)`, async () => {
       const signer = newSigner()
-      expectError(await getSigned(signer, { u: u(signer) }), 401, 'AUTH_URL_MISMATCH')
+      const error = expectError(await getSigned(signer, { u: u(signer) }), 401, 'AUTH_URL_MISMATCH')
+      // The refusal says what would have been accepted: the absolute URL built from PUBLIC_URL.
+      assert.ok(error.message.endsWith(`: https://mailbox.test${path(signer)}`), error.message)
     })
 
   it('refuses a u built from the Host header (and forwarded headers) instead of PUBLIC_URL', async () => {

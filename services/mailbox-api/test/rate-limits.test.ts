@@ -1,9 +1,8 @@
 // Rate limits per client IP and per NIP-98 pubkey, kept in PostgreSQL so every instance counts against one budget.
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import request from 'supertest'
-import { buildTestApp, expectError, expectStatus, newSigner, qs, startPostgres, type Signer, type TestApp, type TestPostgres } from './harness.js'
+import { buildTestApp, expectError, expectStatus, freshIp, newSigner, qs, startPostgres, type Signer, type TestApp, type TestPostgres } from './harness.js'
 
 let pg: TestPostgres
 
@@ -15,8 +14,6 @@ after(async () => {
   await pg?.close()
 })
 
-/** A documentation-range address no other test uses, so each test has budgets of its own. */
-const freshIp = () => `198.18.${randomBytes(1)[0]}.${randomBytes(1)[0]}`
 
 /** GET the signer's own KeyPackages from `ip` (through one trusted proxy). */
 const pickup = (app: TestApp, signer: Signer | undefined, ip: string) => {

@@ -16,9 +16,10 @@ commands:
                                  --watch re-reads the file when it changes
   export [--config FILE] [--filter JSON] [--out FILE|-|gs://bucket/object]
                                  write stored events as JSONL (gzip when the name ends in .gz; default: stdout)
-  import [--config FILE] [--in FILE|-|gs://bucket/object] [--no-verify]
+  import [--config FILE] [--in FILE|-|gs://bucket/object] [--no-verify] [--force]
                                  store JSONL events (signatures verified unless --no-verify; default: stdin);
-                                 run it with the relay stopped, or into a fresh data.path
+                                 run it with the relay stopped, or into a fresh data.path (a store a
+                                 running relay serves is refused unless --force)
   config check [--config FILE]   validate the configuration (file + environment), list every problem
   config reference [--update F]  print the reference of every configuration key (Markdown), or rewrite it in F
 
@@ -46,7 +47,9 @@ const configFrom = (args: string[]) => {
 const transfer = async (command: 'export' | 'import', args: string[]): Promise<void> => {
   const options: ParseArgsConfig['options'] = {
     config: { type: 'string', short: 'c' },
-    ...(command === 'export' ? { filter: { type: 'string' }, out: { type: 'string' } } : { in: { type: 'string' }, 'no-verify': { type: 'boolean' } }),
+    ...(command === 'export'
+      ? { filter: { type: 'string' }, out: { type: 'string' } }
+      : { in: { type: 'string' }, 'no-verify': { type: 'boolean' }, force: { type: 'boolean' } }),
   }
   let values: Record<string, unknown>
   try {
@@ -60,7 +63,7 @@ const transfer = async (command: 'export' | 'import', args: string[]): Promise<v
   if (filter instanceof Error) return fail(filter.message)
   try {
     if (command === 'export') await runExport(loaded.value, (values.out as string | undefined) ?? '-', filter)
-    else await runImport(loaded.value, (values.in as string | undefined) ?? '-', values['no-verify'] !== true)
+    else await runImport(loaded.value, (values.in as string | undefined) ?? '-', values['no-verify'] !== true, {}, values.force === true)
   } catch (error) {
     process.stderr.write(`msr-relay ${command}: ${error instanceof Error ? error.message : String(error)}\n`)
     process.exit(1)
@@ -115,7 +118,8 @@ const main = async (argv: string[]): Promise<void> => {
   if (command === 'serve') return serve(rest)
   if (command === 'config') return config(rest)
   if (command === 'export' || command === 'import') return transfer(command, rest)
-  if (command === undefined || command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(USAGE)
+  if (command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(USAGE)
+  if (command === undefined) return fail(`a command is needed\n${USAGE}`)
   fail(`unknown command "${command}"\n${USAGE}`)
 }
 

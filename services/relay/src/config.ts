@@ -253,15 +253,19 @@ export const DEFAULT_CONFIG_FILE = 'config/relay.toml'
  * variables, then `PORT`. Returns every problem at once.
  */
 export const loadRelayConfig = (file: string | undefined, env: Record<string, string | undefined>) => {
-  const port = env.PORT
-  return loadConfig({
+  const port = env.PORT === undefined || env.PORT === '' ? undefined : env.PORT
+  const portOk = port === undefined || (/^\d{1,5}$/.test(port) && Number(port) <= 65535)
+  const loaded = loadConfig({
     schema: relayConfigSchema,
     file: file ?? DEFAULT_CONFIG_FILE,
     fileRequired: file !== undefined,
     env,
     envPrefix: 'RELAY_',
-    overrides: port === undefined || port === '' ? {} : { 'network.port': /^\d+$/.test(port) ? Number(port) : port },
+    overrides: port === undefined || !portOk ? {} : { 'network.port': Number(port) },
   })
+  if (portOk) return loaded
+  const problem = `PORT: expected a port number from 0 to 65535, received ${JSON.stringify(port)}`
+  return { ok: false as const, errors: [problem, ...(loaded.ok ? [] : loaded.errors)] }
 }
 
 /** True for an IPv4/IPv6 address, or such an address with a /prefix in range. */

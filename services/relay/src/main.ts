@@ -16,6 +16,7 @@ import { installProcessGuards } from './process-guards.js'
 import { Relay } from './relay.js'
 import { Settings } from './settings.js'
 import { EventStore } from './store/event-store.js'
+import { claimStore } from './store/owner.js'
 import { QueryPool } from './subscriptions/query-pool.js'
 import { configWatcher, type ConfigLoader } from './watch.js'
 
@@ -64,8 +65,9 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
   const lifecycle = new Lifecycle(logger)
   try {
     const store = EventStore.open(config.data.path)
+    const released = claimStore(config.data.path)
     const writer = new Writer(store, (error, context) => relay.report('write', error, context))
-    await lifecycle.start(startedPart('store', () => writer.drain().then(() => store.close())))
+    await lifecycle.start(startedPart('store', () => writer.drain().then(() => store.close()).finally(released)))
     const verifier = await VerifierPool.start(config.verification.workers, config.verification.backend)
     const queries = await QueryPool.start(config.data.path, config.data.query_workers)
     await lifecycle.start(startedPart('workers', () => Promise.all([verifier.close(), queries.close()]).then(() => undefined)))

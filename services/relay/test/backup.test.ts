@@ -168,9 +168,9 @@ describe('export and import', () => {
   it('exports only what a --filter matches, never expired events', async () => {
     const relay = await startTestRelay(OPEN)
     try {
-      const soon = sign(newSigner(), { kind: 1, tags: [['expiration', String(now() + 2)]] })
+      const soon = sign(newSigner(), { kind: 1, tags: [['expiration', String(now() + 4)]] })
       await publishAll(relay.url, [sign(newSigner(), { kind: 1 }), sign(newSigner(), { kind: 7 }), soon])
-      await waitUntil(() => now() > Number(soon.tags[0]?.[1]), 'the event to expire', 5000)
+      await waitUntil(() => now() > Number(soon.tags[0]?.[1]), 'the event to expire', 10_000)
       const cli = runCli(['export', '--filter', '{"kinds":[1]}', '--out', join(dir, 'filtered.jsonl')], { RELAY_DATA__PATH: relay.dataDir }, dir)
       assert.deepEqual(await cli.exited, { code: 0, signal: null }, cli.stderr.join('\n'))
       const lines = (await readFile(join(dir, 'filtered.jsonl'), 'utf8')).trim().split('\n')

@@ -92,3 +92,64 @@ describe('msr-relay serve', () => {
     await assert.rejects(fetch(`http://127.0.0.1:${other}/healthz`))
   })
 })
+
+describe('msr-relay import beside a running relay', () => {
+  it('is refused while a relay serves the store, accepted with --force, and the mark goes with the relay', async () => {
+    const dir = await tempDir('msr-relay-owner-')
+    const data = join(dir, 'data')
+    const file = join(dir, 'events.jsonl')
+    await writeFile(file, `${JSON.stringify(sign(newSigner(), { content: 'imported' }))}\n`)
+    const relay = await serveCli(await freePort(), { RELAY_DATA__PATH: data }, dir)
+    try {
+      const refused = runCli(['import', '--in', file], { RELAY_DATA__PATH: data }, dir)
+      assert.deepEqual(await withTimeout(refused.exited, 'import to exit'), { code: 1, signal: null })
+      assert.match(refused.stderr.join('\n'), new RegExp(`a running relay \\(pid ${relay.child.pid}\\) serves .*stop it first.*--force`))
+      const forced = runCli(['import', '--in', file, '--force'], { RELAY_DATA__PATH: data }, dir)
+      assert.deepEqual(await withTimeout(forced.exited, 'import --force to exit'), { code: 0, signal: null }, forced.stderr.join('\n'))
+    } finally {
+      await stopCli(relay)
+    }
+    const after = runCli(['import', '--in', file], { RELAY_DATA__PATH: data }, dir)
+    assert.deepEqual(await withTimeout(after.exited, 'import to exit'), { code: 0, signal: null }, after.stderr.join('\n'))
+    await rm(dir, { recursive: true, force: true })
+  })
+})
+
+describe('msr-relay config check and usage errors', () => {
+  let dir: string
+  before(async () => {
+    dir = await tempDir('msr-relay-check-')
+  })
+  after(() => rm(dir, { recursive: true, force: true }))
+
+  it('lists type errors, unknown keys and the cross-field rules in one run, and exits 2', async () => {
+    const file = join(dir, 'bad.toml')
+    await writeFile(file, '[network]\nport = "x"\nbogus = 1\n[auth]\nenabled = true\n[metrics]\nenabled = true\n')
+    const cli = runCli(['config', 'check', '--config', file], {}, dir)
+    assert.deepEqual(await withTimeout(cli.exited, 'config check to exit'), { code: 2, signal: null })
+    assert.deepEqual(cli.stderr.slice(1).map(line => line.trim()), [
+      'network.port: expected number, received string',
+      'network.bogus: unknown key',
+      'network.public_url: required when auth.enabled is true (NIP-42 relay tags are checked against it)',
+      'metrics.auth: required when metrics.enabled is true: a secret of at least 16 characters',
+    ])
+  })
+
+  it('names PORT when it is not a port number', async () => {
+    for (const port of ['abc', '99999', '-1']) {
+      const cli = runCli(['config', 'check'], { PORT: port }, dir)
+      assert.deepEqual(await withTimeout(cli.exited, 'config check to exit'), { code: 2, signal: null })
+      assert.match(cli.stderr.join('\n'), new RegExp(`PORT: expected a port number from 0 to 65535, received "${port}"`))
+    }
+  })
+
+  it('exits 2 with the usage for no command or an unknown one; help exits 0', async () => {
+    for (const args of [[], ['frobnicate'], ['config', 'show']]) {
+      const cli = runCli(args, {}, dir)
+      assert.deepEqual(await withTimeout(cli.exited, 'the CLI to exit'), { code: 2, signal: null }, args.join(' '))
+      assert.match(cli.stderr.join('\n'), /usage: msr-relay <command>/)
+    }
+    const help = runCli(['help'], {}, dir)
+    assert.deepEqual(await withTimeout(help.exited, 'help to exit'), { code: 0, signal: null })
+  })
+})

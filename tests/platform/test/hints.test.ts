@@ -2,7 +2,8 @@
 // Both services run as processes, as `npm start` runs them (local transport), and through the real
 // Pub/Sub client against the Pub/Sub emulator when this machine has one.
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
+import { readFile, rm, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { findEmulator, startEmulator, type RunningEmulator } from '@msr/hints/emulator'
 import { createMailboxClient } from '@msr/mailbox-client'
@@ -14,6 +15,7 @@ import {
   RELAY_CLI,
   RelayClient,
   removeDir,
+  ROOT,
   sign,
   spawnService,
   START,
@@ -103,6 +105,58 @@ describe('npm start: relay → local transport → mailbox API', () => {
 
   it('a 445 reaches the group registry and a 446 reaches Bob, who fetches it from the relay', async () => {
     await groupAndDmFlow(`ws://127.0.0.1:${p.relay}`, `http://127.0.0.1:${p.mailbox}`)
+  })
+
+  it('prints one ready banner naming every URL, and the metrics key it points to opens both /metrics', async () => {
+    const banner = await eventually(async () => {
+      const at = platform.output.findIndex(line => line.startsWith('mls-secure-relay is ready'))
+      return at >= 0 && platform.output.length > at + 8 ? platform.output.slice(at, at + 9) : undefined
+    }, 'the ready banner')
+    const relay = `127.0.0.1:${p.relay}`
+    const mailbox = `127.0.0.1:${p.mailbox}`
+    for (const expected of [`ws://${relay}`, `http://${relay}/`, `http://${mailbox}/api/v1`, `http://${mailbox}/api/v1/openapi.json`, `http://${relay}/metrics`, `http://${mailbox}/metrics`])
+      assert.ok(banner.some(line => line.includes(expected)), `the banner names ${expected}:\n${banner.join('\n')}`)
+    assert.equal(platform.output.filter(line => line.startsWith('mls-secure-relay is ready')).length, 1)
+    const keyFile = /\$\(cat ([^)]+)\)/.exec(banner.join('\n'))?.[1] as string
+    const key = (await readFile(resolve(ROOT, keyFile), 'utf8')).trim()
+    for (const url of [`http://${relay}/metrics`, `http://${mailbox}/metrics`]) {
+      assert.equal((await fetch(url, { headers: { Authorization: `Bearer ${key}` } })).status, 200, url)
+      assert.equal((await fetch(url)).status, 404, `${url} without the key`)
+    }
+  })
+
+  it("runs the README's example as written, printing what its comment says", async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8')
+    const block = /<!-- example:hello -->\n```js\n([\s\S]*?)```/.exec(readme)?.[1]
+    assert.ok(block, 'README has the example')
+    // In the repository, so that `ws` and `nostr-tools` resolve as they do for a reader; on this run's port.
+    const script = join(ROOT, `.readme-example-${process.pid}.mjs`)
+    await writeFile(script, block.replace("'ws://127.0.0.1:8080'", `'ws://127.0.0.1:${p.relay}'`))
+    try {
+      const run = spawnService(script, [], {})
+      assert.deepEqual(await run.exited, { code: 0, signal: null }, run.output.join('\n'))
+      const verbs = run.output.map(line => (JSON.parse(line) as unknown[]).slice(0, 1)[0])
+      assert.deepEqual(verbs, ['AUTH', 'OK', 'OK', 'EVENT', 'EOSE'], run.output.join('\n'))
+      const comment = block.split('\n').filter(line => line.startsWith('// ["')).map(line => (/^\/\/ \["(\w+)"/.exec(line) as RegExpExecArray)[1])
+      assert.deepEqual(verbs, comment, 'the comment lists what the relay sends, in order')
+      assert.ok(run.output.slice(1, 3).every(line => line.endsWith(',true,""]')), 'AUTH and EVENT accepted')
+    } finally {
+      await rm(script, { force: true })
+    }
+  })
+})
+
+describe('npm start: port variables', () => {
+  it('refuses a port variable that is not a port, and two services on one port, saying which (exit 2)', async () => {
+    for (const [env, message] of [
+      [{ RELAY_PORT: 'abc' }, /RELAY_PORT must be a port number from 1 to 65535, not "abc"/],
+      [{ MAILBOX_PORT: '70000' }, /MAILBOX_PORT must be a port number/],
+      [{ PORT: '8081' }, /cannot share port 8081/],
+    ] as const) {
+      const started = spawnService(START, [], env)
+      assert.deepEqual(await started.exited, { code: 2, signal: null })
+      assert.match(started.output.join('\n'), message)
+    }
   })
 })
 

@@ -21,15 +21,54 @@ export interface Database {
 // BIGINT (int8) columns hold epochs and sequence numbers well inside 2^53: read them as numbers.
 pg.types.setTypeParser(20, value => Number(value))
 
-/** Connects to DATABASE_URL, or starts the embedded PostgreSQL under `dataDir` when there is none. */
-export const openDatabase = async (opts: { url?: string; dataDir: string; port: number; poolSize: number; logger: Logger }): Promise<Database> => {
-  if (opts.url) {
-    const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize })
-    const gate = gatePool({ connectionString: opts.url }, opts.poolSize)
-    const closing = watchIdleErrors([pool, gate], opts.logger)
-    return { pool, gatePool: gate, describe: redact(opts.url), close: () => closing.end() }
+/** Where to find the database; `attach`: use an embedded PostgreSQL already running on `dataDir`. */
+export interface DatabaseOptions {
+  url?: string | undefined
+  dataDir: string
+  port: number
+  poolSize: number
+  logger: Logger
+  /**
+   * The data tools (migrate, export, import) set it: when a `serve` (or `npm start`) already runs the
+   * embedded PostgreSQL of `dataDir`, they connect to it (its port is in postmaster.pid) instead of
+   * trying to start a second server on the same data, and leave it running when they are done.
+   */
+  attach?: boolean
+}
+
+/** Connects to DATABASE_URL, or starts (or with `attach`, joins) the embedded PostgreSQL under `dataDir`. */
+export const openDatabase = async (opts: DatabaseOptions): Promise<Database> => {
+  if (opts.url) return connectTo({ connectionString: opts.url }, redact(opts.url), opts)
+  const running = opts.attach ? await runningServer(resolve(opts.dataDir)) : undefined
+  if (running) {
+    opts.logger.info({ pid: running.pid, port: running.port }, 'using the embedded PostgreSQL already running on this data directory')
+    const connection = { host: '127.0.0.1', port: running.port, user: USER, password: PASSWORD, database: DATABASE }
+    return connectTo(connection, `embedded PostgreSQL at ${resolve(opts.dataDir)} (running, 127.0.0.1:${running.port})`, opts)
   }
   return startEmbedded(opts)
+}
+
+/** Pools on a server this process does not own: closing ends the pools only. */
+const connectTo = (connection: pg.PoolConfig, describe: string, opts: DatabaseOptions): Database => {
+  const pool = new pg.Pool({ ...connection, max: opts.poolSize })
+  const gate = gatePool(connection, opts.poolSize)
+  const closing = watchIdleErrors([pool, gate], opts.logger)
+  return { pool, gatePool: gate, describe, close: () => closing.end() }
+}
+
+/** The live postmaster of `dataDir` (postmaster.pid: pid on line 1, port on line 4), if one runs. */
+const runningServer = async (dataDir: string): Promise<{ pid: number; port: number } | undefined> => {
+  const { readFile } = await import('node:fs/promises')
+  const lines = (await readFile(resolve(dataDir, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')
+  const [pid, port] = [Number(lines[0]), Number(lines[3])]
+  if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(port) || port <= 0) return undefined
+  try {
+    process.kill(pid, 0)
+    return { pid, port }
+  } catch (error) {
+    // EPERM: alive, owned by another user (the `postgres` user the embedded server runs as under root).
+    return (error as { code?: string }).code === 'EPERM' ? { pid, port } : undefined
+  }
 }
 
 /**

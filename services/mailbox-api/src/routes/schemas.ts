@@ -18,7 +18,7 @@ export const pubkey = z
     if (!hex) ctx.addIssue({ code: 'custom', message: 'expected a pubkey as 64 hex characters or npub1…' })
     return hex ?? ''
   })
-  .meta({ description: 'A pubkey as 64 hex characters or npub1…; answered as hex.', examples: ['npub1…'] })
+  .meta({ description: 'A pubkey as 64 hex characters or npub1…; answered as hex.', example: 'npub180cvv07tjdrrgpa0j7j7tmnyl2yr6yr7l8j4s3evf6u64th6gkwsyjh6w6' })
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 
@@ -69,10 +69,23 @@ export const welcomeBody = (maxBytes: number, maxTtl: number) =>
     ttl_seconds: z.number().int().min(1).optional().meta({ description: `Lifetime; default MAILBOX_DEFAULT_TTL, at most ${maxTtl}.` }),
   })
 
+/**
+ * Page sizes (`limit`) of the listings. @msr/mailbox-client refuses a limit outside them before any request
+ * (its input.ts mirrors the maxima; test/client-bounds.test.ts checks the two against each other).
+ */
+export const PAGE_SIZES = {
+  mailbox: { default: 50, max: 100 },
+  dmHints: { default: 100, max: 500 },
+  groups: { default: 100, max: 500 },
+} as const
+
+/** A listing's `limit` query parameter. */
+const pageLimit = (size: { default: number; max: number }) => z.coerce.number().int().min(1).max(size.max).default(size.default)
+
 /** The query of GET /keypackages and GET /welcome. */
 export const pickupQuery = z.strictObject({
   recipient: pubkey,
-  limit: z.coerce.number().int().min(1).max(100).default(50),
+  limit: pageLimit(PAGE_SIZES.mailbox),
   cursor: text.max(64).optional().meta({ description: 'The next_cursor of the previous page.' }),
 })
 
@@ -80,13 +93,13 @@ export const pickupQuery = z.strictObject({
 export const dmHintsQuery = z.strictObject({
   recipient: pubkey,
   since: z.coerce.number().int().min(0).default(0).meta({ description: 'Unix seconds; hints received at or after it.' }),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+  limit: pageLimit(PAGE_SIZES.dmHints),
   cursor: text.max(64).optional().meta({ description: 'The next_cursor of the previous page.' }),
 })
 
 /** The query of GET /groups (admin). */
 export const groupListQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+  limit: pageLimit(PAGE_SIZES.groups),
   cursor: text.max(256).optional().meta({ description: 'The next_cursor of the previous page (a group id).' }),
 })
 

@@ -7,6 +7,7 @@ import { VerifierPool } from '@msr/workers'
 import { acceptUnverified, verifySignature } from '../pipeline/validate.js'
 import { Writer } from '../pipeline/writer.js'
 import { EventStore } from '../store/event-store.js'
+import { storeOwner } from '../store/owner.js'
 import { exportEvents } from './export.js'
 import { describeImport, importEvents, type ImportSummary } from './import.js'
 
@@ -47,7 +48,13 @@ export const runExport = async (config: RelayConfig, out: string, filter: Filter
 }
 
 /** Imports `input` into the store at `config.data.path`; resolves with the summary. */
-export const runImport = async (config: RelayConfig, input: string, verify: boolean, storage: StorageOptions = {}): Promise<ImportSummary> => {
+export const runImport = async (config: RelayConfig, input: string, verify: boolean, storage: StorageOptions = {}, force = false): Promise<ImportSummary> => {
+  const owner = storeOwner(config.data.path)
+  if (owner !== undefined && !force)
+    throw new Error(
+      `a running relay (pid ${owner}) serves ${config.data.path}: stop it first, import into a fresh data.path, or pass --force ` +
+        '(events written beside a running relay are neither fanned out nor hinted by it)',
+    )
   const store = EventStore.open(config.data.path)
   const verifier = verify ? await VerifierPool.start(config.verification.workers, config.verification.backend) : undefined
   const writer = new Writer(store, error => say(`store write failed: ${error instanceof Error ? error.message : String(error)}`))
