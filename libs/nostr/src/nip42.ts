@@ -30,18 +30,24 @@ export const normalizeRelayUrl = (value: string): string | undefined => {
 /** The first value of a tag by name. */
 const tagValue = (event: NostrEvent, name: string): string | undefined => event.tags.find(t => t[0] === name)?.[1]
 
+/** Which NIP-42 check refused an AUTH event: a stable label for metrics. */
+export type AuthFailure = 'kind' | 'created_at' | 'challenge' | 'relay'
+
 /**
  * Checks a NIP-42 AUTH event against the connection's challenge and the relay's public URL (its
  * signature is checked separately). Refusals use `auth-required:`: the connection stays unauthenticated.
  */
-export const checkAuthEvent = (event: NostrEvent, expected: { challenge: string; relayUrl: string; now: number }): Reason | undefined => {
-  if (event.kind !== AUTH_KIND) return `auth-required: an AUTH event must be of kind ${AUTH_KIND}`
+export const checkAuthEvent = (
+  event: NostrEvent,
+  expected: { challenge: string; relayUrl: string; now: number },
+): { failure: AuthFailure; reason: Reason } | undefined => {
+  if (event.kind !== AUTH_KIND) return { failure: 'kind', reason: `auth-required: an AUTH event must be of kind ${AUTH_KIND}` }
   if (Math.abs(event.created_at - expected.now) > AUTH_WINDOW_SECONDS)
-    return `auth-required: the AUTH event's created_at must be within ${AUTH_WINDOW_SECONDS / 60} minutes of now`
-  if (tagValue(event, 'challenge') !== expected.challenge) return 'auth-required: the challenge tag does not match this connection'
+    return { failure: 'created_at', reason: `auth-required: the AUTH event's created_at must be within ${AUTH_WINDOW_SECONDS / 60} minutes of now` }
+  if (tagValue(event, 'challenge') !== expected.challenge) return { failure: 'challenge', reason: 'auth-required: the challenge tag does not match this connection' }
   const relay = tagValue(event, 'relay')
   const want = normalizeRelayUrl(expected.relayUrl)
   if (relay === undefined || want === undefined || normalizeRelayUrl(relay) !== want)
-    return `auth-required: the relay tag does not name this relay: expected ${expected.relayUrl}`
+    return { failure: 'relay', reason: `auth-required: the relay tag does not name this relay: expected ${expected.relayUrl}` }
   return undefined
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { checkAuthEvent, checkEvent, readableId, type Reason } from '@msr/nostr'
+import { checkAuthEvent, checkEvent, readableId, type AuthFailure, type Reason } from '@msr/nostr'
 import type { RelayMetrics } from '../metrics.js'
 import type { VerifierPool } from '@msr/workers'
 import type { Settings } from '../settings.js'
@@ -22,10 +22,6 @@ export const sendChallenge = (client: Client): void => {
   client.authChallenge(client.challenge)
 }
 
-/** The metric label for a refusal: the part of the reason that names the failed check. */
-const failureLabel = (reason: Reason): string =>
-  /kind/.test(reason) ? 'kind' : /created_at/.test(reason) ? 'created_at' : /challenge/.test(reason) ? 'challenge' : /relay/.test(reason) ? 'relay' : /signature/.test(reason) ? 'signature' : 'invalid'
-
 /**
  * NIP-42 AUTH: checks the event's shape and id, kind 22242, created_at, the challenge and relay tags,
  * then its signature on the verifier pool; on success the connection is authenticated as its pubkey
@@ -35,22 +31,23 @@ const failureLabel = (reason: Reason): string =>
 export const handleAuth = async (deps: AuthDeps, client: Client, raw: unknown, earlier: Promise<void> = Promise.resolve()): Promise<void> => {
   const { access } = deps.settings.current
   const id = readableId(raw)
-  const refuse = (reason: Reason) => {
-    deps.metrics.authFailures.inc({ reason: failureLabel(reason) })
+  // The label names the failed check (never parsed from the message, which may carry the relay's URL).
+  const refuse = (reason: Reason, failure: AuthFailure | 'signature' | 'disabled' | 'invalid' = 'invalid') => {
+    deps.metrics.authFailures.inc({ reason: failure })
     if (id) client.ok(id, false, reason)
     else client.notice(reason)
   }
-  if (!access.authEnabled) return refuse('restricted: authentication (NIP-42) is not enabled on this relay')
+  if (!access.authEnabled) return refuse('restricted: authentication (NIP-42) is not enabled on this relay', 'disabled')
   const checked = checkEvent(raw)
   if (!checked.ok) return refuse(checked.reason)
   // A connection opened before auth was enabled (reload) has no challenge yet: an empty challenge tag must not match it.
-  if (client.challenge === undefined) return refuse('auth-required: no challenge was sent to this connection yet; answer the one that follows')
+  if (client.challenge === undefined) return refuse('auth-required: no challenge was sent to this connection yet; answer the one that follows', 'challenge')
   const { event } = checked.value
-  const reason = checkAuthEvent(event, { challenge: client.challenge, relayUrl: access.relayUrl, now: deps.now() })
-  if (reason) return refuse(reason)
+  const refused = checkAuthEvent(event, { challenge: client.challenge, relayUrl: access.relayUrl, now: deps.now() })
+  if (refused) return refuse(refused.reason, refused.failure)
   const verdict = await deps.verifier.verify(checked.value)
-  if (verdict === 'error') return refuse('error: the signature could not be checked; try again')
-  if (verdict === 'invalid') return refuse('auth-required: the AUTH event has a bad signature')
+  if (verdict === 'error') return refuse('error: the signature could not be checked; try again', 'signature')
+  if (verdict === 'invalid') return refuse('auth-required: the AUTH event has a bad signature', 'signature')
   // EVENTs sent before this AUTH are judged as they were sent: unauthenticated.
   await earlier
   client.authed.add(event.pubkey)
