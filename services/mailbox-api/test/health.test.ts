@@ -1,5 +1,6 @@
 // Health, readiness, the OpenAPI document, /metrics behind its key, and security headers.
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import postgres from 'pg'
 import request from 'supertest'
@@ -7,6 +8,19 @@ import { migrate } from '../src/db/migrate.js'
 import { b64, buildTestApp, expectError, expectStatus, freePort, newSigner, qs, startPostgres, type TestApp, type TestPostgres } from './harness.js'
 
 const METRICS_AUTH = 'metrics-key-for-tests-0123456789'
+
+/** The metrics README lists between `<!-- mailbox-metrics:start -->` and `end`: name → type and sorted label names. */
+const readmeMetrics = (): Map<string, { type: string; labels: string[] }> => {
+  const readme = readFileSync(new URL('../../../../README.md', import.meta.url), 'utf8')
+  const table = readme.split('<!-- mailbox-metrics:start -->')[1]?.split('<!-- mailbox-metrics:end -->')[0] ?? ''
+  const rows = table.split('\n').map(line => line.trim().split('|').map(cell => cell.trim()))
+  const metrics = new Map<string, { type: string; labels: string[] }>()
+  for (const [, name = '', type = '', labels = ''] of rows.filter(cells => cells[1]?.startsWith('`'))) {
+    const named = [...labels.replace(/\([^)]*\)/g, '').matchAll(/`(\w+)`/g)].map(([, label]) => label as string)
+    metrics.set(name.replaceAll('`', ''), { type, labels: named.sort() })
+  }
+  return metrics
+}
 
 let pg: TestPostgres
 let app: TestApp
@@ -166,6 +180,32 @@ describe('/metrics', () => {
       ])
         assert.match(text, line)
       assert.doesNotMatch(text, new RegExp(bob.pubkey), 'no pubkeys in labels')
+    }
+  })
+})
+
+describe('/metrics and README', () => {
+  it('serves every metric README lists for the mailbox, with the labels it names, and no other', async () => {
+    const [alice, bob] = [newSigner(), newSigner()]
+    const deposited = await app.api.post('/keypackages', alice, { recipient: bob.pubkey, content_b64: b64(32) })
+    expectStatus(deposited, 201)
+    expectStatus(await app.api.get(`/keypackages${qs({ recipient: bob.pubkey })}`, bob), 200)
+    expectStatus(await app.api.post(`/keypackages/${deposited.body.id}/ack`, bob), 200)
+    expectError(await app.api.get(`/keypackages${qs({ recipient: bob.pubkey })}`, undefined), 401, 'AUTH_REQUIRED')
+    const res = await request(app.app).get('/metrics').set('Authorization', `Bearer ${METRICS_AUTH}`)
+    expectStatus(res, 200)
+    const listed = readmeMetrics()
+    assert.ok(listed.size >= 10, 'README lists the mailbox metrics between its markers')
+    for (const [name, { type }] of listed) assert.match(res.text, new RegExp(`^# TYPE ${name} ${type}$`, 'm'), `README lists ${name} (${type})`)
+    const served = [...res.text.matchAll(/^# TYPE (msr_mailbox_\w+) /gm)].map(([, name]) => name as string)
+    assert.deepEqual(served.filter(name => !listed.has(name)), [], 'metrics served but missing from README')
+    const lines = res.text.split('\n').filter(l => l.startsWith('msr_mailbox_'))
+    assert.ok(lines.some(l => l.startsWith('msr_mailbox_request_seconds_bucket{')), 'labelled samples are checked too')
+    for (const line of lines) {
+      const [, series = '', labels = ''] = /^(\w+?)(?:\{(.*)\})? /.exec(line) ?? []
+      const named = [...labels.matchAll(/(\w+)="/g)].map(([, label]) => label).filter(label => label !== 'le')
+      const base = listed.has(series) ? series : series.replace(/_(bucket|sum|count)$/, '')
+      assert.deepEqual(named.sort(), listed.get(base)?.labels, `labels of ${line}`)
     }
   })
 })

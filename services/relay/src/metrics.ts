@@ -1,19 +1,40 @@
 import type { Hint } from '@msr/hints'
+import { isAddressable, isEphemeral, isReplaceable } from '@msr/nostr'
 import { createMetrics } from '@msr/telemetry'
 import type { BackupObserver } from './backup/backups.js'
 import type { Part } from './lifecycle.js'
 import type { DrainerObserver } from './pipeline/hint-drainer.js'
 import type { EventStore } from './store/event-store.js'
 
+/** Kinds the platform counts one by one; every other kind is counted by its NIP-01 class. */
+const NAMED_KINDS = new Set([0, 1, 3, 5, 7, 443, 444, 445, 446, 1059, 10002, 22242, 30443])
+
+/**
+ * The `kind` label of an event: the decimal kind for a kind the platform cares about, else its class
+ * (`replaceable`, `ephemeral`, `addressable`, `regular`), or `unknown` when it is no kind at all, so
+ * clients cannot add label values.
+ */
+export const kindLabel = (kind: unknown): string => {
+  if (typeof kind !== 'number' || !Number.isInteger(kind) || kind < 0 || kind > 65535) return 'unknown'
+  if (NAMED_KINDS.has(kind)) return String(kind)
+  if (isEphemeral(kind)) return 'ephemeral'
+  if (isAddressable(kind)) return 'addressable'
+  return isReplaceable(kind) ? 'replaceable' : 'regular'
+}
+
 /** The relay's Prometheus metrics, on a registry of its own. */
-export const createRelayMetrics = () => {
+export const createRelayMetrics = (now: () => number = Date.now) => {
   const metrics = createMetrics({ prefix: 'msr_relay_' })
   return {
     metrics,
     connections: metrics.gauge('connections', 'Open WebSocket connections.'),
     connectionsTotal: metrics.counter('connections_total', 'WebSocket connections accepted since start.'),
     messages: metrics.counter('messages_total', 'Client messages received, by verb.', ['verb']),
-    events: metrics.counter('events_total', 'EVENT outcomes: stored, duplicate, ephemeral, or rejected by reason prefix.', ['outcome']),
+    events: metrics.counter(
+      'events_total',
+      'EVENT outcomes (stored, duplicate, ephemeral, or the refusal prefix), by kind (a listed kind or its class, see kindLabel).',
+      ['kind', 'outcome'],
+    ),
     writeSeconds: metrics.histogram('write_seconds', 'Time from submit to commit of an event.', [], [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]),
     querySeconds: metrics.histogram('query_seconds', 'Time to answer a REQ backfill or COUNT.', ['verb'], [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]),
     deliveries: metrics.counter('fanout_deliveries_total', 'Events delivered to live subscriptions.'),
@@ -31,6 +52,12 @@ export const createRelayMetrics = () => {
     refusedConnections: metrics.counter('refused_connections_total', 'WebSocket upgrades refused, by reason.', ['reason']),
     hintOutbox: metrics.gauge('hint_outbox_depth', 'Routing hints (445/446) committed but not yet confirmed by the bus.'),
     hintPublishSeconds: metrics.histogram('hint_publish_seconds', 'Time from publish to the bus confirming one hint, by kind.', ['kind'], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5]),
+    hintPublishLagSeconds: metrics.histogram(
+      'hint_publish_lag_seconds',
+      "Time from the event's created_at to the bus confirming its hint, by kind (the outbox keeps no commit time, so the client's clock skew counts).",
+      ['kind'],
+      [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+    ),
     hintsPublished: metrics.counter('hints_published_total', 'Hints the bus confirmed, by kind.', ['kind']),
     hintPublishFailures: metrics.counter('hint_publish_failures_total', 'Failed hint publishes (each retried later), by kind.', ['kind']),
     hintsDropped: metrics.counter('hints_dropped_total', 'Outbox entries that no longer parse, removed unpublished.'),
@@ -38,9 +65,15 @@ export const createRelayMetrics = () => {
     snapshotSeconds: metrics.histogram('snapshot_seconds', 'Time to write one snapshot.', [], [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300]),
     snapshotEvents: metrics.gauge('snapshot_events', 'Events in the last snapshot written.'),
     lastSnapshot: metrics.gauge('last_snapshot_timestamp_seconds', 'When the last snapshot was written (unix seconds); alert on its age against [backup] interval.'),
+    snapshotAge: metrics.gauge(
+      'snapshot_age_seconds',
+      'Seconds since this process last wrote a snapshot, or since it started when it has written none (set at each scrape).',
+    ),
+    /** When the last snapshot was written, or the metrics were created (unix seconds): what snapshot_age_seconds counts from. */
+    snapshotBase: { seconds: now() / 1000 },
     internalErrors: metrics.counter(
       'internal_errors_total',
-      'Failures the relay answered with "error:" or caught at the top: where (event, write, req, count, auth, handler, process).',
+      'Failures the relay answered with "error:" or caught at the top, by where (event, write, req, count, auth, handler, unhandled_rejection, uncaught_exception).',
       ['where'],
     ),
     storedEvents: metrics.gauge('stored_events', 'Events in the store (sampled).'),
@@ -52,30 +85,35 @@ export const createRelayMetrics = () => {
 export type RelayMetrics = ReturnType<typeof createRelayMetrics>
 
 /** The hint drainer's outcomes as metrics. */
-export const drainerObserver = (metrics: RelayMetrics): DrainerObserver => {
+export const drainerObserver = (metrics: RelayMetrics, now: () => number = Date.now): DrainerObserver => {
   const kind = (hint: Hint) => ({ kind: String(hint.kind) })
   return {
-    published: (hint, seconds) => (metrics.hintsPublished.inc(kind(hint)), metrics.hintPublishSeconds.observe(kind(hint), seconds)),
+    published: (hint, seconds) => {
+      metrics.hintsPublished.inc(kind(hint))
+      metrics.hintPublishSeconds.observe(kind(hint), seconds)
+      metrics.hintPublishLagSeconds.observe(kind(hint), Math.max(0, now() / 1000 - hint.created_at))
+    },
     failed: hint => metrics.hintPublishFailures.inc(kind(hint)),
     dropped: () => metrics.hintsDropped.inc(),
   }
 }
 
 /** The snapshot loop's outcomes as metrics. */
-export const backupObserver = (metrics: RelayMetrics): BackupObserver => ({
+export const backupObserver = (metrics: RelayMetrics, now: () => number = Date.now): BackupObserver => ({
   snapshot: (outcome, seconds, events) => {
     metrics.snapshots.inc({ outcome })
     if (outcome !== 'written') return
     metrics.snapshotSeconds.observe(seconds)
     metrics.snapshotEvents.set(events)
-    metrics.lastSnapshot.set(Date.now() / 1000)
+    metrics.snapshotBase.seconds = now() / 1000
+    metrics.lastSnapshot.set(metrics.snapshotBase.seconds)
   },
 })
 
 /** How often the store's gauges are read between scrapes. */
 const SAMPLE_EVERY_MS = 15_000
 
-/** Reads the store's gauges (outbox depth, stored events) on every scrape and every 15 s, as a part of the relay. */
+/** Sets the sampled gauges (outbox depth, stored events, snapshot age) on every scrape and every 15 s, as a part of the relay. */
 export class MetricsSampler implements Part {
   readonly name = 'metrics sampler'
   private timer: NodeJS.Timeout | undefined
@@ -83,6 +121,7 @@ export class MetricsSampler implements Part {
   constructor(
     private readonly metrics: RelayMetrics,
     private readonly store: EventStore,
+    private readonly now: () => number = Date.now,
   ) {}
 
   start(): void {
@@ -95,6 +134,7 @@ export class MetricsSampler implements Part {
   sample(): void {
     this.metrics.hintOutbox.set(this.store.outbox.size())
     this.metrics.storedEvents.set(this.store.size())
+    this.metrics.snapshotAge.set(Math.max(0, this.now() / 1000 - this.metrics.snapshotBase.seconds))
   }
 
   /** The Prometheus text, gauges sampled first. */

@@ -1,6 +1,7 @@
 // GET /metrics: Prometheus text only with the key (Bearer or ?auth=), 404 otherwise; the key never leaks.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { readFileSync } from 'node:fs'
 import { samples } from './client-helpers.js'
 import { AUTH_ON, newSigner, now, sign, startTestRelay, tampered, TestClient, testConfig, type TestRelay } from './harness.js'
 
@@ -9,6 +10,19 @@ const KEY = 'metrics-key-0123456789abcdef'
 const get = async (relay: TestRelay, path: string, headers: Record<string, string> = {}) => {
   const res = await fetch(`http://127.0.0.1:${relay.port}${path}`, { headers })
   return { status: res.status, type: res.headers.get('content-type') ?? '', body: await res.text() }
+}
+
+/** The metrics README lists between `<!-- <service>-metrics:start -->` and `end`: name → type and sorted label names. */
+const readmeMetrics = (service: string): Map<string, { type: string; labels: string[] }> => {
+  const readme = readFileSync(new URL('../../../../README.md', import.meta.url), 'utf8')
+  const table = readme.split(`<!-- ${service}-metrics:start -->`)[1]?.split(`<!-- ${service}-metrics:end -->`)[0] ?? ''
+  const rows = table.split('\n').map(line => line.trim().split('|').map(cell => cell.trim()))
+  const metrics = new Map<string, { type: string; labels: string[] }>()
+  for (const [, name = '', type = '', labels = ''] of rows.filter(cells => cells[1]?.startsWith('`'))) {
+    const named = [...labels.replace(/\([^)]*\)/g, '').matchAll(/`(\w+)`/g)].map(([, label]) => label as string)
+    metrics.set(name.replaceAll('`', ''), { type, labels: named.sort() })
+  }
+  return metrics
 }
 
 /** Every response body seen, to check none carries the key. */
@@ -74,10 +88,11 @@ describe('/metrics enabled', () => {
       assert.ok(at('msr_relay_messages_total{verb="REQ"}') >= 2)
       assert.ok(at('msr_relay_messages_total{verb="COUNT"}') >= 1)
       assert.equal(at('msr_relay_messages_total{verb="AUTH"}'), 2)
-      assert.equal(at('msr_relay_events_total{outcome="stored"}'), 2)
-      assert.equal(at('msr_relay_events_total{outcome="duplicate"}'), 1)
-      assert.equal(at('msr_relay_events_total{outcome="invalid"}'), 1)
-      assert.equal(at('msr_relay_events_total{outcome="rate-limited"}'), 1)
+      assert.equal(at('msr_relay_events_total{kind="1",outcome="stored"}'), 1)
+      assert.equal(at('msr_relay_events_total{kind="7",outcome="stored"}'), 1)
+      assert.equal(at('msr_relay_events_total{kind="1",outcome="duplicate"}'), 1)
+      assert.equal(at('msr_relay_events_total{kind="1",outcome="invalid"}'), 1)
+      assert.equal(at('msr_relay_events_total{kind="7",outcome="rate-limited"}'), 1)
       assert.ok(at('msr_relay_write_seconds_count') >= 3)
       assert.ok(at('msr_relay_write_seconds_bucket{le="+Inf"}') >= 3)
       assert.ok(at('msr_relay_query_seconds_count{verb="REQ"}') >= 2)
@@ -90,6 +105,39 @@ describe('/metrics enabled', () => {
       assert.match(res.body, /^# TYPE msr_relay_connections gauge$/m)
     } finally {
       await Promise.all([watcher.close(), client.close()])
+    }
+  })
+
+  it('counts other kinds by class, and an event too broken to have a kind as unknown', async () => {
+    const client = await TestClient.connect(relay.url)
+    try {
+      const author = newSigner()
+      await client.publishOk(sign(author, { kind: 30023, content: 'article', tags: [['d', 'a']] }))
+      await client.publishOk(sign(author, { kind: 40001, content: 'other' }))
+      client.send(['EVENT', { kind: 'one', content: 'broken' }])
+      await client.next(m => m[0] === 'NOTICE' || m[0] === 'OK')
+      const m = samples((await fetchMetrics(relay, '/metrics', { Authorization: `Bearer ${KEY}` })).body)
+      assert.equal(m.get('msr_relay_events_total{kind="addressable",outcome="stored"}'), 1)
+      assert.equal(m.get('msr_relay_events_total{kind="regular",outcome="stored"}'), 1)
+      assert.equal(m.get('msr_relay_events_total{kind="unknown",outcome="invalid"}'), 1)
+      assert.ok(m.has('msr_relay_snapshot_age_seconds'))
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('serves every metric README lists for the relay, with the labels it names, and no other', async () => {
+    const body = (await fetchMetrics(relay, '/metrics', { Authorization: `Bearer ${KEY}` })).body
+    const listed = readmeMetrics('relay')
+    assert.ok(listed.size >= 25, 'README lists the relay metrics between its markers')
+    for (const [name, { type }] of listed) assert.match(body, new RegExp(`^# TYPE ${name} ${type}$`, 'm'), `README lists ${name} (${type})`)
+    const served = [...body.matchAll(/^# TYPE (msr_relay_\w+) /gm)].map(([, name]) => name as string)
+    assert.deepEqual(served.filter(name => !listed.has(name)), [], 'metrics served but missing from README')
+    for (const line of body.split('\n').filter(l => l.startsWith('msr_relay_'))) {
+      const [, series = '', labels = ''] = /^(\w+?)(?:\{(.*)\})? /.exec(line) ?? []
+      const named = [...labels.matchAll(/(\w+)="/g)].map(([, label]) => label).filter(label => label !== 'le')
+      const base = listed.has(series) ? series : series.replace(/_(bucket|sum|count)$/, '')
+      assert.deepEqual(named.sort(), listed.get(base)?.labels, `labels of ${line}`)
     }
   })
 

@@ -1,6 +1,6 @@
 import { isEphemeral, prefixOf, type Reason } from '@msr/nostr'
 import type { Client } from '../connection/client.js'
-import type { RelayMetrics } from '../metrics.js'
+import { kindLabel, type RelayMetrics } from '../metrics.js'
 import { checkWrite } from '../policies/access.js'
 import type { Settings } from '../settings.js'
 import type { StoreOutcome } from '../store/event-store.js'
@@ -33,54 +33,58 @@ export const ingestSettled = (client: Client): Promise<void> => ingestTails.get(
  */
 export const createIngest = (deps: IngestDeps) => (client: Client, raw: unknown): void => {
   const checked = precheck(raw, deps.settings.current.config.limitation, deps.now())
-  if (isInvalid(checked)) return refuse(client, checked, deps)
+  if (isInvalid(checked)) return refuse(client, checked, deps, kindLabel(kindIn(raw)))
+  const kind = kindLabel(checked.event.kind)
   const verified = verifySignature(deps.verifier, checked)
   track(client, +1)
   const tail = (ingestTails.get(client) ?? Promise.resolve())
     .then(() => verified)
-    .then(valid => admit(client, valid, deps))
-    .catch(error => failed(client, checked.event.id, error, deps))
+    .then(valid => admit(client, valid, deps, kind))
+    .catch(error => failed(client, checked.event.id, error, deps, kind))
   ingestTails.set(client, tail)
 }
 
-/** Access rules, then rate limits, then storage (or fan-out only, for ephemeral kinds). */
-const admit = async (client: Client, valid: ValidEvent | Invalid, deps: IngestDeps): Promise<void> => {
-  if (isInvalid(valid)) return void (refuse(client, valid, deps), track(client, -1))
+/** The `kind` of a message's event that failed its checks, if it has one (only for the metric label). */
+const kindIn = (raw: unknown): unknown => (typeof raw === 'object' && raw !== null ? (raw as { kind?: unknown }).kind : undefined)
+
+/** Access rules, then rate limits, then storage (or fan-out only, for ephemeral kinds). `kind` is the metric label. */
+const admit = async (client: Client, valid: ValidEvent | Invalid, deps: IngestDeps, kind: string): Promise<void> => {
+  if (isInvalid(valid)) return void (refuse(client, valid, deps, kind), track(client, -1))
   const { access, limits } = deps.settings.current
   const reason = checkWrite(access, client, valid.event)
-  if (reason) return answer(client, valid.event.id, { status: 'rejected', reason }, deps)
+  if (reason) return answer(client, valid.event.id, { status: 'rejected', reason }, deps, kind)
   const limited = await limits.checkEvent(valid.event, client)
   if (limited) {
     deps.metrics.rateLimited.inc({ rule: limited.rule })
-    return answer(client, valid.event.id, { status: 'rejected', reason: limited.reason }, deps)
+    return answer(client, valid.event.id, { status: 'rejected', reason: limited.reason }, deps, kind)
   }
   if (isEphemeral(valid.event.kind)) {
     deps.fanOut(valid)
-    deps.metrics.events.inc({ outcome: 'ephemeral' })
+    deps.metrics.events.inc({ kind, outcome: 'ephemeral' })
     return void (client.ok(valid.event.id, true, ''), track(client, -1))
   }
   const stopTimer = deps.metrics.writeSeconds.startTimer()
   void deps.writer
     .submit(valid.event, valid.json)
-    .then(outcome => (stopTimer(), answer(client, valid.event.id, outcome, deps)))
-    .catch(error => failed(client, valid.event.id, error, deps))
+    .then(outcome => (stopTimer(), answer(client, valid.event.id, outcome, deps, kind)))
+    .catch(error => failed(client, valid.event.id, error, deps, kind))
 }
 
 /** The unexpected on the EVENT path: logged and counted, and the client still gets its OK. */
-const failed = (client: Client, eventId: string, error: unknown, deps: IngestDeps): void => {
+const failed = (client: Client, eventId: string, error: unknown, deps: IngestDeps, kind: string): void => {
   deps.onFailure(error, { eventId })
-  answer(client, eventId, { status: 'rejected', reason: 'error: internal error while storing the event; try again' }, deps)
+  answer(client, eventId, { status: 'rejected', reason: 'error: internal error while storing the event; try again' }, deps, kind)
 }
 
-const answer = (client: Client, id: string, outcome: StoreOutcome, deps: IngestDeps): void => {
+const answer = (client: Client, id: string, outcome: StoreOutcome, deps: IngestDeps, kind: string): void => {
   track(client, -1)
-  if (outcome.status === 'rejected') return refuse(client, { eventId: id, reason: outcome.reason }, deps)
-  deps.metrics.events.inc({ outcome: outcome.status })
+  if (outcome.status === 'rejected') return refuse(client, { eventId: id, reason: outcome.reason }, deps, kind)
+  deps.metrics.events.inc({ kind, outcome: outcome.status })
   client.ok(id, true, outcome.status === 'duplicate' ? 'duplicate: already have this event' : '')
 }
 
-const refuse = (client: Client, { eventId, reason }: Invalid, deps: IngestDeps): void => {
-  deps.metrics.events.inc({ outcome: prefixOf(reason as Reason) })
+const refuse = (client: Client, { eventId, reason }: Invalid, deps: IngestDeps, kind: string): void => {
+  deps.metrics.events.inc({ kind, outcome: prefixOf(reason as Reason) })
   if (eventId) client.ok(eventId, false, reason)
   else client.notice(reason)
 }
