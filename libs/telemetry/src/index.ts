@@ -1,4 +1,5 @@
-// @msr/telemetry: Cloud Logging JSON logs, Prometheus metrics, constant-time secret comparison.
+// @msr/telemetry: Cloud Logging JSON logs joined to traces, Prometheus metrics, OpenTelemetry tracing, constant-time secret comparison.
 export { createLogger, traceFields, type Logger, type LoggerOptions } from './logger.js'
 export { createMetrics, type Metrics, type MetricsOptions } from './metrics.js'
 export { safeEqual } from './safe-equal.js'
+export { flushTracing, startTracing, tracingWanted, type StopTracing, type TracingOptions } from './tracing.js'

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util'
 import type pg from 'pg'
 import { replaceMarkedSection } from '@msr/config'
 import { createProgress, openReader, openWriter, type Reader } from '@msr/storage'
-import { createLogger } from '@msr/telemetry'
+import { createLogger, flushTracing } from '@msr/telemetry'
 import { ENV_SECTION, envReference, loadMailboxConfig, type MailboxConfig } from './config.js'
 import { openDatabase } from './db/database.js'
 import { migrate } from './db/migrate.js'
@@ -35,6 +35,14 @@ export and import use the database \`serve\` would (migrated first); gs:// uses 
 exit codes: 0 done (an import may have skipped invalid lines), 1 the data or the database could not be
 read or written (or the stream is not an export), 2 usage or configuration error
 `
+
+/** Exits once the spans still buffered are flushed (tracing started by `--import @msr/telemetry/register`), at most 2 s. */
+const exitAfterTraces = (code: number): void => {
+  const timer = setTimeout(() => process.exit(code), 2000)
+  void flushTracing()
+    .catch(() => undefined)
+    .finally(() => (clearTimeout(timer), process.exit(code)))
+}
 
 const fail = (message: string): never => {
   process.stderr.write(`msr-mailbox: ${message}\n`)
@@ -71,8 +79,8 @@ const serve = async (): Promise<void> => {
     const since = performance.now()
     logger.info({ signal }, 'shutting down')
     running.close().then(
-      () => (logger.info({ seconds: (performance.now() - since) / 1000 }, 'stopped'), process.exit(0)),
-      error => (logger.error({ err: error }, 'shutdown failed'), process.exit(1)),
+      () => (logger.info({ seconds: (performance.now() - since) / 1000 }, 'stopped'), exitAfterTraces(0)),
+      error => (logger.error({ err: error }, 'shutdown failed'), exitAfterTraces(1)),
     )
   }
   process.on('SIGTERM', () => stop('SIGTERM'))

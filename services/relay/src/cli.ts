@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { configReference, replaceMarkedSection } from '@msr/config'
-import { createLogger } from '@msr/telemetry'
+import { createLogger, flushTracing } from '@msr/telemetry'
 import { DEFAULT_CONFIG_FILE, loadRelayConfig, REFERENCE_SECTION, relayConfigSchema } from './config.js'
 import { startRelay } from './main.js'
 import { filterFrom, runExport, runImport } from './backup/transfer-cli.js'
@@ -27,6 +27,14 @@ environment:
   RELAY_<SECTION>__<KEY>  overrides a configuration key, e.g. RELAY_NETWORK__PORT=9000
   PORT                    listen port (Cloud Run); wins over the file and RELAY_NETWORK__PORT
 `
+
+/** Exits once the spans still buffered are flushed (tracing started by `--import @msr/telemetry/register`), at most 2 s. */
+const exitAfterTraces = (code: number): void => {
+  const timer = setTimeout(() => process.exit(code), 2000)
+  void flushTracing()
+    .catch(() => undefined)
+    .finally(() => (clearTimeout(timer), process.exit(code)))
+}
 
 const fail = (message: string): never => {
   process.stderr.write(`msr-relay: ${message}\n`)
@@ -104,8 +112,8 @@ const serve = async (args: string[]): Promise<void> => {
     const since = performance.now()
     logger.info({ signal }, 'shutting down')
     starting.then(running => running.close()).then(
-      () => (logger.info({ seconds: (performance.now() - since) / 1000 }, 'stopped'), process.exit(0)),
-      error => (logger.error({ err: error }, 'shutdown failed'), process.exit(1)),
+      () => (logger.info({ seconds: (performance.now() - since) / 1000 }, 'stopped'), exitAfterTraces(0)),
+      error => (logger.error({ err: error }, 'shutdown failed'), exitAfterTraces(1)),
     )
   }
   process.on('SIGTERM', () => stop('SIGTERM'))

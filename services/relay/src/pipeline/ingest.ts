@@ -1,9 +1,11 @@
 import { isEphemeral, prefixOf, type Reason } from '@msr/nostr'
+import type { Span } from '@opentelemetry/api'
 import type { Client } from '../connection/client.js'
 import { kindLabel, type RelayMetrics } from '../metrics.js'
 import { checkWrite } from '../policies/access.js'
 import type { Settings } from '../settings.js'
 import type { StoreOutcome } from '../store/event-store.js'
+import { annotate, endSpan, inSpan, startSpan } from '../tracing.js'
 import { isInvalid, precheck, verifySignature, type Invalid, type ValidEvent } from './validate.js'
 import type { VerifierPool } from '@msr/workers'
 import type { Writer } from './writer.js'
@@ -21,6 +23,12 @@ export interface IngestDeps {
   onFailure: (error: unknown, context: { eventId: string }) => void
 }
 
+/** One EVENT on its way to OK: its metric label and its `relay.event` span. */
+interface Ingesting {
+  kind: string
+  span: Span
+}
+
 const MAX_IN_FLIGHT = 1024
 const ingestTails = new WeakMap<Client, Promise<void>>()
 
@@ -30,63 +38,74 @@ export const ingestSettled = (client: Client): Promise<void> => ingestTails.get(
 /**
  * The EVENT path: precheck → verify (on the pool, in parallel) → access and rate limits → store → OK.
  * Events of one connection reach the writer in the order they arrived; their OKs follow commits.
+ * Each EVENT has a `relay.event` span from receipt to its OK (or NOTICE).
  */
 export const createIngest = (deps: IngestDeps) => (client: Client, raw: unknown): void => {
+  const span = startSpan('relay.event')
   const checked = precheck(raw, deps.settings.current.config.limitation, deps.now())
-  if (isInvalid(checked)) return refuse(client, checked, deps, kindLabel(kindIn(raw)))
-  const kind = kindLabel(checked.event.kind)
+  if (isInvalid(checked)) return refuse(client, checked, deps, { kind: kindLabel(kindIn(raw)), span })
+  const ingesting = { kind: kindLabel(checked.event.kind), span }
+  annotate(span, () => ({ 'nostr.kind': checked.event.kind, 'nostr.event_id': checked.event.id }))
   const verified = verifySignature(deps.verifier, checked)
   track(client, +1)
   const tail = (ingestTails.get(client) ?? Promise.resolve())
     .then(() => verified)
-    .then(valid => admit(client, valid, deps, kind))
-    .catch(error => failed(client, checked.event.id, error, deps, kind))
+    .then(valid => admit(client, valid, deps, ingesting))
+    .catch(error => failed(client, checked.event.id, error, deps, ingesting))
   ingestTails.set(client, tail)
 }
 
 /** The `kind` of a message's event that failed its checks, if it has one (only for the metric label). */
 const kindIn = (raw: unknown): unknown => (typeof raw === 'object' && raw !== null ? (raw as { kind?: unknown }).kind : undefined)
 
-/** Access rules, then rate limits, then storage (or fan-out only, for ephemeral kinds). `kind` is the metric label. */
-const admit = async (client: Client, valid: ValidEvent | Invalid, deps: IngestDeps, kind: string): Promise<void> => {
-  if (isInvalid(valid)) return void (refuse(client, valid, deps, kind), track(client, -1))
+/** Access rules, then rate limits, then storage (or fan-out only, for ephemeral kinds). */
+const admit = async (client: Client, valid: ValidEvent | Invalid, deps: IngestDeps, ingesting: Ingesting): Promise<void> => {
+  if (isInvalid(valid)) return void (refuse(client, valid, deps, ingesting), track(client, -1))
+  const { kind, span } = ingesting
+  span.addEvent('verified')
+  annotate(span, () => ({ 'nostr.event_size': valid.json.length }))
   const { access, limits } = deps.settings.current
   const reason = checkWrite(access, client, valid.event)
-  if (reason) return answer(client, valid.event.id, { status: 'rejected', reason }, deps, kind)
+  if (reason) return answer(client, valid.event.id, { status: 'rejected', reason }, deps, ingesting)
   const limited = await limits.checkEvent(valid.event, client)
   if (limited) {
     deps.metrics.rateLimited.inc({ rule: limited.rule })
-    return answer(client, valid.event.id, { status: 'rejected', reason: limited.reason }, deps, kind)
+    return answer(client, valid.event.id, { status: 'rejected', reason: limited.reason }, deps, ingesting)
   }
+  span.addEvent('admitted')
   if (isEphemeral(valid.event.kind)) {
     deps.fanOut(valid)
     deps.metrics.events.inc({ kind, outcome: 'ephemeral' })
-    return void (client.ok(valid.event.id, true, ''), track(client, -1))
+    client.ok(valid.event.id, true, '')
+    return void (endSpan(span, 'nostr.outcome', 'ephemeral'), track(client, -1))
   }
   const stopTimer = deps.metrics.writeSeconds.startTimer()
   void deps.writer
     .submit(valid.event, valid.json)
-    .then(outcome => (stopTimer(), answer(client, valid.event.id, outcome, deps, kind)))
-    .catch(error => failed(client, valid.event.id, error, deps, kind))
+    .then(outcome => (stopTimer(), answer(client, valid.event.id, outcome, deps, ingesting)))
+    .catch(error => failed(client, valid.event.id, error, deps, ingesting))
 }
 
-/** The unexpected on the EVENT path: logged and counted, and the client still gets its OK. */
-const failed = (client: Client, eventId: string, error: unknown, deps: IngestDeps, kind: string): void => {
-  deps.onFailure(error, { eventId })
-  answer(client, eventId, { status: 'rejected', reason: 'error: internal error while storing the event; try again' }, deps, kind)
+/** The unexpected on the EVENT path: logged (inside the span) and counted, and the client still gets its OK. */
+const failed = (client: Client, eventId: string, error: unknown, deps: IngestDeps, ingesting: Ingesting): void => {
+  inSpan(ingesting.span, () => deps.onFailure(error, { eventId }))
+  answer(client, eventId, { status: 'rejected', reason: 'error: internal error while storing the event; try again' }, deps, ingesting)
 }
 
-const answer = (client: Client, id: string, outcome: StoreOutcome, deps: IngestDeps, kind: string): void => {
+const answer = (client: Client, id: string, outcome: StoreOutcome, deps: IngestDeps, ingesting: Ingesting): void => {
   track(client, -1)
-  if (outcome.status === 'rejected') return refuse(client, { eventId: id, reason: outcome.reason }, deps, kind)
-  deps.metrics.events.inc({ kind, outcome: outcome.status })
+  if (outcome.status === 'rejected') return refuse(client, { eventId: id, reason: outcome.reason }, deps, ingesting)
+  if (outcome.status === 'stored') ingesting.span.addEvent('committed')
+  deps.metrics.events.inc({ kind: ingesting.kind, outcome: outcome.status })
   client.ok(id, true, outcome.status === 'duplicate' ? 'duplicate: already have this event' : '')
+  endSpan(ingesting.span, 'nostr.outcome', outcome.status)
 }
 
-const refuse = (client: Client, { eventId, reason }: Invalid, deps: IngestDeps, kind: string): void => {
+const refuse = (client: Client, { eventId, reason }: Invalid, deps: IngestDeps, { kind, span }: Ingesting): void => {
   deps.metrics.events.inc({ kind, outcome: prefixOf(reason as Reason) })
   if (eventId) client.ok(eventId, false, reason)
   else client.notice(reason)
+  endSpan(span, 'nostr.outcome', reason)
 }
 
 /** Counts unanswered events; past the bound the socket stops being read until the backlog halves. */

@@ -1,4 +1,5 @@
 import { filterValues, parseFilter, rawFilterValues, type Filter, type Reason } from '@msr/nostr'
+import type { Span } from '@opentelemetry/api'
 import type { Client } from '../connection/client.js'
 import type { RelayMetrics } from '../metrics.js'
 import { checkRead } from '../policies/access.js'
@@ -10,6 +11,7 @@ import { orAfter } from '../deadline.js'
 import { releaseSlab, slabBuffer } from './slabs.js'
 import type { BackfillRequest, BackfillResponse } from './query-worker.js'
 import { createSubscription, type Subscription } from './subscription.js'
+import { annotate, endSpan, inSpan, startSpan } from '../tracing.js'
 
 /** The `[limitation]` values REQ and COUNT enforce. */
 export interface RequestLimits {
@@ -39,6 +41,12 @@ export interface RequestDeps {
  */
 export const ANSWER_GRACE_MS = 5000
 
+/** CLOSED, which ends the request's span (`nostr.closed_reason` is the prefix). */
+const closed = (client: Client, subId: string, reason: Reason, span: Span): void => {
+  client.closedSub(subId, reason)
+  endSpan(span, 'nostr.closed_reason', reason)
+}
+
 /** Validates a REQ/COUNT's id and filters, then the reader's access to them. */
 const parseRequest = (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): { filters: Filter[] } | { reason: Reason } => {
   const { config, access } = deps.settings.current
@@ -65,8 +73,11 @@ const parseFilters = (subId: string, raw: unknown[], limits: RequestLimits): { f
 /**
  * REQ: registers the live subscription first (live events are held meanwhile), has a query worker
  * read each filter's stored events, sends them, EOSE, then the held live events it did not already send.
+ * Its `relay.req` span ends at EOSE or CLOSED.
  */
 export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): void => {
+  const span = startSpan('relay.req')
+  annotate(span, () => ({ 'nostr.filters': raw.length }))
   // The budget first, on the values as sent: a request too large to keep costs no validation.
   const tooLarge = deps.budget.check(client, rawFilterValues(raw), client.subscriptions.get(subId)?.values)
   if (tooLarge) client.penalize()
@@ -74,17 +85,17 @@ export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw:
   if ('reason' in parsed) {
     // CLOSED means the id is closed: a refused replacement must not leave the old subscription delivering.
     closeSubscription(deps, client, subId)
-    return client.closedSub(subId, parsed.reason)
+    return closed(client, subId, parsed.reason, span)
   }
   const { config, access } = deps.settings.current
   const limits = config.limitation
   const previous = client.subscriptions.get(subId)
   if (!previous && client.subscriptions.size >= limits.max_subscriptions)
-    return client.closedSub(subId, `blocked: too many open subscriptions (at most ${limits.max_subscriptions})`)
+    return closed(client, subId, `blocked: too many open subscriptions (at most ${limits.max_subscriptions})`, span)
   if (previous) closeSubscription(deps, client, subId)
   const values = parsed.filters.reduce((sum, filter) => sum + filterValues(filter), 0)
   const over = deps.budget.reserve(client, values)
-  if (over) return (client.penalize(), client.closedSub(subId, over))
+  if (over) return (client.penalize(), closed(client, subId, over, span))
   client.forgive()
   deps.metrics.filterValues.inc(values)
   const subscription = createSubscription(client, subId, parsed.filters, values)
@@ -102,23 +113,23 @@ export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw:
     privateKinds: [...access.privateKinds],
   }
   // Registered synchronously (a CLOSE right behind must find it); the rate limit answers asynchronously.
-  void backfill(deps, subscription, request).catch(error => {
-    deps.onFailure('req', error, { subId })
-    if (client.subscriptions.get(subId) !== subscription) return
+  void backfill(deps, subscription, request, span).catch(error => {
+    inSpan(span, () => deps.onFailure('req', error, { subId }))
+    if (client.subscriptions.get(subId) !== subscription) return span.end()
     closeSubscription(deps, client, subId)
-    client.closedSub(subId, 'error: internal error while answering the subscription; try again')
+    closed(client, subId, 'error: internal error while answering the subscription; try again', span)
   })
 }
 
 /** The rate limit, then the query on a worker (bounded in time), then the answer. */
-const backfill = async (deps: RequestDeps, subscription: Subscription, request: Omit<BackfillRequest, 'op'>): Promise<void> => {
+const backfill = async (deps: RequestDeps, subscription: Subscription, request: Omit<BackfillRequest, 'op'>, span: Span): Promise<void> => {
   const { client, id: subId } = subscription
   const limited = await deps.settings.current.limits.checkRequest(client.id)
-  if (client.subscriptions.get(subId) !== subscription) return
+  if (client.subscriptions.get(subId) !== subscription) return span.end()
   if (limited) {
     deps.metrics.rateLimited.inc({ rule: 'req_per_minute' })
     closeSubscription(deps, client, subId)
-    return client.closedSub(subId, limited)
+    return closed(client, subId, limited, span)
   }
   const stopTimer = deps.metrics.querySeconds.startTimer({ verb: 'REQ' })
   const answering = deps.queries.backfill(request)
@@ -127,10 +138,10 @@ const backfill = async (deps: RequestDeps, subscription: Subscription, request: 
   if (result === 'late') {
     // A late answer still owns a slab: free it when (if) it comes.
     void answering.then(late => late && answerBytes(deps.queries, late, deps.metrics).free())
-    deps.onFailure('req', new Error(`no answer from a query worker within ${request.timeoutMs + ANSWER_GRACE_MS} ms`), { subId })
-    return finishBackfill(deps, subscription, undefined)
+    inSpan(span, () => deps.onFailure('req', new Error(`no answer from a query worker within ${request.timeoutMs + ANSWER_GRACE_MS} ms`), { subId }))
+    return finishBackfill(deps, subscription, undefined, span)
   }
-  finishBackfill(deps, subscription, result)
+  finishBackfill(deps, subscription, result, span)
 }
 
 /** The answer's bytes (slab or transferred) and a function that frees them once they are written. */
@@ -146,14 +157,15 @@ const answerBytes = (queries: QueryPool, result: BackfillResponse, metrics: Rela
 }
 
 /** Sends the backfill, then EOSE and the held live events; or CLOSED when the query failed or ran out of time. */
-const finishBackfill = (deps: RequestDeps, subscription: Subscription, result: BackfillResponse | undefined): void => {
+const finishBackfill = (deps: RequestDeps, subscription: Subscription, result: BackfillResponse | undefined, span: Span): void => {
   const answer = result && answerBytes(deps.queries, result, deps.metrics)
   const { client, id: subId } = subscription
-  if (client.subscriptions.get(subId) !== subscription) return answer?.free() // closed or replaced meanwhile
+  if (client.subscriptions.get(subId) !== subscription) return (answer?.free(), span.end()) // closed or replaced meanwhile
   if (!result || !answer) {
     closeSubscription(deps, client, subId)
-    return client.closedSub(subId, 'error: the query could not be answered; try again')
+    return closed(client, subId, 'error: the query could not be answered; try again', span)
   }
+  annotate(span, () => ({ 'nostr.events_returned': result.ends.length }))
   const framesEnd = result.ends.at(-1) ?? 0
   const sent = subscription.held?.length ? backfilledIds(answer.data, framesEnd) : undefined
   if (result.wire) client.sendWire(answer.data.subarray(0, framesEnd), answer.free)
@@ -164,9 +176,10 @@ const finishBackfill = (deps: RequestDeps, subscription: Subscription, result: B
   }
   if (result.timedOut) {
     closeSubscription(deps, client, subId)
-    return client.closedSub(subId, 'error: the query took too long (db_query_timeout); narrow the filter')
+    return closed(client, subId, 'error: the query took too long (db_query_timeout); narrow the filter', span)
   }
   client.eose(subId)
+  span.end()
   const held = subscription.held ?? []
   subscription.held = undefined
   for (const { id, frame } of held) if (!sent?.has(id)) client.sendLive(frame)
@@ -179,22 +192,28 @@ const backfilledIds = (data: Buffer, from: number): Set<string> => {
   return out
 }
 
-/** COUNT (NIP-45): one number over all filters; never rejects (the unexpected is answered `CLOSED "error: …"`). */
-export const handleCount = (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): Promise<void> =>
-  count(deps, client, subId, raw).catch(error => {
-    deps.onFailure('count', error, { subId })
-    client.closedSub(subId, 'error: internal error while counting; try again')
+/**
+ * COUNT (NIP-45): one number over all filters; never rejects (the unexpected is answered `CLOSED "error: …"`).
+ * Its `relay.count` span ends with the answer.
+ */
+export const handleCount = (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): Promise<void> => {
+  const span = startSpan('relay.count')
+  annotate(span, () => ({ 'nostr.filters': raw.length }))
+  return count(deps, client, subId, raw, span).catch(error => {
+    inSpan(span, () => deps.onFailure('count', error, { subId }))
+    closed(client, subId, 'error: internal error while counting; try again', span)
   })
+}
 
-const count = async (deps: RequestDeps, client: Client, subId: string, raw: unknown[]): Promise<void> => {
+const count = async (deps: RequestDeps, client: Client, subId: string, raw: unknown[], span: Span): Promise<void> => {
   const { config, access, limits } = deps.settings.current
-  if (!config.count.enabled) return client.closedSub(subId, 'blocked: COUNT is disabled on this relay')
+  if (!config.count.enabled) return closed(client, subId, 'blocked: COUNT is disabled on this relay', span)
   const parsed = parseRequest(deps, client, subId, raw)
-  if ('reason' in parsed) return client.closedSub(subId, parsed.reason)
+  if ('reason' in parsed) return closed(client, subId, parsed.reason, span)
   const limited = await limits.checkRequest(client.id)
   if (limited) {
     deps.metrics.rateLimited.inc({ rule: 'req_per_minute' })
-    return client.closedSub(subId, limited)
+    return closed(client, subId, limited, span)
   }
   const stopTimer = deps.metrics.querySeconds.startTimer({ verb: 'COUNT' })
   const request = {
@@ -206,9 +225,11 @@ const count = async (deps: RequestDeps, client: Client, subId: string, raw: unkn
   }
   const result = await orAfter(deps.queries.count(request), request.timeoutMs + ANSWER_GRACE_MS, undefined)
   stopTimer()
-  if (!result) return client.closedSub(subId, 'error: the count could not be answered; try again')
-  if (result.timedOut) return client.closedSub(subId, 'error: the count took too long (db_query_timeout); narrow the filter')
+  if (!result) return closed(client, subId, 'error: the count could not be answered; try again', span)
+  if (result.timedOut) return closed(client, subId, 'error: the count took too long (db_query_timeout); narrow the filter', span)
   client.send(JSON.stringify(['COUNT', subId, { count: result.count }]))
+  annotate(span, () => ({ 'nostr.count': result.count }))
+  span.end()
 }
 
 /** CLOSE: ends a subscription; an unknown id is ignored, as NIP-01 expects no answer. */
