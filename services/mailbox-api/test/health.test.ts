@@ -1,26 +1,17 @@
 // Health, readiness, the OpenAPI document, /metrics behind its key, and security headers.
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
+import { documentedMetrics } from '@msr/telemetry'
 import { after, before, describe, it } from 'node:test'
 import postgres from 'pg'
 import request from 'supertest'
 import { migrate } from '../src/db/migrate.js'
 import { b64, buildTestApp, expectError, expectStatus, freePort, newSigner, qs, startPostgres, type TestApp, type TestPostgres } from './harness.js'
 
+
+const README = new URL('../../../../README.md', import.meta.url)
 const METRICS_AUTH = 'metrics-key-for-tests-0123456789'
 
-/** The metrics README lists between `<!-- mailbox-metrics:start -->` and `end`: name → type and sorted label names. */
-const readmeMetrics = (): Map<string, { type: string; labels: string[] }> => {
-  const readme = readFileSync(new URL('../../../../README.md', import.meta.url), 'utf8')
-  const table = readme.split('<!-- mailbox-metrics:start -->')[1]?.split('<!-- mailbox-metrics:end -->')[0] ?? ''
-  const rows = table.split('\n').map(line => line.trim().split('|').map(cell => cell.trim()))
-  const metrics = new Map<string, { type: string; labels: string[] }>()
-  for (const [, name = '', type = '', labels = ''] of rows.filter(cells => cells[1]?.startsWith('`'))) {
-    const named = [...labels.replace(/\([^)]*\)/g, '').matchAll(/`(\w+)`/g)].map(([, label]) => label as string)
-    metrics.set(name.replaceAll('`', ''), { type, labels: named.sort() })
-  }
-  return metrics
-}
 
 let pg: TestPostgres
 let app: TestApp
@@ -194,7 +185,7 @@ describe('/metrics and README', () => {
     expectError(await app.api.get(`/keypackages${qs({ recipient: bob.pubkey })}`, undefined), 401, 'AUTH_REQUIRED')
     const res = await request(app.app).get('/metrics').set('Authorization', `Bearer ${METRICS_AUTH}`)
     expectStatus(res, 200)
-    const listed = readmeMetrics()
+    const listed = documentedMetrics(readFileSync(README, 'utf8'), 'mailbox-metrics')
     assert.ok(listed.size >= 10, 'README lists the mailbox metrics between its markers')
     for (const [name, { type }] of listed) assert.match(res.text, new RegExp(`^# TYPE ${name} ${type}$`, 'm'), `README lists ${name} (${type})`)
     const served = [...res.text.matchAll(/^# TYPE (msr_mailbox_\w+) /gm)].map(([, name]) => name as string)

@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { NostrEvent } from '@msr/nostr'
 import WebSocket from 'ws'
 import {
   clip, Counter, Findings, freePort, fuzzRow, hostileText, isAlive, loadSigner, parseFuzzArgs, printFindings, processMemoryMiB, runMain, sec, seededRandom,
@@ -50,15 +51,6 @@ interface Key {
   pubkey: string
 }
 
-interface NostrEvent {
-  id: string
-  pubkey: string
-  created_at: number
-  kind: number
-  tags: string[][]
-  content: string
-  sig: string
-}
 
 /** One input: a WebSocket message (text unless `binary`), or a burst of `pings`. */
 interface Frame {

@@ -2,9 +2,12 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { readFileSync } from 'node:fs'
+import { documentedMetrics } from '@msr/telemetry'
 import { samples } from './client-helpers.js'
 import { AUTH_ON, newSigner, now, sign, startTestRelay, tampered, TestClient, testConfig, type TestRelay } from './harness.js'
 
+
+const README = new URL('../../../../README.md', import.meta.url)
 const KEY = 'metrics-key-0123456789abcdef'
 
 const get = async (relay: TestRelay, path: string, headers: Record<string, string> = {}) => {
@@ -12,18 +15,6 @@ const get = async (relay: TestRelay, path: string, headers: Record<string, strin
   return { status: res.status, type: res.headers.get('content-type') ?? '', body: await res.text() }
 }
 
-/** The metrics README lists between `<!-- <service>-metrics:start -->` and `end`: name → type and sorted label names. */
-const readmeMetrics = (service: string): Map<string, { type: string; labels: string[] }> => {
-  const readme = readFileSync(new URL('../../../../README.md', import.meta.url), 'utf8')
-  const table = readme.split(`<!-- ${service}-metrics:start -->`)[1]?.split(`<!-- ${service}-metrics:end -->`)[0] ?? ''
-  const rows = table.split('\n').map(line => line.trim().split('|').map(cell => cell.trim()))
-  const metrics = new Map<string, { type: string; labels: string[] }>()
-  for (const [, name = '', type = '', labels = ''] of rows.filter(cells => cells[1]?.startsWith('`'))) {
-    const named = [...labels.replace(/\([^)]*\)/g, '').matchAll(/`(\w+)`/g)].map(([, label]) => label as string)
-    metrics.set(name.replaceAll('`', ''), { type, labels: named.sort() })
-  }
-  return metrics
-}
 
 /** Every response body seen, to check none carries the key. */
 const bodies: string[] = []
@@ -128,7 +119,7 @@ describe('/metrics enabled', () => {
 
   it('serves every metric README lists for the relay, with the labels it names, and no other', async () => {
     const body = (await fetchMetrics(relay, '/metrics', { Authorization: `Bearer ${KEY}` })).body
-    const listed = readmeMetrics('relay')
+    const listed = documentedMetrics(readFileSync(README, 'utf8'), 'relay-metrics')
     assert.ok(listed.size >= 25, 'README lists the relay metrics between its markers')
     for (const [name, { type }] of listed) assert.match(body, new RegExp(`^# TYPE ${name} ${type}$`, 'm'), `README lists ${name} (${type})`)
     const served = [...body.matchAll(/^# TYPE (msr_relay_\w+) /gm)].map(([, name]) => name as string)
