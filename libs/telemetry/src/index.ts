@@ -2,5 +2,5 @@
 export { createLogger, traceFields, type Logger, type LoggerOptions } from './logger.js'
 export { createMetrics, type Metrics, type MetricsOptions } from './metrics.js'
 export { safeEqual } from './safe-equal.js'
-export { flushTracing, startTracing, tracingWanted, type StopTracing, type TracingOptions } from './tracing.js'
+export { flushTracing, startTracing, tracingProblems, tracingWanted, type StopTracing, type TracingOptions } from './tracing.js'
 export { documentedMetrics, type DocumentedMetric } from './metrics-doc.js'
