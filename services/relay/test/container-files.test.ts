@@ -25,7 +25,8 @@ test('the mailbox-api Dockerfile copies paths that exist and runs the CLI as an 
   for (const source of sources) assert.ok(existsSync(new URL(source, root)), `COPY source ${source} exists`)
   assert.match(dockerfile, /^USER node$/m)
   assert.match(dockerfile, /HOST=0\.0\.0\.0/)
-  assert.match(dockerfile, /CMD \["node", "dist\/src\/cli\.js", "serve"\]/)
+  assert.match(dockerfile, /^CMD \["node", "--import", "@msr\/telemetry\/register", "dist\/src\/cli\.js", "serve"\]$/m)
+  assert.match(dockerfile, /MSR_DEFAULT_SERVICE_NAME=msr-mailbox$/m)
 })
 
 test('docker-compose.yml runs the mailbox API on its PostgreSQL, started and healthy first', () => {
@@ -46,8 +47,9 @@ test('the relay Dockerfile copies paths that exist and runs the CLI as an unpriv
   assert.ok(sources.length > 0)
   for (const source of sources) assert.ok(existsSync(new URL(source, root)), `COPY source ${source} exists`)
   assert.match(dockerfile, /^USER node$/m)
-  assert.match(dockerfile, /CMD \["node", "dist\/src\/cli\.js", "serve"\]/)
+  assert.match(dockerfile, /^CMD \["node", "--import", "@msr\/telemetry\/register", "dist\/src\/cli\.js", "serve"\]$/m)
   assert.match(dockerfile, /RELAY_NETWORK__HOST=0\.0\.0\.0/)
+  assert.match(dockerfile, /MSR_DEFAULT_SERVICE_NAME=msr-relay$/m)
 })
 
 test('cloudbuild.yaml tests before it builds, pushes and deploys the relay as a single instance', () => {
@@ -115,4 +117,90 @@ test('on Google Cloud the relay snapshots to the bucket Terraform creates, with 
   assert.match(tf, /resource "google_storage_bucket" "backups" {\s*name\s*=\s*"\${var\.project_id}-msr-backups"/)
   assert.match(tf, /public_access_prevention\s*=\s*"enforced"/)
   assert.match(tf, /bucket = google_storage_bucket\.backups\.name\s*role\s*=\s*"roles\/storage\.objectUser"\s*member = "serviceAccount:\${google_service_account\.relay\.email}"/)
+})
+
+test('each image can resolve @msr/telemetry/register from its working directory, with the lib built', () => {
+  const telemetry = JSON.parse(read('libs/telemetry/package.json')) as { name: string; exports: Record<string, { default: string }> }
+  assert.equal(telemetry.name, '@msr/telemetry')
+  assert.match(telemetry.exports['./register']?.default ?? '', /^\.\/dist\//)
+  for (const service of ['relay', 'mailbox-api']) {
+    const dockerfile = read(`services/${service}/Dockerfile`)
+    // The build stage compiles the service with its references (libs/telemetry among them) and keeps its production dependencies.
+    const tsconfig = JSON.parse(read(`services/${service}/tsconfig.json`)) as { references: { path: string }[] }
+    assert.ok(tsconfig.references.some(r => r.path === '../../libs/telemetry'), `${service} builds libs/telemetry`)
+    const pkg = JSON.parse(read(`services/${service}/package.json`)) as { dependencies: Record<string, string> }
+    assert.ok(pkg.dependencies['@msr/telemetry'], `${service} depends on @msr/telemetry (npm prune --omit=dev keeps it)`)
+    assert.match(dockerfile, new RegExp(`^RUN npx tsc -b services/${service} `, 'm'))
+    // The runtime stage: node_modules (with the workspace symlink node_modules/@msr/telemetry -> ../../libs/telemetry)
+    // and libs/ with their dist sit in /app, an ancestor of the working directory the CMD runs in.
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '))
+    assert.match(runtime, /^WORKDIR \/app$/m)
+    assert.match(runtime, /^COPY --from=build \/app\/node_modules node_modules$/m)
+    assert.match(runtime, /^COPY --from=build \/app\/libs libs$/m)
+    const workdirs = [...runtime.matchAll(/^WORKDIR (\S+)$/gm)].map(m => m[1])
+    assert.equal(workdirs.at(-1), `/app/services/${service}`)
+    assert.ok(runtime.indexOf('--import') > runtime.lastIndexOf('WORKDIR '), 'the CMD runs in the last WORKDIR')
+  }
+})
+
+type ComposeService = {
+  image?: string
+  ports?: string[]
+  volumes?: string[]
+  depends_on?: Record<string, { condition: string }>
+  environment?: Record<string, string>
+}
+const compose = () => parse(read('docker-compose.yml')) as { services: Record<string, ComposeService> }
+
+test('docker-compose.yml runs an OpenTelemetry Collector and Jaeger, pinned, with every published port on loopback', () => {
+  const { services } = compose()
+  const collector = services['otel-collector']
+  const jaeger = services.jaeger
+  assert.ok(collector && jaeger, 'otel-collector and jaeger services')
+  assert.match(collector.image ?? '', /^otel\/opentelemetry-collector-contrib:\d+\.\d+\.\d+$/)
+  assert.match(jaeger.image ?? '', /^jaegertracing\/jaeger:2\.\d+\.\d+$/)
+  assert.ok((jaeger.ports ?? []).includes('127.0.0.1:16686:16686'), 'Jaeger UI on 127.0.0.1:16686')
+  for (const [name, service] of Object.entries(services))
+    for (const port of service.ports ?? []) assert.ok(port.startsWith('127.0.0.1:'), `${name} publishes ${port} on loopback only`)
+})
+
+test('docker-compose.yml sends both services’ spans to the collector over OTLP/HTTP, all sampled, collector started first', () => {
+  const { services } = compose()
+  for (const name of ['relay', 'mailbox-api']) {
+    const service = services[name]
+    const env = service?.environment ?? {}
+    assert.equal(env.OTEL_TRACES_EXPORTER, 'otlp', name)
+    assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://otel-collector:4318', name)
+    assert.equal(env.OTEL_EXPORTER_OTLP_PROTOCOL, 'http/protobuf', name)
+    assert.equal(env.OTEL_TRACES_SAMPLER, 'parentbased_traceidratio', name)
+    assert.equal(env.OTEL_TRACES_SAMPLER_ARG, '1', name)
+    assert.equal(service?.depends_on?.['otel-collector']?.condition, 'service_started', `${name} depends on the collector`)
+  }
+})
+
+test('the local collector config takes OTLP over gRPC and HTTP and exports the traces pipeline to Jaeger and debug', () => {
+  const mount = (compose().services['otel-collector']?.volumes ?? []).find(v => v.includes('otel-collector.yaml'))
+  assert.ok(mount, 'the collector mounts its config')
+  const [source, target] = mount.split(':')
+  assert.equal(source, './infra/local/otel-collector.yaml')
+  assert.equal(target, '/etc/otelcol-contrib/config.yaml')
+  type Endpoint = { endpoint?: string }
+  const config = parse(read('infra/local/otel-collector.yaml')) as {
+    receivers: { otlp?: { protocols?: { grpc?: Endpoint; http?: Endpoint } } }
+    exporters: Record<string, (Endpoint & { verbosity?: string }) | null>
+    service: { pipelines: Record<string, { receivers: string[]; exporters: string[] }> }
+  }
+  const protocols = config.receivers.otlp?.protocols
+  // 0.0.0.0: the receivers' default, localhost, is unreachable from the other containers.
+  assert.equal(protocols?.grpc?.endpoint, '0.0.0.0:4317')
+  assert.equal(protocols?.http?.endpoint, '0.0.0.0:4318')
+  const traces = config.service.pipelines.traces
+  assert.ok(traces, 'a traces pipeline')
+  assert.ok(traces.receivers.includes('otlp'))
+  for (const exporter of traces.exporters) assert.ok(exporter in config.exporters, `exporter ${exporter} is configured`)
+  const toJaeger = traces.exporters.filter(e => /^otlp_(grpc|http)(\/|$)/.test(e) && /^(https?:\/\/)?jaeger:43(17|18)\b/.test(config.exporters[e]?.endpoint ?? ''))
+  assert.equal(toJaeger.length, 1, 'one exporter sends the traces to the jaeger service')
+  const debug = traces.exporters.find(e => e === 'debug' || e.startsWith('debug/'))
+  assert.ok(debug, 'the debug exporter is in the pipeline')
+  assert.equal(config.exporters[debug]?.verbosity, 'basic')
 })
