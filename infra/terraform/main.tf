@@ -1,7 +1,7 @@
 # Terraform for the platform's Google Cloud resources: the Artifact Registry repository, the relay's
-# service account, the hint bus (Pub/Sub topics, push subscriptions to the mailbox API, and the
-# identities allowed to publish and push), and the snapshot bucket. Later issues add Cloud SQL, Cloud
-# Armor and secrets.
+# and the mailbox API's service accounts, the hint bus (Pub/Sub topics, push subscriptions to the
+# mailbox API, and the identities allowed to publish and push), the snapshot bucket, and the right to
+# write trace spans. Later issues add Cloud SQL, Cloud Armor and secrets.
 terraform {
   required_version = ">= 1.5"
   required_providers {
@@ -40,11 +40,20 @@ resource "google_artifact_registry_repository" "msr" {
   description   = "mls-secure-relay images"
 }
 
-# The relay runs as its own identity with no project roles: its only outbound calls are hint publishes,
-# allowed per topic below.
+# The relay runs as its own identity. Its one project role is roles/cloudtrace.agent (spans, at the
+# end); everything else it may do is granted on one resource: hint publishes per topic, snapshots on the
+# bucket.
 resource "google_service_account" "relay" {
   account_id   = "msr-relay"
   display_name = "mls-secure-relay relay"
+}
+
+# The mailbox API's identity (serviceAccountName in infra/cloudrun/mailbox-api.yaml). If the account
+# already exists, import it first: terraform import google_service_account.mailbox_api
+# projects/PROJECT_ID/serviceAccounts/msr-mailbox-api@PROJECT_ID.iam.gserviceaccount.com
+resource "google_service_account" "mailbox_api" {
+  account_id   = "msr-mailbox-api"
+  display_name = "mls-secure-relay mailbox API"
 }
 
 # The hint bus (DESIGN.md §5): one topic per hint kind; 445 hints carry the group as ordering key.
@@ -150,4 +159,17 @@ resource "google_storage_bucket_iam_member" "relay_snapshots" {
   bucket = google_storage_bucket.backups.name
   role   = "roles/storage.objectUser"
   member = "serviceAccount:${google_service_account.relay.email}"
+}
+
+# Tracing (OTEL_TRACES_EXPORTER=gcp in infra/cloudrun): both services write their spans to Cloud Trace.
+# roles/cloudtrace.agent may write spans and cannot read any; Cloud Trace has no finer resource to grant
+# it on than the project.
+resource "google_project_iam_member" "trace_writers" {
+  for_each = {
+    relay       = google_service_account.relay.email
+    mailbox_api = google_service_account.mailbox_api.email
+  }
+  project = var.project_id
+  role    = "roles/cloudtrace.agent"
+  member  = "serviceAccount:${each.value}"
 }

@@ -204,3 +204,40 @@ test('the local collector config takes OTLP over gRPC and HTTP and exports the t
   assert.ok(debug, 'the debug exporter is in the pipeline')
   assert.equal(config.exporters[debug]?.verbosity, 'basic')
 })
+
+type CloudRunEnv = { name: string; value?: string }[]
+const cloudRunContainer = (file: string) =>
+  (parse(read(file)) as { spec: { template: { spec: { containers: { env: CloudRunEnv; command?: string[]; args?: string[] }[] } } } }).spec.template.spec.containers[0]
+
+test('on Cloud Run both services export spans to Cloud Trace with a parent-based ratio sampler and know their project, the image CMD unchanged', () => {
+  for (const [file, ratio] of [['infra/cloudrun/relay.yaml', '0.01'], ['infra/cloudrun/mailbox-api.yaml', '0.1']] as const) {
+    const container = cloudRunContainer(file)
+    assert.ok(container, file)
+    const value = (name: string) => container.env.find(e => e.name === name)?.value
+    assert.equal(value('OTEL_TRACES_EXPORTER'), 'gcp', file)
+    assert.equal(value('OTEL_TRACES_SAMPLER'), 'parentbased_traceidratio', file)
+    assert.equal(value('OTEL_TRACES_SAMPLER_ARG'), ratio, file)
+    assert.equal(value('GOOGLE_CLOUD_PROJECT'), 'PROJECT_ID', `${file}: log lines name their trace with the project`)
+    // The image's CMD loads the register module; an override would have to keep it.
+    if (container.command) assert.deepEqual(container.command.slice(0, 3), ['node', '--import', '@msr/telemetry/register'], file)
+    else assert.equal(container.args, undefined, `${file}: args without command would replace the image's CMD`)
+  }
+  const build = parse(read('cloudbuild.yaml')) as { steps: Array<{ id: string; args: string[] }> }
+  for (const step of build.steps.filter(s => s.id.startsWith('deploy-')))
+    assert.ok(!step.args.some(a => /^--(command|args)\b/.test(a)), `${step.id} keeps the image's CMD`)
+})
+
+test('Terraform lets both services’ accounts write spans (roles/cloudtrace.agent) and grants no other project role', () => {
+  const tf = read('infra/terraform/main.tf')
+  // The account the mailbox API runs as on Cloud Run is the one Terraform creates.
+  const service = parse(read('infra/cloudrun/mailbox-api.yaml')) as { spec: { template: { spec: { serviceAccountName: string } } } }
+  const accountId = /^([a-z][-a-z0-9]+)@PROJECT_ID\.iam\.gserviceaccount\.com$/.exec(service.spec.template.spec.serviceAccountName)?.[1]
+  assert.ok(accountId, 'serviceAccountName')
+  assert.match(tf, new RegExp(`resource "google_service_account" "mailbox_api" {\\s*account_id\\s*=\\s*"${accountId}"`))
+  const grants = [...tf.matchAll(/^resource "google_project_iam_member" "[^"]+" {\n[\s\S]*?^}$/gm)].map(m => m[0])
+  assert.equal(grants.length, 1, 'one project-level grant')
+  const grant = grants[0] ?? ''
+  assert.match(grant, /role\s*=\s*"roles\/cloudtrace\.agent"/)
+  assert.match(grant, /member\s*=\s*"serviceAccount:\${each\.value}"/)
+  for (const account of ['relay', 'mailbox_api']) assert.match(grant, new RegExp(`=\\s*google_service_account\\.${account}\\.email\\n`), `${account} writes spans`)
+})
