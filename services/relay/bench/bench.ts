@@ -257,7 +257,7 @@ const tracingMain = async (
       continue
     }
     const verdict = s.mode === '1 %' ? ` (target ≤ ${(100 * TRACING_TARGET).toFixed(0)} % slower: ${s.change >= -TRACING_TARGET ? 'met' : 'MISSED'})` : ''
-    lines.push(`${s.mode.padEnd(12)}${int(s.best.okPerSecond)} OK/s, p99 ${ms(s.best.ingest.ackLatency.p99)}, ${(100 * s.change).toFixed(1)} % vs off${verdict}; ${s.best.sink.spans ?? '?'} spans exported`)
+    lines.push(`${s.mode.padEnd(12)}${int(s.best.okPerSecond)} OK/s, p99 ${ms(s.best.ingest.ackLatency.p99)}, ${(100 * s.change).toFixed(1)} % vs off${verdict}; ${s.best.sink.spans === undefined ? '?' : int(s.best.sink.spans)} spans exported`)
   }
   const full = results.summaries.find(s => s.mode === '100 %')
   if (full && full.runs.some(r => r.sink.requests === 0)) {

@@ -44,11 +44,11 @@ type Numeric =
 
 const FULL: Record<Numeric, number> = {
   events: 50_000, connections: 8, window: 500, store: 100_000, reqs: 2000, reqConnections: 4, warmup: 200,
-  subscribers: 500, perConnection: 10, fanoutEvents: 2000, keys: 8, tracingRounds: 2,
+  subscribers: 500, perConnection: 10, fanoutEvents: 2000, keys: 8, tracingRounds: 3,
 }
 
 const QUICK: Record<Numeric, number> = {
-  ...FULL, events: 5000, connections: 4, store: 10_000, reqs: 400, warmup: 50, subscribers: 100, fanoutEvents: 500,
+  ...FULL, events: 5000, connections: 4, store: 10_000, reqs: 400, warmup: 50, subscribers: 100, fanoutEvents: 500, tracingRounds: 2,
 }
 
 /** Flag name (kebab-case) of each numeric setting; the env name is BENCH_ + the flag in upper snake case. */
@@ -83,7 +83,7 @@ signed events, prints a report, stops it with SIGTERM and removes the temp dir.
                             off, sampled at 1 %, at 100 % (OTLP/HTTP to a sink in
                             the bench); a table of OK/s, EVENT→OK p50/p99, relay
                             CPU per 1k OK and the change vs off
-  --tracing-rounds N        --tracing: rounds of off,1 %,100 % (default 2)          BENCH_TRACING_ROUNDS
+  --tracing-rounds N        --tracing: rounds of off,1 %,100 % (default 3; quick 2) BENCH_TRACING_ROUNDS
   --cpu-prof [DIR]          run the relay with --cpu-prof, summarize hot functions  BENCH_CPU_PROF=DIR|1
   --relay-log-level L       relay log level (default warn)                          BENCH_RELAY_LOG_LEVEL
   --relay-config FILE       relay config file (default: none; defaults + RELAY_* env)

@@ -151,7 +151,7 @@ export const printTracingSetup = (t: { endpoint: string; otel: Record<string, st
   row('', `OTLP sink in the bench: ${t.endpoint}/v1/traces (answers 200 at once, counts requests, bytes and spans)`)
   line()
   line(`1. Ingest with tracing off, at 1 %, at 100 %: ${int(events)} distinct signed kind-1 events, ${connections} connections, ≤${window} unanswered each,`)
-  line(`   a fresh relay per run, ${rounds} round(s) in the order off, 1 %, 100 %`)
+  line(`   a fresh relay per run, ${rounds} round(s) in the order off, 1 %, 100 %; each run waits (≤ 20 s) until other processes use ≤ 0.25 cores`)
 }
 
 const relayCpuPer1k = (r: { cpu: CpuShare; ingest: PublishResult }): number | undefined =>
@@ -169,6 +169,7 @@ interface TracingRunView {
   cpu: CpuShare
   sink: { requests: number; bytes: number; spans: number | undefined; rejected: number }
   warningCount: number
+  waitedSeconds: number
 }
 
 const spansText = (s: TracingRunView['sink']): string => (s.spans === undefined ? '?' : int(s.spans))
@@ -181,7 +182,8 @@ export const printTracingRun = (r: TracingRunView): void => {
     `${int(r.okPerSecond).padStart(7)} OK/s  p50 ${ms(r.ingest.ackLatency.p50).padStart(8)}  p99 ${ms(r.ingest.ackLatency.p99).padStart(8)}  ` +
     `relay ${per1k === undefined ? '?' : `${per1k.toFixed(0)} ms`} CPU per 1k OK${other}; ` +
     `sink ${int(r.sink.requests)} requests, ${bytesText(r.sink.bytes)}, ${spansText(r.sink)} spans` +
-    (r.ingest.rejected ? `; REJECTED ${int(r.ingest.rejected)}` : '') + (r.warningCount ? `; ${r.warningCount} relay warnings` : ''))
+    (r.ingest.rejected ? `; REJECTED ${int(r.ingest.rejected)}` : '') + (r.warningCount ? `; ${r.warningCount} relay warnings` : '') +
+    (r.waitedSeconds >= 1 ? `; waited ${r.waitedSeconds.toFixed(0)} s for a quiet machine` : ''))
 }
 
 /** The comparison: each mode's best round, against off's. */
@@ -219,6 +221,11 @@ export const printTracing = (
   }
   line('  (vs off: change of OK/s, and of the relay\'s CPU time per 1000 OKs, which the rest of the machine\'s load moves less;')
   line('   spans/OK: spans the sink received per accepted event, about 1 % and 100 % when sampling works and nothing is dropped)')
+  const full = summaries.find(s => s.mode === '100 %')
+  const lost = full?.runs.filter(r => r.sink.spans !== undefined && r.sink.spans < r.ingest.stored + r.ingest.duplicates) ?? []
+  if (lost.length > 0)
+    line(`  NOTE        100 %: ${lost.map(r => `${((100 * (r.sink.spans ?? 0)) / (r.ingest.stored + r.ingest.duplicates)).toFixed(1)} %`).join(', ')} of the spans reached the sink; ` +
+      'the batch span processor drops spans when its queue is full (OTEL_BSP_MAX_QUEUE_SIZE, default 2048)')
   const one = summaries.find(s => s.mode === '1 %')
   if (!one) return
   const cpuOne = cpuChanges.get('1 %')

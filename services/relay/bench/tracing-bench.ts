@@ -36,6 +36,8 @@ export interface TracingRun {
   stop: Stopped
   warnings: Array<{ severity: string; message: string }>
   warningCount: number
+  /** Seconds waited for other processes to calm down before the run (0.5 s at least: one sample). */
+  waitedSeconds: number
   /** The `--cpu-prof` directory of this run, and the span of its ingest phase. */
   profDir: string | undefined
   phase: Phase
@@ -90,6 +92,26 @@ export interface TracingSetup {
   onRelay(stop: () => Promise<unknown>): () => void
 }
 
+/** Before a run: other processes must use at most this many cores over half a second … */
+const QUIET_CORES = 0.25
+/** … but the run starts anyway after this long. */
+const QUIET_MAX_MS = 20_000
+
+/**
+ * Waits until the rest of the machine is quiet (a build or test elsewhere on 2 cores moves the figures more
+ * than tracing does), at most QUIET_MAX_MS; returns how long it waited.
+ */
+const waitForQuiet = async (relayPid: number): Promise<number> => {
+  const started = performance.now()
+  while (performance.now() - started < QUIET_MAX_MS) {
+    const end = startCpuShare(relayPid)
+    await new Promise(resolve => setTimeout(resolve, 500))
+    const { otherSeconds, wallSeconds } = end()
+    if (otherSeconds === undefined || otherSeconds / wallSeconds <= QUIET_CORES) break
+  }
+  return (performance.now() - started) / 1000
+}
+
 const slug = (label: string): string => (label === 'off' ? 'off' : `${label.replace(/\D/g, '')}pct`)
 
 /** Runs every mode `rounds` times, alternating, and compares each mode's best round to off's. */
@@ -119,8 +141,10 @@ export const runTracing = async (setup: TracingSetup): Promise<TracingResults> =
         let cpu: CpuShare
         let phase: Phase
         let stop: Stopped
+        let waitedSeconds = 0
         try {
           const sockets = await openSockets(relay.url, setup.connections)
+          waitedSeconds = await waitForQuiet(relay.pid)
           const endCpu = startCpuShare(relay.pid)
           const fromUs = nowUs()
           ingest = await publish(sockets, setup.frames, setup.window)
@@ -134,7 +158,7 @@ export const runTracing = async (setup: TracingSetup): Promise<TracingResults> =
         }
         const run: TracingRun = {
           mode: mode.label, round, ingest, okPerSecond: (ingest.stored + ingest.duplicates) / ingest.seconds, cpu, sink: sink.counts(), stop,
-          warnings: relay.warnings, warningCount: relay.warningCount, profDir, phase,
+          warnings: relay.warnings, warningCount: relay.warningCount, waitedSeconds, profDir, phase,
         }
         runs.push(run)
         setup.onRun(run)
