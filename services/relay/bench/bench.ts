@@ -18,6 +18,7 @@ import { publish, type PublishResult } from './publish.js'
 import { startRelayProcess, type RelayProcess } from './relay-process.js'
 import { measureReqs, warmUp, type ReqResult, type StoreShape } from './req-latency.js'
 import * as report from './report.js'
+import { runTracing, type TracingResults } from './tracing-bench.js'
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url))
 const DAY = 86_400
@@ -178,7 +179,7 @@ const summarize = (results: Results): { lines: string[]; faults: number } => {
   return { lines, faults }
 }
 
-const verifierText = (relay: RelayProcess, pinned: boolean): string => {
+const verifierText = (relay: Pick<RelayProcess, 'verifier'>, pinned: boolean): string => {
   if (relay.verifier) return `${relay.verifier} (from the relay's startup log line)`
   if (pinned) return 'bcrypto-native (RELAY_VERIFICATION__BACKEND=native: the relay does not start without it; its startup line is below log level warn)'
   return `${process.env.RELAY_VERIFICATION__BACKEND ?? 'auto'} (set by RELAY_VERIFICATION__BACKEND; run with --relay-log-level info to see the startup line)`
@@ -206,9 +207,11 @@ const main = async (): Promise<number> => {
     ...process.env,
     ...(pinned && { RELAY_VERIFICATION__BACKEND: 'native' }),
   }
+  if (options.tracing) return tracingMain(options, corpus.notes, env, pinned, profDir)
   const relay = await startRelayProcess({ cli: CLI, env, logLevel: options.relayLogLevel, configFile: options.relayConfig, cpuProfDir: profDir })
   const offInterrupt = stopOnInterrupt(relay.stop)
   report.printRelay(relay, verifierText(relay, pinned), options.relayLogLevel, profDir)
+  report.printTracingState(env)
 
   const results: Results = {}
   let peakRss: number | undefined
@@ -226,6 +229,47 @@ const main = async (): Promise<number> => {
   const { lines, faults } = summarize(results)
   report.printClosing(relay, stop, peakRss, lines)
   if (options.json) writeFileSync(options.json, JSON.stringify({ options: { ...options, scenarios: [...options.scenarios] }, results }, resultsReplacer('samples'), 2))
+  return faults > 0 ? 1 : 0
+}
+
+/** 1 % sampling may cost at most this share of off's OK/s (the observability issue). */
+const TRACING_TARGET = 0.05
+
+/** `--tracing`: scenario 1 on a fresh relay per tracing mode and round; the comparison table; exit 1 on rejects or no spans at 100 %. */
+const tracingMain = async (
+  options: BenchOptions, frames: Buffer[], env: Record<string, string | undefined>, pinned: boolean, profDir: string | undefined,
+): Promise<number> => {
+  report.printTracingVerifier(verifierText({ verifier: undefined }, pinned), options.relayLogLevel, profDir)
+  const results: TracingResults = await runTracing({
+    launch: { cli: CLI, env, logLevel: options.relayLogLevel, configFile: options.relayConfig },
+    frames, connections: options.connections, window: options.window, rounds: options.tracingRounds, profDir,
+    onSetup: setup => report.printTracingSetup(setup, options.tracingRounds, frames.length, options.connections, options.window),
+    onRun: run => report.printTracingRun(run),
+    onRelay: stop => stopOnInterrupt(stop),
+  })
+  report.printTracing(results.summaries, options.tracingRounds, TRACING_TARGET)
+  if (profDir) for (const run of results.runs) if (run.profDir) report.printProfiles([run.phase], loadProfiles(run.profDir))
+  const lines: string[] = []
+  let faults = results.runs.reduce((sum, r) => sum + r.ingest.rejected, 0)
+  for (const s of results.summaries) {
+    if (s.mode === 'off') {
+      lines.push(`${'off'.padEnd(12)}${int(s.best.okPerSecond)} OK/s, p99 ${ms(s.best.ingest.ackLatency.p99)} (best of ${s.runs.length})`)
+      continue
+    }
+    const verdict = s.mode === '1 %' ? ` (target ≤ ${(100 * TRACING_TARGET).toFixed(0)} % slower: ${s.change >= -TRACING_TARGET ? 'met' : 'MISSED'})` : ''
+    lines.push(`${s.mode.padEnd(12)}${int(s.best.okPerSecond)} OK/s, p99 ${ms(s.best.ingest.ackLatency.p99)}, ${(100 * s.change).toFixed(1)} % vs off${verdict}; ${s.best.sink.spans === undefined ? '?' : int(s.best.sink.spans)} spans exported`)
+  }
+  const full = results.summaries.find(s => s.mode === '100 %')
+  if (full && full.runs.some(r => r.sink.requests === 0)) {
+    lines.push('NO SPANS    a 100 % run exported nothing to the sink: tracing did not start (exit code 1)')
+    faults++
+  }
+  const others = otherProcessesText(results.runs.map(r => r.cpu))
+  if (others) lines.push(`machine     ${others}; load avg at the end ${machineInfo().loadAverage.toFixed(2)}`)
+  const rejected = results.runs.reduce((sum, r) => sum + r.ingest.rejected, 0)
+  if (rejected > 0) lines.push(`FAULTS      ${rejected} rejected events (exit code 1)`)
+  report.printTracingClosing(results.runs, lines)
+  if (options.json) writeFileSync(options.json, JSON.stringify({ options: { ...options, scenarios: [...options.scenarios] }, tracing: results }, resultsReplacer('samples'), 2))
   return faults > 0 ? 1 : 0
 }
 

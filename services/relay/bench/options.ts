@@ -25,6 +25,9 @@ export interface BenchOptions {
   reqBaseline: boolean
   /** Signing keys (authors). */
   keys: number
+  /** `--tracing`: only scenario 1, on fresh relays with tracing off, sampled at 1 % and at 100 %, `tracingRounds` times each. */
+  tracing: boolean
+  tracingRounds: number
   scenarios: Set<Scenario>
   /** Directory for the relay's `--cpu-prof` output; undefined: no profiling. */
   cpuProf: string | undefined
@@ -35,21 +38,24 @@ export interface BenchOptions {
   help: boolean
 }
 
-type Numeric = 'events' | 'connections' | 'window' | 'store' | 'reqs' | 'reqConnections' | 'warmup' | 'subscribers' | 'perConnection' | 'fanoutEvents' | 'keys'
+type Numeric =
+  | 'events' | 'connections' | 'window' | 'store' | 'reqs' | 'reqConnections' | 'warmup' | 'subscribers' | 'perConnection' | 'fanoutEvents' | 'keys'
+  | 'tracingRounds'
 
 const FULL: Record<Numeric, number> = {
   events: 50_000, connections: 8, window: 500, store: 100_000, reqs: 2000, reqConnections: 4, warmup: 200,
-  subscribers: 500, perConnection: 10, fanoutEvents: 2000, keys: 8,
+  subscribers: 500, perConnection: 10, fanoutEvents: 2000, keys: 8, tracingRounds: 3,
 }
 
 const QUICK: Record<Numeric, number> = {
-  ...FULL, events: 5000, connections: 4, store: 10_000, reqs: 400, warmup: 50, subscribers: 100, fanoutEvents: 500,
+  ...FULL, events: 5000, connections: 4, store: 10_000, reqs: 400, warmup: 50, subscribers: 100, fanoutEvents: 500, tracingRounds: 2,
 }
 
 /** Flag name (kebab-case) of each numeric setting; the env name is BENCH_ + the flag in upper snake case. */
 const FLAGS: Record<Numeric, string> = {
   events: 'events', connections: 'connections', window: 'window', store: 'store', reqs: 'reqs', reqConnections: 'req-connections',
   warmup: 'warmup', subscribers: 'subscribers', perConnection: 'subs-per-connection', fanoutEvents: 'fanout-events', keys: 'keys',
+  tracingRounds: 'tracing-rounds',
 }
 
 /** The --help text. */
@@ -73,13 +79,21 @@ signed events, prints a report, stops it with SIGTERM and removes the temp dir.
   --fanout-events M         3. fan-out: events published (default 2000)            BENCH_FANOUT_EVENTS
   --no-separate             3. fan-out: skip the one-connection-per-subscriber run  BENCH_SEPARATE=0
   --keys K                  signing keys / authors (default 8)                      BENCH_KEYS
+  --tracing                 only 1. ingest, on a fresh relay per tracing mode:      BENCH_TRACING=1
+                            off, sampled at 1 %, at 100 % (OTLP/HTTP to a sink in
+                            the bench); a table of OK/s, EVENT→OK p50/p99, relay
+                            CPU per 1k OK and the change vs off
+  --tracing-rounds N        --tracing: rounds of off,1 %,100 % (default 3; quick 2) BENCH_TRACING_ROUNDS
   --cpu-prof [DIR]          run the relay with --cpu-prof, summarize hot functions  BENCH_CPU_PROF=DIR|1
   --relay-log-level L       relay log level (default warn)                          BENCH_RELAY_LOG_LEVEL
   --relay-config FILE       relay config file (default: none; defaults + RELAY_* env)
   --json FILE               also write the results as JSON
   -h, --help                this text
 
-RELAY_* variables in the environment are passed to the relay (e.g. RELAY_LIMITATION__MAX_LIMIT).
+RELAY_* variables in the environment are passed to the relay (e.g. RELAY_LIMITATION__MAX_LIMIT). The relay
+always starts with --import @msr/telemetry/register (OTEL_SERVICE_NAME=msr-relay); OTEL_* variables reach
+it too, except with --tracing, which sets them itself and keeps only OTEL_EXPORTER_OTLP_PROTOCOL
+(http/protobuf by default, or http/json) and OTEL_BSP_* (batch span processor settings).
 `
 
 const scenariosOf = (raw: string | undefined): Set<Scenario> => {
@@ -98,14 +112,18 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
     only: { type: 'string' },
     'relay-log-level': { type: 'string' },
     'relay-config': { type: 'string' },
+    tracing: { type: 'boolean' },
   } as const
   const { flags, numbers, quick, cpuProf, json, help } = parseBenchArgs(argv, env, { flags: FLAGS, full: FULL, quick: QUICK, envPrefix: 'BENCH_' }, own)
+  // npm_config_tracing: `npm run bench --tracing` without `--`, as for --quick.
+  const tracing = Boolean(flags.tracing) || truthy(env.BENCH_TRACING) === true || env.npm_config_tracing === 'true'
   return {
     quick,
     ...numbers,
     separate: !flags['no-separate'] && truthy(env.BENCH_SEPARATE) !== false,
     reqBaseline: !flags['no-req-baseline'] && truthy(env.BENCH_REQ_BASELINE) !== false,
-    scenarios: scenariosOf((flags.only as string | undefined) ?? env.BENCH_ONLY),
+    tracing,
+    scenarios: tracing ? new Set<Scenario>(['ingest']) : scenariosOf((flags.only as string | undefined) ?? env.BENCH_ONLY),
     cpuProf,
     relayLogLevel: (flags['relay-log-level'] as string | undefined) ?? env.BENCH_RELAY_LOG_LEVEL ?? 'warn',
     relayConfig: flags['relay-config'] as string | undefined,

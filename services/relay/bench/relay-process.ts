@@ -17,6 +17,11 @@ export interface RelayLaunch {
   configFile?: string | undefined
   /** When set, the child runs with `--cpu-prof` and writes its profiles here. */
   cpuProfDir?: string | undefined
+  /**
+   * OTEL_* variables set on top of `env` (exporter, endpoint, sampler). Tracing starts only when
+   * OTEL_TRACES_EXPORTER names an exporter; the register module is loaded either way.
+   */
+  otel?: Record<string, string> | undefined
   readyTimeoutMs?: number
 }
 
@@ -46,11 +51,21 @@ const watchOutput = (child: ChildProcess, relay: Pick<RelayProcess, 'verifier' |
   })
 }
 
+/**
+ * `--import @msr/telemetry/register`, as the relay is started in production, resolved here: the child's cwd is
+ * its temp dir, from which the bare name would not resolve. Loaded in every run, so that "tracing off" is
+ * measured through the same start path (the module then loads nothing more).
+ */
+export const TELEMETRY_REGISTER = import.meta.resolve('@msr/telemetry/register')
+
+/** OTEL_SERVICE_NAME of the relay child unless the environment names one. */
+export const SERVICE_NAME = 'msr-relay'
+
 /** Starts the relay and resolves once /readyz answers 200. */
 export const startRelayProcess = async (launch: RelayLaunch): Promise<RelayProcess> => {
   const dataDir = mkdtempSync(join(tmpdir(), 'msr-bench-'))
   const port = await freePort()
-  const nodeArgs = launch.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', launch.cpuProfDir] : []
+  const nodeArgs = [...(launch.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', launch.cpuProfDir] : []), '--import', TELEMETRY_REGISTER]
   const configArgs = launch.configFile ? ['--config', launch.configFile] : []
   // cwd is the temp dir so that no config/relay.toml of the working tree is picked up by accident.
   const child = spawn(process.execPath, [...nodeArgs, launch.cli, 'serve', ...configArgs], {
@@ -58,6 +73,8 @@ export const startRelayProcess = async (launch: RelayLaunch): Promise<RelayProce
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...launch.env,
+      OTEL_SERVICE_NAME: launch.env.OTEL_SERVICE_NAME || SERVICE_NAME,
+      ...launch.otel,
       RELAY_DATA__PATH: join(dataDir, 'lmdb'),
       RELAY_NETWORK__HOST: '127.0.0.1',
       PORT: String(port),

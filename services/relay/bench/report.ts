@@ -27,6 +27,13 @@ export const printRelay = (relay: { pid: number; url: string; dataDir: string },
   if (profDir) row('cpu-prof', `relay runs with --cpu-prof; profiles in ${profDir}`)
 }
 
+/** Whether the relay traces: it always loads the register module; the SDK starts only when OTEL_TRACES_EXPORTER names an exporter. */
+export const printTracingState = (env: Record<string, string | undefined>): void => {
+  const exporter = env.OTEL_TRACES_EXPORTER
+  const sampler = env.OTEL_TRACES_SAMPLER ? `, OTEL_TRACES_SAMPLER=${env.OTEL_TRACES_SAMPLER}${env.OTEL_TRACES_SAMPLER_ARG ? ` (${env.OTEL_TRACES_SAMPLER_ARG})` : ''}` : ''
+  row('tracing', exporter ? `OTEL_TRACES_EXPORTER=${exporter}${sampler} (from the environment; --tracing compares off, 1 %, 100 %)` : 'off (--import @msr/telemetry/register loaded, OTEL_TRACES_EXPORTER unset)')
+}
+
 /** Signing before the timed phases. */
 export const printPrepared = (events: number, seconds: number, threads: number, signer: string, keys: number): void =>
   row('prepared', `${int(events)} signed events in ${sec(seconds)} (${threads} signing threads, ${signer}, ${keys} keys; not timed)`)
@@ -125,6 +132,118 @@ export const printClosing = (
   row('relay log', relay.warningCount === 0 ? 'no warnings or errors' : `${relay.warningCount} warnings/errors:`)
   for (const w of relay.warnings.slice(0, 10)) row(`  ${w.severity}`, w.message)
   row('relay stop', `SIGTERM → exit ${stop.code ?? stop.signal} in ${sec(stop.seconds)}; peak RSS ${peakRssMiB === undefined ? '?' : `${peakRssMiB.toFixed(0)} MiB`}; temp dir removed`)
+  line()
+  line('Summary')
+  for (const s of summary) line(`  ${s}`)
+}
+
+/** `--tracing`: the relay's verifier and log level (a relay is started per run, so there is no single pid or data dir). */
+export const printTracingVerifier = (verifier: string, logLevel: string, profDir: string | undefined): void => {
+  row('relay', `a fresh child per run on a temp data dir and a free loopback port, log level ${logLevel}`)
+  row('verifier', verifier)
+  if (profDir) row('cpu-prof', `relay runs with --cpu-prof; profiles in ${profDir}/<mode>-<round>`)
+}
+
+/** `--tracing`: where the relay's spans go, before the runs. */
+export const printTracingSetup = (t: { endpoint: string; otel: Record<string, string> }, rounds: number, events: number, connections: number, window: number): void => {
+  row('tracing', `register module always loaded (--import @msr/telemetry/register, OTEL_SERVICE_NAME=msr-relay); off: no OTEL_TRACES_EXPORTER`)
+  row('', `sampled runs: ${Object.entries(t.otel).map(([k, v]) => `${k}=${v}`).join(' ')} OTEL_TRACES_SAMPLER_ARG=0.01|1`)
+  row('', `OTLP sink in the bench: ${t.endpoint}/v1/traces (answers 200 at once, counts requests, bytes and spans)`)
+  line()
+  line(`1. Ingest with tracing off, at 1 %, at 100 %: ${int(events)} distinct signed kind-1 events, ${connections} connections, ≤${window} unanswered each,`)
+  line(`   a fresh relay per run, ${rounds} round(s) in the order off, 1 %, 100 %; each run waits (≤ 20 s) until other processes use ≤ 0.25 cores`)
+}
+
+const relayCpuPer1k = (r: { cpu: CpuShare; ingest: PublishResult }): number | undefined =>
+  r.cpu.relaySeconds === undefined ? undefined : (1e6 * r.cpu.relaySeconds) / Math.max(1, r.ingest.stored + r.ingest.duplicates)
+
+const pct = (x: number): string => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(1)} %`
+
+const bytesText = (n: number): string => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(0)} KiB` : `${n} B`)
+
+interface TracingRunView {
+  mode: string
+  round: number
+  ingest: PublishResult
+  okPerSecond: number
+  cpu: CpuShare
+  sink: { requests: number; bytes: number; spans: number | undefined; rejected: number }
+  warningCount: number
+  waitedSeconds: number
+}
+
+const spansText = (s: TracingRunView['sink']): string => (s.spans === undefined ? '?' : int(s.spans))
+
+/** One line per run, as it ends. */
+export const printTracingRun = (r: TracingRunView): void => {
+  const other = r.cpu.otherSeconds === undefined ? '' : `, other processes ${(r.cpu.otherSeconds / r.cpu.wallSeconds).toFixed(2)} cores`
+  const per1k = relayCpuPer1k(r)
+  row(`${r.mode.padEnd(5)} round ${r.round}`,
+    `${int(r.okPerSecond).padStart(7)} OK/s  p50 ${ms(r.ingest.ackLatency.p50).padStart(8)}  p99 ${ms(r.ingest.ackLatency.p99).padStart(8)}  ` +
+    `relay ${per1k === undefined ? '?' : `${per1k.toFixed(0)} ms`} CPU per 1k OK${other}; ` +
+    `sink ${int(r.sink.requests)} requests, ${bytesText(r.sink.bytes)}, ${spansText(r.sink)} spans` +
+    (r.ingest.rejected ? `; REJECTED ${int(r.ingest.rejected)}` : '') + (r.warningCount ? `; ${r.warningCount} relay warnings` : '') +
+    (r.waitedSeconds >= 1 ? `; waited ${r.waitedSeconds.toFixed(0)} s for a quiet machine` : ''))
+}
+
+/** The comparison: each mode's best round, against off's. */
+export const printTracing = (
+  summaries: ReadonlyArray<{ mode: string; best: TracingRunView; runs: TracingRunView[]; change: number }>,
+  rounds: number,
+  target: number,
+): void => {
+  line()
+  line(`Tracing cost on ingest, ${rounds} round(s) per mode (a fresh relay per run; rounds alternate off, 1 %, 100 %)`)
+  line(`  OK/s, p50, p99: the round with the most OK/s (other processes only ever slow a round down); CPU/1k OK: the lowest round`)
+  const lowestCpu = (runs: TracingRunView[]): number | undefined => {
+    const all = runs.flatMap(r => relayCpuPer1k(r) ?? [])
+    return all.length === runs.length ? Math.min(...all) : undefined
+  }
+  const off = summaries.find(s => s.mode === 'off')
+  const offCpu = off && lowestCpu(off.runs)
+  const head = ['mode', 'OK/s', 'vs off', 'p50', 'p99', 'CPU/1k OK', 'vs off', 'spans', 'spans/OK', 'requests', 'bytes', 'OK/s each round']
+  const widths = [6, 8, 9, 9, 9, 10, 9, 8, 9, 9, 10, 0]
+  const cells = (values: string[]) => values.map((v, i) => (i === 0 || i === values.length - 1 ? v.padEnd(widths[i] ?? 0) : v.padStart(widths[i] ?? 0))).join('  ')
+  line(`  ${cells(head)}`)
+  const cpuChanges = new Map<string, number>()
+  for (const s of summaries) {
+    const b = s.best
+    const ok = b.ingest.stored + b.ingest.duplicates
+    const cpu = lowestCpu(s.runs)
+    if (cpu !== undefined && offCpu) cpuChanges.set(s.mode, (cpu - offCpu) / offCpu)
+    const cpuChange = cpuChanges.get(s.mode)
+    line(`  ${cells([
+      s.mode, int(b.okPerSecond), s.mode === 'off' ? '' : pct(s.change), ms(b.ingest.ackLatency.p50), ms(b.ingest.ackLatency.p99),
+      cpu === undefined ? '?' : `${cpu.toFixed(0)} ms`, s.mode === 'off' || cpuChange === undefined ? '' : pct(cpuChange), spansText(b.sink),
+      b.sink.spans === undefined ? '?' : `${((100 * b.sink.spans) / Math.max(1, ok)).toFixed(2)} %`, int(b.sink.requests), bytesText(b.sink.bytes),
+      s.runs.map(r => int(r.okPerSecond)).join(', '),
+    ])}`)
+  }
+  line('  (vs off: change of OK/s, and of the relay\'s CPU time per 1000 OKs, which the rest of the machine\'s load moves less;')
+  line('   spans/OK: spans the sink received per accepted event, about 1 % and 100 % when sampling works and nothing is dropped)')
+  const full = summaries.find(s => s.mode === '100 %')
+  const lost = full?.runs.filter(r => r.sink.spans !== undefined && r.sink.spans < r.ingest.stored + r.ingest.duplicates) ?? []
+  if (lost.length > 0)
+    line(`  NOTE        100 %: ${lost.map(r => `${((100 * (r.sink.spans ?? 0)) / (r.ingest.stored + r.ingest.duplicates)).toFixed(1)} %`).join(', ')} of the spans reached the sink; ` +
+      'the batch span processor drops spans when its queue is full (OTEL_BSP_MAX_QUEUE_SIZE, default 2048)')
+  const one = summaries.find(s => s.mode === '1 %')
+  if (!one) return
+  const cpuOne = cpuChanges.get('1 %')
+  const byCpu = cpuOne === undefined ? '' : `; relay CPU per OK ${pct(cpuOne)}: ${cpuOne <= target ? 'within' : 'beyond'} ${(100 * target).toFixed(0)} %`
+  line(`  target      1 % sampling at most ${(100 * target).toFixed(0)} % slower than off: ${one.change >= -target ? 'MET' : 'MISSED'} (${pct(one.change)} OK/s${byCpu})`)
+}
+
+/** `--tracing`: the relays' warnings and stops over all runs, and the summary lines. */
+export const printTracingClosing = (
+  runs: ReadonlyArray<{ mode: string; round: number; warningCount: number; warnings: Array<{ severity: string; message: string }>; stop: { code: number | null; signal: string | null; seconds: number } }>,
+  summary: string[],
+): void => {
+  line()
+  const warnings = runs.reduce((sum, r) => sum + r.warningCount, 0)
+  row('relay log', warnings === 0 ? 'no warnings or errors in any run' : `${warnings} warnings/errors:`)
+  for (const r of runs) for (const w of r.warnings.slice(0, 5)) row(`  ${w.severity}`, `[${r.mode}, round ${r.round}] ${w.message}`)
+  const exits = [...new Set(runs.map(r => String(r.stop.code ?? r.stop.signal)))].join(', ')
+  row('relay stop', `SIGTERM → exit ${exits}; slowest stop (with the final span flush) ${sec(Math.max(...runs.map(r => r.stop.seconds)))}; temp dirs removed`)
   line()
   line('Summary')
   for (const s of summary) line(`  ${s}`)
