@@ -58,6 +58,7 @@ const services = [
   {
     name: 'relay',
     cli: 'services/relay/dist/src/cli.js',
+    serviceName: 'msr-relay',
     ready: `http://127.0.0.1:${relayPort}/readyz`,
     env: {
       PORT: String(relayPort),
@@ -73,6 +74,7 @@ const services = [
   {
     name: 'mailbox-api',
     cli: 'services/mailbox-api/dist/src/cli.js',
+    serviceName: 'msr-mailbox',
     ready: `http://127.0.0.1:${mailboxPort}/readyz`,
     env: {
       PORT: String(mailboxPort),
@@ -90,7 +92,9 @@ const { RELAY_PORT: _relayPort, MAILBOX_PORT: _mailboxPort, PORT: _port, ...inhe
 let stopping = false
 let exitCode = 0
 const children = services.map(service => {
-  const child = spawn(process.execPath, [service.cli, 'serve'], { cwd: root, stdio: 'inherit', env: { ...inherited, ...service.env } })
+  // The register module starts OpenTelemetry first when OTEL_TRACES_EXPORTER asks for it (and loads nothing otherwise).
+  const env = { ...inherited, MSR_DEFAULT_SERVICE_NAME: service.serviceName, ...service.env }
+  const child = spawn(process.execPath, ['--import', '@msr/telemetry/register', service.cli, 'serve'], { cwd: root, stdio: 'inherit', env })
   child.on('exit', (code, signal) => {
     if (!stopping) {
       process.stderr.write(`start: ${service.name} stopped (${signal ?? code}); stopping the others\n`)
@@ -122,6 +126,14 @@ const ready = async url => {
   }
 }
 
+/** Where spans go, as the banner says it (the services read the OTEL_* variables themselves). */
+const tracesLine = () => {
+  const exporter = process.env.OTEL_TRACES_EXPORTER?.trim()
+  if (!exporter || exporter === 'none') return 'off (OTEL_TRACES_EXPORTER=otlp or console turns them on: docs/tracing.md)'
+  const endpoint = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT
+  return `OTEL_TRACES_EXPORTER=${exporter}${exporter.includes('otlp') ? ` to ${endpoint ?? 'http://localhost:4318 (the SDK default)'}` : ''}`
+}
+
 await Promise.all(services.map(service => ready(service.ready)))
 if (!stopping) {
   const relayHttp = `http://127.0.0.1:${relayPort}`
@@ -137,6 +149,7 @@ if (!stopping) {
     `  health             ${relayHttp}/readyz   ${publicUrl}/readyz`,
     `  metrics            curl ${bearer} ${relayHttp}/metrics`,
     `                     curl ${bearer} ${publicUrl}/metrics`,
+    `  traces             ${tracesLine()}`,
     ...(portNote ? [`  note               ${portNote}`] : []),
     '',
   ]

@@ -98,7 +98,8 @@ describe('routing', () => {
   })
 
   it('puts the routing fields and the trace context in the attributes', () => {
-    assert.deepEqual(hintAttributes(group, '00-abc-def-01'), { kind: '445', event_id: ID, group: GROUP, traceparent: '00-abc-def-01' })
+    const trace = { traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`, tracestate: 'vendor=x' }
+    assert.deepEqual(hintAttributes(group, trace), { kind: '445', event_id: ID, group: GROUP, ...trace })
     assert.deepEqual(hintAttributes(dm), { kind: '446', event_id: ID, recipient: `${hex(1)},${hex(2)}` })
   })
 

@@ -92,17 +92,20 @@ export const topicOf = (hint: Hint, topics: { group: string; dm: string } = DEFA
 /** How many recipients fit one attribute value: 64 hex digits and a comma each. */
 const RECIPIENTS_PER_ATTRIBUTE = Math.floor((MAX_ATTRIBUTE_BYTES + 1) / 65)
 
+/** The W3C trace context a hint travels with (`traceparent`, and `tracestate` when there is one). */
+export type HintTrace = { traceparent: string; tracestate?: string }
+
 /**
- * The message attributes: the routing fields (`kind`, `group` or `recipient`), the event id, and
- * `traceparent` when the publish is traced. `recipient` joins the first 15 recipients by commas (all 64
- * would make Pub/Sub refuse the whole message); the data always names them all.
+ * The message attributes: the routing fields (`kind`, `group` or `recipient`), the event id, and the W3C
+ * trace context (`traceparent`, `tracestate`) when the publish is traced. `recipient` joins the first 15
+ * recipients by commas (all 64 would make Pub/Sub refuse the whole message); the data always names them all.
  */
-export const hintAttributes = (hint: Hint, traceparent?: string): Record<string, string> => ({
+export const hintAttributes = (hint: Hint, trace?: HintTrace): Record<string, string> => ({
   kind: String(hint.kind),
   event_id: hint.id,
   ...(hint.group !== undefined && { group: hint.group }),
   ...(hint.recipients !== undefined && { recipient: hint.recipients.slice(0, RECIPIENTS_PER_ATTRIBUTE).join(',') }),
-  ...(traceparent !== undefined && { traceparent }),
+  ...trace,
 })
 
 /** The ordering key: the group id for 445 (epochs of one group in order), none for 446. */

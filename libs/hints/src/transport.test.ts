@@ -12,7 +12,7 @@ import { createLocalTransport, createPubSubTransport } from './transport.js'
 process.env.METADATA_SERVER_DETECTION = 'none'
 
 const TOKEN = 'local-push-secret'
-const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+const TRACE = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 'rojo=00f067aa0ba902b7' }
 const hex = (n: number): string => n.toString(16).padStart(64, '0')
 
 let serial = 0
@@ -52,7 +52,7 @@ describe('local transport', () => {
     const transport = createLocalTransport({ pushUrl: endpoint.url, token: TOKEN })
     const hint = groupHint('g1', 4)
     assert.equal(transport.name, 'local')
-    assert.equal(await transport.publish(hint, { traceparent: TRACEPARENT }), hint.id)
+    assert.equal(await transport.publish(hint, { trace: TRACE }), hint.id)
     await transport.close()
     await endpoint.close()
 
@@ -62,13 +62,15 @@ describe('local transport', () => {
     assert.equal(request.url, '/push')
     assert.equal(request.headers.authorization, `Bearer ${TOKEN}`)
     assert.equal(request.headers['content-type'], 'application/json')
+    assert.equal(request.headers.traceparent, TRACE.traceparent, 'the trace context as a header too')
+    assert.equal(request.headers.tracestate, TRACE.tracestate)
     const { message, subscription } = request.body as { message: Record<string, unknown>; subscription: string }
     assert.equal(subscription, 'projects/local/subscriptions/mailbox-hints')
     assert.deepEqual(JSON.parse(Buffer.from(message.data as string, 'base64').toString('utf8')), hint)
-    assert.deepEqual(message.attributes, hintAttributes(hint, TRACEPARENT))
+    assert.deepEqual(message.attributes, hintAttributes(hint, TRACE))
     assert.equal(message.orderingKey, 'g1')
     assert.equal(message.messageId, hint.id)
-    assert.deepEqual(decodePushEnvelope(request.body), { ok: true, hint, messageId: hint.id, attributes: hintAttributes(hint, TRACEPARENT) })
+    assert.deepEqual(decodePushEnvelope(request.body), { ok: true, hint, messageId: hint.id, attributes: hintAttributes(hint, TRACE) })
   })
 
   it('sends no Authorization without a token, no ordering key for a 446, and the given subscription', async () => {
@@ -195,7 +197,7 @@ describe('Pub/Sub transport against the emulator', () => {
     // Interleaved groups, published without waiting, as an outbox drainer would.
     const groupHints = [0, 1, 2, 3, 4, 5].flatMap(epoch => [groupHint('alpha', epoch), groupHint('beta', epoch)])
     const dm = dmHint()
-    const ids = await Promise.all([...groupHints, dm].map(h => transport.publish(h, { traceparent: TRACEPARENT })))
+    const ids = await Promise.all([...groupHints, dm].map(h => transport.publish(h, { trace: TRACE })))
     assert.equal(new Set(ids).size, ids.length)
     await transport.close()
 
@@ -205,7 +207,7 @@ describe('Pub/Sub transport against the emulator', () => {
       const decoded = decodeHint(m.data)
       assert.ok(decoded.ok)
       assert.deepEqual(decoded.hint, byId.get(decoded.hint.id))
-      assert.deepEqual(m.attributes, hintAttributes(decoded.hint, TRACEPARENT))
+      assert.deepEqual(m.attributes, hintAttributes(decoded.hint, TRACE))
       assert.equal(m.orderingKey, decoded.hint.group)
     }
     const epochsOf = (group: string) => received.map(m => JSON.parse(m.data.toString()) as Hint).filter(h => h.group === group).map(h => h.epoch)
@@ -214,7 +216,7 @@ describe('Pub/Sub transport against the emulator', () => {
 
     const [dmMessage] = await pull(reader, `${topics.dm}-sub`, 1)
     assert.deepEqual(decodeHint(dmMessage?.data ?? ''), { ok: true, hint: dm })
-    assert.deepEqual(dmMessage?.attributes, hintAttributes(dm, TRACEPARENT))
+    assert.deepEqual(dmMessage?.attributes, hintAttributes(dm, TRACE))
     assert.equal(dmMessage?.orderingKey, '')
   })
 

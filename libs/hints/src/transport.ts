@@ -4,13 +4,16 @@
  */
 import { PubSub, type Topic } from '@google-cloud/pubsub'
 import { encodePushEnvelope } from './envelope.js'
-import { DEFAULT_TOPICS, encodeHint, hintAttributes, orderingKeyOf, topicOf, type Hint } from './hint.js'
+import { DEFAULT_TOPICS, encodeHint, hintAttributes, orderingKeyOf, topicOf, type Hint, type HintTrace } from './hint.js'
 
 /** Carries hints to the bus; the relay's outbox drainer retries what it rejects. */
 export interface HintTransport {
   readonly name: 'local' | 'pubsub'
-  /** Resolves with the message id once the bus has the message; rejects (with a message naming the cause, never a token) otherwise. */
-  publish(hint: Hint, opts?: { traceparent?: string }): Promise<string>
+  /**
+   * Resolves with the message id once the bus has the message; rejects (with a message naming the cause,
+   * never a token) otherwise. `trace` goes into the message attributes (and the local transport's headers).
+   */
+  publish(hint: Hint, opts?: { trace?: HintTrace | undefined }): Promise<string>
   /** Flushes what is in flight and releases connections. */
   close(): Promise<void>
 }
@@ -61,16 +64,17 @@ export const createLocalTransport = (opts: { pushUrl: string; token?: string; ti
   const headers = { 'content-type': 'application/json', ...(opts.token && { authorization: `Bearer ${opts.token}` }) }
   const calls = inFlight()
 
-  const post = async (hint: Hint, traceparent: string | undefined): Promise<string> => {
+  const post = async (hint: Hint, trace: HintTrace | undefined): Promise<string> => {
     const envelope = encodePushEnvelope({
       data: encodeHint(hint),
-      attributes: hintAttributes(hint, traceparent),
+      attributes: hintAttributes(hint, trace),
       messageId: hint.id,
       orderingKey: orderingKeyOf(hint),
       subscription,
     })
     const signal = AbortSignal.timeout(timeoutMs)
-    const response = await fetch(opts.pushUrl, { method: 'POST', headers, body: JSON.stringify(envelope), signal }).catch((err: unknown) => {
+    // The trace context as headers too: the receiving HTTP span joins the hint's trace.
+    const response = await fetch(opts.pushUrl, { method: 'POST', headers: { ...headers, ...trace }, body: JSON.stringify(envelope), signal }).catch((err: unknown) => {
       throw new Error(`${target}: ${signal.aborted ? `no answer within ${timeoutMs} ms` : causeOf(err)}`)
     })
     await response.arrayBuffer().catch(() => undefined) // read to the end so the connection is reused
@@ -80,7 +84,7 @@ export const createLocalTransport = (opts: { pushUrl: string; token?: string; ti
 
   return {
     name: 'local',
-    publish: (hint, { traceparent } = {}) => calls.run('local', () => post(hint, traceparent)),
+    publish: (hint, { trace } = {}) => calls.run('local', () => post(hint, trace)),
     close: () => calls.settle(),
   }
 }
@@ -90,11 +94,20 @@ export const createLocalTransport = (opts: { pushUrl: string; token?: string; ti
  * a missing one rejects the publish.
  */
 export const createPubSubTransport = (
-  opts: { projectId?: string; topics?: { group: string; dm: string }; emulatorHost?: string; maxDelayMs?: number; timeoutMs?: number } = {},
+  opts: {
+    projectId?: string
+    topics?: { group: string; dm: string }
+    emulatorHost?: string
+    maxDelayMs?: number
+    timeoutMs?: number
+    /** The client library's own publish spans (children of the active span, context in `googclient_traceparent`). */
+    openTelemetry?: boolean
+  } = {},
 ): HintTransport => {
   // Without emulatorHost the library itself honours PUBSUB_EMULATOR_HOST.
   const client = new PubSub({
     ...(opts.projectId !== undefined && { projectId: opts.projectId }),
+    ...(opts.openTelemetry && { enableOpenTelemetryTracing: true }),
     // Naming the universe keeps the auth library from probing for a GCE metadata server on the emulator.
     ...(opts.emulatorHost !== undefined && { apiEndpoint: opts.emulatorHost, emulatorMode: true, universeDomain: 'googleapis.com' }),
   })
@@ -110,12 +123,12 @@ export const createPubSubTransport = (
   }
   const calls = inFlight()
 
-  const send = async (hint: Hint, traceparent: string | undefined): Promise<string> => {
+  const send = async (hint: Hint, trace: HintTrace | undefined): Promise<string> => {
     const name = topicOf(hint, names)
     const topic = topicNamed(name)
     const orderingKey = orderingKeyOf(hint)
     try {
-      return await topic.publishMessage({ data: encodeHint(hint), attributes: hintAttributes(hint, traceparent), ...(orderingKey !== undefined && { orderingKey }) })
+      return await topic.publishMessage({ data: encodeHint(hint), attributes: hintAttributes(hint, trace), ...(orderingKey !== undefined && { orderingKey }) })
     } catch (err) {
       // A failed ordered publish pauses its key; the outbox retries in order, so let the retry through.
       if (orderingKey !== undefined) topic.resumePublishing(orderingKey)
@@ -125,7 +138,7 @@ export const createPubSubTransport = (
 
   return {
     name: 'pubsub',
-    publish: (hint, { traceparent } = {}) => calls.run('pubsub', () => send(hint, traceparent)),
+    publish: (hint, { trace } = {}) => calls.run('pubsub', () => send(hint, trace)),
     close: async () => {
       // Flush first: otherwise what is batched waits out maxDelayMs before settling.
       await Promise.all([calls.settle(), ...[...topics.values()].map(t => t.flush())])

@@ -51,11 +51,3 @@ function errorReportingFields(obj: object, level: number): object {
   if (level < ERROR_LEVEL || !('err' in obj) || !(obj.err instanceof Error)) return {}
   return obj.err.stack === undefined ? {} : { stack_trace: obj.err.stack }
 }
-
-/** Fields that tie a log line to a Cloud Trace span, for `logger.child(traceFields(...))`. */
-export function traceFields(projectId: string, traceId: string, spanId: string): Record<string, string> {
-  return {
-    'logging.googleapis.com/trace': `projects/${projectId}/traces/${traceId}`,
-    'logging.googleapis.com/spanId': spanId,
-  }
-}

@@ -23,4 +23,11 @@ describe('--import @msr/telemetry/register', () => {
     assert.match(stdout, /register-test-span/)
     assert.match(stdout, /msr-test/)
   })
+
+  it('exports to Cloud Trace with gcp, and without credentials says so at exit instead of crashing', async () => {
+    const { stdout, stderr } = await node({ OTEL_TRACES_EXPORTER: 'gcp', GOOGLE_CLOUD_PROJECT: 'msr-test', METADATA_SERVER_DETECTION: 'none' })
+    assert.equal(stdout, '')
+    assert.match(stderr, /^msr-telemetry: the last spans were not exported: failed to create client: Could not load the default credentials/)
+    assert.equal(stderr.trim().split('\n').length, 1)
+  })
 })

@@ -27,15 +27,21 @@ describe('tracingProblems', () => {
   it('names an exporter or OTLP protocol the SDK would quietly ignore, and nothing else', () => {
     assert.deepEqual(tracingProblems({ OTEL_TRACES_EXPORTER: 'otlp,console', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }), [])
     assert.deepEqual(tracingProblems({ OTEL_TRACES_EXPORTER: 'otlp, bogus', OTEL_EXPORTER_OTLP_PROTOCOL: 'nonsense' }), [
-      'OTEL_TRACES_EXPORTER: "bogus" is not one of otlp, console, zipkin, none; no spans go there',
+      'OTEL_TRACES_EXPORTER: "bogus" is not one of otlp, console, zipkin, gcp, none; no spans go there',
       'OTEL_EXPORTER_OTLP_PROTOCOL: "nonsense" is not one of http/protobuf, http/json, grpc',
     ])
+  })
+
+  it('say that gcp (Cloud Trace) stands alone', () => {
+    assert.deepEqual(tracingProblems({ OTEL_TRACES_EXPORTER: 'gcp' }), [])
+    assert.deepEqual(tracingProblems({ OTEL_TRACES_EXPORTER: 'gcp,console' }), ['OTEL_TRACES_EXPORTER: "gcp" stands alone; the other exporters named beside it get no spans'])
+    assert.equal(tracingWanted({ OTEL_TRACES_EXPORTER: 'gcp' }), true)
   })
 
   it('are said when tracing starts', async () => {
     const lines: string[] = []
     const stop = await startTracing({ env: { OTEL_TRACES_EXPORTER: 'bogus' }, warn: line => void lines.push(line) })
     await stop()
-    assert.deepEqual(lines, ['OTEL_TRACES_EXPORTER: "bogus" is not one of otlp, console, zipkin, none; no spans go there'])
+    assert.deepEqual(lines, ['OTEL_TRACES_EXPORTER: "bogus" is not one of otlp, console, zipkin, gcp, none; no spans go there'])
   })
 })

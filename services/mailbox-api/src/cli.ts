@@ -70,7 +70,7 @@ const configCommand = (args: string[]): void => {
 
 const serve = async (): Promise<void> => {
   const cfg = config()
-  const logger = createLogger({ service: 'mailbox-api', level: cfg.logLevel })
+  const logger = createLogger({ service: 'mailbox-api', level: cfg.logLevel, projectId: cfg.googleCloudProject })
   const running = await startMailbox(cfg, { logger })
   let stopping = false
   const stop = (signal: string) => {
@@ -89,7 +89,7 @@ const serve = async (): Promise<void> => {
 
 const runMigrations = async (): Promise<void> => {
   const cfg = config()
-  const logger = createLogger({ service: 'mailbox-api', level: cfg.logLevel })
+  const logger = createLogger({ service: 'mailbox-api', level: cfg.logLevel, projectId: cfg.googleCloudProject })
   const database = await openDatabase({ url: cfg.databaseUrl, dataDir: cfg.dataDir, port: cfg.embeddedPgPort, poolSize: 2, logger, attach: true })
   try {
     const outcome = await migrate(database.pool)
@@ -101,7 +101,7 @@ const runMigrations = async (): Promise<void> => {
 
 /** Runs `work` on the configured database, migrated first as `migrate` does. Logs go to stderr: stdout may carry an export. */
 const withDatabase = async <T>(cfg: MailboxConfig, work: (pool: pg.Pool) => Promise<T>): Promise<T> => {
-  const logger = createLogger({ service: 'mailbox-api', level: cfg.logLevel, destination: process.stderr })
+  const logger = createLogger({ service: 'mailbox-api', level: cfg.logLevel, projectId: cfg.googleCloudProject, destination: process.stderr })
   const database = await openDatabase({ url: cfg.databaseUrl, dataDir: cfg.dataDir, port: cfg.embeddedPgPort, poolSize: 2, logger, attach: true })
   try {
     const outcome = await migrate(database.pool)

@@ -65,7 +65,7 @@ export const mailboxEnvSchema = z.object({
     .optional()
     .describe('Pub/Sub subscriptions to pull hints from, comma-separated (names, or projects/P/subscriptions/S), e.g. one per hint topic; unset: no pull consumer (push only).'),
   HINTS_MAX_MESSAGES: integer(100, 1).describe('Hints the pull consumer handles at once (flow control).'),
-  GOOGLE_CLOUD_PROJECT: z.string().optional().describe("Project of a short HINTS_SUBSCRIPTION name (unset: the client library's detection)."),
+  GOOGLE_CLOUD_PROJECT: z.string().optional().describe("Project of a short HINTS_SUBSCRIPTION name (unset: the client library's detection), and the one log lines name in their trace field (projects/ID/traces/TRACE)."),
   PUBSUB_EMULATOR_HOST: z.string().optional().describe('host:port of a Pub/Sub emulator for the pull consumer (no TLS, no credentials).'),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info').describe('Lowest log level written.'),
 })

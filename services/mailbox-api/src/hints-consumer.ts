@@ -1,6 +1,6 @@
 import { PubSub, type Message } from '@google-cloud/pubsub'
 import { decodeHint } from '@msr/hints'
-import type { Logger } from '@msr/telemetry'
+import { tracingActive, type Logger } from '@msr/telemetry'
 import type { HintReceiver, ReceivedHint } from './domain/hints.js'
 
 /** A running pull consumer. */
@@ -36,7 +36,7 @@ const emulatorOptions = (host: string) => ({ apiEndpoint: host, emulatorMode: tr
 
 const decodeMessage = (message: Message): ReceivedHint => {
   const decoded = decodeHint(message.data)
-  return decoded.ok ? { ok: true, hint: decoded.hint, messageId: message.id } : { ok: false, reason: decoded.reason, messageId: message.id }
+  return decoded.ok ? { ok: true, hint: decoded.hint, messageId: message.id, attributes: message.attributes } : { ok: false, reason: decoded.reason, messageId: message.id }
 }
 
 /**
@@ -46,7 +46,12 @@ const decodeMessage = (message: Message): ReceivedHint => {
  */
 export const startHintsConsumer = (opts: HintsConsumerOptions): HintsConsumer => {
   const projectId = subscriptionProject(opts.subscription, opts.projectId)
-  const pubsub = new PubSub({ ...(projectId && { projectId }), ...(opts.emulatorHost && emulatorOptions(opts.emulatorHost)) })
+  // With tracing on, the library's own subscriber spans join the relay's trace (googclient_traceparent).
+  const pubsub = new PubSub({
+    ...(projectId && { projectId }),
+    ...(opts.emulatorHost && emulatorOptions(opts.emulatorHost)),
+    ...(tracingActive() && { enableOpenTelemetryTracing: true }),
+  })
   const subscription = pubsub.subscription(opts.subscription, { flowControl: { maxMessages: opts.maxMessages, allowExcessMessages: false } })
   const inFlight = new Set<Promise<void>>()
   let closing = false

@@ -52,7 +52,7 @@ export const startMailbox = async (
   config: MailboxConfig,
   opts: { logger?: Logger; database?: Database; defaultMetrics?: boolean; pushCerts?: CertsSource } = {},
 ): Promise<RunningMailbox> => {
-  const logger = opts.logger ?? createLogger({ service: 'mailbox-api', level: config.logLevel })
+  const logger = opts.logger ?? createLogger({ service: 'mailbox-api', level: config.logLevel, projectId: config.googleCloudProject })
   const database =
     opts.database ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, port: config.embeddedPgPort, poolSize: config.dbPoolSize, logger }))
   const { applied, version } = await migrate(database.pool)

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { configReference, replaceMarkedSection } from '@msr/config'
 import { createLogger, flushTracing } from '@msr/telemetry'
-import { DEFAULT_CONFIG_FILE, loadRelayConfig, REFERENCE_SECTION, relayConfigSchema } from './config.js'
+import { DEFAULT_CONFIG_FILE, loadRelayConfig, logProjectId, REFERENCE_SECTION, relayConfigSchema } from './config.js'
 import { startRelay } from './main.js'
 import { filterFrom, runExport, runImport } from './backup/transfer-cli.js'
 
@@ -99,7 +99,7 @@ const config = (args: string[]): void => {
 const serve = async (args: string[]): Promise<void> => {
   const loaded = configFrom(args)
   const config = loaded.value
-  const logger = createLogger({ service: 'relay', level: config.log.level })
+  const logger = createLogger({ service: 'relay', level: config.log.level, projectId: logProjectId(config) })
   if (loaded.source.file) logger.info({ file: loaded.source.file, env: loaded.source.envKeys }, 'configuration loaded')
   else logger.info({ env: loaded.source.envKeys }, 'no configuration file; using defaults')
   // Signal handlers go in before the relay listens: a SIGTERM right after "relay listening" must still shut down gracefully.

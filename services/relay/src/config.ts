@@ -204,6 +204,7 @@ const backup = z
 const log = z
   .strictObject({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info').describe('Lowest log level written.'),
+    project_id: text('', 'Google Cloud project named in log lines written inside a span (`logging.googleapis.com/trace` = projects/ID/traces/TRACE, how Cloud Logging links them to Cloud Trace); empty: `hints.project_id`, and without either the bare trace id.'),
   })
   .prefault({})
 
@@ -241,6 +242,9 @@ export const relayConfigSchema = z
 
 /** The validated, frozen relay configuration. */
 export type RelayConfig = z.output<typeof relayConfigSchema>
+
+/** The project log lines name in their trace field: `log.project_id`, else `hints.project_id`, else none. */
+export const logProjectId = (config: Pick<RelayConfig, 'log' | 'hints'>): string | undefined => config.log.project_id || config.hints.project_id || undefined
 
 /** The name of the README section generated from this schema (`npm run docs`). */
 export const REFERENCE_SECTION = 'relay-config-reference'

@@ -2,7 +2,7 @@ import { openSnapshotStore, type StorageOptions } from '@msr/storage'
 import { createLogger, type Logger } from '@msr/telemetry'
 import { VerifierPool } from '@msr/workers'
 import { openBackups, type Backups } from './backup/backups.js'
-import type { RelayConfig } from './config.js'
+import { logProjectId, type RelayConfig } from './config.js'
 import { HttpListener } from './http/listener.js'
 import { Lifecycle, startedPart, type Part } from './lifecycle.js'
 import { backupObserver, createRelayMetrics, drainerObserver, MetricsSampler } from './metrics.js'
@@ -59,7 +59,7 @@ export interface StartOptions {
  * starts after what it needs and stops before it, in reverse order, by one deadline.
  */
 export const startRelay = async (config: RelayConfig, options: StartOptions = {}): Promise<RunningRelay> => {
-  const logger = options.logger ?? createLogger({ service: 'relay', level: config.log.level })
+  const logger = options.logger ?? createLogger({ service: 'relay', level: config.log.level, projectId: logProjectId(config) })
   const metrics = createRelayMetrics()
   const settings = new Settings(config)
   const lifecycle = new Lifecycle(logger)

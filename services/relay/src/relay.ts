@@ -16,6 +16,7 @@ import { LiveIndex } from './subscriptions/live-index.js'
 import type { QueryPool } from './subscriptions/query-pool.js'
 import { FilterBudget } from './subscriptions/filter-budget.js'
 import { closeSubscription, handleCount, handleReq, type RequestDeps } from './subscriptions/requests.js'
+import { endSpan, inSpan, startSpan } from './tracing.js'
 
 /** What the relay is built from; main.ts wires these. */
 export interface RelayDeps {
@@ -54,7 +55,7 @@ export class Relay {
       settings,
       verifier: deps.verifier,
       writer: deps.writer,
-      fanOut: valid => this.fanOut.enqueue([valid]),
+      fanOut: (valid, span) => this.fanOut.enqueue([{ ...valid, span }]),
       metrics,
       now: this.now,
       onFailure: (error, { eventId }) => this.report('event', error, { event: eventId }),
@@ -144,12 +145,19 @@ export class Relay {
     }
   }
 
+  /** NIP-42, in a `relay.auth` span ending with the answer's prefix. */
   private authenticate(client: Client, event: unknown): Promise<void> {
     const deps = { settings: this.deps.settings, verifier: this.deps.verifier, metrics: this.deps.metrics, now: this.now }
-    return handleAuth(deps, client, event, ingestSettled(client)).catch(error => {
-      this.report('auth', error)
-      client.notice('error: internal error while checking the AUTH message; send it again')
-    })
+    const span = startSpan('relay.auth')
+    return handleAuth(deps, client, event, ingestSettled(client)).then(
+      outcome => endSpan(span, 'nostr.outcome', outcome),
+      error => {
+        const reason = 'error: internal error while checking the AUTH message; send it again'
+        inSpan(span, () => this.report('auth', error))
+        client.notice(reason)
+        endSpan(span, 'nostr.outcome', reason)
+      },
+    )
   }
 
   private failed(client: Client, verb: string, error: unknown): void {

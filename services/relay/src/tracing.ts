@@ -1,7 +1,9 @@
 // The relay's spans, through @opentelemetry/api only. Without a registered SDK every span is non-recording:
 // starting one is a call or two, and attributes are computed only when `span.isRecording()`.
-import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api'
+import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Span } from '@opentelemetry/api'
+import type { Hint } from '@msr/hints'
 import { prefixOf, type Reason } from '@msr/nostr'
+import { contextFromAttributes, type TraceCarrier } from '@msr/telemetry'
 
 const tracer = trace.getTracer('@msr/relay')
 
@@ -24,6 +26,67 @@ export const endSpan = (span: Span, attribute: string, outcome: Reason | string)
     if (prefix === 'error') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome })
   }
   span.end()
+}
+
+/**
+ * A `relay.fanout` span under an EVENT's span, which has usually ended by then (fan-out follows the OK):
+ * made only when that EVENT was sampled. Returns what ends it with the number of deliveries.
+ */
+export const fanOutSpan = (event: Span): ((deliveries: number) => void) | undefined => {
+  if ((event.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return undefined
+  const span = tracer.startSpan('relay.fanout', { kind: SpanKind.INTERNAL }, trace.setSpan(ROOT_CONTEXT, event))
+  return deliveries => {
+    span.setAttribute('nostr.deliveries', deliveries)
+    span.end()
+  }
+}
+
+/** A span that runs work inside itself and ends with an outcome. */
+export interface RunningSpan {
+  readonly span: Span
+  run<T>(fn: () => T): T
+  /** Ends with `outcome` as `nostr.outcome` (its prefix); an error marks it failed. */
+  end(outcome: string, error?: unknown): void
+}
+
+/**
+ * The `relay.hint.publish` span of one hint, a child of its EVENT's span when the outbox kept that context
+ * (after a restart too), else a root. Attributes: kind, event id, the transport (`local`, `pubsub`).
+ */
+export const hintPublishSpan = (hint: Hint, parent: TraceCarrier | undefined, transport: string): RunningSpan => {
+  const parentContext = (parent && contextFromAttributes(parent)) ?? ROOT_CONTEXT
+  const span = tracer.startSpan('relay.hint.publish', { kind: SpanKind.PRODUCER }, parentContext)
+  annotate(span, () => ({ 'nostr.kind': hint.kind, 'nostr.event_id': hint.id, 'messaging.system': transport === 'pubsub' ? 'gcp_pubsub' : transport }))
+  return {
+    span,
+    run: fn => inSpan(span, fn),
+    end: (outcome, error) => {
+      if (error !== undefined && span.isRecording()) span.recordException(error instanceof Error ? error : String(error))
+      endSpan(span, 'nostr.outcome', outcome)
+    },
+  }
+}
+
+/**
+ * Runs a whole operation (snapshot, restore, export, import) in an active span named `name`: `outcome` set
+ * to `ok` or `error` (with the exception recorded), and whatever attributes `fn` adds through `span`.
+ */
+export const traced = async <T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>): Promise<T> => {
+  const span = tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes })
+  try {
+    const result = await inSpan(span, () => fn(span))
+    span.setAttribute('outcome', 'ok')
+    return result
+  } catch (error) {
+    if (span.isRecording()) {
+      span.recordException(error instanceof Error ? error : String(error))
+      span.setAttribute('outcome', 'error')
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) })
+    }
+    throw error
+  } finally {
+    span.end()
+  }
 }
 
 /** Runs `fn` with `span` active, so the log lines it writes carry the span's trace fields. */

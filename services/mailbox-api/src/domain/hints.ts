@@ -5,12 +5,19 @@ import { isStorableText, UNSTORABLE_TEXT } from '../db/storable-text.js'
 import type { MailboxMetrics } from '../metrics.js'
 import { recordDmHint } from './dm-hints.js'
 import { applyGroupHint } from './groups.js'
+import { hintParent, operation } from '../tracing.js'
+import { SpanKind } from '@opentelemetry/api'
 
 /** What became of a received hint. Every outcome means the message is to be acknowledged. */
 export type HintOutcome = 'applied' | 'duplicate' | 'malformed'
 
-/** A decoded push envelope or pulled message: a hint, or why it is not one. */
-export type ReceivedHint = { ok: true; hint: Hint; messageId: string } | { ok: false; reason: string; messageId?: string }
+/**
+ * A decoded push envelope or pulled message: a hint (with the message attributes, which carry the relay's
+ * trace context), or why it is not one.
+ */
+export type ReceivedHint =
+  | { ok: true; hint: Hint; messageId: string; attributes?: Readonly<Record<string, string>> | undefined }
+  | { ok: false; reason: string; messageId?: string }
 
 /** Where a hint came in. */
 export type HintInput = 'push' | 'pull'
@@ -20,10 +27,14 @@ export type HintReceiver = (received: ReceivedHint, via: HintInput) => Promise<H
 
 /** What a new hint changes: a 445 its group (epoch and time only forward), a 446 a dm hint per recipient. */
 const applyHint = async (client: PoolClient, hint: Hint, dmHintTtlSeconds: number): Promise<void> => {
-  if (hint.kind === GROUP_MESSAGE_KIND && hint.group !== undefined)
-    return applyGroupHint(client, { groupId: hint.group, ...(hint.epoch !== undefined && { epoch: hint.epoch }), eventTs: hint.created_at })
-  if (hint.recipients !== undefined)
-    return recordDmHint(client, { eventId: hint.id, sender: hint.pubkey, createdAt: hint.created_at, recipients: hint.recipients, ttlSeconds: dmHintTtlSeconds })
+  if (hint.kind === GROUP_MESSAGE_KIND && hint.group !== undefined) {
+    const group = { groupId: hint.group, ...(hint.epoch !== undefined && { epoch: hint.epoch }), eventTs: hint.created_at }
+    return operation('mailbox.registry.update', { 'mailbox.source': 'hint' }, () => applyGroupHint(client, group))
+  }
+  if (hint.recipients !== undefined) {
+    const dm = { eventId: hint.id, sender: hint.pubkey, createdAt: hint.created_at, recipients: hint.recipients, ttlSeconds: dmHintTtlSeconds }
+    return operation('mailbox.dm_hints.record', { 'mailbox.recipients': hint.recipients.length }, () => recordDmHint(client, dm))
+  }
 }
 
 /**
@@ -76,9 +87,14 @@ export const createHintReceiver =
       return 'malformed'
     }
     const { hint } = received
-    const outcome = await consumeHint(deps.pool, hint, deps)
-    deps.metrics.hints.inc({ kind: String(hint.kind), outcome })
-    if (outcome === 'applied' && hint.kind === GROUP_MESSAGE_KIND) deps.metrics.groupUpserts.inc({ source: 'hint' })
-    deps.logger.debug({ via, messageId: received.messageId, eventId: hint.id, kind: hint.kind, outcome }, 'hint consumed')
-    return outcome
+    // A span per hint: the relay's trace goes on here (the message attributes name its publish span).
+    const attributes = { 'nostr.kind': hint.kind, 'nostr.event_id': hint.id, 'mailbox.via': via }
+    const options = { ...hintParent(received.attributes), kind: SpanKind.CONSUMER, outcomeOf: (result: HintOutcome) => result }
+    return operation('mailbox.hint.consume', attributes, async () => {
+      const outcome = await consumeHint(deps.pool, hint, deps)
+      deps.metrics.hints.inc({ kind: String(hint.kind), outcome })
+      if (outcome === 'applied' && hint.kind === GROUP_MESSAGE_KIND) deps.metrics.groupUpserts.inc({ source: 'hint' })
+      deps.logger.debug({ via, messageId: received.messageId, eventId: hint.id, kind: hint.kind, outcome }, 'hint consumed')
+      return outcome
+    }, options)
   }

@@ -3,6 +3,7 @@ import type { Pool } from 'pg'
 import { getGroup, listGroups, upsertGroupMetadata } from '../domain/groups.js'
 import { ApiError } from '../errors.js'
 import type { MailboxMetrics } from '../metrics.js'
+import { tracedRoute } from '../tracing.js'
 import { groupBody, groupId, groupListQuery, parse } from './schemas.js'
 
 /**
@@ -11,22 +12,22 @@ import { groupBody, groupId, groupListQuery, parse } from './schemas.js'
  */
 export const groupRoutes = (deps: { pool: Pool; metrics: MailboxMetrics; user: RequestHandler[]; admin: RequestHandler[] }): Router => {
   const router = Router()
-  router.get('/', ...deps.admin, async (req, res) => {
+  router.get('/', ...deps.admin, tracedRoute('mailbox.registry.list', {}, async (req, res) => {
     const query = parse(groupListQuery, req.query, 'query')
     const groups = await listGroups(deps.pool, query.limit + 1, query.cursor ?? '')
     const page = groups.slice(0, query.limit)
     const next = groups.length > query.limit ? page[page.length - 1]?.group_id : undefined
     res.json({ ok: true, items: page, ...(next && { next_cursor: next }) })
-  })
-  router.post('/', ...deps.admin, async (req, res) => {
+  }))
+  router.post('/', ...deps.admin, tracedRoute('mailbox.registry.update', { 'mailbox.source': 'admin' }, async (req, res) => {
     const group = await upsertGroupMetadata(deps.pool, parse(groupBody, req.body, 'body'))
     deps.metrics.groupUpserts.inc({ source: 'admin' })
     res.json({ ok: true, group })
-  })
-  router.get('/:id', ...deps.user, async (req, res) => {
+  }))
+  router.get('/:id', ...deps.user, tracedRoute('mailbox.registry.get', {}, async (req, res) => {
     const group = await getGroup(deps.pool, parse(groupId, req.params.id, 'path'))
     if (!group) throw new ApiError(404, 'GROUP_NOT_FOUND', 'no such group')
     res.json({ ok: true, group })
-  })
+  }))
   return router
 }

@@ -1,8 +1,10 @@
 import { Router, type Request } from 'express'
+import { trace } from '@opentelemetry/api'
 import type { Pool } from 'pg'
 import { ack, decodeCursor, deposit, pickup, type MailboxKind } from '../domain/mailbox.js'
 import { ApiError } from '../errors.js'
 import type { MailboxMetrics } from '../metrics.js'
+import { tracedRoute } from '../tracing.js'
 import { decodedLength, itemId, parse, pickupQuery } from './schemas.js'
 import type { z } from 'zod'
 
@@ -37,7 +39,8 @@ const checkSizes = (body: Record<string, unknown>, fields: readonly string[], ma
  */
 export const mailboxRoutes = (kind: MailboxKind, body: z.ZodType<Body>, artifactFields: readonly string[], deps: MailboxRouteDeps): Router => {
   const router = Router()
-  router.post('/', async (req, res) => {
+  const attributes = { 'mailbox.kind': kind.name }
+  router.post('/', tracedRoute('mailbox.deposit', attributes, async (req, res) => {
     const input = parse(body, req.body, 'body')
     if (input.sender !== undefined && input.sender !== req.pubkey) throw new ApiError(403, 'FORBIDDEN', 'sender must be the NIP-98 pubkey')
     if (input.ttl_seconds !== undefined && input.ttl_seconds > deps.maxTtlSeconds)
@@ -47,17 +50,18 @@ export const mailboxRoutes = (kind: MailboxKind, body: z.ZodType<Body>, artifact
     const id = await deposit(deps.pool, kind, { recipient, sender: req.pubkey as string, ttlSeconds: ttl_seconds ?? deps.defaultTtlSeconds, fields })
     deps.metrics.deposits.inc({ kind: kind.name })
     res.status(201).json({ ok: true, id })
-  })
-  router.get('/', async (req, res) => {
+  }))
+  router.get('/', tracedRoute('mailbox.list', attributes, async (req, res) => {
     const query = parse(pickupQuery, req.query, 'query')
     asRecipient(req, query.recipient)
     const after = query.cursor === undefined ? 0 : decodeCursor(query.cursor)
     if (after === undefined) throw new ApiError(400, 'VALIDATION_FAILED', 'invalid query: cursor: not a cursor this API issued')
     const page = await pickup(deps.pool, kind, query.recipient, query.limit, after)
     deps.metrics.pickups.inc({ kind: kind.name }, page.items.length)
+    trace.getActiveSpan()?.setAttribute('mailbox.items', page.items.length)
     res.json({ ok: true, items: page.items, ...(page.nextCursor && { next_cursor: page.nextCursor }) })
-  })
-  router.post('/:id/ack', async (req, res) => {
+  }))
+  router.post('/:id/ack', tracedRoute('mailbox.ack', attributes, async (req, res) => {
     const id = parse(itemId, req.params.id, 'path')
     if (req.body !== undefined && Object.keys(req.body as object).length > 0)
       throw new ApiError(400, 'VALIDATION_FAILED', 'invalid body: an ack takes no body')
@@ -65,6 +69,6 @@ export const mailboxRoutes = (kind: MailboxKind, body: z.ZodType<Body>, artifact
       throw new ApiError(404, 'MAILBOX_NOT_FOUND', 'no such item in your mailbox (already acknowledged, expired, or not yours)')
     deps.metrics.acks.inc({ kind: kind.name })
     res.json({ ok: true })
-  })
+  }))
   return router
 }

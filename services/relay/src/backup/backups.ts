@@ -9,6 +9,7 @@ import type { RelayConfig } from '../config.js'
 import type { Part } from '../lifecycle.js'
 import { exportEvents } from './export.js'
 import { describeImport, importEvents, type ImportSummary } from './import.js'
+import { traced } from '../tracing.js'
 import { outboxRecords, RestoredHints } from './outbox-records.js'
 
 /** What the backup loop reports to metrics. */
@@ -31,7 +32,19 @@ const now = () => Math.floor(Date.now() / 1000)
  * under a new unique name, then keeps the newest `keep`. Ingest goes on meanwhile: the export yields to
  * the event loop every thousand events and waits for the upload when it lags.
  */
-export const takeSnapshot = async (
+export const takeSnapshot = (
+  store: EventStore,
+  snapshots: SnapshotStore,
+  keep: number,
+  signal?: AbortSignal,
+): Promise<{ info: SnapshotInfo; events: number; pruned: string[] }> =>
+  traced('relay.snapshot', { 'snapshot.kind': 'full' }, async span => {
+    const taken = await writeSnapshot(store, snapshots, keep, signal)
+    span.setAttributes({ 'snapshot.events': taken.events, 'snapshot.pruned': taken.pruned.length })
+    return taken
+  })
+
+const writeSnapshot = async (
   store: EventStore,
   snapshots: SnapshotStore,
   keep: number,
@@ -69,7 +82,14 @@ export const takeSnapshot = async (
  * then the hints waiting in the outbox. Small and quick where a full snapshot would not fit in time: at
  * shutdown.
  */
-export const takeDelta = async (store: EventStore, snapshots: SnapshotStore, ids: Iterable<string>): Promise<{ info: SnapshotInfo; events: number }> => {
+export const takeDelta = (store: EventStore, snapshots: SnapshotStore, ids: Iterable<string>): Promise<{ info: SnapshotInfo; events: number }> =>
+  traced('relay.snapshot', { 'snapshot.kind': 'delta' }, async span => {
+    const taken = await writeDelta(store, snapshots, ids)
+    span.setAttribute('snapshot.events', taken.events)
+    return taken
+  })
+
+const writeDelta = async (store: EventStore, snapshots: SnapshotStore, ids: Iterable<string>): Promise<{ info: SnapshotInfo; events: number }> => {
   let events = 0
   async function* lines(): AsyncGenerator<string | Buffer> {
     for (const id of new Set(ids)) {
@@ -110,7 +130,18 @@ export interface RestoreTarget {
  * the bus when they were written) go back into the outbox, for the events that were restored; restored
  * events produce no hints of their own. Resolves with what was restored, or undefined.
  */
-export const restoreNewest = async (
+export const restoreNewest = (
+  snapshots: SnapshotStore,
+  target: RestoreTarget,
+  logger: Logger,
+): Promise<{ name: string; summary: ImportSummary; hints: number } | undefined> =>
+  traced('relay.restore', {}, async span => {
+    const restored = await restoreFrom(snapshots, target, logger)
+    span.setAttributes({ 'snapshot.restored': restored !== undefined, 'snapshot.events': restored?.summary.imported ?? 0 })
+    return restored
+  })
+
+const restoreFrom = async (
   snapshots: SnapshotStore,
   target: RestoreTarget,
   logger: Logger,

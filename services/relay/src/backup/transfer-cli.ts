@@ -8,6 +8,7 @@ import { acceptUnverified, verifySignature } from '../pipeline/validate.js'
 import { Writer } from '../pipeline/writer.js'
 import { EventStore } from '../store/event-store.js'
 import { storeOwner } from '../store/owner.js'
+import { traced } from '../tracing.js'
 import { exportEvents } from './export.js'
 import { describeImport, importEvents, type ImportSummary } from './import.js'
 
@@ -28,7 +29,14 @@ export const filterFrom = (json: string | undefined): Filter | Error | undefined
 }
 
 /** Exports the store at `config.data.path` to `out`; resolves with the number of events. */
-export const runExport = async (config: RelayConfig, out: string, filter: Filter | undefined, storage: StorageOptions = {}): Promise<number> => {
+export const runExport = (config: RelayConfig, out: string, filter: Filter | undefined, storage: StorageOptions = {}): Promise<number> =>
+  traced('relay.export', { 'export.filtered': filter !== undefined }, async span => {
+    const exported = await exportTo(config, out, filter, storage)
+    span.setAttribute('export.events', exported)
+    return exported
+  })
+
+const exportTo = async (config: RelayConfig, out: string, filter: Filter | undefined, storage: StorageOptions): Promise<number> => {
   const store = EventStore.open(config.data.path)
   try {
     const writer = await openWriter(out, storage)
@@ -48,7 +56,14 @@ export const runExport = async (config: RelayConfig, out: string, filter: Filter
 }
 
 /** Imports `input` into the store at `config.data.path`; resolves with the summary. */
-export const runImport = async (config: RelayConfig, input: string, verify: boolean, storage: StorageOptions = {}, force = false): Promise<ImportSummary> => {
+export const runImport = (config: RelayConfig, input: string, verify: boolean, storage: StorageOptions = {}, force = false): Promise<ImportSummary> =>
+  traced('relay.import', { 'import.verify': verify }, async span => {
+    const summary = await importFrom(config, input, verify, storage, force)
+    span.setAttributes({ 'import.read': summary.read, 'import.imported': summary.imported, 'import.duplicate': summary.duplicate })
+    return summary
+  })
+
+const importFrom = async (config: RelayConfig, input: string, verify: boolean, storage: StorageOptions, force: boolean): Promise<ImportSummary> => {
   const owner = storeOwner(config.data.path)
   if (owner !== undefined && !force)
     throw new Error(

@@ -26,16 +26,18 @@ export const sendChallenge = (client: Client): void => {
  * NIP-42 AUTH: checks the event's shape and id, kind 22242, created_at, the challenge and relay tags,
  * then its signature on the verifier pool; on success the connection is authenticated as its pubkey
  * (in addition to any earlier one) once the EVENTs received before it (`earlier`) have been judged.
- * Answers OK either way; the event is never stored or broadcast.
+ * Answers OK either way; the event is never stored or broadcast. Resolves with the answer: the refusal's
+ * reason, or `authenticated`.
  */
-export const handleAuth = async (deps: AuthDeps, client: Client, raw: unknown, earlier: Promise<void> = Promise.resolve()): Promise<void> => {
+export const handleAuth = async (deps: AuthDeps, client: Client, raw: unknown, earlier: Promise<void> = Promise.resolve()): Promise<Reason | 'authenticated'> => {
   const { access } = deps.settings.current
   const id = readableId(raw)
   // The label names the failed check (never parsed from the message, which may carry the relay's URL).
-  const refuse = (reason: Reason, failure: AuthFailure | 'signature' | 'disabled' | 'invalid' = 'invalid') => {
+  const refuse = (reason: Reason, failure: AuthFailure | 'signature' | 'disabled' | 'invalid' = 'invalid'): Reason => {
     deps.metrics.authFailures.inc({ reason: failure })
     if (id) client.ok(id, false, reason)
     else client.notice(reason)
+    return reason
   }
   if (!access.authEnabled) return refuse('restricted: authentication (NIP-42) is not enabled on this relay', 'disabled')
   const checked = checkEvent(raw)
@@ -53,4 +55,5 @@ export const handleAuth = async (deps: AuthDeps, client: Client, raw: unknown, e
   client.authed.add(event.pubkey)
   deps.metrics.authSuccesses.inc()
   client.ok(event.id, true, '')
+  return 'authenticated'
 }

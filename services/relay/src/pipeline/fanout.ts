@@ -1,6 +1,7 @@
 import type { LiveIndex } from '../subscriptions/live-index.js'
 import type { NostrEvent } from '@msr/nostr'
 import { eventFrame, type Subscription } from '../subscriptions/subscription.js'
+import { fanOutSpan } from '../tracing.js'
 import type { Committed } from './writer.js'
 
 /** Deliveries made in one event-loop turn before the rest waits for the next, so sockets flush between. */
@@ -36,7 +37,9 @@ export class FanOut {
     let deliveries = 0
     let taken = 0
     while (taken < this.queue.length && deliveries < DELIVERIES_PER_TURN) {
-      const { event, json } = this.queue[taken++] as Committed
+      const { event, json, span } = this.queue[taken++] as Committed
+      const before = deliveries
+      const traced = span && fanOutSpan(span)
       for (const subscription of this.index.matching(event)) {
         if (!this.visible(subscription, event)) continue
         const frame = eventFrame(subscription, json)
@@ -44,6 +47,7 @@ export class FanOut {
         else subscription.client.sendLive(frame)
         deliveries++
       }
+      traced?.(deliveries - before)
     }
     this.queue = this.queue.slice(taken)
     this.onDelivered(deliveries)

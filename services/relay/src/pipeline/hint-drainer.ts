@@ -1,5 +1,6 @@
 import type { Hint, HintTransport } from '@msr/hints'
-import type { Logger } from '@msr/telemetry'
+import { traceCarrierOf, type Logger, type TraceCarrier } from '@msr/telemetry'
+import { hintPublishSpan } from '../tracing.js'
 import { remaining, within } from '../deadline.js'
 import type { Part } from '../lifecycle.js'
 import type { EventStore } from '../store/event-store.js'
@@ -26,13 +27,6 @@ export interface DrainerOptions {
 const FIRST_BACKOFF_MS = 250
 /** The longest a stop waits for the round in flight, then for the transport to close. */
 const STOP_WAIT_MS = 1500
-
-/**
- * The W3C trace context a hint travels with: trace id and span id taken from the event id, so the
- * relay's and the mailbox's records of one event share a trace id anyone holding the event can
- * recompute (until OpenTelemetry spans supply real ones).
- */
-export const traceparentOf = (hint: Hint): string => `00-${hint.id.slice(0, 32)}-${hint.id.slice(32, 48)}-01`
 
 /**
  * The last stage of the EVENT path: publishes the outbox's hints to the bus, oldest first, and removes
@@ -113,17 +107,20 @@ export class HintDrainer implements Part {
     const done: Buffer[] = []
     let failures = 0
     await Promise.all(
-      entries.map(async ({ key, hint }) => {
+      entries.map(async ({ key, hint, trace }) => {
         if (!hint) return void (done.push(key), this.deps.observer.dropped())
         const started = process.hrtime.bigint()
+        const span = hintPublishSpan(hint, trace, this.deps.transport.name)
         try {
-          await this.publish(hint)
+          await span.run(() => this.publish(hint, traceCarrierOf(span.span)))
           done.push(key)
           this.deps.observer.published(hint, Number(process.hrtime.bigint() - started) / 1e9)
+          span.end('published')
         } catch (error) {
           failures++
           this.deps.observer.failed(hint)
-          if (failures === 1) this.deps.logger.warn({ err: error, event: hint.id, kind: hint.kind }, 'hint publish failed; will retry')
+          span.run(() => failures === 1 && this.deps.logger.warn({ err: error, event: hint.id, kind: hint.kind }, 'hint publish failed; will retry'))
+          span.end('error: publish failed', error)
         }
       }),
     )
@@ -133,12 +130,12 @@ export class HintDrainer implements Part {
     return true
   }
 
-  private publish(hint: Hint): Promise<string> {
+  private publish(hint: Hint, trace: TraceCarrier | undefined): Promise<string> {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no confirmation within ${this.opts.publishTimeoutMs} ms`)), this.opts.publishTimeoutMs)
     })
-    return Promise.race([this.deps.transport.publish(hint, { traceparent: traceparentOf(hint) }), timeout]).finally(() => clearTimeout(timer))
+    return Promise.race([this.deps.transport.publish(hint, { trace }), timeout]).finally(() => clearTimeout(timer))
   }
 
   private backoff(): void {

@@ -16,7 +16,7 @@ export interface IngestDeps {
   verifier: VerifierPool
   writer: Writer
   /** Delivers an ephemeral event to live subscriptions (stored events are fanned out by the writer). */
-  fanOut: (valid: ValidEvent) => void
+  fanOut: (valid: ValidEvent, span: Span) => void
   metrics: RelayMetrics
   now: () => number
   /** Reports a failure the EVENT path answered with `error:` (logged with the event id, counted). */
@@ -74,14 +74,14 @@ const admit = async (client: Client, valid: ValidEvent | Invalid, deps: IngestDe
   }
   span.addEvent('admitted')
   if (isEphemeral(valid.event.kind)) {
-    deps.fanOut(valid)
+    deps.fanOut(valid, span)
     deps.metrics.events.inc({ kind, outcome: 'ephemeral' })
     client.ok(valid.event.id, true, '')
     return void (endSpan(span, 'nostr.outcome', 'ephemeral'), track(client, -1))
   }
   const stopTimer = deps.metrics.writeSeconds.startTimer()
   void deps.writer
-    .submit(valid.event, valid.json)
+    .submit(valid.event, valid.json, span)
     .then(outcome => (stopTimer(), answer(client, valid.event.id, outcome, deps, ingesting)))
     .catch(error => failed(client, valid.event.id, error, deps, ingesting))
 }

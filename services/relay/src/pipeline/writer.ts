@@ -1,18 +1,21 @@
 import type { Hint } from '@msr/hints'
 import type { VerifiedEvent } from '@msr/nostr'
+import type { Span } from '@opentelemetry/api'
 import type { EventStore, StoreOutcome, StoreTransaction } from '../store/event-store.js'
 
 /** One event waiting for the writer. */
 interface Pending {
   event: VerifiedEvent
   json: Buffer
+  span: Span | undefined
   resolve: (outcome: StoreOutcome) => void
 }
 
-/** An event that has just been committed, handed to fan-out in commit order. */
+/** An event that has just been committed, handed to fan-out in commit order (with its EVENT's span, if traced). */
 export interface Committed {
   event: VerifiedEvent
   json: Buffer
+  span?: Span | undefined
 }
 
 /** Observes each committed batch, in commit order (fan-out, the hint drainer's wake-up, snapshots). */
@@ -50,10 +53,13 @@ export class Writer {
     this.listeners.push(listener)
   }
 
-  /** Queues an event; resolves with what the store did once that is durable. */
-  submit(event: VerifiedEvent, json: Buffer): Promise<StoreOutcome> {
+  /**
+   * Queues an event; resolves with what the store did once that is durable. `span` (its `relay.event`) gives
+   * its hint a trace context and is handed on to the commit listeners.
+   */
+  submit(event: VerifiedEvent, json: Buffer, span?: Span): Promise<StoreOutcome> {
     return new Promise(resolve => {
-      this.queue.push({ event, json, resolve })
+      this.queue.push({ event, json, span, resolve })
       if (!this.scheduled) {
         this.scheduled = true
         setImmediate(() => this.flush())
@@ -73,7 +79,7 @@ export class Writer {
 
   private commit(batch: Pending[]): void {
     // Handled at once (a failure waiting for its turn is not an unhandled rejection), settled in turn.
-    const outcome = this.write(tx => batch.map(p => tx.apply(p.event, p.json))).then(
+    const outcome = this.write(tx => batch.map(p => tx.apply(p.event, p.json, p.span))).then(
       outcomes => () => this.settle(batch, outcomes),
       (error: unknown) => () => this.fail(batch, error),
     )
@@ -94,7 +100,7 @@ export class Writer {
     const stored: Committed[] = []
     batch.forEach((p, i) => {
       const outcome = outcomes[i] as StoreOutcome
-      if (outcome.status === 'stored') stored.push({ event: p.event, json: p.json })
+      if (outcome.status === 'stored') stored.push({ event: p.event, json: p.json, span: p.span })
       p.resolve(outcome)
     })
     if (stored.length === 0) return

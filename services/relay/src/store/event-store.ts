@@ -1,5 +1,6 @@
 import type { Hint } from '@msr/hints'
 import type { Filter, VerifiedEvent } from '@msr/nostr'
+import type { Span } from '@opentelemetry/api'
 import { applyEvent, loadEvent, removeEvent, type StoreOutcome } from './apply.js'
 import { openDatabases, type Databases } from './databases.js'
 import { migrate } from './migrate.js'
@@ -58,10 +59,10 @@ export class EventStore {
   }
 
   private readonly tx: StoreTransaction = {
-    apply: (event, json) => {
+    apply: (event, json, span) => {
       const outcome = applyEvent(this.dbs, event, json)
       // Same transaction as the event: both commit, or neither does.
-      if (outcome.status === 'stored' && this.hints) this.outbox.add(event)
+      if (outcome.status === 'stored' && this.hints) this.outbox.add(event, span)
       return outcome
     },
     deleteExpired: (now, max) => this.deleteExpired(now, max),
@@ -134,8 +135,8 @@ export class EventStore {
 
 /** The operations available inside a write transaction. */
 export interface StoreTransaction {
-  /** Stores one verified event under NIP-01/09 rules. */
-  apply(event: VerifiedEvent, json: Buffer): StoreOutcome
+  /** Stores one verified event under NIP-01/09 rules; a hint it queues carries the trace context of `span` (its EVENT's). */
+  apply(event: VerifiedEvent, json: Buffer, span?: Span): StoreOutcome
   /** Deletes up to `max` events whose expiration is at or before `now`; returns how many. */
   deleteExpired(now: number, max: number): number
   /** Removes published hints from the outbox. */

@@ -1,10 +1,33 @@
 import type { Database } from 'lmdb'
-import { decodeHint, encodeHint, hintFromEvent, type Hint, type HintSource } from '@msr/hints'
+import { encodeHint, hintFromEvent, hintSchema, type Hint, type HintSource } from '@msr/hints'
+import { parseTraceCarrier, traceCarrierOf, type TraceCarrier } from '@msr/telemetry'
+import type { Span } from '@opentelemetry/api'
 
-/** One hint waiting to be published: its outbox key (the order it was written in) and the hint. */
+/** One hint waiting to be published: its outbox key (the order it was written in), the hint and its event's trace context. */
 export interface OutboxEntry {
   key: Buffer
   hint: Hint
+  trace?: TraceCarrier | undefined
+}
+
+/**
+ * An entry's value: the hint's JSON, or `{"hint":…,"trace":{"traceparent":…}}` when its event was traced
+ * (so the publish joins the EVENT's trace even after a restart). Entries of older versions are bare hints.
+ */
+const encodeEntry = (hint: Hint, trace: TraceCarrier | undefined): Buffer =>
+  trace === undefined ? encodeHint(hint) : Buffer.from(JSON.stringify({ hint, trace }))
+
+const decodeEntry = (value: Buffer): { hint: Hint | undefined; trace?: TraceCarrier | undefined } => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(value.toString('utf8'))
+  } catch {
+    return { hint: undefined }
+  }
+  const wrapped = typeof parsed === 'object' && parsed !== null && 'hint' in parsed
+  const decoded = hintSchema.safeParse(wrapped ? (parsed as { hint: unknown }).hint : parsed)
+  if (!decoded.success) return { hint: undefined }
+  return { hint: decoded.data, ...(wrapped && { trace: parseTraceCarrier((parsed as { trace?: unknown }).trace) }) }
 }
 
 const keyOf = (seq: bigint): Buffer => {
@@ -14,7 +37,7 @@ const keyOf = (seq: bigint): Buffer => {
 }
 
 /**
- * The hint outbox: an LMDB database of `sequence (u64 BE) → hint JSON`. Entries are written inside the
+ * The hint outbox: an LMDB database of `sequence (u64 BE) → hint JSON` (with the trace context, when traced). Entries are written inside the
  * event's own write transaction (so a committed 445/446 always has its hint, and a crash before the
  * publish only delays it) and removed by the drainer once the bus has them.
  */
@@ -26,15 +49,15 @@ export class Outbox {
     this.next = last ? (last as Buffer).readBigUInt64BE(0) + 1n : 1n
   }
 
-  /** Inside a write transaction: queues the event's hint, if it routes anywhere. */
-  add(event: HintSource): void {
+  /** Inside a write transaction: queues the event's hint, if it routes anywhere, with the trace context of its span. */
+  add(event: HintSource, span?: Span): void {
     const hint = hintFromEvent(event)
-    if (hint) this.put(hint)
+    if (hint) this.put(hint, span && traceCarrierOf(span))
   }
 
   /** Inside a write transaction: queues a hint as it is (one a snapshot held: see backup/outbox-records.ts). */
-  put(hint: Hint): void {
-    this.db.putSync(keyOf(this.next), encodeHint(hint))
+  put(hint: Hint, trace?: TraceCarrier): void {
+    this.db.putSync(keyOf(this.next), encodeEntry(hint, trace))
     this.next++
   }
 
@@ -47,20 +70,17 @@ export class Outbox {
    * The oldest `limit` entries. An entry that no longer parses (written by another version) is
    * returned with `hint` undefined so the drainer can drop it instead of stalling behind it.
    */
-  peek(limit: number): { key: Buffer; hint: Hint | undefined }[] {
-    const entries: { key: Buffer; hint: Hint | undefined }[] = []
-    for (const { key, value } of this.db.getRange({ limit })) {
-      const decoded = decodeHint(value)
-      entries.push({ key: Buffer.from(key), hint: decoded.ok ? decoded.hint : undefined })
-    }
+  peek(limit: number): { key: Buffer; hint: Hint | undefined; trace?: TraceCarrier | undefined }[] {
+    const entries: { key: Buffer; hint: Hint | undefined; trace?: TraceCarrier | undefined }[] = []
+    for (const { key, value } of this.db.getRange({ limit })) entries.push({ key: Buffer.from(key), ...decodeEntry(value) })
     return entries
   }
 
   /** Every waiting hint, oldest first, from one read snapshot (entries that no longer parse left out). */
   *all(): Generator<Hint> {
     for (const { value } of this.db.getRange({ snapshot: true })) {
-      const decoded = decodeHint(value)
-      if (decoded.ok) yield decoded.hint
+      const { hint } = decodeEntry(value)
+      if (hint) yield hint
     }
   }
 

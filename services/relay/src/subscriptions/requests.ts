@@ -134,7 +134,8 @@ const backfill = async (deps: RequestDeps, subscription: Subscription, request: 
   const stopTimer = deps.metrics.querySeconds.startTimer({ verb: 'REQ' })
   const answering = deps.queries.backfill(request)
   const result = await orAfter(answering, request.timeoutMs + ANSWER_GRACE_MS, 'late' as const)
-  stopTimer()
+  const seconds = stopTimer()
+  annotate(span, () => ({ 'nostr.scan_ms': seconds * 1000 }))
   if (result === 'late') {
     // A late answer still owns a slab: free it when (if) it comes.
     void answering.then(late => late && answerBytes(deps.queries, late, deps.metrics).free())
@@ -179,7 +180,7 @@ const finishBackfill = (deps: RequestDeps, subscription: Subscription, result: B
     return closed(client, subId, 'error: the query took too long (db_query_timeout); narrow the filter', span)
   }
   client.eose(subId)
-  span.end()
+  endSpan(span, 'nostr.answer', 'eose')
   const held = subscription.held ?? []
   subscription.held = undefined
   for (const { id, frame } of held) if (!sent?.has(id)) client.sendLive(frame)
