@@ -62,6 +62,8 @@ const services = [
     ready: `http://127.0.0.1:${relayPort}/readyz`,
     env: {
       PORT: String(relayPort),
+      // The relay passes its spans explicitly: a synchronous context spares its EVENT path the promise hooks (docs/tracing.md).
+      MSR_TRACE_CONTEXT: process.env.MSR_TRACE_CONTEXT ?? 'sync',
       RELAY_AUTH__ENABLED: process.env.RELAY_AUTH__ENABLED ?? 'true',
       RELAY_NETWORK__PUBLIC_URL: relayUrl,
       RELAY_HINTS__TRANSPORT: process.env.RELAY_HINTS__TRANSPORT ?? 'local',

@@ -34,6 +34,8 @@ export const tracingProblems = (env: TracingOptions['env']): string[] => {
   const exporters = exportersIn(env)
   for (const name of exporters)
     if (!EXPORTERS.includes(name)) problems.push(`OTEL_TRACES_EXPORTER: "${name}" is not one of ${EXPORTERS.join(', ')}; no spans go there`)
+  const mode = env['MSR_TRACE_CONTEXT']?.trim()
+  if (mode && mode !== 'sync' && mode !== 'async') problems.push(`MSR_TRACE_CONTEXT: "${mode}" is not one of sync, async; async is used`)
   if (exporters.includes('gcp') && exporters.length > 1) problems.push('OTEL_TRACES_EXPORTER: "gcp" stands alone; the other exporters named beside it get no spans')
   for (const key of ['OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL']) {
     const value = env[key]?.trim()
@@ -49,7 +51,9 @@ export const tracingProblems = (env: TracingOptions['env']): string[] => {
  * Trace. With tracing on:
  * - incoming HTTP requests (http, express) and PostgreSQL queries (pg) get spans of their own;
  * - a request's `traceparent`, or Cloud Run's `X-Cloud-Trace-Context`, is its parent (W3C wins when both
- *   are there), and both are sent on outgoing requests.
+ *   are there), and W3C is sent on outgoing requests;
+ * - `MSR_TRACE_CONTEXT=sync` (the relay's launchers set it) keeps the active context within synchronous
+ *   calls only (sync-context.ts), instead of following every promise.
  * The SDK is imported only then: loading it is most of what tracing would cost a process that does not trace.
  * Call it before the instrumented packages are imported (the `--import` register module does).
  */
@@ -67,10 +71,13 @@ export async function startTracing(opts: TracingOptions & { warn?: (line: string
     import('@opentelemetry/instrumentation-express'),
     import('@opentelemetry/instrumentation-pg'),
   ])
+  const syncContext = opts.env['MSR_TRACE_CONTEXT']?.trim() === 'sync'
+  const contextManager = syncContext ? new (await import('./sync-context.js')).SyncContextManager() : undefined
   const spanProcessors = exportersIn(opts.env).includes('gcp') ? [new tracing.BatchSpanProcessor(await cloudTraceExporter(opts.env))] : undefined
   const sdk = new NodeSDK({
     ...(opts.serviceName !== undefined && { serviceName: opts.serviceName }),
     ...(spanProcessors && { spanProcessors }),
+    ...(contextManager && { contextManager }),
     metricReaders: [],
     logRecordProcessors: [],
     // Later propagators win on extract: the W3C header over Cloud Run's own.

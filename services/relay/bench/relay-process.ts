@@ -74,6 +74,8 @@ export const startRelayProcess = async (launch: RelayLaunch): Promise<RelayProce
     env: {
       ...launch.env,
       OTEL_SERVICE_NAME: launch.env.OTEL_SERVICE_NAME || SERVICE_NAME,
+      // As the relay's launchers run it (npm start, the image): context kept within synchronous calls.
+      MSR_TRACE_CONTEXT: launch.env.MSR_TRACE_CONTEXT || 'sync',
       ...launch.otel,
       RELAY_DATA__PATH: join(dataDir, 'lmdb'),
       RELAY_NETWORK__HOST: '127.0.0.1',

@@ -30,13 +30,15 @@ export const endSpan = (span: Span, attribute: string, outcome: Reason | string)
 
 /**
  * A `relay.fanout` span under an EVENT's span, which has usually ended by then (fan-out follows the OK):
- * made only when that EVENT was sampled. Returns what ends it with the number of deliveries.
+ * made only when that EVENT was sampled and something was delivered. Returns what records it with the
+ * number of deliveries (the span starts when `fanOutSpan` was called).
  */
 export const fanOutSpan = (event: Span): ((deliveries: number) => void) | undefined => {
   if ((event.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return undefined
-  const span = tracer.startSpan('relay.fanout', { kind: SpanKind.INTERNAL }, trace.setSpan(ROOT_CONTEXT, event))
+  const startTime = Date.now()
   return deliveries => {
-    span.setAttribute('nostr.deliveries', deliveries)
+    if (deliveries === 0) return
+    const span = tracer.startSpan('relay.fanout', { kind: SpanKind.INTERNAL, startTime, attributes: { 'nostr.deliveries': deliveries } }, trace.setSpan(ROOT_CONTEXT, event))
     span.end()
   }
 }

@@ -49,7 +49,8 @@ test('the relay Dockerfile copies paths that exist and runs the CLI as an unpriv
   assert.match(dockerfile, /^USER node$/m)
   assert.match(dockerfile, /^CMD \["node", "--import", "@msr\/telemetry\/register", "dist\/src\/cli\.js", "serve"\]$/m)
   assert.match(dockerfile, /RELAY_NETWORK__HOST=0\.0\.0\.0/)
-  assert.match(dockerfile, /MSR_DEFAULT_SERVICE_NAME=msr-relay$/m)
+  assert.match(dockerfile, /MSR_DEFAULT_SERVICE_NAME=msr-relay \\$/m)
+  assert.match(dockerfile, /MSR_TRACE_CONTEXT=sync$/m, "the relay traces with a synchronous context")
 })
 
 test('cloudbuild.yaml tests before it builds, pushes and deploys the relay as a single instance', () => {

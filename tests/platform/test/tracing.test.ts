@@ -175,6 +175,7 @@ describe('tracing through Pub/Sub (emulator, streaming pull)', () => {
     const relay = spawnService(RELAY_CLI, ['serve'], {
       ...common,
       OTEL_SERVICE_NAME: 'msr-relay',
+      MSR_TRACE_CONTEXT: 'sync',
       PORT: String(relayPort),
       RELAY_DATA__PATH: join(dir, 'relay'),
       RELAY_AUTH__AUTH_REQUIRED_KINDS: '[]',
