@@ -1,0 +1,263 @@
+# The two Cloud Run services. Terraform owns everything but the image: `make deploy` (cloudbuild.yaml)
+# rolls out new images as new revisions, and Terraform leaves the image alone afterwards.
+# Both are reachable only through the load balancer (ingress INTERNAL_LOAD_BALANCER, i.e.
+# internal-and-cloud-load-balancing). They are public services (Nostr clients, NIP-98 callers), so Cloud
+# Run's invoker IAM check is off: the apps authenticate (NIP-42, NIP-98, the push OIDC token verified in
+# the app) and Cloud Armor filters in front.
+
+resource "google_artifact_registry_repository" "msr" {
+  repository_id = "msr"
+  format        = "DOCKER"
+  location      = var.region
+  description   = "mls-secure-relay images"
+}
+
+# The relay: exactly one instance (LMDB is local to it), gen2, CPU always allocated (fan-out, the hint
+# drainer and snapshots run between requests), session affinity, one-hour requests for WebSocket sessions.
+resource "google_cloud_run_v2_service" "relay" {
+  name                 = "msr-relay"
+  location             = var.region
+  ingress              = "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
+  invoker_iam_disabled = true
+  deletion_protection  = var.deletion_protection
+
+  template {
+    service_account                  = google_service_account.relay.email
+    execution_environment            = "EXECUTION_ENVIRONMENT_GEN2"
+    timeout                          = "3600s"
+    session_affinity                 = true
+    max_instance_request_concurrency = 1000
+
+    scaling {
+      min_instance_count = 1
+      max_instance_count = 1
+    }
+
+    containers {
+      image = var.relay_image
+      ports {
+        container_port = 8080
+      }
+      resources {
+        limits = {
+          cpu    = "2"
+          memory = "2Gi"
+        }
+        cpu_idle          = false
+        startup_cpu_boost = true
+      }
+
+      # The URL clients use; NIP-42 AUTH events must name it.
+      env {
+        name  = "RELAY_NETWORK__PUBLIC_URL"
+        value = local.relay_public_url
+      }
+      # X-Forwarded-For ends "<client-ip>,<load-balancer-ip>" (gateway.tf).
+      env {
+        name  = "RELAY_NETWORK__TRUSTED_PROXIES"
+        value = "2"
+      }
+      env {
+        name  = "RELAY_METRICS__ENABLED"
+        value = "true"
+      }
+      env {
+        name = "RELAY_METRICS__AUTH"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.relay_metrics_key.secret_id
+            version = "latest"
+          }
+        }
+      }
+      # Routing hints of 445/446 to the hint topics (bus.tf).
+      env {
+        name  = "RELAY_HINTS__TRANSPORT"
+        value = "pubsub"
+      }
+      env {
+        name  = "RELAY_HINTS__PROJECT_ID"
+        value = var.project_id
+      }
+      # The instance's disk is memory: snapshots go to Cloud Storage, and a new instance restores the
+      # newest before it reports ready.
+      env {
+        name  = "RELAY_BACKUP__TARGET"
+        value = "gs://${google_storage_bucket.backups.name}/relay"
+      }
+      env {
+        name  = "RELAY_BACKUP__INTERVAL"
+        value = "5m"
+      }
+      # Spans to Cloud Trace; 1 % of the traces the relay starts (docs/tracing.md).
+      env {
+        name  = "OTEL_TRACES_EXPORTER"
+        value = "gcp"
+      }
+      env {
+        name  = "OTEL_TRACES_SAMPLER"
+        value = "parentbased_traceidratio"
+      }
+      env {
+        name  = "OTEL_TRACES_SAMPLER_ARG"
+        value = "0.01"
+      }
+      env {
+        name  = "GOOGLE_CLOUD_PROJECT"
+        value = var.project_id
+      }
+
+      startup_probe {
+        http_get {
+          path = "/readyz"
+        }
+        period_seconds    = 2
+        failure_threshold = 30
+      }
+      liveness_probe {
+        http_get {
+          path = "/healthz"
+        }
+        period_seconds = 30
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [template[0].containers[0].image, client, client_version]
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.relay_reads, google_secret_manager_secret_version.relay_metrics_key]
+}
+
+# The mailbox API: stateless, scaled on its own; PostgreSQL through Cloud Run's Cloud SQL connection
+# (a unix socket under /cloudsql, no public database address).
+resource "google_cloud_run_v2_service" "mailbox_api" {
+  name                 = "msr-mailbox-api"
+  location             = var.region
+  ingress              = "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
+  invoker_iam_disabled = true
+  deletion_protection  = var.deletion_protection
+
+  template {
+    service_account = google_service_account.mailbox_api.email
+    timeout         = "60s"
+
+    scaling {
+      min_instance_count = var.mailbox_min_instances
+      max_instance_count = var.mailbox_max_instances
+    }
+
+    volumes {
+      name = "cloudsql"
+      cloud_sql_instance {
+        instances = [google_sql_database_instance.mailbox.connection_name]
+      }
+    }
+
+    containers {
+      image = var.mailbox_image
+      ports {
+        container_port = 8081
+      }
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "512Mi"
+        }
+      }
+      volume_mounts {
+        name       = "cloudsql"
+        mount_path = "/cloudsql"
+      }
+
+      # NIP-98 `u` tags are this base URL plus /api/v1/… as the client called it.
+      env {
+        name  = "PUBLIC_URL"
+        value = local.api_public_url
+      }
+      env {
+        name  = "TRUSTED_PROXIES"
+        value = "2"
+      }
+      env {
+        name = "DATABASE_URL"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.mailbox_database_url.secret_id
+            version = "latest"
+          }
+        }
+      }
+      env {
+        name = "ADMIN_TOKEN"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.mailbox_admin_token.secret_id
+            version = "latest"
+          }
+        }
+      }
+      env {
+        name = "METRICS_AUTH"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.mailbox_metrics_key.secret_id
+            version = "latest"
+          }
+        }
+      }
+      # Hints arrive by Pub/Sub push with an OIDC token of msr-hints-push; the app verifies its
+      # signature, audience and issuer (the invoker IAM check is off, see above).
+      env {
+        name  = "HINTS_PUSH_SERVICE_ACCOUNT"
+        value = google_service_account.hints_push.email
+      }
+      env {
+        name  = "HINTS_PUSH_AUDIENCE"
+        value = local.push_audience
+      }
+      env {
+        name  = "OTEL_TRACES_EXPORTER"
+        value = "gcp"
+      }
+      env {
+        name  = "OTEL_TRACES_SAMPLER"
+        value = "parentbased_traceidratio"
+      }
+      env {
+        name  = "OTEL_TRACES_SAMPLER_ARG"
+        value = "0.1"
+      }
+      env {
+        name  = "GOOGLE_CLOUD_PROJECT"
+        value = var.project_id
+      }
+
+      startup_probe {
+        http_get {
+          path = "/readyz"
+        }
+        period_seconds    = 2
+        failure_threshold = 30
+      }
+      liveness_probe {
+        http_get {
+          path = "/healthz"
+        }
+        period_seconds = 30
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [template[0].containers[0].image, client, client_version]
+  }
+
+  depends_on = [
+    google_secret_manager_secret_iam_member.mailbox_reads,
+    google_secret_manager_secret_version.mailbox_database_url,
+    google_secret_manager_secret_version.mailbox_admin_token,
+    google_secret_manager_secret_version.mailbox_metrics_key,
+  ]
+}

@@ -1,0 +1,75 @@
+variable "project_id" {
+  type        = string
+  description = "Google Cloud project id."
+}
+
+variable "region" {
+  type        = string
+  description = "Region of Cloud Run, Cloud SQL, Artifact Registry and the snapshot bucket."
+  default     = "europe-west1"
+}
+
+variable "domain" {
+  type        = string
+  description = "The platform's host name, e.g. relay.example.com: clients use wss://DOMAIN/ and https://DOMAIN/api/v1. Its DNS A record must point at the gateway_ip output before the managed certificate can be issued."
+}
+
+variable "allowed_ip_ranges" {
+  type        = list(string)
+  description = "Client addresses/CIDR ranges allowed through Cloud Armor on both backends (the spec's IP allowlist); empty: no allowlist, everyone passes (still rate-limited)."
+  default     = []
+}
+
+variable "rate_limit_requests" {
+  type        = number
+  description = "Requests (HTTP requests and WebSocket upgrades) one client IP may make per rate_limit_interval_sec before Cloud Armor bans it."
+  default     = 600
+}
+
+variable "rate_limit_interval_sec" {
+  type        = number
+  description = "Window of rate_limit_requests, in seconds (Cloud Armor accepts 10, 30, 60, 120, 180, 240, 300, 600, 900, 1200, 1800, 2700, 3600)."
+  default     = 60
+}
+
+variable "ban_duration_sec" {
+  type        = number
+  description = "How long a client IP over the rate limit is refused (HTTP 429), in seconds."
+  default     = 300
+}
+
+variable "mailbox_min_instances" {
+  type        = number
+  description = "Fewest mailbox API instances (0 allows scale to zero, at the price of cold starts)."
+  default     = 1
+}
+
+variable "mailbox_max_instances" {
+  type        = number
+  description = "Most mailbox API instances. Each holds DB_POOL_SIZE (10) connections: keep max × 10 under the Cloud SQL tier's connection limit."
+  default     = 10
+}
+
+variable "relay_image" {
+  type        = string
+  description = "Image the relay service is created with. The first apply uses Google's placeholder; `make deploy` then rolls out the real image, and Terraform leaves the image alone afterwards."
+  default     = "us-docker.pkg.dev/cloudrun/container/hello"
+}
+
+variable "mailbox_image" {
+  type        = string
+  description = "Image the mailbox API service is created with (see relay_image)."
+  default     = "us-docker.pkg.dev/cloudrun/container/hello"
+}
+
+variable "db_tier" {
+  type        = string
+  description = "Cloud SQL machine tier of the mailbox database."
+  default     = "db-custom-1-3840"
+}
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Protects the Cloud SQL instance and the Cloud Run services from `terraform destroy`. Turn off only to tear a test project down."
+  default     = true
+}

@@ -1,0 +1,341 @@
+// The platform as code, checked offline (no Google Cloud account exists here): the Terraform parsed with
+// HashiCorp's HCL parser, and cloudbuild.yaml. Every route of the load balancer reaches the right Cloud Run
+// service, Cloud Armor guards both backends, ingress and scaling are as the design says, every IAM grant is
+// one of an allowed list, and no secret value is written in any file.
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { before, describe, it } from 'node:test'
+import { parse as parseYaml } from 'yaml'
+import { ROOT } from './platform.js'
+import { child, children, containerEnv, loadTerraform, refersTo, resource, TERRAFORM_DIR, type Block, type Terraform } from './terraform.js'
+
+let tf: Terraform
+
+before(async () => {
+  tf = await loadTerraform()
+})
+
+/** The Cloud Run service a backend service reaches: backend → serverless NEG → service. */
+const serviceBehind = (backendRef: unknown): string => {
+  const backend = refersTo(backendRef) ?? ''
+  assert.ok(backend.startsWith('google_compute_backend_service.'), `a backend service: ${String(backendRef)}`)
+  const [, backendName] = backend.split('.') as [string, string]
+  const neg = refersTo(child(resource(tf, 'google_compute_backend_service', backendName), 'backend').group) ?? ''
+  assert.ok(neg.startsWith('google_compute_region_network_endpoint_group.'), `a NEG behind ${backend}`)
+  const negBlock = resource(tf, 'google_compute_region_network_endpoint_group', neg.split('.')[1] as string)
+  assert.equal(negBlock.network_endpoint_type, 'SERVERLESS')
+  const service = refersTo(child(negBlock, 'cloud_run').service) ?? ''
+  assert.ok(service.startsWith('google_cloud_run_v2_service.'), `a Cloud Run service behind ${neg}`)
+  return String(resource(tf, 'google_cloud_run_v2_service', service.split('.')[1] as string).name)
+}
+
+describe('layout', () => {
+  it('is split by concern, every variable documented, the outputs an operator needs', () => {
+    for (const file of ['gateway.tf', 'armor.tf', 'services.tf', 'bus.tf', 'data.tf', 'secrets.tf', 'iam.tf', 'variables.tf', 'outputs.tf', 'versions.tf'])
+      assert.ok(tf.files.includes(file), file)
+    for (const [name, variable] of Object.entries(tf.variable)) assert.ok(String(variable.description ?? '').length > 20, `variable ${name} is documented`)
+    for (const name of ['gateway_ip', 'relay_url', 'api_url', 'relay_service_url', 'mailbox_service_url', 'hint_topics', 'dead_letter_subscription'])
+      assert.ok(tf.output[name]?.description, `output ${name}`)
+  })
+
+  it('passes terraform fmt -check where the CLI exists', t => {
+    let version: string
+    try {
+      version = execFileSync('terraform', ['version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+    } catch {
+      return t.skip('no terraform CLI on this machine')
+    }
+    assert.match(version, /Terraform v/)
+    execFileSync('terraform', ['fmt', '-check', '-recursive', TERRAFORM_DIR], { stdio: ['ignore', 'pipe', 'pipe'] })
+  })
+})
+
+describe('the gateway', () => {
+  it('sends /api/v1 and /api/v1/* (and the API probes) to the mailbox API, everything else to the relay, on the one domain', () => {
+    const map = resource(tf, 'google_compute_url_map', 'gateway')
+    assert.equal(serviceBehind(map.default_service), 'msr-relay')
+    const hostRule = child(map, 'host_rule')
+    assert.deepEqual(hostRule.hosts, ['${var.domain}'])
+    const matcher = children(map, 'path_matcher').find(m => m.name === hostRule.path_matcher)
+    assert.ok(matcher)
+    assert.equal(serviceBehind(matcher.default_service), 'msr-relay', 'WebSocket upgrades and NIP-11 go to the relay')
+    const routes = new Map(children(matcher, 'path_rule').flatMap(rule => (rule.paths as string[]).map(path => [path, rule] as const)))
+    assert.deepEqual([...routes.keys()].sort(), ['/api/healthz', '/api/readyz', '/api/v1', '/api/v1/*'])
+    for (const rule of routes.values()) assert.equal(serviceBehind(rule.service), 'msr-mailbox-api')
+    const rewrite = (path: string) => child(child(routes.get(path), 'route_action'), 'url_rewrite').path_prefix_rewrite
+    assert.equal(rewrite('/api/healthz'), '/healthz')
+    assert.equal(rewrite('/api/readyz'), '/readyz')
+    assert.equal(routes.get('/api/v1')?.route_action, undefined, 'API paths reach the service as the client sent them (NIP-98 signs them)')
+  })
+
+  it('terminates TLS with a managed certificate for the domain and redirects plain HTTP', () => {
+    const cert = resource(tf, 'google_compute_managed_ssl_certificate', 'gateway')
+    assert.deepEqual(child(cert, 'managed').domains, ['${var.domain}'])
+    const https = resource(tf, 'google_compute_global_forwarding_rule', 'https')
+    assert.equal(https.port_range, '443')
+    assert.equal(https.load_balancing_scheme, 'EXTERNAL_MANAGED')
+    const proxy = resource(tf, 'google_compute_target_https_proxy', 'gateway')
+    assert.equal(refersTo(https.target), 'google_compute_target_https_proxy.gateway')
+    assert.equal(refersTo(proxy.url_map), 'google_compute_url_map.gateway')
+    assert.deepEqual((proxy.ssl_certificates as string[]).map(refersTo), ['google_compute_managed_ssl_certificate.gateway'])
+    const http = resource(tf, 'google_compute_global_forwarding_rule', 'http')
+    assert.equal(http.port_range, '80')
+    assert.equal(https.ip_address, http.ip_address, 'one address')
+    const redirectProxy = refersTo(http.target)?.split('.')[1] as string
+    const redirectMap = refersTo(resource(tf, 'google_compute_target_http_proxy', redirectProxy).url_map)?.split('.')[1] as string
+    const redirect = child(resource(tf, 'google_compute_url_map', redirectMap), 'default_url_redirect')
+    assert.equal(redirect.https_redirect, true)
+    assert.equal(resource(tf, 'google_compute_url_map', redirectMap).default_service, undefined, 'plain HTTP reaches no service')
+  })
+
+  it('puts Cloud Armor on both backends, logging every request with its decision', () => {
+    for (const [backend, policy] of [['relay', 'relay'], ['mailbox_api', 'api']] as const) {
+      const service = resource(tf, 'google_compute_backend_service', backend)
+      assert.equal(refersTo(service.security_policy), `google_compute_security_policy.${policy}`, backend)
+      assert.equal(service.protocol, 'HTTPS')
+      assert.deepEqual(child(service, 'log_config'), { enable: true, sample_rate: 1 })
+      assert.equal(service.timeout_sec, undefined, 'serverless NEG backends take no timeout: Cloud Run\'s applies')
+    }
+  })
+})
+
+describe('Cloud Armor', () => {
+  const rules = (policy: Block): Block[] => [
+    ...children(policy, 'rule'),
+    // hcl2json gives `dynamic` as one object of block lists (not a list of blocks).
+    ...children((policy.dynamic ?? {}) as Block, 'rule').map(r => ({ ...child(r, 'content'), for_each: r.for_each })),
+  ]
+
+  it('on both: the IP allowlist only when the variable lists ranges, a rate-based ban per IP, verbose logs, allow by default', () => {
+    for (const name of ['relay', 'api']) {
+      const policy = resource(tf, 'google_compute_security_policy', name)
+      assert.equal(child(policy, 'advanced_options_config').log_level, 'VERBOSE')
+      const all = rules(policy)
+      const allowlist = all.find(r => r.priority === 100)
+      assert.equal(allowlist?.for_each, '${length(var.allowed_ip_ranges) > 0 ? [1] : []}', `${name}: no allowlist rule when the list is empty`)
+      assert.equal(allowlist?.action, 'deny(403)')
+      assert.equal(child(child(allowlist, 'match'), 'expr').expression, '!(${local.allowlist_expression})')
+      assert.equal(tf.locals.allowlist_expression, `\${join(" || ", [for range in var.allowed_ip_ranges : "inIpRange(origin.ip, '\${range}')"])}`)
+      const ban = all.find(r => r.action === 'rate_based_ban')
+      assert.ok(ban, `${name}: rate-based ban`)
+      const options = child(ban, 'rate_limit_options')
+      assert.equal(options.enforce_on_key, 'IP')
+      assert.equal(options.exceed_action, 'deny(429)')
+      assert.equal(options.ban_duration_sec, '${var.ban_duration_sec}')
+      assert.ok((ban.priority as number) > 100, 'the allowlist is checked before the ban lets a request through')
+      assert.equal(all.find(r => r.priority === 2147483647)?.action, 'allow')
+    }
+  })
+
+  it('WAF rules on the API only, never reading the Authorization header (NIP-98)', () => {
+    const waf = rules(resource(tf, 'google_compute_security_policy', 'api')).filter(r => JSON.stringify(r).includes('evaluatePreconfiguredWaf'))
+    assert.equal(waf.length, 1, 'one dynamic rule over the rule sets')
+    const rule = waf[0] as Block
+    assert.equal(rule.for_each, '${local.waf_rule_sets}')
+    assert.ok((tf.locals.waf_rule_sets as string[]).includes('sqli-v33-stable') && (tf.locals.waf_rule_sets as string[]).includes('xss-v33-stable'))
+    assert.match(String(child(child(rule, 'match'), 'expr').expression), /'sensitivity': 1/)
+    const exclusion = child(child(rule, 'preconfigured_waf_config'), 'exclusion')
+    assert.equal(exclusion.target_rule_set, '${rule.value}')
+    assert.deepEqual(child(exclusion, 'request_header'), { operator: 'EQUALS', value: 'authorization' })
+    const relayWaf = rules(resource(tf, 'google_compute_security_policy', 'relay')).filter(r => JSON.stringify(r).includes('evaluatePreconfiguredWaf'))
+    assert.equal(relayWaf.length, 0, 'no WAF rule on the relay (it would only see upgrades)')
+  })
+})
+
+describe('the services', () => {
+  const relay = () => resource(tf, 'google_cloud_run_v2_service', 'relay')
+  const mailbox = () => resource(tf, 'google_cloud_run_v2_service', 'mailbox_api')
+
+  it('take traffic from the load balancer only', () => {
+    for (const service of [relay(), mailbox()]) {
+      assert.equal(service.ingress, 'INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER', String(service.name))
+      assert.deepEqual((child(service, 'lifecycle').ignore_changes as string[])[0], '${template[0].containers[0].image}', 'images are the deploy\'s')
+    }
+  })
+
+  it('keep the relay at exactly one gen2 instance, CPU always allocated, session affinity, one-hour requests', () => {
+    const template = child(relay(), 'template')
+    assert.deepEqual(child(template, 'scaling'), { max_instance_count: 1, min_instance_count: 1 })
+    assert.equal(template.execution_environment, 'EXECUTION_ENVIRONMENT_GEN2')
+    assert.equal(template.session_affinity, true)
+    assert.equal(template.timeout, '3600s')
+    assert.equal(child(child(template, 'containers'), 'resources').cpu_idle, false)
+  })
+
+  it('scale the mailbox API on its own, between two variables', () => {
+    assert.deepEqual(child(child(mailbox(), 'template'), 'scaling'), { max_instance_count: '${var.mailbox_max_instances}', min_instance_count: '${var.mailbox_min_instances}' })
+  })
+
+  it('trust exactly the two X-Forwarded-For entries the load balancer appends', () => {
+    assert.equal(containerEnv(relay()).get('RELAY_NETWORK__TRUSTED_PROXIES')?.value, '2')
+    assert.equal(containerEnv(mailbox()).get('TRUSTED_PROXIES')?.value, '2')
+    assert.match(readFileSync(join(TERRAFORM_DIR, 'gateway.tf'), 'utf8'), /"<client-ip>,<load-balancer-ip>"/)
+  })
+
+  it('read every secret from Secret Manager, and the public URLs from the domain', () => {
+    const secretish = /AUTH|TOKEN|KEY|PASSWORD|SECRET|DATABASE_URL/
+    for (const service of [relay(), mailbox()])
+      for (const [name, env] of containerEnv(service))
+        if (secretish.test(name)) {
+          const ref = child(child(env, 'value_source'), 'secret_key_ref')
+          assert.match(String(ref.secret), /^\$\{google_secret_manager_secret\.[a-z_]+\.secret_id\}$/, `${name} comes from a secret`)
+          assert.equal(ref.version, 'latest')
+          assert.equal(env.value, undefined, `${name} has no plain value`)
+        }
+    assert.equal(containerEnv(relay()).get('RELAY_NETWORK__PUBLIC_URL')?.value, '${local.relay_public_url}')
+    assert.equal(tf.locals.relay_public_url, 'wss://${var.domain}')
+    assert.equal(containerEnv(mailbox()).get('PUBLIC_URL')?.value, '${local.api_public_url}')
+    assert.equal(tf.locals.api_public_url, 'https://${var.domain}')
+  })
+
+  it('give the mailbox PostgreSQL through the Cloud SQL connection, and verify pushes in the app', () => {
+    const template = child(mailbox(), 'template')
+    assert.deepEqual(child(child(template, 'volumes'), 'cloud_sql_instance').instances, ['${google_sql_database_instance.mailbox.connection_name}'])
+    assert.equal(child(child(template, 'containers'), 'volume_mounts').mount_path, '/cloudsql')
+    const env = containerEnv(mailbox())
+    assert.equal(env.get('HINTS_PUSH_SERVICE_ACCOUNT')?.value, '${google_service_account.hints_push.email}')
+    assert.equal(env.get('HINTS_PUSH_AUDIENCE')?.value, '${local.push_audience}')
+    for (const subscription of Object.values(tf.resource.google_pubsub_subscription ?? {}).filter(s => s.push_config)) {
+      const push = child(subscription, 'push_config')
+      assert.equal(push.push_endpoint, '${local.push_endpoint}')
+      assert.equal(child(push, 'oidc_token').audience, '${local.push_audience}', 'the audience the app checks')
+    }
+  })
+})
+
+describe('data and secrets', () => {
+  it('keeps the database backed up with point-in-time recovery and protected from deletion', () => {
+    const instance = resource(tf, 'google_sql_database_instance', 'mailbox')
+    const backup = child(child(instance, 'settings'), 'backup_configuration')
+    assert.equal(backup.enabled, true)
+    assert.equal(backup.point_in_time_recovery_enabled, true)
+    assert.equal(instance.deletion_protection, '${var.deletion_protection}')
+    assert.equal(tf.variable.deletion_protection?.default, true)
+    assert.equal(child(child(instance, 'settings'), 'ip_configuration').authorized_networks, undefined, 'no network authorized on the address')
+  })
+
+  it('keeps snapshots versioned, pruned by a lifecycle rule, never public', () => {
+    const bucket = resource(tf, 'google_storage_bucket', 'backups')
+    assert.equal(child(bucket, 'versioning').enabled, true)
+    assert.equal(child(child(bucket, 'lifecycle_rule'), 'action').type, 'Delete')
+    assert.equal(bucket.public_access_prevention, 'enforced')
+    assert.equal(containerEnv(resource(tf, 'google_cloud_run_v2_service', 'relay')).get('RELAY_BACKUP__TARGET')?.value, 'gs://${google_storage_bucket.backups.name}/relay')
+  })
+
+  it('writes no secret value in any file: every secret version is generated', () => {
+    for (const [name, version] of Object.entries(tf.resource.google_secret_manager_secret_version ?? {}))
+      assert.match(String(version.secret_data), /\$\{random_password\.[a-z_]+\.result\}/, `${name} is generated`)
+    assert.equal(resource(tf, 'google_sql_user', 'mailbox').password, '${random_password.mailbox_db.result}')
+    const files = [...tf.files.map(f => join(TERRAFORM_DIR, f)), join(ROOT, 'cloudbuild.yaml')]
+    for (const file of files) {
+      // Comments may show a value's shape (postgres://mailbox:PASSWORD@…); code may not hold one.
+      const text = readFileSync(file, 'utf8').split('\n').filter(line => !/^\s*#/.test(line)).join('\n')
+      assert.doesNotMatch(text, /\b(password|secret_data|token|auth|key)\s*=\s*"[^"$]{8,}"/i, `${file}: a literal secret`)
+      assert.doesNotMatch(text, /postgres(ql)?:\/\/[^$"\s]*:[^$@"\s]+@/, `${file}: a password in a connection string`)
+    }
+    assert.ok(!existsSync(join(TERRAFORM_DIR, 'terraform.tfvars')), 'no tfvars file with values in the repository')
+  })
+})
+
+describe('least privilege', () => {
+  /** Every grant in the configuration: [kind of resource, role, member, the resource it is on]. */
+  const grants = () =>
+    Object.entries(tf.resource)
+      .filter(([type]) => /_iam_(member|binding|policy)$/.test(type))
+      .flatMap(([type, byName]) => Object.entries(byName).map(([name, g]) => ({ type, name, role: String(g.role), member: String(g.member), on: g })))
+
+  // Who may hold what, and on which kind of resource. Anything else fails.
+  const ALLOWED = new Set([
+    'google_pubsub_topic_iam_member roles/pubsub.publisher relay',
+    'google_storage_bucket_iam_member roles/storage.objectUser relay',
+    'google_secret_manager_secret_iam_member roles/secretmanager.secretAccessor relay',
+    'google_project_iam_member roles/cloudtrace.agent each',
+    'google_project_iam_member roles/cloudsql.client mailbox_api',
+    'google_secret_manager_secret_iam_member roles/secretmanager.secretAccessor mailbox_api',
+    'google_cloud_run_v2_service_iam_member roles/run.invoker hints_push',
+    'google_service_account_iam_member roles/iam.serviceAccountTokenCreator pubsub_agent',
+    'google_pubsub_topic_iam_member roles/pubsub.publisher pubsub_agent',
+    'google_pubsub_subscription_iam_member roles/pubsub.subscriber pubsub_agent',
+    'google_artifact_registry_repository_iam_member roles/artifactregistry.writer deployer',
+    'google_cloud_run_v2_service_iam_member roles/run.developer deployer',
+    'google_service_account_iam_member roles/iam.serviceAccountUser deployer',
+    'google_project_iam_member roles/logging.logWriter deployer',
+  ])
+  const who = (member: string): string =>
+    member === '${local.pubsub_agent}' ? 'pubsub_agent' : member === 'serviceAccount:${each.value}' ? 'each' : (/google_service_account\.([a-z_]+)\.email/.exec(member)?.[1] ?? member)
+
+  it('grants only the allowed roles, additively, to the allowed identities', () => {
+    const all = grants()
+    assert.ok(all.length >= 14)
+    for (const g of all) {
+      assert.ok(g.type.endsWith('_iam_member'), `${g.type}.${g.name}: additive grants only (no authoritative binding or policy)`)
+      assert.ok(!/roles\/(owner|editor|viewer)$/.test(g.role), `${g.name}: no primitive role`)
+      assert.ok(ALLOWED.has(`${g.type} ${g.role} ${who(g.member)}`), `${g.type}.${g.name}: ${g.role} for ${g.member} is not on the allowed list`)
+    }
+  })
+
+  it('grants at project level only roles with no finer resource, the trace role to the two services', () => {
+    const project = grants().filter(g => g.type === 'google_project_iam_member')
+    assert.deepEqual([...new Set(project.map(g => g.role))].sort(), ['roles/cloudsql.client', 'roles/cloudtrace.agent', 'roles/logging.logWriter'])
+    const trace = resource(tf, 'google_project_iam_member', 'trace_writers')
+    assert.deepEqual(trace.for_each, { mailbox_api: '${google_service_account.mailbox_api.email}', relay: '${google_service_account.relay.email}' })
+  })
+
+  it('lets the push identity invoke the mailbox service only, and each service read only its own secrets', () => {
+    const invoke = resource(tf, 'google_cloud_run_v2_service_iam_member', 'push_invokes_mailbox')
+    assert.equal(invoke.name, '${google_cloud_run_v2_service.mailbox_api.name}')
+    assert.equal(resource(tf, 'google_secret_manager_secret_iam_member', 'relay_reads').for_each, '${local.relay_secrets}')
+    assert.equal(resource(tf, 'google_secret_manager_secret_iam_member', 'mailbox_reads').for_each, '${local.mailbox_secrets}')
+    const relaySecrets = Object.values(tf.locals.relay_secrets as Record<string, string>)
+    const mailboxSecrets = Object.values(tf.locals.mailbox_secrets as Record<string, string>)
+    assert.deepEqual(relaySecrets, ['msr-relay-metrics-key'])
+    assert.deepEqual(mailboxSecrets.sort(), ['msr-mailbox-admin-token', 'msr-mailbox-database-url', 'msr-mailbox-metrics-key'])
+    // Each secret a service reads is one it is granted.
+    const granted = (service: 'relay' | 'mailbox_api') => (service === 'relay' ? tf.locals.relay_secrets : tf.locals.mailbox_secrets) as Record<string, string>
+    for (const service of ['relay', 'mailbox_api'] as const)
+      for (const [name, env] of containerEnv(resource(tf, 'google_cloud_run_v2_service', service))) {
+        const secret = env.value_source ? /google_secret_manager_secret\.([a-z_]+)\./.exec(String(child(child(env, 'value_source'), 'secret_key_ref').secret))?.[1] : undefined
+        if (secret) assert.ok(secret in granted(service), `${service} reads ${name} from ${secret}, which it is granted`)
+      }
+  })
+})
+
+describe('cloudbuild.yaml and make deploy', () => {
+  type Step = { id: string; name: string; args: string[]; waitFor?: string[] }
+  const build = () => parseYaml(readFileSync(join(ROOT, 'cloudbuild.yaml'), 'utf8')) as { steps: Step[]; serviceAccount: string; images: string[] }
+
+  it('tests, then builds, pushes and deploys both images, as the deployer identity', () => {
+    const { steps, serviceAccount, images } = build()
+    assert.deepEqual(steps.map(s => s.id), ['test', 'build-relay', 'push-relay', 'deploy-relay', 'build-mailbox-api', 'push-mailbox-api', 'deploy-mailbox-api'])
+    assert.deepEqual(steps[0]?.args, ['-c', '.ci/run'], 'the repository\'s CI entry point')
+    assert.deepEqual(steps.find(s => s.id === 'build-mailbox-api')?.waitFor, ['test'])
+    assert.equal(serviceAccount, 'projects/$PROJECT_ID/serviceAccounts/msr-deployer@$PROJECT_ID.iam.gserviceaccount.com')
+    assert.equal(resource(tf, 'google_service_account', 'deployer').account_id, 'msr-deployer')
+    assert.equal(images.length, 2)
+  })
+
+  it('deploys only an image to the services Terraform defines, leaving every other setting to Terraform', () => {
+    const names = new Set(Object.values(tf.resource.google_cloud_run_v2_service ?? {}).map(s => String(s.name)))
+    for (const step of build().steps.filter(s => s.id.startsWith('deploy-'))) {
+      assert.deepEqual(step.args.slice(0, 2), ['run', 'deploy'])
+      assert.ok(names.has(step.args[2] as string), `${step.id} deploys a Terraform service`)
+      assert.deepEqual(step.args.slice(3).map(a => a.split('=')[0]).sort(), ['--image', '--region'], `${step.id}: image and region only`)
+      assert.match(step.args[3] as string, /^--image=\$\{_REGION\}-docker\.pkg\.dev\/\$PROJECT_ID\/\$\{_REPOSITORY\}\/(relay|mailbox-api):\$BUILD_ID$/)
+    }
+  })
+
+  it('make deploy wraps it and refuses to run without a project', () => {
+    const makefile = readFileSync(join(ROOT, 'Makefile'), 'utf8')
+    assert.match(makefile, /^deploy:\n(\t.*\n)*\tgcloud builds submit .*--config cloudbuild\.yaml/m)
+    let failed: { status: number; stderr: string } | undefined
+    try {
+      execFileSync('make', ['-s', 'deploy'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PROJECT_ID: '' } })
+    } catch (error) {
+      failed = error as { status: number; stderr: string }
+    }
+    assert.equal(failed?.status, 2)
+    assert.match(String(failed?.stderr), /set PROJECT_ID/)
+  })
+})
