@@ -9,13 +9,13 @@ const read = (path: string) => readFileSync(new URL(path, root), 'utf8')
 
 test('docker-compose.yml runs the relay from its Dockerfile on loopback with a data volume', () => {
   const compose = parse(read('docker-compose.yml')) as {
-    services: Record<string, { build: { context: string; dockerfile: string }; ports: string[]; volumes: string[] }>
+    services: Record<string, { build: { context: string; dockerfile: string }; ports?: string[]; volumes: string[] }>
   }
   const relay = compose.services.relay
   assert.ok(relay, 'relay service')
   assert.equal(relay.build.dockerfile, 'services/relay/Dockerfile')
   assert.ok(existsSync(new URL(relay.build.dockerfile, root)))
-  assert.ok(relay.ports.every(p => p.startsWith('127.0.0.1:')), 'ports bound to loopback only')
+  assert.ok((relay.ports ?? []).every(p => p.startsWith('127.0.0.1:')), 'ports bound to loopback only')
   assert.ok(relay.volumes.some(v => v.endsWith(':/data')))
 })
 
@@ -155,4 +155,102 @@ test('the local collector config takes OTLP over gRPC and HTTP and exports the t
   const debug = traces.exporters.find(e => e === 'debug' || e.startsWith('debug/'))
   assert.ok(debug, 'the debug exporter is in the pipeline')
   assert.equal(config.exporters[debug]?.verbosity, 'basic')
+})
+
+// The local gateway (infra/local/gateway.conf), the mirror of the load balancer's URL map on Google Cloud.
+const gatewayConf = () => read('infra/local/gateway.conf').replace(/#.*$/gm, '')
+/** The body of each `location` block by its head (`= /api/v1`, `/api/v1/`, `/`); the blocks hold no nested braces. */
+const locations = () => new Map([...gatewayConf().matchAll(/^\s*location\s+([^{]+?)\s*{([^{}]*)}/gm)].map(m => [m[1] as string, m[2] as string]))
+/** The values of a directive in a block, e.g. directive(body, 'proxy_set_header') -> ['Host $http_host', …]. */
+const directive = (body: string, name: string) => [...body.matchAll(new RegExp(`(?:^|[;{\\s])${name}\\s+([^;]+);`, 'g'))].map(m => (m[1] as string).trim().replace(/\s+/g, ' '))
+const GATEWAY_URL = '127.0.0.1:8000'
+
+test('docker-compose.yml puts an nginx gateway, pinned to a stable alpine tag, in front of both services on 127.0.0.1:8000 only', () => {
+  const { services } = compose()
+  const gateway = services.gateway
+  assert.ok(gateway, 'gateway service')
+  // nginx's stable branches have an even minor version (1.28, 1.30); a mainline tag or `latest` is not pinned.
+  assert.match(gateway.image ?? '', /^nginx:1\.\d*[02468](\.\d+)?-alpine$/)
+  assert.deepEqual(gateway.ports, ['127.0.0.1:8000:8000'])
+  assert.ok((gateway.volumes ?? []).includes('./infra/local/gateway.conf:/etc/nginx/conf.d/default.conf:ro'), 'the config is mounted read-only')
+  for (const upstream of ['relay', 'mailbox-api']) assert.equal(gateway.depends_on?.[upstream]?.condition, 'service_healthy', `the gateway waits for ${upstream}`)
+  // The gateway is the front door: neither service publishes its own port on the host.
+  for (const name of ['relay', 'mailbox-api']) assert.deepEqual(services[name]?.ports ?? [], [], `${name} publishes no port`)
+  assert.match(gatewayConf(), /^\s*listen\s+8000;/m)
+})
+
+test('the gateway sends /api/v1 and /api/v1/* to the mailbox API, path preserved, its probes, and nothing else', () => {
+  const blocks = locations()
+  for (const head of ['= /api/v1', '/api/v1/']) {
+    const body = blocks.get(head)
+    assert.ok(body !== undefined, `location ${head}`)
+    // No URI after host:port: nginx passes the request's path and query unchanged.
+    assert.deepEqual(directive(body, 'proxy_pass'), ['http://mailbox-api:8081'], head)
+  }
+  const toMailbox = [...blocks].filter(([, body]) => body.includes('mailbox-api')).map(([head]) => head)
+  assert.deepEqual(toMailbox.sort(), ['/api/v1/', '= /api/healthz', '= /api/readyz', '= /api/v1'], 'only /api/v1 and the probes reach the mailbox API (not /internal/*)')
+  assert.deepEqual(directive(blocks.get('= /api/healthz') ?? '', 'proxy_pass'), ['http://mailbox-api:8081/healthz'])
+  assert.deepEqual(directive(blocks.get('= /api/readyz') ?? '', 'proxy_pass'), ['http://mailbox-api:8081/readyz'])
+  assert.ok(![...blocks.keys()].some(head => head.includes('internal') && !/return\s+404/.test(blocks.get(head) ?? '')), '/internal/ is not routed')
+})
+
+test('the gateway sends everything else to the relay with the WebSocket upgrade and the Cloud Run relay timeout', () => {
+  const conf = gatewayConf()
+  const body = locations().get('/')
+  assert.ok(body !== undefined, 'location /')
+  assert.deepEqual(directive(body, 'proxy_pass'), ['http://relay:8080'])
+  // HTTP/1.1 in the block or inherited from the server.
+  assert.ok(directive(conf, 'proxy_http_version').every(v => v === '1.1') && directive(conf, 'proxy_http_version').length > 0, 'proxy_http_version 1.1')
+  const headers = directive(body, 'proxy_set_header')
+  assert.ok(headers.includes('Upgrade $http_upgrade'), 'Upgrade header')
+  assert.ok(headers.includes('Connection $connection_upgrade'), 'Connection header')
+  const map = /map\s+\$http_upgrade\s+\$connection_upgrade\s*{([^}]*)}/.exec(conf)?.[1] ?? ''
+  assert.match(map, /default\s+upgrade;/)
+  assert.match(map, /''\s+close;/)
+  assert.deepEqual(directive(body, 'proxy_read_timeout'), ['3600s'])
+  assert.deepEqual(directive(body, 'proxy_send_timeout'), ['3600s'])
+})
+
+test('every gateway route appends the client to X-Forwarded-For and passes the protocol and the Host as sent', () => {
+  const blocks = locations()
+  assert.ok(blocks.size >= 3)
+  for (const [head, body] of blocks) {
+    if (directive(body, 'proxy_pass').length === 0) continue
+    const headers = directive(body, 'proxy_set_header')
+    assert.ok(headers.includes('X-Forwarded-For $proxy_add_x_forwarded_for'), `${head}: X-Forwarded-For appended`)
+    assert.ok(headers.includes('X-Forwarded-Proto $scheme'), `${head}: X-Forwarded-Proto`)
+    assert.ok(headers.includes('Host $http_host'), `${head}: Host as the client sent it`)
+  }
+})
+
+test('the gateway accepts the mailbox API’s largest body, and a little more', () => {
+  // services/mailbox-api/src/app.ts (bodyLimit): two artifacts of the maximum size as base64, plus 64 KiB.
+  const config = read('services/mailbox-api/src/config.ts')
+  const fallback = /MAILBOX_MAX_ARTIFACT_BYTES: integer\((\d+)/.exec(config)?.[1]
+  assert.ok(fallback, 'the default MAILBOX_MAX_ARTIFACT_BYTES')
+  const maxArtifactBytes = Number(compose().services['mailbox-api']?.environment?.MAILBOX_MAX_ARTIFACT_BYTES ?? fallback)
+  assert.match(read('services/mailbox-api/src/app.ts'), /2 \* Math\.ceil\(maxArtifactBytes \/ 3\) \* 4 \+ 64 \* 1024/, 'the formula below is the API’s')
+  const bodyLimit = 2 * Math.ceil(maxArtifactBytes / 3) * 4 + 64 * 1024
+  const bytes = (size: string) => {
+    const m = /^(\d+)([kKmM]?)$/.exec(size)
+    assert.ok(m, `client_max_body_size ${size}`)
+    return Number(m[1]) * ({ '': 1, k: 1024, m: 1024 * 1024 } as Record<string, number>)[(m[2] as string).toLowerCase()]!
+  }
+  for (const head of ['= /api/v1', '/api/v1/']) {
+    const sizes = directive(locations().get(head) ?? '', 'client_max_body_size')
+    assert.equal(sizes.length, 1, `${head} sets client_max_body_size`)
+    const size = bytes(sizes[0] as string)
+    assert.ok(size >= bodyLimit && size <= 2 * bodyLimit, `${head}: ${size} bytes against the API's ${bodyLimit}`)
+  }
+})
+
+test('docker-compose.yml: both services trust exactly the gateway (1 proxy), name the gateway’s URL, and push hints directly', () => {
+  const { services } = compose()
+  const relay = services.relay?.environment ?? {}
+  const api = services['mailbox-api']?.environment ?? {}
+  assert.equal(relay.RELAY_NETWORK__TRUSTED_PROXIES, '1')
+  assert.equal(api.TRUSTED_PROXIES, '1')
+  assert.equal(relay.RELAY_NETWORK__PUBLIC_URL, `ws://${GATEWAY_URL}`)
+  assert.equal(api.PUBLIC_URL, `http://${GATEWAY_URL}`)
+  assert.match(relay.RELAY_HINTS__PUSH_URL ?? '', /^http:\/\/mailbox-api:8081\/internal\//, 'hints bypass the gateway')
 })

@@ -101,6 +101,32 @@ describe('the gateway', () => {
   })
 })
 
+describe('the local mirror (docker-compose gateway, infra/local/gateway.conf)', () => {
+  const conf = () => readFileSync(join(ROOT, 'infra/local/gateway.conf'), 'utf8').replace(/#.*$/gm, '')
+  const locations = () => new Map([...conf().matchAll(/^\s*location\s+([^{]+?)\s*{([^{}]*)}/gm)].map(m => [m[1] as string, m[2] as string]))
+  const value = (body: string | undefined, name: string) => new RegExp(`${name}\\s+([^;]+);`).exec(body ?? '')?.[1]
+  const upstream = { 'msr-relay': 'http://relay:8080', 'msr-mailbox-api': 'http://mailbox-api:8081' } as Record<string, string>
+
+  it('routes every path of the URL map to the same service, rewritten the same way', () => {
+    const map = resource(tf, 'google_compute_url_map', 'gateway')
+    const matcher = child(map, 'path_matcher')
+    const expected = new Map<string, string>([['/', upstream[serviceBehind(matcher.default_service)] as string]])
+    for (const rule of children(matcher, 'path_rule')) {
+      const target = upstream[serviceBehind(rule.service)] as string
+      const rewrite = rule.route_action ? String(child(child(rule, 'route_action'), 'url_rewrite').path_prefix_rewrite) : ''
+      for (const path of rule.paths as string[]) expected.set(path.endsWith('/*') ? path.slice(0, -1) : `= ${path}`, `${target}${rewrite}`)
+    }
+    const actual = new Map([...locations()].map(([head, body]) => [head, value(body, 'proxy_pass')]))
+    assert.deepEqual(Object.fromEntries(actual), Object.fromEntries(expected))
+  })
+
+  it('keeps requests open as long as each Cloud Run service does', () => {
+    const timeout = (name: string) => String(child(resource(tf, 'google_cloud_run_v2_service', name), 'template').timeout)
+    assert.equal(value(locations().get('/'), 'proxy_read_timeout'), timeout('relay'))
+    for (const head of ['= /api/v1', '/api/v1/']) assert.equal(value(locations().get(head), 'proxy_read_timeout'), timeout('mailbox_api'), head)
+  })
+})
+
 describe('Cloud Armor', () => {
   const rules = (policy: Block): Block[] => [
     ...children(policy, 'rule'),
