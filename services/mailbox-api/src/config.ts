@@ -54,7 +54,7 @@ export const mailboxEnvSchema = z.object({
   MAILBOX_RATE_LIMIT_PER_IP: integer(1200, 0).describe('Requests per minute per client IP, shared by all instances (0: no limit).'),
   MAILBOX_RATE_LIMIT_PER_PUBKEY: integer(600, 0).describe('Requests per minute per NIP-98 pubkey, shared by all instances (0: no limit).'),
   MAILBOX_JANITOR_INTERVAL: duration('1m').describe('How often expired items, dm hints, seen hint ids and NIP-98 replay entries are purged.'),
-  TRUSTED_PROXIES: integer(0, 0).describe('Proxies in front (Cloud Run: 1): the client IP is the N-th X-Forwarded-For entry from the right.'),
+  TRUSTED_PROXIES: integer(0, 0).describe('Proxies in front: 2 behind the Google Cloud load balancer (it appends client and load balancer), 1 on Cloud Run alone or behind the compose gateway. The client IP is the N-th X-Forwarded-For entry from the right.'),
   DB_POOL_SIZE: integer(10, 1).describe('PostgreSQL connections per instance.'),
   VERIFY_WORKERS: integer(1, 0).describe('Worker threads checking NIP-98 signatures (0: on the event loop).'),
   HINTS_PUSH_TOKEN: z.string().optional().describe('Shared secret of POST /internal/pubsub/push (Bearer, or ?token= in the push URL): the local transport of the relay. At least 16 characters.'),

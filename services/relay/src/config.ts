@@ -48,7 +48,7 @@ const network = z
     trusted_proxies: int(
       0,
       0,
-      'Proxies in front of the relay (Cloud Run: 1). The client IP is the N-th X-Forwarded-For entry from the right; 0: the TCP peer.',
+      'Proxies in front of the relay: 2 behind the Google Cloud load balancer (it appends client and load balancer), 1 on Cloud Run alone or behind the compose gateway. The client IP is the N-th X-Forwarded-For entry from the right; 0: the TCP peer.',
     ),
   })
   .prefault({})
