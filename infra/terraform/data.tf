@@ -31,6 +31,12 @@ resource "google_sql_database_instance" "mailbox" {
       ssl_mode     = "ENCRYPTED_ONLY"
     }
 
+    # Room for every mailbox instance's pools (variables.tf: mailbox_max_instances).
+    database_flags {
+      name  = "max_connections"
+      value = var.db_max_connections
+    }
+
     deletion_protection_enabled = var.deletion_protection
   }
 }

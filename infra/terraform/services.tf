@@ -107,12 +107,13 @@ resource "google_cloud_run_v2_service" "relay" {
         value = var.project_id
       }
 
+      # /readyz answers once the newest snapshot is restored: up to 240 s (Cloud Run's longest startup probe).
       startup_probe {
         http_get {
           path = "/readyz"
         }
-        period_seconds    = 2
-        failure_threshold = 30
+        period_seconds    = 4
+        failure_threshold = 60
       }
       liveness_probe {
         http_get {

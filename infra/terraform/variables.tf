@@ -46,7 +46,7 @@ variable "mailbox_min_instances" {
 
 variable "mailbox_max_instances" {
   type        = number
-  description = "Most mailbox API instances. Each holds DB_POOL_SIZE (10) connections: keep max × 10 under the Cloud SQL tier's connection limit."
+  description = "Most mailbox API instances. Each opens up to 15 PostgreSQL connections (DB_POOL_SIZE 10, and half as many for the NIP-98 gate): keep max × 15 under db_max_connections."
   default     = 10
 }
 
@@ -66,6 +66,12 @@ variable "db_tier" {
   type        = string
   description = "Cloud SQL machine tier of the mailbox database."
   default     = "db-custom-1-3840"
+}
+
+variable "db_max_connections" {
+  type        = number
+  description = "PostgreSQL max_connections of the mailbox database (Cloud SQL's default for the default tier is 100)."
+  default     = 200
 }
 
 variable "deletion_protection" {
