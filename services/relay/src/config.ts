@@ -53,6 +53,8 @@ const network = z
   })
   .prefault({})
 
+const kindList = (def: number[], description: string) => z.array(z.number().int().min(0).max(65535)).default(def).describe(description)
+
 const limitation = z
   .strictObject({
     max_message_length: int(1024, 1048576, 'Largest client message in bytes; larger ones get NOTICE/OK "invalid:".'),
@@ -70,6 +72,17 @@ const limitation = z
     ),
     max_limit: int(1, 1000, 'Largest `limit` served per filter; larger limits are clamped to it.'),
     default_limit: int(1, 500, 'Events served per filter when the filter has no `limit` (clamped to max_limit).'),
+    history_kinds: kindList(
+      [445, 1059],
+      'A filter without `limit` whose kinds are all among these is answered with every stored match (newest first, in pages of max_limit, up to max_history), not default_limit: MLS clients read group history and gift wraps that way and lose what is left out.',
+    ),
+    max_history: int(
+      1,
+      100000,
+      'Most events one history filter (see history_kinds) is answered with; past it, and when a page runs out of time, the REQ ends with CLOSED saying so instead of EOSE.',
+    ),
+    single_recipient_kinds: kindList([1059], 'Kinds refused ("invalid:") unless they carry exactly one p tag (NIP-59 gift wraps name one recipient).'),
+    refused_kinds: kindList([], 'Kinds refused at the door ("invalid:"), e.g. 444 (an MLS Welcome, which Marmot sends only inside a gift wrap).'),
     max_subid_length: int(1, 100, 'Longest subscription id; longer ones get CLOSED "invalid:".'),
     min_prefix: int(0, 10, 'Accepted for rnostr compatibility; NIP-01 requires full 64-char ids, so prefixes are refused.'),
     max_event_tags: int(1, 5000, 'Most tags an event may carry; more gets OK false "invalid:".'),
@@ -116,7 +129,6 @@ const authEvent = z
   .prefault({})
   .describe('Who may publish (EVENT).')
 
-const kindList = (def: number[], description: string) => z.array(z.number().int().min(0).max(65535)).default(def).describe(description)
 
 const auth = z
   .strictObject({
@@ -144,6 +156,11 @@ const rateRule = z.strictObject({
   period: duration('1m', 'The window the limit counts over.'),
   limit: z.number().int().min(1).describe('Events allowed per period, per client IP and per authenticated pubkey.'),
   kinds: z.array(kindOrRange).default([]).describe('Kinds counted, numbers or [first, last] ranges (empty: every kind).'),
+  per_tag: z
+    .string()
+    .regex(/^[a-zA-Z]$/, 'expected a single-letter tag name, e.g. "h"')
+    .optional()
+    .describe('Count per value of this tag instead of per client (e.g. "h": one budget per MLS group, whoever sends); unset: per client IP and per authenticated pubkey.'),
   ip_whitelist: z.array(ipOrRange).default([]).describe('Addresses/ranges this rule does not apply to.'),
 })
 

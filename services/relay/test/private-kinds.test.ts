@@ -126,7 +126,9 @@ for (const kind of [446, 1059, 444]) {
 
       // To Dave and Bob (Bob second among the p tags); then a public sentinel: fan-out keeps order, so
       // once the sentinel has arrived anything that was going to be delivered before it has too.
-      const liveDm = sign(alice, { kind, tags: [['p', dave.pubkey], ['p', bob.pubkey]], content: 'live' })
+      // (A gift wrap names exactly one recipient: single_recipient_kinds refuses a 1059 with two.)
+      const recipients = kind === 1059 ? [['p', bob.pubkey]] : [['p', dave.pubkey], ['p', bob.pubkey]]
+      const liveDm = sign(alice, { kind, tags: recipients, content: 'live' })
       const sentinel = sign(alice, { kind: 1, content: 'sentinel' })
       await aliceConn.publishOk(liveDm)
       await aliceConn.publishOk(sentinel)

@@ -61,7 +61,7 @@ describe('relay tracing', () => {
     await client.next(m => m[0] === 'CLOSED' && m[1] === 'bad')
     const [answered, refused] = await ended('relay.req', 2)
     const { 'nostr.scan_ms': scanMs, ...rest } = answered?.attributes ?? {}
-    assert.deepEqual(rest, { 'nostr.filters': 2, 'nostr.events_returned': 1, 'nostr.answer': 'eose' })
+    assert.deepEqual(rest, { 'nostr.filters': 2, 'nostr.events_returned': 1, 'nostr.pages': 1, 'nostr.answer': 'eose' })
     assert.ok(typeof scanMs === 'number' && scanMs >= 0, 'the query time')
     assert.deepEqual(refused?.attributes, { 'nostr.filters': 1, 'nostr.closed_reason': 'invalid' })
   })

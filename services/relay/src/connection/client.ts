@@ -37,6 +37,8 @@ const MAX_PENALTY_MS = 1000
 
 /** Unsent bytes, as a multiple of maxOutboundBytes, past which a client is dropped at once. */
 const HARD_LIMIT_FACTOR = 4
+/** How often a paged answer checks whether the client has room for the next page. */
+const ROOM_POLL_MS = 5
 const TEXT = { binary: false }
 
 /** Complete WebSocket frames (headers included), written to the socket as they are; `done` runs once written or dropped. */
@@ -243,6 +245,16 @@ export class Client implements Peer {
     if (cause === 'slow') return this.socket.close(1008, 'outbound buffer exceeded: client too slow')
     this.socket.close(1001, 'relay shutting down')
     setTimeout(() => this.socket.terminate(), 2000).unref()
+  }
+
+  /**
+   * Resolves once what was queued for the client has been handed to the socket and the socket holds no
+   * more than max_outbound_buffer unsent (or the client is gone): a long answer sent in pages waits here
+   * between pages, so it never piles up in memory faster than the client reads.
+   */
+  async roomToSend(): Promise<void> {
+    while (!this.closed && (this.queue.length > 0 || this.socket.bufferedAmount > this.options.maxOutboundBytes))
+      await new Promise(resolve => setTimeout(resolve, ROOM_POLL_MS))
   }
 
   /** Stops reading while more than max_outbound_buffer is unsent (replies, pongs); resumes on drain. */

@@ -5,7 +5,13 @@ import { signed, unsigned } from '../testing/fixtures.js'
 import { checkLimits, isInvalid, precheck, type EventLimits } from './validate.js'
 
 const NOW = 1_700_000_000
-const limits: EventLimits = { max_event_tags: 3, max_event_time_older_than_now: 3600, max_event_time_newer_than_now: 900 }
+const limits: EventLimits = {
+  max_event_tags: 3,
+  max_event_time_older_than_now: 3600,
+  max_event_time_newer_than_now: 900,
+  single_recipient_kinds: [1059],
+  refused_kinds: [],
+}
 
 const event = (fields: Partial<NostrEvent> = {}): NostrEvent => ({
   id: 'a'.repeat(64),
@@ -23,6 +29,18 @@ const check = (fields: Partial<NostrEvent>, l: EventLimits = limits) => checkLim
 describe('checkLimits', () => {
   it('passes an ordinary event', () => {
     assert.equal(check({}), undefined)
+  })
+
+  it('refuses a gift wrap that does not name exactly one recipient, and a refused kind, saying why', () => {
+    const P = ['p', 'c'.repeat(64)]
+    assert.equal(check({ kind: 1059, tags: [P] }), undefined)
+    assert.equal(check({ kind: 1059, tags: [] }), 'invalid: a kind 1059 event must name exactly one recipient (one p tag, NIP-59); it has 0')
+    assert.equal(check({ kind: 1059, tags: [P, ['p', 'd'.repeat(64)]] }), 'invalid: a kind 1059 event must name exactly one recipient (one p tag, NIP-59); it has 2')
+    assert.equal(check({ kind: 1058, tags: [] }), undefined, 'other kinds are free')
+    const marmot = { ...limits, refused_kinds: [444, 7] }
+    assert.match(check({ kind: 444 }, marmot) ?? '', /^invalid: kind 444 \(an MLS Welcome\) is accepted only inside a NIP-59 gift wrap/)
+    assert.equal(check({ kind: 7 }, marmot), 'invalid: kind 7 is not accepted on this relay')
+    assert.equal(check({ kind: 444 }), undefined, 'accepted where not refused')
   })
 
   it('refuses kind 22242 outside AUTH', () => {

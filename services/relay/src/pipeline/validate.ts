@@ -16,6 +16,10 @@ export interface EventLimits {
   max_event_tags: number
   max_event_time_older_than_now: number
   max_event_time_newer_than_now: number
+  /** Kinds that must carry exactly one `p` tag (NIP-59 gift wraps). */
+  single_recipient_kinds: readonly number[]
+  /** Kinds refused outright (a top-level MLS Welcome, 444, in the Marmot profile). */
+  refused_kinds: readonly number[]
 }
 
 /** An event that passed every check, with its canonical JSON as UTF-8 bytes (stored and sent as is). */
@@ -38,10 +42,23 @@ const rejectExpired = (e: NostrEvent, now: number): Reason | undefined => {
   return expiration !== undefined && expiration <= now ? 'invalid: event has expired (NIP-40)' : undefined
 }
 
+/** A kind this relay refuses, and a single-recipient kind without exactly one `p` tag. */
+const rejectByKind = (e: NostrEvent, limits: EventLimits): Reason | undefined => {
+  if (limits.refused_kinds.includes(e.kind))
+    return e.kind === 444
+      ? 'invalid: kind 444 (an MLS Welcome) is accepted only inside a NIP-59 gift wrap (kind 1059)'
+      : `invalid: kind ${e.kind} is not accepted on this relay`
+  if (!limits.single_recipient_kinds.includes(e.kind)) return undefined
+  const recipients = e.tags.filter(t => t[0] === 'p').length
+  return recipients === 1 ? undefined : `invalid: a kind ${e.kind} event must name exactly one recipient (one p tag, NIP-59); it has ${recipients}`
+}
+
 /** The cheap checks, run before the signature so that spam costs no curve math. */
 export const checkLimits = (e: NostrEvent, limits: EventLimits, now: number): Reason | undefined => {
   const auth = rejectAuthKind(e)
   if (auth) return auth
+  const byKind = rejectByKind(e, limits)
+  if (byKind) return byKind
   if (e.tags.length > limits.max_event_tags) return `invalid: too many tags (at most ${limits.max_event_tags})`
   const older = limits.max_event_time_older_than_now
   if (older > 0 && e.created_at < now - older) return `invalid: created_at is more than ${older} seconds in the past`

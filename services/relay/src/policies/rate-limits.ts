@@ -9,6 +9,8 @@ interface EventRule {
   name: string
   reason: Reason
   covers: (kind: number) => boolean
+  /** Counted per value of this tag (e.g. `h`: per MLS group) instead of per client IP and pubkey. */
+  perTag: string | undefined
   exempt: IpSet
   limiter: RateLimiterMemory
 }
@@ -37,10 +39,19 @@ const take = async (limiter: RateLimiterMemory, key: string): Promise<boolean> =
   }
 }
 
+/**
+ * The budgets an event draws on under a per-tag rule: one per distinct value of that tag (an MLS group's
+ * `h`), at most a few (an event naming many values must not be a cheap way to spend many budgets).
+ */
+const tagKeys = (event: NostrEvent, tag: string): string[] => [...new Set(event.tags.filter(t => t[0] === tag && typeof t[1] === 'string').map(t => `tag:${tag}:${t[1]}`))].slice(0, MAX_TAG_KEYS)
+
+const MAX_TAG_KEYS = 4
+
 /** Compiles the `[rate_limiter]` section. */
 export const compileRateLimits = (config: RelayConfig['rate_limiter']): RateLimits => {
   const rules: EventRule[] = config.event.map(rule => ({
     name: rule.name,
+    perTag: rule.per_tag,
     reason: `rate-limited: ${rule.description || rule.name}`,
     covers: covering(rule.kinds),
     exempt: ipSet(rule.ip_whitelist),
@@ -53,7 +64,7 @@ export const compileRateLimits = (config: RelayConfig['rate_limiter']): RateLimi
       if (!config.enabled) return undefined
       for (const rule of rules) {
         if (!rule.covers(event.kind) || rule.exempt.has(peer.ip)) continue
-        const keys = [`ip:${peer.ip}`, ...[...peer.authed].map(p => `pubkey:${p}`)]
+        const keys = rule.perTag === undefined ? [`ip:${peer.ip}`, ...[...peer.authed].map(p => `pubkey:${p}`)] : tagKeys(event, rule.perTag)
         for (const key of keys) if (!(await take(rule.limiter, key))) return { reason: rule.reason, rule: rule.name }
       }
       return undefined

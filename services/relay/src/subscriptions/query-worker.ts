@@ -2,7 +2,7 @@
 // scanning and frame building run beside the event loop instead of on it.
 import { workerData } from 'node:worker_threads'
 import type { Filter, NostrEvent } from '@msr/nostr'
-import { storedKind, visibleTo } from '../policies/access.js'
+import { storedCreatedAt, storedKind, visibleTo } from '../policies/access.js'
 import { EventStore, type Visit } from '../store/event-store.js'
 import { serveRequests } from '@msr/workers'
 import { claimSlab, openArena, releaseSlab, slabBuffer, type SlabArenaInit } from './slabs.js'
@@ -20,6 +20,8 @@ export interface BackfillRequest {
   /** The pubkeys the connection authenticated as, and the kinds only their author or recipients may read. */
   viewer: string[]
   privateKinds: number[]
+  /** Per filter, ids already sent (a history page's boundary): skipped, not counted against the limit. */
+  skip?: string[][]
 }
 
 /** A NIP-45 count over the filters. */
@@ -44,6 +46,17 @@ export interface BackfillResponse {
   ends: number[]
   timedOut: boolean
   wire: boolean
+  /**
+   * Per filter that stopped at its limit (more may match): the created_at of its last (oldest) event and
+   * the ids sent at that created_at, where the next page starts (`until` it, skipping those).
+   */
+  cursors: (PageCursor | undefined)[]
+}
+
+/** Where a filter's next page starts. */
+export interface PageCursor {
+  createdAt: number
+  ids: string[]
 }
 
 /** The count, or how far it got before the deadline. */
@@ -122,9 +135,10 @@ const backfill = (request: BackfillRequest) => {
   const out = new Output()
   const ids: Buffer[] = []
   const ends: number[] = []
+  const cursors: (PageCursor | undefined)[] = []
   let timedOut = false
   try {
-    timedOut = scanInto(request, out, ids, ends)
+    timedOut = scanInto(request, out, ids, ends, cursors)
   } catch (error) {
     // The worker dies of this (the pool answers the REQ and starts another); its slab must not die with it.
     if (out.slab >= 0) releaseSlab(arena, out.slab)
@@ -133,12 +147,15 @@ const backfill = (request: BackfillRequest) => {
   out.reserve(32 * ids.length)
   for (const id of ids) out.at += id.copy(out.bytes, out.at)
   const bytes = out.slab >= 0 ? undefined : new Uint8Array(out.bytes.buffer, out.bytes.byteOffset, out.at)
-  const body: BackfillResponse = { slab: out.slab, bytes, ends, timedOut, wire: request.wire }
+  const body: BackfillResponse = { slab: out.slab, bytes, ends, timedOut, wire: request.wire, cursors }
   return { body, transfer: bytes ? [bytes.buffer as ArrayBuffer] : [] }
 }
 
-/** Each filter's events framed into `out` (ids and frame ends recorded); true when the deadline stopped it. */
-const scanInto = (request: BackfillRequest, out: Output, ids: Buffer[], ends: number[]): boolean => {
+/**
+ * Each filter's events framed into `out` (ids and frame ends recorded, and where a filter that reached
+ * its limit would go on); true when the deadline stopped it.
+ */
+const scanInto = (request: BackfillRequest, out: Output, ids: Buffer[], ends: number[], cursors: (PageCursor | undefined)[]): boolean => {
   const { filters, limits, prefix, now, timeoutMs, wire } = request
   const prefixBytes = Buffer.from(prefix, 'utf8')
   const sent = filters.length > 1 ? new Set<string>() : undefined
@@ -147,7 +164,15 @@ const scanInto = (request: BackfillRequest, out: Output, ids: Buffer[], ends: nu
   filters.forEach((filter, i) => {
     let remaining = limits[i] ?? 0
     if (timedOut || remaining <= 0) return
+    const skip = request.skip?.[i]?.length ? new Set(request.skip[i]) : undefined
+    let cursor: PageCursor | undefined
     timedOut = store.scan(filter, bounds, visibleOnly(filter, request, (id, json) => {
+      if (skip?.has(id.toString('hex'))) return true
+      if (request.skip) {
+        const createdAt = storedCreatedAt(json)
+        if (cursor?.createdAt !== createdAt) cursor = { createdAt, ids: [] }
+        cursor.ids.push(id.toString('hex'))
+      }
       if (sent) {
         const hex = id.toString('hex')
         if (sent.has(hex)) return --remaining > 0
@@ -163,6 +188,7 @@ const scanInto = (request: BackfillRequest, out: Output, ids: Buffer[], ends: nu
       ids.push(id)
       return --remaining > 0
     }))
+    cursors[i] = remaining <= 0 ? cursor : undefined
   })
   return timedOut
 }

@@ -20,6 +20,8 @@ export interface RequestLimits {
   max_limit: number
   default_limit: number
   max_subid_length: number
+  history_kinds: readonly number[]
+  max_history: number
 }
 
 /** What REQ, COUNT and CLOSE need. */
@@ -102,18 +104,20 @@ export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw:
   client.subscriptions.set(subId, subscription)
   deps.live.add(subscription)
   deps.metrics.subscriptions.inc()
-  const request = {
+  const paged = parsed.filters.map(f => isHistory(f, limits))
+  const request: Omit<BackfillRequest, 'op'> = {
     filters: parsed.filters,
-    limits: parsed.filters.map(f => Math.min(f.limit ?? limits.default_limit, limits.max_limit)),
+    limits: parsed.filters.map((f, i) => (paged[i] ? historyPage(limits) : Math.min(f.limit ?? limits.default_limit, limits.max_limit))),
     prefix: subscription.framePrefix.toString('utf8'),
     now: deps.now(),
     timeoutMs: config.data.db_query_timeout,
     wire: client.acceptsWireFrames,
     viewer: [...client.authed],
     privateKinds: [...access.privateKinds],
+    ...(paged.some(Boolean) && { skip: parsed.filters.map(() => []) }),
   }
   // Registered synchronously (a CLOSE right behind must find it); the rate limit answers asynchronously.
-  void backfill(deps, subscription, request, span).catch(error => {
+  void backfill(deps, subscription, request, paged, span).catch(error => {
     inSpan(span, () => deps.onFailure('req', error, { subId }))
     if (client.subscriptions.get(subId) !== subscription) return span.end()
     closeSubscription(deps, client, subId)
@@ -121,8 +125,27 @@ export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw:
   })
 }
 
-/** The rate limit, then the query on a worker (bounded in time), then the answer. */
-const backfill = async (deps: RequestDeps, subscription: Subscription, request: Omit<BackfillRequest, 'op'>, span: Span): Promise<void> => {
+/**
+ * A history filter: no `limit`, and every kind among `history_kinds` (MLS group messages, gift wraps).
+ * Marmot clients read those without limit or pagination and lose whatever is left out, so they are
+ * answered with every match (up to `max_history`), in pages.
+ */
+const isHistory = (filter: Filter, limits: RequestLimits): boolean =>
+  filter.limit === undefined && filter.kinds !== undefined && filter.kinds.length > 0 && filter.kinds.every(k => limits.history_kinds.includes(k))
+
+/** Events per history page: a page is one query-worker job, bounded by db_query_timeout like any other. */
+const historyPage = (limits: RequestLimits): number => Math.min(limits.max_limit, limits.max_history)
+
+/** What a history answer says when max_history cuts it short (never an EOSE that looks complete). */
+const historyCut = (max: number): Reason =>
+  `blocked: history cut at ${max} events (max_history), more may match; ask again with until (older) or since (newer) to read the rest`
+
+/**
+ * The rate limit, then the query on a worker (bounded in time), then the answer. History filters go on
+ * in pages: each page starts at the oldest created_at of the last one (`until`, skipping the ids already
+ * sent there) and waits until the client has read the page before; EOSE comes after the last page.
+ */
+const backfill = async (deps: RequestDeps, subscription: Subscription, first: Omit<BackfillRequest, 'op'>, paged: boolean[], span: Span): Promise<void> => {
   const { client, id: subId } = subscription
   const limited = await deps.settings.current.limits.checkRequest(client.id)
   if (client.subscriptions.get(subId) !== subscription) return span.end()
@@ -131,18 +154,78 @@ const backfill = async (deps: RequestDeps, subscription: Subscription, request: 
     closeSubscription(deps, client, subId)
     return closed(client, subId, limited, span)
   }
+  const maxHistory = deps.settings.current.config.limitation.max_history
+  let request = first
+  let pagedNow = paged
+  let served = 0
+  let pages = 0
+  for (;;) {
+    const result = await queryPage(deps, request, subId, span)
+    pages++
+    if (!sendPage(deps, subscription, result, span)) return
+    const page = result as BackfillResponse
+    served += page.ends.length
+    if (page.timedOut) {
+      closeSubscription(deps, client, subId)
+      return closed(client, subId, 'error: the query took too long (db_query_timeout); narrow the filter', span)
+    }
+    const next = nextPage(request, page, pagedNow, maxHistory - served)
+    if (!next) break
+    if (served >= maxHistory) {
+      closeSubscription(deps, client, subId)
+      return closed(client, subId, historyCut(maxHistory), span)
+    }
+    await client.roomToSend()
+    if (client.subscriptions.get(subId) !== subscription) return span.end()
+    request = next.request
+    pagedNow = next.paged
+  }
+  annotate(span, () => ({ 'nostr.events_returned': served, 'nostr.pages': pages }))
+  client.eose(subId)
+  endSpan(span, 'nostr.answer', 'eose')
+  const held = subscription.held ?? []
+  subscription.held = undefined
+  for (const { frame } of held) client.sendLive(frame)
+}
+
+/** One worker job, bounded in time: the answer, or undefined when no answer came in time. */
+const queryPage = async (deps: RequestDeps, request: Omit<BackfillRequest, 'op'>, subId: string, span: Span): Promise<BackfillResponse | undefined> => {
   const stopTimer = deps.metrics.querySeconds.startTimer({ verb: 'REQ' })
   const answering = deps.queries.backfill(request)
   const result = await orAfter(answering, request.timeoutMs + ANSWER_GRACE_MS, 'late' as const)
   const seconds = stopTimer()
   annotate(span, () => ({ 'nostr.scan_ms': seconds * 1000 }))
-  if (result === 'late') {
-    // A late answer still owns a slab: free it when (if) it comes.
-    void answering.then(late => late && answerBytes(deps.queries, late, deps.metrics).free())
-    inSpan(span, () => deps.onFailure('req', new Error(`no answer from a query worker within ${request.timeoutMs + ANSWER_GRACE_MS} ms`), { subId }))
-    return finishBackfill(deps, subscription, undefined, span)
-  }
-  finishBackfill(deps, subscription, result, span)
+  if (result !== 'late') return result
+  // A late answer still owns a slab: free it when (if) it comes.
+  void answering.then(late => late && answerBytes(deps.queries, late, deps.metrics).free())
+  inSpan(span, () => deps.onFailure('req', new Error(`no answer from a query worker within ${request.timeoutMs + ANSWER_GRACE_MS} ms`), { subId }))
+  return undefined
+}
+
+/**
+ * The request for the next page of the history filters that stopped at their page size, or undefined
+ * when every filter is complete. A cursor at the same created_at as the page before adds to its ids; no
+ * page asks for more than `allowance` (what max_history leaves).
+ */
+const nextPage = (
+  request: Omit<BackfillRequest, 'op'>,
+  page: BackfillResponse,
+  paged: boolean[],
+  allowance: number,
+): { request: Omit<BackfillRequest, 'op'>; paged: boolean[] } | undefined => {
+  const filters: Filter[] = []
+  const limits: number[] = []
+  const skip: string[][] = []
+  request.filters.forEach((filter, i) => {
+    const cursor = page.cursors[i]
+    if (!paged[i] || !cursor) return
+    const previous = filter.until === cursor.createdAt ? (request.skip?.[i] ?? []) : []
+    filters.push({ ...filter, until: cursor.createdAt })
+    limits.push(Math.max(1, Math.min(request.limits[i] as number, allowance)))
+    skip.push([...previous, ...cursor.ids])
+  })
+  if (filters.length === 0) return undefined
+  return { request: { ...request, filters, limits, skip }, paged: filters.map(() => true) }
 }
 
 /** The answer's bytes (slab or transferred) and a function that frees them once they are written. */
@@ -157,33 +240,30 @@ const answerBytes = (queries: QueryPool, result: BackfillResponse, metrics: Rela
   return { data: slabBuffer(queries.arena, result.slab, length), free: () => releaseSlab(queries.arena, result.slab) }
 }
 
-/** Sends the backfill, then EOSE and the held live events; or CLOSED when the query failed or ran out of time. */
-const finishBackfill = (deps: RequestDeps, subscription: Subscription, result: BackfillResponse | undefined, span: Span): void => {
+/**
+ * Sends one page of the backfill; true when the subscription goes on. A live event held meanwhile that
+ * this page already sent is dropped from the held ones. CLOSED when the query failed.
+ */
+const sendPage = (deps: RequestDeps, subscription: Subscription, result: BackfillResponse | undefined, span: Span): boolean => {
   const answer = result && answerBytes(deps.queries, result, deps.metrics)
   const { client, id: subId } = subscription
-  if (client.subscriptions.get(subId) !== subscription) return (answer?.free(), span.end()) // closed or replaced meanwhile
+  if (client.subscriptions.get(subId) !== subscription) return (answer?.free(), span.end(), false) // closed or replaced meanwhile
   if (!result || !answer) {
     closeSubscription(deps, client, subId)
-    return closed(client, subId, 'error: the query could not be answered; try again', span)
+    return (closed(client, subId, 'error: the query could not be answered; try again', span), false)
   }
-  annotate(span, () => ({ 'nostr.events_returned': result.ends.length }))
   const framesEnd = result.ends.at(-1) ?? 0
-  const sent = subscription.held?.length ? backfilledIds(answer.data, framesEnd) : undefined
+  if (subscription.held?.length) {
+    const sent = backfilledIds(answer.data, framesEnd)
+    subscription.held = subscription.held.filter(({ id }) => !sent.has(id))
+  }
   if (result.wire) client.sendWire(answer.data.subarray(0, framesEnd), answer.free)
   else {
     // ws may hold a frame (compression is asynchronous), so these frames are copies and the slab is freed now.
     result.ends.reduce((start, end) => (client.send(Buffer.from(answer.data.subarray(start, end))), end), 0)
     answer.free()
   }
-  if (result.timedOut) {
-    closeSubscription(deps, client, subId)
-    return closed(client, subId, 'error: the query took too long (db_query_timeout); narrow the filter', span)
-  }
-  client.eose(subId)
-  endSpan(span, 'nostr.answer', 'eose')
-  const held = subscription.held ?? []
-  subscription.held = undefined
-  for (const { id, frame } of held) if (!sent?.has(id)) client.sendLive(frame)
+  return true
 }
 
 /** The ids the backfill sent (they follow the frames, 32 bytes each). */
