@@ -28,7 +28,7 @@ export interface MailboxAdminClient {
   groups: {
     /** One page of groups, ordered by id. */
     list(options?: ListOptions): Promise<Page<Group>>
-    /** Creates or updates a group's metadata (epoch and last event come only from relay hints); answers the group as stored. */
+    /** Creates or updates a group's metadata (epoch, last event and message count come only from relay hints); answers the group as stored. */
     upsert(metadata: GroupMetadata): Promise<Group>
   }
 }

@@ -40,6 +40,8 @@ export interface Group {
   ownerPubkey: string | null
   lastEpoch: number | null
   lastEventTs: number | null
+  /** The kind-445 events relay hints reported for it, each once (with or without an epoch: Marmot 445s carry none). */
+  messageCount: number
   relays: string[]
   createdAt: number
   updatedAt: number
@@ -135,6 +137,7 @@ export const readGroup = (o: Json): Group => {
     ownerPubkey: nullable(o, 'owner_pubkey', string),
     lastEpoch: nullable(o, 'last_epoch', number),
     lastEventTs: nullable(o, 'last_event_ts', number),
+    messageCount: number(o, 'message_count'),
     relays: o.relays as string[],
     createdAt: number(o, 'created_at'),
     updatedAt: number(o, 'updated_at'),

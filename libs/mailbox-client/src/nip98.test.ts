@@ -18,7 +18,7 @@ before(async () => {
   server = await startServer((req, _n, res) => {
     if (req.method === 'POST') return json(res, 201, { ok: true, id: '00000000-0000-4000-8000-000000000000' })
     if (req.target.startsWith('/api/v1/groups/') || req.target.startsWith('/mailbox/api/v1/groups/'))
-      return json(res, 200, { ok: true, group: { group_id: 'g', display_name: null, avatar_url: null, owner_pubkey: null, last_epoch: null, last_event_ts: null, relays: [], created_at: 1, updated_at: 1 } })
+      return json(res, 200, { ok: true, group: { group_id: 'g', display_name: null, avatar_url: null, owner_pubkey: null, last_epoch: null, last_event_ts: null, message_count: 0, relays: [], created_at: 1, updated_at: 1 } })
     json(res, 200, { ok: true, items: [] })
   })
 })

@@ -220,11 +220,13 @@ describe('client: groups and DM hints', () => {
   it('gets a group by id (path-encoded, non-ASCII included), or undefined for an unknown one', async () => {
     const groupId = `team/é ${randomBytes(4).toString('hex')}?`
     await applyGroupHint(pg.pool, { groupId, epoch: 4, eventTs: 1_700_000_000 })
+    await applyGroupHint(pg.pool, { groupId, eventTs: 1_700_000_060 })
     const client = clientFor(newSigner())
     const group = await client.groups.get(groupId)
     assert.equal(group?.groupId, groupId)
     assert.equal(group?.lastEpoch, 4)
-    assert.equal(group?.lastEventTs, 1_700_000_000)
+    assert.equal(group?.lastEventTs, 1_700_000_060)
+    assert.equal(group?.messageCount, 2)
     assert.deepEqual(group?.relays, [])
     assert.equal(await client.groups.get(`missing-${randomBytes(4).toString('hex')}`), undefined)
   })
@@ -254,9 +256,12 @@ describe('admin client', () => {
     const created = await admin.groups.upsert({ groupId: `${prefix}-a`, displayName: 'Book club', ownerPubkey: owner.npub, relays: ['wss://relay.example.com'] })
     assert.equal(created.displayName, 'Book club')
     assert.equal(created.ownerPubkey, owner.pubkey)
+    assert.equal(created.messageCount, 0, 'an admin upsert counts no message')
+    await applyGroupHint(pg.pool, { groupId: `${prefix}-a`, eventTs: 1_700_000_000 })
     const updated = await admin.groups.upsert({ groupId: `${prefix}-a`, avatarUrl: 'https://example.com/a.png' })
     assert.equal(updated.displayName, 'Book club', 'a field left out keeps its value')
     assert.equal(updated.avatarUrl, 'https://example.com/a.png')
+    assert.equal(updated.messageCount, 1, 'an upsert keeps the count')
     assert.equal((await admin.groups.upsert({ groupId: `${prefix}-a`, displayName: null })).displayName, null)
     await admin.groups.upsert({ groupId: `${prefix}-b` })
     const seen: string[] = []
@@ -265,6 +270,7 @@ describe('admin client', () => {
       const page = await admin.groups.list({ limit: 1, ...(cursor !== undefined && { cursor }) })
       assert.ok(page.items.length <= 1)
       seen.push(...page.items.map(g => g.groupId))
+      for (const g of page.items) if (g.groupId === `${prefix}-a`) assert.equal(g.messageCount, 1)
       cursor = page.nextCursor
     } while (cursor !== undefined)
     assert.deepEqual(seen.filter(id => id.startsWith(prefix)), [`${prefix}-a`, `${prefix}-b`])

@@ -29,6 +29,7 @@ type Group = {
   owner_pubkey: string | null
   last_epoch: number | null
   last_event_ts: number | null
+  message_count: number
   relays: string[]
   created_at: number
   updated_at: number
@@ -70,6 +71,7 @@ describe('GET /groups/{id}', () => {
     assert.deepEqual(group.relays, ['wss://relay.example'])
     assert.equal(group.last_epoch, null)
     assert.equal(group.last_event_ts, null)
+    assert.equal(group.message_count, 0, 'an admin upsert counts no message')
     assert.equal(typeof group.created_at, 'number')
   })
 
@@ -176,15 +178,22 @@ describe('admin routes: GET /groups and POST /groups', () => {
     assert.deepEqual(await readGroup(id), cleared)
   })
 
-  it('upsert never touches the epoch or last event time, which only hints set', async () => {
+  it('upsert never touches the epoch, last event time or message count, which only hints set', async () => {
     const id = uniqueId()
     await applyGroupHint(pg.pool, { groupId: id, epoch: 4, eventTs: 1_700_000_000 })
+    await applyGroupHint(pg.pool, { groupId: id, eventTs: 1_700_000_010 })
     const group = await upsert({ group_id: id, display_name: 'Named later' })
     assert.equal(group.last_epoch, 4)
-    assert.equal(group.last_event_ts, 1_700_000_000)
+    assert.equal(group.last_event_ts, 1_700_000_010)
+    assert.equal(group.message_count, 2)
+    assert.equal((await upsert({ group_id: id, display_name: null, relays: ['wss://a.example'] })).message_count, 2)
     expectError(await adminPost(app, { group_id: id, last_epoch: 1 }), 400, 'VALIDATION_FAILED')
     expectError(await adminPost(app, { group_id: id, last_event_ts: 1 }), 400, 'VALIDATION_FAILED')
-    assert.equal((await readGroup(id)).last_epoch, 4)
+    expectError(await adminPost(app, { group_id: id, message_count: 0 }), 400, 'VALIDATION_FAILED')
+    const stored = await readGroup(id)
+    assert.deepEqual([stored.last_epoch, stored.message_count], [4, 2])
+    const listed = await adminGet(app, qs({ limit: 500 }))
+    assert.equal((listed.body.items as Group[]).find(g => g.group_id === id)?.message_count, 2, 'the listing carries the count')
   })
 
   it('upsert validates its body', async () => {
@@ -217,6 +226,7 @@ describe('applyGroupHint', () => {
     }
     await applyGroupHint(pg.pool, { groupId: id, eventTs: 100 })
     assert.deepEqual(await state(), [null, 100], 'a hint without epoch')
+    assert.equal((await getGroup(pg.pool, id))?.message_count, 1)
     await applyGroupHint(pg.pool, { groupId: id, epoch: 5, eventTs: 200 })
     assert.deepEqual(await state(), [5, 200])
     await applyGroupHint(pg.pool, { groupId: id, epoch: 3, eventTs: 300 })
@@ -227,7 +237,17 @@ describe('applyGroupHint', () => {
     assert.deepEqual(await state(), [7, 400], 'a hint without epoch keeps it')
     await applyGroupHint(pg.pool, { groupId: id, epoch: 7, eventTs: 400 })
     await applyGroupHint(pg.pool, { groupId: id, epoch: 0, eventTs: 0 })
-    assert.deepEqual(await state(), [7, 400], 'duplicates and stale hints change nothing')
+    assert.deepEqual(await state(), [7, 400], 'equal and stale hints change neither')
+    assert.equal((await getGroup(pg.pool, id))?.message_count, 7, 'each applied hint counts once (consumeHint drops redeliveries)')
+  })
+
+  it('counts hints without an epoch (Marmot) on a group an admin created', async () => {
+    const id = uniqueId()
+    await upsert({ group_id: id, display_name: 'Admin first' })
+    await applyGroupHint(pg.pool, { groupId: id, eventTs: 500 })
+    await applyGroupHint(pg.pool, { groupId: id, eventTs: 400 })
+    const group = await readGroup(id)
+    assert.deepEqual([group.last_epoch, group.last_event_ts, group.message_count, group.display_name], [null, 500, 2, 'Admin first'])
   })
 
   it('keeps admin metadata and stays monotonic under concurrent hints', async () => {
@@ -238,6 +258,7 @@ describe('applyGroupHint', () => {
     const group = await readGroup(id)
     assert.equal(group.last_epoch, 39)
     assert.equal(group.last_event_ts, 1039)
+    assert.equal(group.message_count, 40, 'no concurrent increment lost')
     assert.equal(group.display_name, 'Concurrent')
     assert.deepEqual(group.relays, ['wss://a.example'])
   })

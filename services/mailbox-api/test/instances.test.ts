@@ -5,6 +5,7 @@ import type { Pool } from 'pg'
 import { createLogger } from '@msr/telemetry'
 import { LATEST_VERSION, migrate, schemaVersion } from '../src/db/migrate.js'
 import { MIGRATIONS } from '../src/db/migrations.js'
+import { applyGroupHint, getGroup } from '../src/domain/groups.js'
 import { purgeExpired, type Purged } from '../src/domain/janitor.js'
 import { startMailbox, type RunningMailbox } from '../src/main.js'
 import { b64, buildTestApp, expectError, expectStatus, newSigner, qs, sleep, startPostgres, testConfig, type TestPostgres } from './harness.js'
@@ -135,6 +136,21 @@ describe('migrations', () => {
     for (const outcome of outcomes) assert.equal(outcome.version, LATEST_VERSION)
     assert.deepEqual(outcomes.flatMap(o => o.applied).sort((x, y) => x - y), MIGRATIONS.map(m => m.version))
     assert.equal(await count(fresh.pool, 'schema_migrations'), MIGRATIONS.length)
+  })
+
+  it('3 (group message count) upgrades a database at schema 2: existing groups keep their values and count from 0', async () => {
+    const fresh = await pg.freshDatabase()
+    assert.deepEqual(await migrate(fresh.pool, MIGRATIONS.filter(m => m.version <= 2)), { applied: [1, 2], version: 2 })
+    await fresh.pool.query(`INSERT INTO groups (group_id, display_name, last_epoch, last_event_ts) VALUES ('g-old', 'Old', 5, 1700000000), ('g-bare', NULL, NULL, NULL)`)
+    assert.deepEqual(await migrate(fresh.pool), { applied: MIGRATIONS.map(m => m.version).filter(v => v > 2), version: LATEST_VERSION })
+    const { rows } = await fresh.pool.query('SELECT group_id, display_name, last_epoch, last_event_ts, message_count FROM groups ORDER BY group_id')
+    assert.deepEqual(rows, [
+      { group_id: 'g-bare', display_name: null, last_epoch: null, last_event_ts: null, message_count: 0 },
+      { group_id: 'g-old', display_name: 'Old', last_epoch: 5, last_event_ts: 1_700_000_000, message_count: 0 },
+    ])
+    await applyGroupHint(fresh.pool, { groupId: 'g-old', eventTs: 1_700_000_100 })
+    assert.deepEqual(await getGroup(fresh.pool, 'g-old').then(g => [g?.last_epoch, g?.last_event_ts, g?.message_count]), [5, 1_700_000_100, 1])
+    await assert.rejects(fresh.pool.query("INSERT INTO groups (group_id, message_count) VALUES ('g-null', NULL)"), /null value/)
   })
 
   it('applies only a migration added later, and a failing one leaves nothing behind and blocks nobody', async () => {

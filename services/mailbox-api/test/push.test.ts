@@ -5,7 +5,7 @@ import { createSign, generateKeyPairSync, randomBytes, type KeyObject } from 'no
 import { after, before, describe, it } from 'node:test'
 import request from 'supertest'
 import type { AddressInfo } from 'node:net'
-import { createLocalTransport, encodeHint, encodePushEnvelope, hintAttributes, type Hint } from '@msr/hints'
+import { createLocalTransport, encodeHint, encodePushEnvelope, hintAttributes, hintFromEvent, type Hint } from '@msr/hints'
 import { migrate } from '../src/db/migrate.js'
 import { buildTestApp, expectError, expectStatus, newSigner, now, qs, startPostgres, type Signer, type TestApp, type TestPostgres } from './harness.js'
 
@@ -75,7 +75,7 @@ const push = (app: TestApp, body: unknown, auth: string | null = `Bearer ${PUSH_
 const readGroup = async (app: TestApp, id: string) => {
   const res = await app.api.get(`/groups/${id}`, newSigner())
   expectStatus(res, 200)
-  return res.body.group as { group_id: string; last_epoch: number | null; last_event_ts: number | null }
+  return res.body.group as { group_id: string; last_epoch: number | null; last_event_ts: number | null; message_count: number; display_name: string | null }
 }
 
 /** The ids of the recipient's dm hints, as GET /api/v1/dm-hints answers them. */
@@ -265,8 +265,9 @@ describe('push consumption: kind 445 (group registry)', () => {
     const hint = groupHint(group, { epoch: 1, created_at: 1000 })
     const first = envelope(hint, 'message-1')
     expectStatus(await push(app, first), 204)
-    const row = async () => (await pg.pool.query('SELECT last_epoch, last_event_ts, updated_at FROM groups WHERE group_id = $1', [group])).rows[0]
+    const row = async () => (await pg.pool.query('SELECT last_epoch, last_event_ts, message_count, updated_at FROM groups WHERE group_id = $1', [group])).rows[0]
     const stored = await row()
+    assert.equal(stored.message_count, 1)
     expectStatus(await push(app, first), 204)
     // The same Nostr event id in a new message (a second relay instance, a republished outbox entry):
     // even with other values it changes nothing, not even updated_at.
@@ -284,6 +285,56 @@ describe('push consumption: kind 445 (group registry)', () => {
     for (const res of answers) expectStatus(res, 204)
     assert.equal(await counted(app.metrics.hints, { outcome: 'applied' }), 1)
     assert.equal(await counted(app.metrics.hints, { outcome: 'duplicate' }), 7)
+  })
+})
+
+describe('push consumption: Marmot 445s (only an h tag, no epoch)', () => {
+  /** The hint the relay makes of a 445 as White Noise / marmot-ts send it: `h` and `encoding`, no `k` or decimal `e` tag. */
+  const marmotHint = (group: string, created_at: number, id = hex32()): Hint =>
+    hintFromEvent({ id, kind: 445, pubkey: hex32(), created_at, tags: [['h', group], ['encoding', 'base64']] }) ?? assert.fail('no hint for a Marmot 445')
+
+  it('creates the group with no epoch, one message and the event time', async () => {
+    const group = hex32()
+    const hint = marmotHint(group, 1_700_000_000)
+    assert.equal(hint.epoch, undefined, 'a Marmot 445 carries no epoch')
+    expectStatus(await push(tokenApp, envelope(hint)), 204)
+    const stored = await readGroup(tokenApp, group)
+    assert.deepEqual([stored.last_epoch, stored.message_count, stored.last_event_ts], [null, 1, 1_700_000_000])
+  })
+
+  it('counts every new event, and moves last_event_ts forward only', async () => {
+    const group = hex32()
+    expectStatus(await push(tokenApp, envelope(marmotHint(group, 2000))), 204)
+    expectStatus(await push(tokenApp, envelope(marmotHint(group, 3000))), 204)
+    let stored = await readGroup(tokenApp, group)
+    assert.deepEqual([stored.last_epoch, stored.message_count, stored.last_event_ts], [null, 2, 3000])
+    expectStatus(await push(tokenApp, envelope(marmotHint(group, 1000))), 204)
+    stored = await readGroup(tokenApp, group)
+    assert.deepEqual([stored.last_epoch, stored.message_count, stored.last_event_ts], [null, 3, 3000], 'an older event counts but does not move the time back')
+  })
+
+  it('counts an event id delivered twice (same message, or another one) once', async () => {
+    const group = hex32()
+    const hint = marmotHint(group, 1000)
+    expectStatus(await push(tokenApp, envelope(hint, 'marmot-1')), 204)
+    expectStatus(await push(tokenApp, envelope(hint, 'marmot-1')), 204)
+    expectStatus(await push(tokenApp, envelope({ ...hint, created_at: 5000 }, 'marmot-2')), 204)
+    const stored = await readGroup(tokenApp, group)
+    assert.deepEqual([stored.message_count, stored.last_event_ts], [1, 1000])
+  })
+
+  it('an admin upsert names the group and keeps its count', async () => {
+    const adminToken = 'admin-token-for-tests-0123456789'
+    const app = await buildTestApp(pg.pool, { HINTS_PUSH_TOKEN: PUSH_TOKEN, ADMIN_TOKEN: adminToken })
+    const group = hex32()
+    for (const at of [1000, 2000]) expectStatus(await push(app, envelope(marmotHint(group, at))), 204)
+    const res = await request(app.app).post('/api/v1/groups').set('Authorization', `Bearer ${adminToken}`).send({ group_id: group, display_name: 'Book club' })
+    expectStatus(res, 200)
+    assert.equal(res.body.group.message_count, 2)
+    const stored = await readGroup(app, group)
+    assert.deepEqual([stored.display_name, stored.message_count, stored.last_event_ts], ['Book club', 2, 2000])
+    expectStatus(await push(app, envelope(marmotHint(group, 3000))), 204)
+    assert.equal((await readGroup(app, group)).message_count, 3)
   })
 })
 

@@ -41,6 +41,8 @@ const fill = async (pool: pg.Pool): Promise<void> => {
   await applyGroupHint(pool, { groupId: 'g-book-club', epoch: 7, eventTs: 1_700_000_100 })
   await applyGroupHint(pool, { groupId: 'g-hinted', epoch: 3, eventTs: 1_700_000_200 })
   await applyGroupHint(pool, { groupId: 'g-no-epoch', eventTs: 1_700_000_300 })
+  await applyGroupHint(pool, { groupId: 'g-no-epoch', eventTs: 1_700_000_250 })
+  await applyGroupHint(pool, { groupId: 'g-no-epoch', eventTs: 1_700_000_290 })
   const keyPackage = (recipient: Signer, tags?: string[][]) =>
     deposit(pool, KEYPACKAGES, { recipient: recipient.pubkey, sender: alice.pubkey, ttlSeconds: 3600, fields: { content_b64: b64(300), ...(tags && { tags }) } })
   for (let i = 0; i < 3; i++) await keyPackage(bob, [['mls_protocol_version', '1.0'], ['ciphersuite', String(i)]])
@@ -106,7 +108,7 @@ const imported = (result: ImportResult): ImportSummary => {
 const snapshot = async (pool: pg.Pool): Promise<Record<string, unknown[]>> => {
   const rows = async (sql: string) => (await pool.query(sql)).rows
   return {
-    groups: await rows(`SELECT group_id, display_name, avatar_url, owner_pubkey, last_epoch, last_event_ts, relays::text, created_at::text, updated_at::text FROM groups ORDER BY group_id`),
+    groups: await rows(`SELECT group_id, display_name, avatar_url, owner_pubkey, last_epoch, last_event_ts, message_count, relays::text, created_at::text, updated_at::text FROM groups ORDER BY group_id`),
     keypackages: await rows(`SELECT id, recipient_pubkey, sender_pubkey, content_b64, tags::text, created_at::text, expires_at::text, picked_up_at::text
       FROM mail_keypackages WHERE expires_at > now() ORDER BY seq`),
     welcomes: await rows(`SELECT id, recipient_pubkey, sender_pubkey, group_id, welcome_b64, ratchet_tree_b64, created_at::text, expires_at::text, picked_up_at::text
@@ -139,6 +141,7 @@ describe('export and import', () => {
     const lines = text.trimEnd().split('\n').map(line => JSON.parse(line) as Record<string, unknown>)
     assert.deepEqual({ ...lines[0], exported_at: 'x' }, { type: 'header', format: 'msr-mailbox-export', version: 1, exported_at: 'x', tables: summary.tables })
     assert.deepEqual(lines.slice(1).map(l => l.type), [...Array(3).fill('group'), ...Array(4).fill('keypackage'), ...Array(3).fill('welcome'), ...Array(3).fill('dm_hint')])
+    assert.deepEqual(lines.slice(1, 4).map(l => [l.group_id, l.message_count]), [['g-book-club', 1], ['g-hinted', 1], ['g-no-epoch', 3]])
     const target = await freshDatabase()
     const result = imported(await importText(target, text))
     assert.deepEqual(result, { lines: 14, imported: LIVE, updated: 0, duplicate: NONE, expired: NONE, invalid: 0, reasons: [] })
@@ -167,19 +170,20 @@ describe('export and import', () => {
     assert.deepEqual(text.trimEnd().split('\n').slice(1).map(line => JSON.parse(line).type), ['group', 'group', 'group', 'dm_hint', 'dm_hint', 'dm_hint'])
   })
 
-  it('merges groups as hints do: the epoch and last event time only move forward, metadata set here wins', async () => {
+  it('merges groups as hints do: the epoch and last event time only move forward, metadata set here wins, the larger count wins', async () => {
     const target = await freshDatabase()
     await upsertGroupMetadata(target, { group_id: 'g-book-club', display_name: 'Renamed here' })
     await applyGroupHint(target, { groupId: 'g-book-club', epoch: 9, eventTs: 1_700_000_000 })
     await applyGroupHint(target, { groupId: 'g-hinted', epoch: 1, eventTs: 1_600_000_000 })
+    await applyGroupHint(target, { groupId: 'g-hinted', epoch: 1, eventTs: 1_600_000_001 })
     const { text } = await exportText(pgs.pool, { tables: ['groups'] })
     const result = imported(await importText(target, text))
     assert.deepEqual([result.imported.group, result.updated, result.duplicate.group], [1, 2, 0])
-    const { rows } = await target.query('SELECT group_id, display_name, avatar_url, owner_pubkey, last_epoch, last_event_ts, relays FROM groups ORDER BY group_id')
+    const { rows } = await target.query('SELECT group_id, display_name, avatar_url, owner_pubkey, last_epoch, last_event_ts, message_count, relays FROM groups ORDER BY group_id')
     assert.deepEqual(rows, [
-      { group_id: 'g-book-club', display_name: 'Renamed here', avatar_url: 'https://example.com/a.png', owner_pubkey: alice.pubkey, last_epoch: 9, last_event_ts: 1_700_000_100, relays: ['wss://relay.example.com'] },
-      { group_id: 'g-hinted', display_name: null, avatar_url: null, owner_pubkey: null, last_epoch: 3, last_event_ts: 1_700_000_200, relays: [] },
-      { group_id: 'g-no-epoch', display_name: null, avatar_url: null, owner_pubkey: null, last_epoch: null, last_event_ts: 1_700_000_300, relays: [] },
+      { group_id: 'g-book-club', display_name: 'Renamed here', avatar_url: 'https://example.com/a.png', owner_pubkey: alice.pubkey, last_epoch: 9, last_event_ts: 1_700_000_100, message_count: 1, relays: ['wss://relay.example.com'] },
+      { group_id: 'g-hinted', display_name: null, avatar_url: null, owner_pubkey: null, last_epoch: 3, last_event_ts: 1_700_000_200, message_count: 2, relays: [] },
+      { group_id: 'g-no-epoch', display_name: null, avatar_url: null, owner_pubkey: null, last_epoch: null, last_event_ts: 1_700_000_300, message_count: 3, relays: [] },
     ])
     const again = imported(await importText(target, text))
     assert.deepEqual([again.imported.group, again.updated, again.duplicate.group], [0, 0, 3])
@@ -281,6 +285,25 @@ describe('import: invalid lines', () => {
     ]
     expected.forEach((pattern, i) => assert.match(result.reasons[i] ?? '', pattern))
     assert.doesNotMatch(result.reasons.join('\n'), /not base64!|zzzz/, 'reasons never echo values')
+  })
+
+  it('imports a group record without message_count (an export made before the count) with 0; a bad count is invalid', async () => {
+    const old = { type: 'group', group_id: 'g-old-export', display_name: 'Book club', avatar_url: null, owner_pubkey: null, last_epoch: 7, last_event_ts: 1_764_108_000, relays: [], created_at: '2025-11-25T22:49:24.087191Z', updated_at: '2025-11-25T22:49:24.088737Z' }
+    const lines = [
+      header,
+      JSON.stringify(old),
+      ...[-1, 1.5, '3', null].map(bad => JSON.stringify({ ...old, group_id: `g-bad-${String(bad)}`, message_count: bad })),
+      JSON.stringify({ ...old, group_id: 'g-counted', message_count: 12 }),
+    ]
+    const target = await freshDatabase()
+    const result = imported(await importText(target, lines.join('\n') + '\n'))
+    assert.deepEqual([result.imported.group, result.invalid], [2, 4], result.reasons.join('\n'))
+    for (const reason of result.reasons) assert.match(reason, /^line \d: group: message_count: /)
+    const { rows } = await target.query('SELECT group_id, last_epoch, last_event_ts, message_count FROM groups ORDER BY group_id')
+    assert.deepEqual(rows, [
+      { group_id: 'g-counted', last_epoch: 7, last_event_ts: 1_764_108_000, message_count: 12 },
+      { group_id: 'g-old-export', last_epoch: 7, last_event_ts: 1_764_108_000, message_count: 0 },
+    ])
   })
 
   it('counts a NUL or a lone surrogate in any string field as invalid, naming the field, rather than storing it changed', async () => {

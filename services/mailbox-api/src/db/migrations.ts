@@ -7,8 +7,8 @@ export interface Migration {
 
 /**
  * The schema: the spec's tables (groups, mail_keypackages, mail_welcomes) in PostgreSQL types, plus
- * what the design adds: DM hints, the NIP-98 replay guard, the shared rate-limit counters and the ids of
- * the hints already applied.
+ * what the design adds: DM hints, the NIP-98 replay guard, the shared rate-limit counters, the ids of
+ * the hints already applied and each group's message count.
  * Never edit an applied migration; add the next one.
  */
 export const MIGRATIONS: readonly Migration[] = [
@@ -94,6 +94,15 @@ CREATE TABLE hints_seen (
   seen_at  TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX idx_hints_seen_seen_at ON hints_seen (seen_at);
+`,
+  },
+  {
+    version: 3,
+    name: 'group message count',
+    sql: `
+-- The kind-445 hints applied to each group (one per event id): what the registry can count from Marmot
+-- traffic, whose 445s carry no epoch. Groups already there start at 0.
+ALTER TABLE groups ADD COLUMN message_count BIGINT NOT NULL DEFAULT 0;
 `,
   },
 ]

@@ -8,12 +8,14 @@ export interface Group {
   owner_pubkey: string | null
   last_epoch: number | null
   last_event_ts: number | null
+  /** The kind-445 hints applied to it (each event id once). */
+  message_count: number
   relays: string[]
   created_at: number
   updated_at: number
 }
 
-const COLUMNS = `group_id, display_name, avatar_url, owner_pubkey, last_epoch, last_event_ts, relays,
+const COLUMNS = `group_id, display_name, avatar_url, owner_pubkey, last_epoch, last_event_ts, message_count, relays,
   extract(epoch FROM created_at)::bigint AS created_at, extract(epoch FROM updated_at)::bigint AS updated_at`
 
 /** One group, or undefined. */
@@ -33,7 +35,7 @@ export interface GroupMetadata {
   relays?: string[]
 }
 
-/** Creates or updates a group's metadata (admin); epoch and last event come only from hints. */
+/** Creates or updates a group's metadata (admin); epoch, last event and message count come only from hints. */
 export const upsertGroupMetadata = async (pool: Pool, meta: GroupMetadata): Promise<Group> => {
   const { rows } = await pool.query<Group>(
     `INSERT INTO groups (group_id, display_name, avatar_url, owner_pubkey, relays)
@@ -61,19 +63,19 @@ export const upsertGroupMetadata = async (pool: Pool, meta: GroupMetadata): Prom
 }
 
 /**
- * Records what a kind-445 hint says about a group: the epoch only ever rises, and the last event time
- * only moves forward (a late or duplicate hint changes nothing, not even updated_at). Runs on the pool
- * or inside the caller's transaction.
+ * Records what a kind-445 hint says about a group: one more message, the epoch only ever rises (a hint
+ * without one, as Marmot sends, keeps it), and the last event time only moves forward (a late hint
+ * counts, but leaves the time as it is). The caller applies each event id once (consumeHint). Runs on the
+ * pool or inside the caller's transaction.
  */
 export const applyGroupHint = async (db: Pool | PoolClient, hint: { groupId: string; epoch?: number; eventTs: number }): Promise<void> => {
   await db.query(
-    `INSERT INTO groups (group_id, last_epoch, last_event_ts) VALUES ($1, $2, $3)
+    `INSERT INTO groups (group_id, last_epoch, last_event_ts, message_count) VALUES ($1, $2, $3, 1)
      ON CONFLICT (group_id) DO UPDATE SET
        last_epoch = GREATEST(groups.last_epoch, EXCLUDED.last_epoch),
        last_event_ts = GREATEST(groups.last_event_ts, EXCLUDED.last_event_ts),
-       updated_at = now()
-     WHERE EXCLUDED.last_epoch > groups.last_epoch OR (groups.last_epoch IS NULL AND EXCLUDED.last_epoch IS NOT NULL)
-        OR EXCLUDED.last_event_ts > groups.last_event_ts OR groups.last_event_ts IS NULL`,
+       message_count = groups.message_count + 1,
+       updated_at = now()`,
     [hint.groupId, hint.epoch ?? null, hint.eventTs],
   )
 }

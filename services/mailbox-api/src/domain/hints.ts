@@ -25,7 +25,7 @@ export type HintInput = 'push' | 'pull'
 /** Consumes one received hint; rejects (nothing committed) when the database fails, so it is redelivered. */
 export type HintReceiver = (received: ReceivedHint, via: HintInput) => Promise<HintOutcome>
 
-/** What a new hint changes: a 445 its group (epoch and time only forward), a 446 a dm hint per recipient. */
+/** What a new hint changes: a 445 its group (one more message; epoch and time only forward), a 446 a dm hint per recipient. */
 const applyHint = async (client: PoolClient, hint: Hint, dmHintTtlSeconds: number): Promise<void> => {
   if (hint.kind === GROUP_MESSAGE_KIND && hint.group !== undefined) {
     const group = { groupId: hint.group, ...(hint.epoch !== undefined && { epoch: hint.epoch }), eventTs: hint.created_at }

@@ -239,7 +239,7 @@ export const openApiDocument = (opts: { publicUrl: string; maxArtifactBytes: num
         post: {
           operationId: 'upsertGroup',
           tags: ['groups'],
-          summary: 'Create or update group metadata (admin); fields left out keep their value; epoch and last event come only from relay hints',
+          summary: 'Create or update group metadata (admin); fields left out keep their value; epoch, last event and message count come only from relay hints',
           security: admin,
           requestBody: json(groupBody),
           responses: { '200': answer('Upserted: the group as stored', 'GroupAnswer'), ...invalid('An invalid body (every problem listed)'), ...adminErrors },

@@ -113,6 +113,15 @@ export const group = z.strictObject({
   owner_pubkey: hexPubkey.nullable(),
   last_epoch: z.int().min(0).meta({ format: 'int64', description: 'The highest MLS epoch a relay hint reported.', example: 7 }).nullable(),
   last_event_ts: unixSeconds('The created_at of the latest kind-445 event a relay hint reported.').nullable(),
+  message_count: z
+    .int()
+    .min(0)
+    .meta({
+      format: 'int64',
+      description:
+        'The kind-445 events relay hints reported, each event id once, since hints started; counted with or without an epoch (Marmot 445s carry none), never lowered.',
+      example: 42,
+    }),
   relays,
   created_at: unixSeconds('When the entry was created.'),
   updated_at: unixSeconds('When metadata or a hint last changed it.'),

@@ -97,11 +97,13 @@ export interface TableSpec {
 /**
  * An imported group merges into an existing one as a hint does: the epoch only rises and the last event
  * time only moves forward; metadata already set on this server wins, and only fills what is missing.
+ * The message count takes the larger of the two (not their sum: importing twice changes nothing).
  * A group the import does not change is left alone (a duplicate: not even updated_at moves).
  */
 const MERGE_GROUP = `ON CONFLICT (group_id) DO UPDATE SET
   last_epoch = GREATEST(groups.last_epoch, EXCLUDED.last_epoch),
   last_event_ts = GREATEST(groups.last_event_ts, EXCLUDED.last_event_ts),
+  message_count = GREATEST(groups.message_count, EXCLUDED.message_count),
   display_name = COALESCE(groups.display_name, EXCLUDED.display_name),
   avatar_url = COALESCE(groups.avatar_url, EXCLUDED.avatar_url),
   owner_pubkey = COALESCE(groups.owner_pubkey, EXCLUDED.owner_pubkey),
@@ -109,6 +111,7 @@ const MERGE_GROUP = `ON CONFLICT (group_id) DO UPDATE SET
   updated_at = now()
 WHERE EXCLUDED.last_epoch > groups.last_epoch OR (groups.last_epoch IS NULL AND EXCLUDED.last_epoch IS NOT NULL)
    OR EXCLUDED.last_event_ts > groups.last_event_ts OR (groups.last_event_ts IS NULL AND EXCLUDED.last_event_ts IS NOT NULL)
+   OR EXCLUDED.message_count > groups.message_count
    OR (groups.display_name IS NULL AND EXCLUDED.display_name IS NOT NULL)
    OR (groups.avatar_url IS NULL AND EXCLUDED.avatar_url IS NOT NULL)
    OR (groups.owner_pubkey IS NULL AND EXCLUDED.owner_pubkey IS NOT NULL)
@@ -122,7 +125,7 @@ export const SPECS: readonly TableSpec[] = [
     sqlTable: 'groups',
     columns: [
       col('group_id'), col('display_name'), col('avatar_url'), col('owner_pubkey'), col('last_epoch', 'bigint'), col('last_event_ts', 'bigint'),
-      col('relays', 'jsonb'), col('created_at', 'timestamptz'), col('updated_at', 'timestamptz'),
+      col('message_count', 'bigint'), col('relays', 'jsonb'), col('created_at', 'timestamptz'), col('updated_at', 'timestamptz'),
     ],
     order: 'group_id',
     expires: false,
@@ -215,6 +218,7 @@ const time = z
 
 const hex64 = z.string().refine(isHex64, 'expected 64 lowercase hex characters')
 const unixSeconds = z.number().int().min(0)
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 
 /** Base64 as the API takes it, capped like a deposit. */
 const artifact = (maxBytes: number) =>
@@ -230,6 +234,8 @@ export const recordSchemas = (maxArtifactBytes: number): Record<RecordType, z.Zo
     owner_pubkey: pubkey.nullable().default(null),
     last_epoch: unixSeconds.nullable().default(null),
     last_event_ts: unixSeconds.nullable().default(null),
+    // Exports made before the count existed have none: such a group imports with 0.
+    message_count: count.default(0),
     relays: relays.default([]),
     created_at: time,
     updated_at: time,

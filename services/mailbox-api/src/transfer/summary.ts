@@ -41,7 +41,7 @@ export interface ImportSummary {
   lines: number
   /** Rows added, per type. */
   imported: Counts
-  /** Groups already here that the import moved forward (epoch, last event time, missing metadata). */
+  /** Groups already here that the import moved forward (epoch, last event time, message count, missing metadata). */
   updated: number
   /** Records already here, left as they were. */
   duplicate: Counts
