@@ -130,8 +130,9 @@ export class RelayClient {
     ws.on('error', () => undefined)
   }
 
-  static async connect(url: string): Promise<RelayClient> {
-    const ws = new WebSocket(url)
+  /** `headers` go on the upgrade request (e.g. X-Forwarded-For, to appear as another client address). */
+  static async connect(url: string, headers?: Record<string, string>): Promise<RelayClient> {
+    const ws = new WebSocket(url, headers ? { headers } : undefined)
     // Listening before 'open': the AUTH challenge can arrive in the same read as the upgrade answer.
     const client = new RelayClient(ws)
     await new Promise<void>((resolve, reject) => {
