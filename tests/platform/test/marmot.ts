@@ -34,11 +34,8 @@ import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
 import { defaultClientConfig } from 'ts-mls/clientConfig.js'
 import { freePort, now, RelayClient, RELAY_CLI, removeDir, ROOT, spawnService, tempDir, waitReady, type Service, type Signer } from './platform.js'
 
-/**
- * The Marmot profile. MSR_MARMOT_CONFIG points the tests at another file, only to exercise the flow
- * against a relay build that does not know the profile's newer keys yet; CI never sets it.
- */
-export const MARMOT_CONFIG = process.env.MSR_MARMOT_CONFIG ?? join(ROOT, 'services/relay/config/marmot.toml')
+/** The Marmot profile, exactly as shipped. */
+export const MARMOT_CONFIG = join(ROOT, 'services/relay/config/marmot.toml')
 
 export interface MarmotRelay {
   url: string
