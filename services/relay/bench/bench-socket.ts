@@ -13,7 +13,7 @@ const QUOTE = 0x22
  * and no whitespace; anything else is reported as OTHER.
  */
 export const verbOf = (frame: Buffer): Verb => {
-  if (frame[0] !== 0x5b || frame[1] !== QUOTE) return 'OTHER'
+  if (frame[0] !== 0x5b || frame[1] !== QUOTE) return frame[0] === 0x5b ? spacedVerbOf(frame) : 'OTHER'
   switch (frame[2]) {
     case 0x45: // E
       return frame[3] === 0x56 ? 'EVENT' : frame[3] === 0x4f ? 'EOSE' : 'OTHER'
@@ -28,15 +28,63 @@ export const verbOf = (frame: Buffer): Verb => {
   }
 }
 
+const VERBS: readonly Verb[] = ['EVENT', 'OK', 'EOSE', 'CLOSED', 'NOTICE']
+
+/** The slow path of verbOf for a relay (not this one) that writes whitespace inside its JSON: `[ "OK", …]`. */
+const spacedVerbOf = (frame: Buffer): Verb => {
+  const verb = /^\[\s*"([A-Z]+)"/.exec(frame.toString('latin1', 0, 24))?.[1]
+  return VERBS.find(v => v === verb) ?? 'OTHER'
+}
+
 // `["OK","<64 hex>",true,"…"]`: the accepted flag starts at byte 73 and its message at byte 78.
+const OK_ID_AT = 7
 const OK_FLAG_AT = 73
 const OK_MESSAGE_AT = 78
 
+/** Whether an OK frame is laid out as this relay writes it (compact JSON), so that the fixed offsets hold. */
+const compactOk = (frame: Buffer): boolean => frame[OK_FLAG_AT - 1] === 0x2c && frame[OK_FLAG_AT - 2] === QUOTE && frame[OK_ID_AT - 1] === QUOTE
+
 /** What an OK frame says, read from fixed offsets; `stored` is an accepted OK with an empty message. */
 export const okOutcome = (frame: Buffer): 'stored' | 'duplicate' | 'rejected' => {
+  if (!compactOk(frame)) {
+    const [, , accepted, message] = JSON.parse(frame.toString('utf8')) as [string, string, boolean, string?]
+    return accepted !== true ? 'rejected' : message ? 'duplicate' : 'stored'
+  }
   if (frame[OK_FLAG_AT] !== 0x74) return 'rejected'
   return frame[OK_MESSAGE_AT + 1] === QUOTE ? 'stored' : 'duplicate'
 }
+
+/** The event id an OK frame answers. */
+const okId = (frame: Buffer): string => (compactOk(frame) ? frame.toString('latin1', OK_ID_AT, OK_FLAG_AT - 2) : String((JSON.parse(frame.toString('utf8')) as unknown[])[1]))
+
+/** True for a relay's OK false whose message says it was rate limited (NIP-01 prefix `rate-limited:`). */
+export const isRateLimited = (message: string): boolean => message.startsWith('rate-limited:')
+
+/**
+ * NIP-42 for `--url`: answers a relay's AUTH challenge with a kind-22242 event signed by one of the bench's
+ * keys (tags `relay` = the URL given, `challenge`), and counts what happened.
+ */
+export interface Authenticator {
+  /** The `["AUTH",{…}]` frame answering `challenge`, and its event id. */
+  answer(challenge: string): { frame: string; id: string }
+  /** Whether the relay sends its challenge on connect (learnt on the first connections; undefined until then). */
+  onConnect: boolean | undefined
+  stats: AuthStats
+}
+
+/** What NIP-42 came to over a run. */
+export interface AuthStats {
+  challenges: number
+  accepted: number
+  refused: number
+  /** The first refusal's message. */
+  refusedExample?: string
+}
+
+/** How long the first connections wait for a challenge before deciding that the relay sends none on connect. */
+const FIRST_CHALLENGE_MS = 1000
+/** How long a connection waits for its challenge once the relay is known to send one, and for the OK to AUTH. */
+const AUTH_MS = 10_000
 
 /** The message of an OK, CLOSED or NOTICE frame (parses the frame: use only off the hot path). */
 export const messageOf = (frame: Buffer): string => {
@@ -54,23 +102,93 @@ export class BenchSocket {
   /** Close code once the connection is closed (1008: dropped by the relay as too slow). */
   closeCode: number | undefined
 
-  private constructor(private readonly ws: WebSocket) {
-    ws.on('message', (data: Buffer) => this.onFrame(data))
+  /** AUTH events sent and not answered yet (their OKs are the socket's, not the scenario's). */
+  private readonly pendingAuth = new Set<string>()
+  private challenged = false
+  private authDone = false
+  private readonly authWaiters: Array<() => void> = []
+
+  private constructor(private readonly ws: WebSocket, private readonly auth?: Authenticator) {
+    ws.on('message', (data: Buffer) => {
+      if (auth && this.intercept(data, auth)) return
+      this.onFrame(data)
+    })
     ws.on('close', code => (this.closeCode = code))
     ws.on('error', () => undefined) // 'close' follows; scenarios report closeCode
   }
 
+  /** Handles AUTH challenges and the OKs to our AUTH events; true when the frame was one of them. */
+  private intercept(frame: Buffer, auth: Authenticator): boolean {
+    if (frame[2] === 0x41 && frame[3] === 0x55 && frame[1] === QUOTE) {
+      // ["AUTH","<challenge>"]
+      const challenge = (JSON.parse(frame.toString('utf8')) as unknown[])[1]
+      if (typeof challenge !== 'string') return true
+      const { frame: answer, id } = auth.answer(challenge)
+      auth.stats.challenges++
+      this.challenged = true
+      this.pendingAuth.add(id)
+      this.send(answer)
+      this.notify()
+      return true
+    }
+    if (this.pendingAuth.size === 0 || verbOf(frame) !== 'OK') return false
+    const id = okId(frame)
+    if (!this.pendingAuth.delete(id)) return false
+    if (okOutcome(frame) === 'rejected') {
+      auth.stats.refused++
+      auth.stats.refusedExample ??= messageOf(frame)
+    } else auth.stats.accepted++
+    this.authDone = true
+    this.notify()
+    return true
+  }
+
+  private notify(): void {
+    for (const wake of this.authWaiters.splice(0)) wake()
+  }
+
+  /** Resolves once `done()` holds, or with false after `ms`. */
+  private waitFor(done: () => boolean, ms: number): Promise<boolean> {
+    if (done()) return Promise.resolve(true)
+    return new Promise(resolve => {
+      const timer = setTimeout(() => resolve(done()), ms)
+      const check = () => (done() ? (clearTimeout(timer), resolve(true)) : this.authWaiters.push(check))
+      this.authWaiters.push(check)
+    })
+  }
+
+  /**
+   * With an authenticator: waits for the relay's challenge (the first connections up to a second, to learn
+   * whether the relay sends one on connect; later ones only if it does), then for the OK to our AUTH.
+   * A challenge sent later (lazily) is answered whenever it comes.
+   */
+  private async authenticate(auth: Authenticator): Promise<void> {
+    if (auth.onConnect === false) return
+    const challenged = await this.waitFor(() => this.challenged, auth.onConnect ? AUTH_MS : FIRST_CHALLENGE_MS)
+    if (auth.onConnect === undefined) auth.onConnect = challenged
+    if (!challenged) {
+      if (auth.onConnect) throw new Error(`the relay sent no NIP-42 challenge within ${AUTH_MS} ms on this connection (it did on earlier ones)`)
+      return
+    }
+    if (!(await this.waitFor(() => this.authDone, AUTH_MS))) throw new Error(`the relay did not answer our NIP-42 AUTH within ${AUTH_MS} ms`)
+  }
+
   /** Connects; the masking key is all zeros so that `ws` skips masking (loopback only, the relay does not care). */
-  static open(url: string, timeoutMs = 10_000): Promise<BenchSocket> {
+  static open(url: string, timeoutMs = 10_000, auth?: Authenticator): Promise<BenchSocket> {
     const ws = new WebSocket(url, {
       perMessageDeflate: false,
       skipUTF8Validation: true,
       handshakeTimeout: timeoutMs,
       generateMask: mask => void mask.fill(0),
     })
-    return new Promise((resolve, reject) => {
-      ws.once('open', () => resolve(new BenchSocket(ws)))
+    const opened = new Promise<BenchSocket>((resolve, reject) => {
+      ws.once('open', () => resolve(new BenchSocket(ws, auth)))
       ws.once('error', reject)
+    })
+    if (!auth) return opened
+    return opened.then(async socket => {
+      await socket.authenticate(auth)
+      return socket
     })
   }
 
@@ -104,11 +222,28 @@ export class BenchSocket {
   }
 }
 
-/** Opens `count` connections, at most `parallel` handshakes at a time. */
+/** With `--url`: NIP-42 answers for every connection the bench opens (set once, before the scenarios). */
+let authenticator: Authenticator | undefined
+
+/** Makes every later `openSockets` answer AUTH challenges with `auth` (`--url` only). */
+export const useAuthenticator = (auth: Authenticator | undefined): void => {
+  authenticator = auth
+}
+
+/** Opens `count` connections, at most `parallel` handshakes at a time (and authenticates them, with `--url`). */
 export const openSockets = async (url: string, count: number, parallel = 50): Promise<BenchSocket[]> => {
   const sockets: BenchSocket[] = []
-  for (let at = 0; at < count; at += parallel)
-    sockets.push(...(await Promise.all(Array.from({ length: Math.min(parallel, count - at) }, () => BenchSocket.open(url)))))
+  try {
+    for (let at = 0; at < count; at += parallel)
+      sockets.push(...(await Promise.all(Array.from({ length: Math.min(parallel, count - at) }, () => BenchSocket.open(url, 10_000, authenticator)))))
+  } catch (error) {
+    await closeSockets(sockets)
+    const why = error instanceof Error ? error.message : String(error)
+    if (/\b429\b/.test(why))
+      throw new Error(`${url} refused connection ${sockets.length + 1} of ${count} with HTTP 429 (too many connections from this address): ` +
+        'lower --connections, --req-connections or --subscribers, raise --subs-per-connection, or use --no-separate')
+    throw error
+  }
   return sockets
 }
 

@@ -1,19 +1,21 @@
 #!/usr/bin/env node
 // The relay benchmark (DESIGN.md §8): the real relay as a child process, real WebSocket clients, signed events.
 // Order: sign every event ahead → start the relay → 1. ingest → store load → 2. REQ latency → 3. fan-out → stop.
+// With --url the same scenarios run against a relay the bench does not start (NIP-42 AUTH answered if asked).
+import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import {
   generateKeys, int, loadProfiles, loadSigner, machineInfo, ms, nowUs, otherProcessesText, processMemoryMiB, profileDir, resultsReplacer, runMain,
-  stopOnInterrupt, type Phase,
+  stopOnInterrupt, type Phase, type Signer,
 } from '@msr/bench'
-import { closeSockets, openSockets } from './bench-socket.js'
+import { closeSockets, openSockets, useAuthenticator, type Authenticator } from './bench-socket.js'
 import { signCorpus } from './corpus.js'
 import { mulberry32, type CorpusJob, type Pools } from './event-factory.js'
 import { measureFanout, type FanoutResult } from './fanout.js'
 import { startCpuShare, type CpuShare } from './machine.js'
-import { parseBenchOptions, USAGE, type BenchOptions } from './options.js'
+import { parseBenchOptions, USAGE, UsageError, type BenchOptions } from './options.js'
 import { publish, type PublishResult } from './publish.js'
 import { startRelayProcess, type RelayProcess } from './relay-process.js'
 import { measureReqs, warmUp, type ReqResult, type StoreShape } from './req-latency.js'
@@ -32,6 +34,15 @@ interface Corpus {
   /** Untimed events published before each fan-out round, one slice per round. */
   fanoutWarmup: Buffer[][]
   shape: StoreShape
+  /** The signing keys (64 hex): with --url, one of them answers NIP-42 challenges. */
+  secrets: string[]
+}
+
+/** The relay under test: the bench's child (pid, store on disk) or, with --url, any relay (neither known). */
+interface Target {
+  url: string
+  pid: number | undefined
+  storeMiB: (() => number) | undefined
 }
 
 /** The span of every timed step (to select the relay's profile samples). */
@@ -49,7 +60,7 @@ const phase = async <T>(name: string, step: () => Promise<T>): Promise<T> => {
 
 /** CPU shares of every timed phase, to say in the summary how busy the rest of the machine was. */
 const shares: CpuShare[] = []
-const cpuShare = (pid: number): (() => CpuShare) => {
+const cpuShare = (pid: number | undefined): (() => CpuShare) => {
   const end = startCpuShare(pid)
   return () => {
     const share = end()
@@ -70,20 +81,30 @@ interface Results {
 const hexPool = (rng: () => number, n: number): string[] =>
   Array.from({ length: n }, () => Array.from({ length: 8 }, () => Math.floor(rng() * 2 ** 32).toString(16).padStart(8, '0')).join(''))
 
+/**
+ * With --url the keys are the same every run (derived from their index), so that the REQs of a `--no-load` run
+ * find the events an earlier run left on that relay; a started relay is empty, so fresh keys do there.
+ */
+const fixedKeys = (signer: Signer, count: number): { secrets: string[]; pubkeys: string[] } => {
+  const secrets = Array.from({ length: count }, (_, i) => createHash('sha256').update(`mls-secure-relay bench key ${i}`).digest('hex'))
+  return { secrets, pubkeys: secrets.map(s => signer.publicKey(Buffer.from(s, 'hex'))) }
+}
+
 /** Plans and signs every event the run will publish, before the relay starts. */
 const prepare = async (options: BenchOptions): Promise<Corpus & { seconds: number; signer: string }> => {
   const started = performance.now()
   const signer = loadSigner()
-  const { secrets, pubkeys } = generateKeys(signer, options.keys)
+  const { secrets, pubkeys } = options.url ? fixedKeys(signer, options.keys) : generateKeys(signer, options.keys)
   const rng = mulberry32(42)
   const pools: Pools = { p: hexPool(rng, 64), h: hexPool(rng, 16), t: Array.from({ length: 20 }, (_, i) => `topic${i}`) }
   const now = Math.floor(Date.now() / 1000)
   const runTag = now.toString(36)
   const stored = { secrets, pools, createdFrom: now - 7 * DAY, createdTo: now - 120, runTag }
   const live = { ...stored, createdFrom: now, createdTo: now }
-  const wantStore = options.scenarios.has('ingest') || options.scenarios.has('req')
+  // --no-load: the REQs query what the relay holds; nothing is published for them (ingest still runs if chosen).
+  const wantStore = options.scenarios.has('ingest') || (options.scenarios.has('req') && options.load)
   const notes = wantStore ? options.events : 0
-  const extra = options.scenarios.has('req') ? Math.max(options.store - notes, Math.ceil(options.store / 2)) : 0
+  const extra = options.scenarios.has('req') && options.load ? Math.max(options.store - notes, Math.ceil(options.store / 2)) : 0
   const fanout = options.scenarios.has('fanout') ? options.fanoutEvents : 0
   const rounds = options.separate ? 2 : 1
   const warm = Math.min(100, Math.ceil(fanout / 10))
@@ -96,27 +117,29 @@ const prepare = async (options: BenchOptions): Promise<Corpus & { seconds: numbe
     notes: n ?? [], extra: x ?? [], fanout: f ?? [], fanoutSeparate: s ?? [],
     fanoutWarmup: Array.from({ length: rounds }, (_, r) => (w ?? []).slice(r * warm, (r + 1) * warm)),
     shape: { pubkeys, pools, createdFrom: stored.createdFrom, createdTo: stored.createdTo },
+    secrets,
     seconds: (performance.now() - started) / 1000,
     signer: signer.name,
   }
 }
 
 /** Scenario 1, then the store load for scenario 2 over the same connections. */
-const ingestAndLoad = async (relay: RelayProcess, options: BenchOptions, corpus: Corpus, results: Results): Promise<void> => {
+const ingestAndLoad = async (relay: Target, options: BenchOptions, corpus: Corpus, results: Results): Promise<void> => {
   const sockets = await openSockets(relay.url, options.connections)
   const cpu = cpuShare(relay.pid)
   results.ingest = await phase('1. ingest', () => publish(sockets, corpus.notes, options.window))
   if (options.scenarios.has('ingest')) report.printIngest(results.ingest, options.connections, options.window, cpu())
   if (corpus.extra.length > 0) {
     results.load = await phase('store load', () => publish(sockets, corpus.extra, options.window))
-    report.printLoad(results.load, results.ingest.stored + results.load.stored, relay.storeMiB())
+    report.printLoad(results.load, results.ingest.stored + results.load.stored, relay.storeMiB?.())
   }
   await closeSockets(sockets)
 }
 
 /** Scenario 2: a single-connection pass (the relay's own latency), then the concurrent pass the target is judged on. */
-const reqLatency = async (relay: RelayProcess, options: BenchOptions, corpus: Corpus, results: Results): Promise<void> => {
-  const store = (results.ingest?.stored ?? 0) + (results.load?.stored ?? 0)
+const reqLatency = async (relay: Target, options: BenchOptions, corpus: Corpus, results: Results): Promise<void> => {
+  const published = (results.ingest?.stored ?? 0) + (results.load?.stored ?? 0)
+  const store = options.url === undefined ? published : `${int(published)} events stored by this run${options.load ? '' : ' (--no-load)'} plus what ${options.url} already held`
   const passes = [
     ...(options.reqBaseline && options.reqConnections > 1 ? [{ key: 'reqsBaseline' as const, connections: 1 }] : []),
     { key: 'reqs' as const, connections: options.reqConnections },
@@ -133,14 +156,15 @@ const reqLatency = async (relay: RelayProcess, options: BenchOptions, corpus: Co
 }
 
 /** Scenario 3: the shared-connection layout, then (optionally) one connection per subscriber. */
-const fanout = async (relay: RelayProcess, options: BenchOptions, corpus: Corpus, results: Results): Promise<void> => {
+const fanout = async (relay: Target, options: BenchOptions, corpus: Corpus, results: Results): Promise<void> => {
   const layouts = [
     { key: 'fanout' as const, frames: corpus.fanout, perConnection: options.perConnection, title: `(${options.perConnection} subscriptions per connection)` },
     ...(options.separate ? [{ key: 'fanoutSeparate' as const, frames: corpus.fanoutSeparate, perConnection: 1, title: '(one connection per subscriber)' }] : []),
   ]
   for (const [round, layout] of layouts.entries()) {
     const cpu = cpuShare(relay.pid)
-    const settings = { subscribers: options.subscribers, perConnection: layout.perConnection, window: options.window }
+    // --url: only the bench's own notes, whatever else the relay carries.
+    const settings = { subscribers: options.subscribers, perConnection: layout.perConnection, window: options.window, authors: options.url ? corpus.shape.pubkeys : undefined }
     const r = await phase(`3. fan-out ${layout.title}`, () => measureFanout(relay.url, layout.frames, corpus.fanoutWarmup[round] ?? [], settings))
     results[layout.key] = r
     report.printFanout(r, layout.title, cpu())
@@ -149,8 +173,30 @@ const fanout = async (relay: RelayProcess, options: BenchOptions, corpus: Corpus
 
 const closedCount = (r: ReqResult | undefined): number => r?.samples.filter(s => s.closed !== undefined).length ?? 0
 
+/**
+ * NIP-01 prefixes of a relay refusing by policy. With --url such refusals are the relay's choice (e.g. kind 445
+ * only after AUTH, a paid relay): reported, not faults. `invalid:`, `error:` and unknown ones stay faults: the
+ * bench's events are valid. The relay the bench starts is configured to accept all of them, so there every
+ * rejection is a fault.
+ */
+const POLICY_PREFIXES = new Set(['blocked', 'restricted', 'auth-required', 'pow'])
+
+/** Rejections that count as faults: all of them, or with --url those not by policy. */
+const faultyRejections = (r: PublishResult | undefined, remote: boolean): number => {
+  if (!r) return 0
+  if (!remote) return r.rejected
+  return [...r.rejectReasons].reduce((sum, [prefix, { count }]) => sum + (POLICY_PREFIXES.has(prefix) ? 0 : count), 0)
+}
+
+/** Rate-limited answers over the run: reported apart, never a fault. */
+const rateLimitedText = (results: Results): string | undefined => {
+  const events = [results.ingest, results.load, results.fanout?.publish, results.fanoutSeparate?.publish].reduce((sum, r) => sum + (r?.rateLimited ?? 0), 0)
+  const reqs = (results.reqs?.rateLimited ?? 0) + (results.reqsBaseline?.rateLimited ?? 0)
+  return events + reqs === 0 ? undefined : `${int(events)} EVENTs answered OK false "rate-limited:", ${int(reqs)} REQs CLOSED "rate-limited:" (the relay's policy; not faults)`
+}
+
 /** One line per headline figure, and how many correctness faults (rejects, missing or duplicate deliveries) occurred. */
-const summarize = (results: Results): { lines: string[]; faults: number } => {
+const summarize = (results: Results, remote = false): { lines: string[]; faults: number } => {
   const lines: string[] = []
   let faults = 0
   const met = (ok: boolean) => (ok ? 'met' : 'MISSED')
@@ -158,7 +204,7 @@ const summarize = (results: Results): { lines: string[]; faults: number } => {
   if (ingest) {
     const rate = (ingest.stored + ingest.duplicates) / ingest.seconds
     lines.push(`ingest      ${int(rate)} events/s (target ≥ ${int(report.TARGETS.ingestPerSecond)}: ${met(rate >= report.TARGETS.ingestPerSecond)})`)
-    faults += ingest.rejected + (load?.rejected ?? 0)
+    faults += faultyRejections(ingest, remote) + faultyRejections(load, remote)
   }
   if (base) lines.push(`REQ 1 conn  p50 ${ms(base.all.p50)}, p99 ${ms(base.all.p99)}; limit-500 p99 ${ms(base.limit500.p99)} (service time, no queueing)`)
   if (reqs) {
@@ -171,12 +217,97 @@ const summarize = (results: Results): { lines: string[]; faults: number } => {
     if (!r) continue
     const ok = r.deliveriesPerSecond >= report.TARGETS.fanoutPerSecond && r.missing === 0
     lines.push(`fan-out     ${int(r.deliveriesPerSecond)} deliveries/s, ${label}, missing ${int(r.missing)} (target ≥ ${int(report.TARGETS.fanoutPerSecond)}: ${met(ok)})`)
-    faults += r.missing + r.duplicates + r.stray + r.publish.rejected
+    faults += r.missing + r.duplicates + r.stray + faultyRejections(r.publish, remote)
   }
+  const limited = rateLimitedText(results)
+  if (limited) lines.push(`rate limits ${limited}`)
+  const publishes = [results.ingest, results.load, f?.publish, fs?.publish]
+  const policy = publishes.reduce((sum, r) => sum + (r ? r.rejected - faultyRejections(r, remote) : 0), 0)
+  if (policy > 0) lines.push(`policy      ${int(policy)} events refused by the relay's policy (${[...POLICY_PREFIXES].join(':, ')}:; see above): not faults with --url`)
   const others = otherProcessesText(shares)
   if (others) lines.push(`machine     ${others}`)
   if (faults > 0) lines.push(`FAULTS      ${faults} rejected events or missing/duplicate deliveries (exit code 1)`)
   return { lines, faults }
+}
+
+/** The rows of the final table (and the JSON's `figures`). */
+const figuresOf = (results: Results, options: BenchOptions): report.Figure[] => {
+  const figures: report.Figure[] = []
+  const add = (figure: string, value: number, unit: string) => figures.push({ figure, value, unit })
+  const remote = options.url !== undefined
+  const { ingest, load, reqs, reqsBaseline: base, fanout: f, fanoutSeparate: fs } = results
+  if (ingest && options.scenarios.has('ingest')) {
+    add('ingest OK/s', (ingest.stored + ingest.duplicates) / ingest.seconds, 'events/s')
+    add('ingest OK latency p50', ingest.ackLatency.p50, 'ms')
+    add('ingest OK latency p99', ingest.ackLatency.p99, 'ms')
+    if (remote || ingest.rateLimited) add('ingest rate-limited', ingest.rateLimited, 'events')
+    if (ingest.rejected) add('ingest rejected', ingest.rejected, 'events')
+  }
+  if (load) {
+    add('store load OK/s', (load.stored + load.duplicates) / load.seconds, 'events/s')
+    if (load.rejected) add('store load rejected', load.rejected, 'events')
+    if (load.rateLimited) add('store load rate-limited', load.rateLimited, 'events')
+  }
+  if (base) add('REQ p99 (limit 500, 1 connection)', base.limit500.p99, 'ms')
+  if (reqs) {
+    add('REQ p50', reqs.all.p50, 'ms')
+    add('REQ p99', reqs.all.p99, 'ms')
+    add('REQ p99 (limit 500)', reqs.limit500.p99, 'ms')
+    add('REQ events per REQ (mean)', reqs.samples.length === 0 ? 0 : reqs.samples.reduce((sum, s) => sum + s.events, 0) / reqs.samples.length, 'events')
+    if (remote || reqs.rateLimited) add('REQ rate-limited', reqs.rateLimited + (base?.rateLimited ?? 0), 'REQs')
+  }
+  for (const [r, suffix] of [[f, ''], [fs, ' (one connection each)']] as const) {
+    if (!r) continue
+    add(`fan-out deliveries/s${suffix}`, r.deliveriesPerSecond, 'deliveries/s')
+    add(`publish→deliver p50${suffix}`, r.publishToDeliver.p50, 'ms')
+    add(`publish→deliver p99${suffix}`, r.publishToDeliver.p99, 'ms')
+    add(`fan-out missing${suffix}`, r.missing, 'deliveries')
+    if (remote || r.publish.rateLimited) add(`fan-out rate-limited${suffix}`, r.publish.rateLimited, 'events')
+  }
+  return figures
+}
+
+/** The kind-22242 answer to a NIP-42 challenge (tags relay = the --url given, challenge), signed with `secret`. */
+const authenticator = (signer: Signer, secret: string, relayUrl: string): Authenticator => {
+  const key = Buffer.from(secret, 'hex')
+  const pubkey = signer.publicKey(key)
+  return {
+    onConnect: undefined,
+    stats: { challenges: 0, accepted: 0, refused: 0 },
+    answer: challenge => {
+      const createdAt = Math.floor(Date.now() / 1000)
+      const tags = JSON.stringify([['relay', relayUrl], ['challenge', challenge]])
+      const id = createHash('sha256').update(`[0,"${pubkey}",${createdAt},22242,${tags},""]`).digest()
+      const event = `{"id":"${id.toString('hex')}","pubkey":"${pubkey}","created_at":${createdAt},"kind":22242,"tags":${tags},"content":"","sig":"${signer.sign(id, key)}"}`
+      return { frame: `["AUTH",${event}]`, id: id.toString('hex') }
+    },
+  }
+}
+
+/** --url: the scenarios against a relay the bench did not start; no CPU shares, profile, log or stop of the relay. */
+const remoteMain = async (options: BenchOptions, url: string, corpus: Corpus): Promise<number> => {
+  const auth = authenticator(loadSigner(), corpus.secrets[0] as string, url)
+  useAuthenticator(auth)
+  report.printRemote(url, options.load)
+  const target: Target = { url, pid: undefined, storeMiB: undefined }
+  const results: Results = {}
+  if (corpus.notes.length > 0 || corpus.extra.length > 0) await ingestAndLoad(target, options, corpus, results)
+  if (options.scenarios.has('req')) await reqLatency(target, options, corpus, results)
+  if (options.scenarios.has('fanout')) await fanout(target, options, corpus, results)
+  report.printAuth(auth.stats, auth.onConnect)
+  const { lines, faults } = summarize(results, true)
+  report.printRemoteClosing(lines)
+  const figures = figuresOf(results, options)
+  report.printTable(figures, url)
+  writeJson(options, results, figures, { url, started: false, auth: auth.stats })
+  return faults > 0 ? 1 : 0
+}
+
+/** --json FILE: the options, every result (raw samples left out), the table's figures and what was measured. */
+const writeJson = (options: BenchOptions, results: Results, figures: report.Figure[], relay: Record<string, unknown>): void => {
+  if (!options.json) return
+  const body = { options: { ...options, scenarios: [...options.scenarios] }, relay, results, figures }
+  writeFileSync(options.json, JSON.stringify(body, resultsReplacer('samples'), 2))
 }
 
 const verifierText = (relay: Pick<RelayProcess, 'verifier'>, pinned: boolean): string => {
@@ -186,7 +317,14 @@ const verifierText = (relay: Pick<RelayProcess, 'verifier'>, pinned: boolean): s
 }
 
 const main = async (): Promise<number> => {
-  const options = parseBenchOptions(process.argv.slice(2), process.env)
+  let options: BenchOptions
+  try {
+    options = parseBenchOptions(process.argv.slice(2), process.env)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    process.stderr.write(`bench: ${error.message}\n(node services/relay/dist/bench/bench.js --help lists the options)\n`)
+    return 2
+  }
   if (options.help) {
     process.stdout.write(USAGE)
     return 0
@@ -195,6 +333,7 @@ const main = async (): Promise<number> => {
   const corpus = await prepare(options)
   const total = [corpus.notes, corpus.extra, corpus.fanout, corpus.fanoutSeparate, ...corpus.fanoutWarmup].reduce((sum, f) => sum + f.length, 0)
   report.printPrepared(total, corpus.seconds, availableParallelism(), corpus.signer, options.keys)
+  if (options.url) return remoteMain(options, options.url, corpus)
 
   const profDir = profileDir(options.cpuProf, 'msr-bench-prof-')
   // Unless told otherwise, insist on the native verifier, so that a silent fall-back to WASM cannot skew the figures.
@@ -217,9 +356,10 @@ const main = async (): Promise<number> => {
   let peakRss: number | undefined
   let stop: Awaited<ReturnType<RelayProcess['stop']>>
   try {
-    if (corpus.notes.length > 0) await ingestAndLoad(relay, options, corpus, results)
-    if (options.scenarios.has('req')) await reqLatency(relay, options, corpus, results)
-    if (options.scenarios.has('fanout')) await fanout(relay, options, corpus, results)
+    const target: Target = { url: relay.url, pid: relay.pid, storeMiB: relay.storeMiB }
+    if (corpus.notes.length > 0) await ingestAndLoad(target, options, corpus, results)
+    if (options.scenarios.has('req')) await reqLatency(target, options, corpus, results)
+    if (options.scenarios.has('fanout')) await fanout(target, options, corpus, results)
     peakRss = processMemoryMiB(relay.pid, 'VmHWM')
   } finally {
     stop = await relay.stop()
@@ -228,7 +368,9 @@ const main = async (): Promise<number> => {
   if (profDir) report.printProfiles(phases, loadProfiles(profDir))
   const { lines, faults } = summarize(results)
   report.printClosing(relay, stop, peakRss, lines)
-  if (options.json) writeFileSync(options.json, JSON.stringify({ options: { ...options, scenarios: [...options.scenarios] }, results }, resultsReplacer('samples'), 2))
+  const figures = figuresOf(results, options)
+  report.printTable(figures, `the bench's relay child, ${relay.url}`)
+  writeJson(options, results, figures, { url: relay.url, started: true, verifier: relay.verifier, peakRssMiB: peakRss })
   return faults > 0 ? 1 : 0
 }
 

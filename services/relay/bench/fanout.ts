@@ -1,4 +1,5 @@
 // Fan-out: live subscribers to {kinds:[1]}, one publisher, every EVENT frame counted and checked off per subscription.
+import { summarize, type Summary } from '@msr/bench'
 import { closeSockets, openSockets, verbOf, type BenchSocket } from './bench-socket.js'
 import { publish, type PublishResult } from './publish.js'
 
@@ -8,13 +9,18 @@ export interface FanoutLayout {
   perConnection: number
   /** EVENTs the publisher keeps unanswered. */
   window: number
+  /** `--url`: subscribe to `{kinds:[1], authors}` (the bench's keys), so that other users' notes are not delivered. */
+  authors?: string[] | undefined
 }
 
 /** What the subscribers received. */
 export interface FanoutResult {
   subscribers: number
+  /** The subscriptions' filter, as printed. */
+  filter: string
   connections: number
   events: number
+  /** subscribers × events the relay accepted (rate-limited ones are not expected). */
   expected: number
   /** EVENT frames received (including any duplicates). */
   delivered: number
@@ -30,6 +36,8 @@ export interface FanoutResult {
   publish: PublishResult
   /** Subscriber connections the relay closed (1008: too slow to read). */
   closedByRelay: number
+  /** Per (subscription, event) delivery: from sending the EVENT (bench clock) to receiving it on the subscription. */
+  publishToDeliver: Summary
 }
 
 /** Give up waiting for deliveries once none has arrived for this long after the last OK. */
@@ -57,6 +65,21 @@ const subId = (local: number): string => `s${String(local).padStart(3, '0')}`
 const localIndexOf = (frame: Buffer): number =>
   ((frame[SUB_DIGITS_AT] as number) - 48) * 100 + ((frame[SUB_DIGITS_AT + 1] as number) - 48) * 10 + ((frame[SUB_DIGITS_AT + 2] as number) - 48)
 
+const ID_PREFIX = Buffer.from('{"id":"')
+const SUB_PREFIX = Buffer.from('["EVENT","s')
+
+/**
+ * The subscription (local index) and id key of a delivered EVENT: at fixed offsets when the relay writes compact
+ * JSON with `id` first (this relay does), parsed otherwise (another relay, with `--url`).
+ */
+const deliveryOf = (frame: Buffer): { local: number; key: number } => {
+  if (frame.compare(SUB_PREFIX, 0, SUB_PREFIX.length, 0, SUB_PREFIX.length) === 0 && frame.compare(ID_PREFIX, 0, ID_PREFIX.length, EVENT_ID_AT - ID_PREFIX.length, EVENT_ID_AT) === 0)
+    return { local: localIndexOf(frame), key: idKey(frame, EVENT_ID_AT) }
+  const [, sub, event] = JSON.parse(frame.toString('utf8')) as [string, string, { id?: string }]
+  const id = Buffer.from(`${event.id ?? ''}`.padEnd(ID_KEY_CHARS, 'x'), 'latin1')
+  return { local: Number(sub.slice(1)), key: idKey(id, 0) }
+}
+
 /** Opens the subscriber connections and waits for every subscription's EOSE. */
 const subscribe = async (url: string, layout: FanoutLayout): Promise<BenchSocket[]> => {
   const sockets = await openSockets(url, Math.ceil(layout.subscribers / layout.perConnection))
@@ -72,7 +95,8 @@ const subscribe = async (url: string, layout: FanoutLayout): Promise<BenchSocket
             if (verb === 'EOSE' && --pending === 0) resolve()
           }
           // limit 0: no backfill from the (large) store, just the live subscription (NIP-01).
-          for (let i = 0; i < count; i++) socket.send(JSON.stringify(['REQ', subId(i), { kinds: [1], limit: 0 }]))
+          const filter = layout.authors ? { kinds: [1], authors: layout.authors, limit: 0 } : { kinds: [1], limit: 0 }
+          for (let i = 0; i < count; i++) socket.send(JSON.stringify(['REQ', subId(i), filter]))
         }),
     ),
   )
@@ -84,15 +108,19 @@ const warmUp = async (sockets: BenchSocket[], publisher: BenchSocket, frames: re
   if (frames.length === 0) return
   let delivered = 0
   let last = performance.now()
+  let target = frames.length * layout.subscribers
   let allIn: () => void = () => undefined
   const everything = new Promise<void>(resolve => (allIn = resolve))
   for (const socket of sockets)
     socket.onFrame = frame => {
       if (verbOf(frame) !== 'EVENT') return
       last = performance.now()
-      if (++delivered === frames.length * layout.subscribers) allIn()
+      if (++delivered >= target) allIn()
     }
-  await publish([publisher], frames, layout.window)
+  const published = await publish([publisher], frames, layout.window)
+  // Rate-limited warm-up events are never delivered: wait only for the accepted ones.
+  target = (published.stored + published.duplicates) * layout.subscribers
+  if (delivered >= target) allIn()
   await settled(everything, () => last, IDLE_MS)
 }
 
@@ -111,7 +139,11 @@ export const measureFanout = async (url: string, frames: readonly Buffer[], warm
   if (!publisher) throw new Error('could not open the publisher connection')
   await warmUp(sockets, publisher, warmup, layout)
 
-  const expected = layout.subscribers * events
+  const sentAt = new Float64Array(events)
+  const notAccepted = new Set<string>()
+  const latencies = new Float64Array(layout.subscribers * events)
+  let timed = 0
+  let expected = layout.subscribers * events
   let delivered = 0
   let duplicates = 0
   let unique = 0
@@ -123,31 +155,38 @@ export const measureFanout = async (url: string, frames: readonly Buffer[], warm
     const seen = new Uint8Array(layout.perConnection * events)
     socket.onFrame = frame => {
       if (verbOf(frame) !== 'EVENT') return
-      lastDelivery = performance.now()
+      const now = performance.now()
+      lastDelivery = now
       delivered++
-      const index = indexOf.get(idKey(frame, EVENT_ID_AT))
+      const { local, key } = deliveryOf(frame)
+      const index = indexOf.get(key)
       if (index === undefined) return void stray++
-      const slot = localIndexOf(frame) * events + index
+      const slot = local * events + index
       if (seen[slot] === 1) return void duplicates++
       seen[slot] = 1
-      if (++unique === expected) allIn()
+      latencies[timed++] = now - (sentAt[index] as number)
+      if (++unique >= expected) allIn()
     }
   }
 
   const started = performance.now()
   lastDelivery = started
-  const published = await publish([publisher], frames, layout.window)
+  const published = await publish([publisher], frames, layout.window, { sentAt, notAccepted })
+  // Events the relay did not accept (rate limited) are not expected anywhere.
+  expected = layout.subscribers * (events - notAccepted.size)
+  if (unique >= expected) allIn()
   await settled(everything, () => lastDelivery, IDLE_MS)
   const seconds = (lastDelivery - started) / 1000
   const closedByRelay = sockets.filter(s => s.closeCode !== undefined).length
   await closeSockets([...sockets, publisher])
   return {
     subscribers: layout.subscribers,
+    filter: layout.authors ? `{kinds:[1],authors:[${layout.authors.length} bench keys]}` : '{kinds:[1]}',
     connections: sockets.length,
     events,
     expected,
     delivered,
-    missing: expected - unique,
+    missing: Math.max(0, expected - unique),
     duplicates,
     stray,
     seconds,
@@ -155,6 +194,7 @@ export const measureFanout = async (url: string, frames: readonly Buffer[], warm
     subscribeSeconds,
     publish: published,
     closedByRelay,
+    publishToDeliver: summarize(Array.from(latencies.subarray(0, timed))),
   }
 }
 

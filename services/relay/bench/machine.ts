@@ -8,8 +8,23 @@ export interface CpuShare extends PhaseCpu {
   relayRssMiB: number | undefined
 }
 
-/** Starts measuring CPU use of the relay, the generator and the rest; call the result when the phase ends. */
-export const startCpuShare = (relayPid: number): (() => CpuShare) => {
+/**
+ * Starts measuring CPU use of the relay, the generator and the rest; call the result when the phase ends.
+ * Without a relay pid (`--url`: the bench did not start it) the relay is not measured, and the rest of the
+ * machine includes the relay when it runs here.
+ */
+export const startCpuShare = (relayPid: number | undefined): (() => CpuShare) => {
+  if (relayPid === undefined) {
+    const own0 = ownCpuSeconds()
+    const machine0 = machineBusySeconds()
+    const started = performance.now()
+    return () => {
+      const generatorSeconds = ownCpuSeconds() - own0
+      const busy = minus(machineBusySeconds(), machine0)
+      const otherSeconds = busy === undefined ? undefined : Math.max(0, busy - generatorSeconds)
+      return { relaySeconds: undefined, generatorSeconds, otherSeconds, relayRssMiB: undefined, wallSeconds: (performance.now() - started) / 1000 }
+    }
+  }
   const relay0 = readProcStat(relayPid)?.own
   const own0 = ownCpuSeconds()
   const machine0 = machineBusySeconds()

@@ -35,8 +35,15 @@ export interface BenchOptions {
   relayConfig: string | undefined
   /** Also write the results as JSON to this file. */
   json: string | undefined
+  /** `--url`: run against this relay instead of starting one (no child, no CPU shares of the relay, no profiling). */
+  url: string | undefined
+  /** `--no-load` (with `--url`): skip the store load before the REQs; the relay already holds data. */
+  load: boolean
   help: boolean
 }
+
+/** A bad or refused combination of options: the bench prints it and exits with code 2. */
+export class UsageError extends Error {}
 
 type Numeric =
   | 'events' | 'connections' | 'window' | 'store' | 'reqs' | 'reqConnections' | 'warmup' | 'subscribers' | 'perConnection' | 'fanoutEvents' | 'keys'
@@ -62,7 +69,8 @@ const FLAGS: Record<Numeric, string> = {
 export const USAGE = `usage: npm run bench [-- options]        (or: node services/relay/dist/bench/bench.js [options])
 
 Starts the compiled relay on a temp data dir and a free loopback port, drives it over WebSocket with
-signed events, prints a report, stops it with SIGTERM and removes the temp dir.
+signed events, prints a report and a table of the figures, stops it with SIGTERM and removes the temp dir.
+With --url it runs the same scenarios against a relay that is already running, any relay.
 
   --quick                   small run for CI (< 1 min)                              BENCH_QUICK=1
   --only LIST               scenarios to run: ingest,req,fanout (default: all)     BENCH_ONLY
@@ -85,9 +93,21 @@ signed events, prints a report, stops it with SIGTERM and removes the temp dir.
                             CPU per 1k OK and the change vs off
   --tracing-rounds N        --tracing: rounds of off,1 %,100 % (default 3; quick 2) BENCH_TRACING_ROUNDS
   --cpu-prof [DIR]          run the relay with --cpu-prof, summarize hot functions  BENCH_CPU_PROF=DIR|1
+  --profile [DIR]           the same as --cpu-prof                                  BENCH_PROFILE=DIR|1
+  --url ws://HOST:PORT      run against this relay instead of starting one          BENCH_URL
+                            (not with --cpu-prof/--profile, --tracing,
+                            --relay-config, --relay-log-level). Events are signed
+                            by the bench (fresh content, fixed keys). 2. REQ first
+                            PUBLISHES the store events (--store) to that relay,
+                            unless --no-load. NIP-42: answers an AUTH challenge with
+                            a kind-22242 event (relay tag = this URL). OK false
+                            "rate-limited:" and CLOSED "rate-limited:" are counted
+                            apart, not failed. No CPU shares of the relay.
+  --no-load                 with --url: no store load; REQs query what the relay    BENCH_LOAD=0
+                            holds (the bench's authors; 0 events is fine)
   --relay-log-level L       relay log level (default warn)                          BENCH_RELAY_LOG_LEVEL
   --relay-config FILE       relay config file (default: none; defaults + RELAY_* env)
-  --json FILE               also write the results as JSON
+  --json FILE               also write the results (and the table's figures) as JSON
   -h, --help                this text
 
 RELAY_* variables in the environment are passed to the relay (e.g. RELAY_LIMITATION__MAX_LIMIT). The relay
@@ -100,7 +120,7 @@ const scenariosOf = (raw: string | undefined): Set<Scenario> => {
   const all: Scenario[] = ['ingest', 'req', 'fanout']
   if (!raw) return new Set(all)
   const picked = raw.split(',').map(s => s.trim()).filter(Boolean)
-  for (const s of picked) if (!all.includes(s as Scenario)) throw new Error(`--only takes ${all.join(',')}, not "${s}"`)
+  for (const s of picked) if (!all.includes(s as Scenario)) throw new UsageError(`--only takes ${all.join(',')}, not "${s}"`)
   return new Set(picked as Scenario[])
 }
 
@@ -113,10 +133,32 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
     'relay-log-level': { type: 'string' },
     'relay-config': { type: 'string' },
     tracing: { type: 'boolean' },
+    url: { type: 'string' },
+    'no-load': { type: 'boolean' },
   } as const
-  const { flags, numbers, quick, cpuProf, json, help } = parseBenchArgs(argv, env, { flags: FLAGS, full: FULL, quick: QUICK, envPrefix: 'BENCH_' }, own)
+  // --profile [DIR] is --cpu-prof [DIR] (BENCH_PROFILE is BENCH_CPU_PROF).
+  const args = argv.flatMap(a => (a === '--profile' ? ['--cpu-prof'] : a.startsWith('--profile=') ? ['--cpu-prof', a.slice('--profile='.length)] : [a]))
+  const benchEnv = env.BENCH_CPU_PROF === undefined && env.BENCH_PROFILE !== undefined ? { ...env, BENCH_CPU_PROF: env.BENCH_PROFILE } : env
+  let parsed: ReturnType<typeof parseBenchArgs<Numeric>>
+  try {
+    parsed = parseBenchArgs(args, benchEnv, { flags: FLAGS, full: FULL, quick: QUICK, envPrefix: 'BENCH_' }, own)
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error))
+  }
+  const { flags, numbers, quick, cpuProf, json, help } = parsed
   // npm_config_tracing: `npm run bench --tracing` without `--`, as for --quick.
   const tracing = Boolean(flags.tracing) || truthy(env.BENCH_TRACING) === true || env.npm_config_tracing === 'true'
+  const url = urlOf((flags.url as string | undefined) ?? (env.BENCH_URL || undefined))
+  const load = !flags['no-load'] && truthy(env.BENCH_LOAD) !== false
+  if (url !== undefined) {
+    const refused = [
+      cpuProf !== undefined && '--cpu-prof/--profile (it profiles the relay child the bench starts)',
+      tracing && '--tracing (it starts a relay per tracing mode)',
+      flags['relay-config'] !== undefined && '--relay-config',
+      flags['relay-log-level'] !== undefined && '--relay-log-level',
+    ].filter(Boolean)
+    if (refused.length > 0) throw new UsageError(`--url runs against a relay the bench does not start; it cannot be combined with ${refused.join(', ')}`)
+  } else if (!load) throw new UsageError('--no-load needs --url: the relay the bench starts is empty, so the REQs need the store load')
   return {
     quick,
     ...numbers,
@@ -128,6 +170,22 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
     relayLogLevel: (flags['relay-log-level'] as string | undefined) ?? env.BENCH_RELAY_LOG_LEVEL ?? 'warn',
     relayConfig: flags['relay-config'] as string | undefined,
     json,
+    url,
+    load,
     help,
   }
+}
+
+/** The --url value: a ws:// or wss:// URL (http(s):// is taken as ws(s)://). */
+const urlOf = (raw: string | undefined): string | undefined => {
+  if (raw === undefined) return undefined
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new UsageError(`--url expects a ws:// or wss:// URL, not "${raw}"`)
+  }
+  if (url.protocol === 'http:' || url.protocol === 'https:') return raw.replace(/^http/, 'ws')
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new UsageError(`--url expects a ws:// or wss:// URL, not "${raw}"`)
+  return raw
 }

@@ -1,6 +1,6 @@
 // Pipelined publishing: each connection keeps up to `window` EVENTs unanswered and counts the OKs.
 import { summarize, type Summary } from '@msr/bench'
-import { messageOf, okOutcome, verbOf, type BenchSocket } from './bench-socket.js'
+import { isRateLimited, messageOf, okOutcome, verbOf, type BenchSocket } from './bench-socket.js'
 
 /** What the relay answered to a burst of EVENTs. */
 export interface PublishResult {
@@ -9,9 +9,12 @@ export interface PublishResult {
   stored: number
   /** `OK true "duplicate: …"`. */
   duplicates: number
-  /** `OK false`, by reason prefix, with the first message seen for each. */
+  /** `OK false` other than rate limiting, by reason prefix, with the first message seen for each. */
   rejected: number
   rejectReasons: Map<string, { count: number; example: string }>
+  /** `OK false "rate-limited: …"`: the relay's policy, not a wrong answer (counted apart, never a fault). */
+  rateLimited: number
+  rateLimitedExample?: string
   notices: string[]
   /** From the first EVENT sent to the last OK received. */
   seconds: number
@@ -31,10 +34,18 @@ interface Lane {
   sentAt: Float64Array
 }
 
+/** What a caller may want beyond the result: when each frame went out, which events were not accepted. */
+export interface PublishTrace {
+  /** Filled with the performance.now() at which frames[i] was sent. */
+  sentAt?: Float64Array
+  /** Filled with the ids (64 hex) of the events answered `OK false`, rate limited included. */
+  notAccepted?: Set<string>
+}
+
 /** Publishes `frames` over the sockets (contiguous slices, one per socket) with at most `window` in flight each. */
-export const publish = async (sockets: readonly BenchSocket[], frames: readonly Buffer[], window: number): Promise<PublishResult> => {
+export const publish = async (sockets: readonly BenchSocket[], frames: readonly Buffer[], window: number, trace: PublishTrace = {}): Promise<PublishResult> => {
   const result: PublishResult = {
-    sent: frames.length, stored: 0, duplicates: 0, rejected: 0, rejectReasons: new Map(), notices: [], seconds: 0, ackLatency: summarize([]),
+    sent: frames.length, stored: 0, duplicates: 0, rejected: 0, rejectReasons: new Map(), rateLimited: 0, notices: [], seconds: 0, ackLatency: summarize([]),
   }
   const per = Math.ceil(frames.length / sockets.length)
   const lanes: Lane[] = sockets.map((socket, k) => {
@@ -45,7 +56,7 @@ export const publish = async (sockets: readonly BenchSocket[], frames: readonly 
   const latencies: number[] = []
   const started = performance.now()
   let lastOk = started
-  await Promise.all(lanes.map(lane => runLane(lane, frames, window, result, latencies, at => (lastOk = at))))
+  await Promise.all(lanes.map(lane => runLane(lane, frames, window, result, latencies, at => (lastOk = at), trace)))
   result.seconds = (lastOk - started) / 1000
   result.ackLatency = summarize(latencies)
   return result
@@ -58,6 +69,7 @@ const runLane = (
   result: PublishResult,
   latencies: number[],
   onOk: (at: number) => void,
+  trace: PublishTrace,
 ): Promise<void> =>
   new Promise((resolve, reject) => {
     if (lane.from === lane.to) return resolve()
@@ -69,6 +81,7 @@ const runLane = (
       if (upTo <= lane.sent) return
       const now = performance.now()
       for (let i = lane.sent; i < upTo; i++) lane.sentAt[i - lane.from] = now
+      if (trace.sentAt) trace.sentAt.fill(now, lane.sent, upTo)
       lane.socket.sendMany(frames, lane.sent, upTo)
       lane.sent = upTo
     }
@@ -86,7 +99,7 @@ const runLane = (
       progressAt = now
       latencies.push(now - (lane.sentAt[lane.acked - lane.from] as number))
       lane.acked++
-      tally(frame, result)
+      tally(frame, result, trace.notAccepted)
       onOk(now)
       if (lane.acked === lane.to) return void (clearInterval(watchdog), resolve())
       if (!refillScheduled) {
@@ -97,12 +110,18 @@ const runLane = (
     refill()
   })
 
-const tally = (frame: Buffer, result: PublishResult): void => {
+const tally = (frame: Buffer, result: PublishResult, notAccepted: Set<string> | undefined): void => {
   const outcome = okOutcome(frame)
   if (outcome === 'stored') return void result.stored++
   if (outcome === 'duplicate') return void result.duplicates++
-  result.rejected++
+  notAccepted?.add(String((JSON.parse(frame.toString('utf8')) as unknown[])[1]))
   const message = messageOf(frame)
+  if (isRateLimited(message)) {
+    result.rateLimited++
+    result.rateLimitedExample ??= message
+    return
+  }
+  result.rejected++
   const prefix = message.split(':')[0] ?? message
   const seen = result.rejectReasons.get(prefix)
   if (seen) seen.count++

@@ -27,6 +27,20 @@ export const printRelay = (relay: { pid: number; url: string; dataDir: string },
   if (profDir) row('cpu-prof', `relay runs with --cpu-prof; profiles in ${profDir}`)
 }
 
+/** `--url`: the relay under test is not the bench's child. */
+export const printRemote = (url: string, load: boolean): void => {
+  row('relay', `${url} (--url: not started by the bench; its CPU, memory, log and verifier are not measured)`)
+  if (!load) row('store', '--no-load: the REQs query what the relay already holds (the bench\'s fixed authors, tag pools and last 7 days)')
+}
+
+/** `--url`: what NIP-42 came to (nothing when the relay never sent a challenge). */
+export const printAuth = (stats: { challenges: number; accepted: number; refused: number; refusedExample?: string }, onConnect: boolean | undefined): void => {
+  line()
+  if (stats.challenges === 0) return row('NIP-42', `no AUTH challenge from the relay${onConnect === false ? ' on connect' : ''}; the bench did not authenticate`)
+  row('NIP-42', `${int(stats.challenges)} challenges answered (kind 22242, one of the bench's keys): accepted ${int(stats.accepted)}, refused ${int(stats.refused)}` +
+    (stats.refusedExample ? `: e.g. "${stats.refusedExample}"` : ''))
+}
+
 /** Whether the relay traces: it always loads the register module; the SDK starts only when OTEL_TRACES_EXPORTER names an exporter. */
 export const printTracingState = (env: Record<string, string | undefined>): void => {
   const exporter = env.OTEL_TRACES_EXPORTER
@@ -41,6 +55,8 @@ export const printPrepared = (events: number, seconds: number, threads: number, 
 /** CPU use over the phase's wall time, in cores. */
 const cpuText = (cpu: CpuShare): string => {
   const cores = (seconds: number) => `${seconds.toFixed(2)} s (${(seconds / cpu.wallSeconds).toFixed(2)} cores)`
+  if (cpu.relaySeconds === undefined && cpu.relayRssMiB === undefined && cpu.otherSeconds !== undefined)
+    return `relay not measured (--url), generator ${cores(cpu.generatorSeconds)}, rest of this machine ${(cpu.otherSeconds / cpu.wallSeconds).toFixed(2)} cores (the relay included if it runs here)`
   const relay = cpu.relaySeconds === undefined ? 'relay ?' : `relay ${cores(cpu.relaySeconds)}`
   const other = cpu.otherSeconds === undefined ? '' : `, other processes ${(cpu.otherSeconds / cpu.wallSeconds).toFixed(2)} cores`
   const rss = cpu.relayRssMiB === undefined ? '' : `; relay RSS ${cpu.relayRssMiB.toFixed(0)} MiB`
@@ -52,6 +68,7 @@ const latencyText = (s: Summary): string => `p50 ${ms(s.p50)}  p90 ${ms(s.p90)} 
 const printPublish = (r: PublishResult): void => {
   row('accepted', `${int(r.stored + r.duplicates)} of ${int(r.sent)} (stored ${int(r.stored)}, duplicate ${int(r.duplicates)}), rejected ${int(r.rejected)}`)
   for (const [prefix, { count, example }] of r.rejectReasons) row('  rejected', `${int(count)} × ${prefix}: e.g. "${example}"`)
+  if (r.rateLimited) row('rate-limited', `${int(r.rateLimited)} OK false "rate-limited:" (not counted as accepted or rejected): e.g. "${r.rateLimitedExample ?? ''}"`)
   for (const notice of r.notices) row('  NOTICE', notice)
 }
 
@@ -67,19 +84,19 @@ export const printIngest = (r: PublishResult, connections: number, window: numbe
 }
 
 /** Loading the rest of the store for scenario 2. */
-export const printLoad = (r: PublishResult, storeSize: number, storeMiB: number): void => {
+export const printLoad = (r: PublishResult, storeSize: number, storeMiB: number | undefined): void => {
   line()
   line(`   Store load for REQs: ${int(r.sent)} more events (about 45% kind 1, 25% kind 7, 30% kind 445; tags p/e/h/t)`)
-  row('store', `${int(storeSize)} events, ${storeMiB.toFixed(0)} MiB on disk`)
+  row('store', storeMiB === undefined ? `${int(storeSize)} events published by this run (--url: plus whatever the relay held)` : `${int(storeSize)} events, ${storeMiB.toFixed(0)} MiB on disk`)
   printPublish(r)
   row('throughput', `${int((r.stored + r.duplicates) / r.seconds)} accepted events/s (${sec(r.seconds)})`)
 }
 
 /** Scenario 2. */
-export const printReqs = (r: ReqResult, store: number, connections: number, cpu: CpuShare): void => {
+export const printReqs = (r: ReqResult, store: number | string, connections: number, cpu: CpuShare): void => {
   line()
   const layout = connections === 1 ? '1 connection (no queueing behind other REQs)' : `${connections} connections, one REQ at a time each`
-  line(`2. REQ latency: ${int(r.all.n)} REQs on a ${int(store)}-event store, ${layout} (send → EOSE, then CLOSE)`)
+  line(`2. REQ latency: ${int(r.all.n)} REQs on ${typeof store === 'number' ? `a ${int(store)}-event store` : store}, ${layout} (send → EOSE, then CLOSE)`)
   for (const t of r.byType)
     row(`${t.label.padEnd(24)}`, `n ${String(t.latency.n).padStart(4)}  ${latencyText(t.latency)}  events/REQ ${t.events.mean.toFixed(0)} (limit ${t.limit})${t.closed ? `  CLOSED ${t.closed}` : ''}`)
   row('all REQs', latencyText(r.all))
@@ -89,19 +106,21 @@ export const printReqs = (r: ReqResult, store: number, connections: number, cpu:
   row('rate', `${int(r.all.n / r.seconds)} REQs/s over ${sec(r.seconds)}${perReq}`)
   row('cpu', cpuText(cpu))
   for (const example of r.closedExamples) row('  CLOSED', example)
+  if (r.rateLimited) row('rate-limited', `${int(r.rateLimited)} REQs ended by CLOSED "rate-limited:" (left out of the figures above): e.g. "${r.rateLimitedExample ?? ''}"`)
 }
 
 /** Scenario 3 (one layout). */
 export const printFanout = (r: FanoutResult, title: string, cpu: CpuShare): void => {
   line()
-  line(`3. Fan-out ${title}: ${int(r.subscribers)} subscribers to {kinds:[1]} on ${int(r.connections)} connections, ${int(r.events)} events from one publisher`)
+  line(`3. Fan-out ${title}: ${int(r.subscribers)} subscribers to ${r.filter} on ${int(r.connections)} connections, ${int(r.events)} events from one publisher`)
   row('delivered', `${int(r.delivered)} of ${int(r.expected)} EVENT frames; missing ${int(r.missing)}, duplicate ${int(r.duplicates)}, stray ${int(r.stray)}` +
     (r.closedByRelay ? `, ${r.closedByRelay} subscriber connections closed by the relay` : ''))
   row('time', `${sec(r.seconds)} from first publish to last delivery (publisher: ${int((r.publish.stored + r.publish.duplicates) / r.publish.seconds)} events/s accepted, ${sec(r.publish.seconds)})`)
   const judged = r.missing === 0 ? verdict(r.deliveriesPerSecond >= TARGETS.fanoutPerSecond) : 'NOT MET: deliveries missing'
   row('throughput', `${int(r.deliveriesPerSecond)} deliveries/s   [target ≥ ${int(TARGETS.fanoutPerSecond)}: ${judged}]`)
+  row('pub→deliver', `${latencyText(r.publishToDeliver)} (EVENT sent → EVENT received on the subscription, bench clock; n ${int(r.publishToDeliver.n)})`)
   row('cpu', cpuText(cpu))
-  if (r.publish.rejected) printPublish(r.publish)
+  if (r.publish.rejected || r.publish.rateLimited) printPublish(r.publish)
 }
 
 /** Per benchmark phase: how busy the relay's threads were and its main thread's hottest functions. */
@@ -135,6 +154,33 @@ export const printClosing = (
   line()
   line('Summary')
   for (const s of summary) line(`  ${s}`)
+}
+
+/** `--url`: no relay log or stop to report, only the summary lines. */
+export const printRemoteClosing = (summary: string[]): void => {
+  line()
+  line('Summary')
+  for (const s of summary) line(`  ${s}`)
+}
+
+/** One row of the final table (and of the JSON's `figures`). */
+export interface Figure {
+  figure: string
+  value: number
+  unit: string
+}
+
+/** A table value: counts and values from 100 up with thousands separators, others with two decimals. */
+const valueText = (v: number): string => (!Number.isFinite(v) ? '-' : Math.abs(v) >= 100 || Number.isInteger(v) ? int(v) : v.toFixed(2))
+
+/** The figures of the run as one table: figure | value | unit. */
+export const printTable = (figures: readonly Figure[], target: string): void => {
+  line()
+  line(`Figures (${target})`)
+  const w = [Math.max(6, ...figures.map(f => f.figure.length)), Math.max(5, ...figures.map(f => valueText(f.value).length)), Math.max(4, ...figures.map(f => f.unit.length))] as const
+  line(`  ${'figure'.padEnd(w[0])} | ${'value'.padStart(w[1])} | unit`)
+  line(`  ${'-'.repeat(w[0])} | ${'-'.repeat(w[1])} | ${'-'.repeat(w[2])}`)
+  for (const f of figures) line(`  ${f.figure.padEnd(w[0])} | ${valueText(f.value).padStart(w[1])} | ${f.unit}`)
 }
 
 /** `--tracing`: the relay's verifier and log level (a relay is started per run, so there is no single pid or data dir). */

@@ -1,6 +1,6 @@
 // REQ latency: one REQ at a time per connection, timed from send to EOSE, then CLOSE.
 import { summarize, type Summary } from '@msr/bench'
-import { messageOf, verbOf, type BenchSocket } from './bench-socket.js'
+import { isRateLimited, messageOf, verbOf, type BenchSocket } from './bench-socket.js'
 import { mulberry32, type Pools } from './event-factory.js'
 
 /** What the filters may ask for: the store's authors, tag pools and time span. */
@@ -56,7 +56,13 @@ export interface ReqResult {
   /** Latency of every query with limit 500. */
   limit500: Summary
   closedExamples: string[]
+  /** REQs the relay ended with CLOSED "rate-limited: …": counted apart and left out of every latency and events figure. */
+  rateLimited: number
+  rateLimitedExample?: string
 }
+
+/** True for a REQ the relay refused as rate limited. */
+export const rateLimitedReq = (s: ReqSample): boolean => s.closed !== undefined && isRateLimited(s.closed)
 
 /** Pre-built REQ frames (built before timing starts). */
 const buildRequests = (count: number, shape: StoreShape, seed: number, prefix: string): Array<{ type: number; frame: string; close: string }> => {
@@ -113,8 +119,10 @@ export const measureReqs = async (sockets: readonly BenchSocket[], shape: StoreS
   const share = (n: number, k: number) => shareOf(n, sockets.length, k)
   const batches = sockets.map((_, k) => buildRequests(share(total, k), shape, 7 + k, `r${k}-`))
   const started = performance.now()
-  const samples = (await Promise.all(sockets.map((s, k) => drive(s, batches[k] ?? [])))).flat()
+  const all = (await Promise.all(sockets.map((s, k) => drive(s, batches[k] ?? [])))).flat()
   const seconds = (performance.now() - started) / 1000
+  const limited = all.filter(rateLimitedReq)
+  const samples = all.filter(s => !rateLimitedReq(s))
   const byType = QUERY_TYPES.map((q, type) => {
     const mine = samples.filter(s => s.type === type)
     return {
@@ -133,5 +141,7 @@ export const measureReqs = async (sockets: readonly BenchSocket[], shape: StoreS
     all: summarize(samples.map(s => s.ms)),
     limit500: summarize(samples.filter(s => QUERY_TYPES[s.type]?.limit === 500).map(s => s.ms)),
     closedExamples: [...new Set(samples.flatMap(s => (s.closed === undefined ? [] : [s.closed])))].slice(0, 5),
+    rateLimited: limited.length,
+    ...(limited[0]?.closed !== undefined && { rateLimitedExample: limited[0].closed }),
   }
 }

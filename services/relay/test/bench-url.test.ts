@@ -1,0 +1,112 @@
+// The relay bench's `--url`: the compiled bench (dist/bench/bench.js) as a child process against relays this
+// test starts in-process, as a user would point it at their own relay: a plain one, and one that requires
+// NIP-42 AUTH and rate-limits kind 1. Small runs (a few hundred events): this checks the mode works, not figures.
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { freePort, startTestRelay, tempDir, type TestRelay } from './harness.js'
+
+const BENCH = fileURLToPath(new URL('../bench/bench.js', import.meta.url))
+
+interface Figure {
+  figure: string
+  value: number | null
+  unit: string
+}
+
+interface BenchJson {
+  relay: { url: string; started: boolean; auth?: { challenges: number; accepted: number; refused: number } }
+  figures: Figure[]
+  results: { ingest?: { stored: number; rateLimited: number; rejected: number } }
+}
+
+/** Runs the bench to its end; resolves with its exit code and output. */
+const runBench = (args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BENCH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_URL: '', BENCH_QUICK: '' } })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`bench did not finish in ${timeoutMs} ms:\n${stdout}\n${stderr}`))), timeoutMs)
+    child.once('exit', code => (clearTimeout(timer), resolve({ code, stdout, stderr })))
+  })
+
+const SMALL = ['--quick', '--only', 'ingest,req', '--events', '300', '--store', '600', '--reqs', '50', '--warmup', '10']
+
+const figure = (json: BenchJson, name: string): number => {
+  const f = json.figures.find(x => x.figure === name)
+  assert.ok(f, `figure "${name}" in ${JSON.stringify(json.figures)}`)
+  return f.value ?? NaN
+}
+
+describe('relay bench --url', () => {
+  let dir: string
+  let plain: TestRelay
+  let guarded: TestRelay
+  let guardedUrl: string
+
+  before(async () => {
+    dir = await tempDir('msr-bench-url-')
+    // The relay tag of NIP-42 must name the relay's public URL, and the bench signs it with the URL it is given.
+    const port = await freePort()
+    guardedUrl = `ws://127.0.0.1:${port}`
+    ;[plain, guarded] = await Promise.all([
+      startTestRelay(),
+      startTestRelay({
+        'network.port': port,
+        'network.public_url': guardedUrl,
+        'auth.enabled': true,
+        'auth.required': true,
+        'rate_limiter.event': [{ name: 'notes', description: 'bench test', period: '1m', limit: 100, kinds: [1] }],
+      }),
+    ])
+  })
+
+  after(async () => {
+    await Promise.all([plain?.close(), guarded?.close()])
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('runs ingest and REQ against a running relay, prints the table and writes the figures as JSON', async () => {
+    const json = join(dir, 'plain.json')
+    const run = await runBench(['--url', plain.url, ...SMALL, '--json', json])
+    assert.equal(run.code, 0, `exit code\n${run.stdout}\n${run.stderr}`)
+    assert.match(run.stdout, /--url: not started by the bench/)
+    assert.match(run.stdout, /relay not measured \(--url\)/)
+    assert.match(run.stdout, /Figures \(ws:\/\/127\.0\.0\.1:\d+\)\n {2}figure +\| +value \| unit/)
+    assert.match(run.stdout, /ingest OK\/s +\| +[\d,.]+ \| events\/s/)
+    assert.match(run.stdout, /REQ p99 \(limit 500\) +\| +[\d,.]+ \| ms/)
+    const body = JSON.parse(await readFile(json, 'utf8')) as BenchJson
+    assert.equal(body.relay.started, false)
+    assert.ok(figure(body, 'ingest OK/s') > 0)
+    assert.equal(body.results.ingest?.stored, 300)
+    assert.ok(figure(body, 'REQ events per REQ (mean)') > 0, 'the REQs find the events the bench published')
+    assert.equal(figure(body, 'ingest rate-limited'), 0)
+  })
+
+  it('authenticates (NIP-42) when the relay requires it and counts rate-limited events apart, still exiting 0', async () => {
+    const json = join(dir, 'guarded.json')
+    const run = await runBench(['--url', guardedUrl, ...SMALL, '--json', json])
+    assert.equal(run.code, 0, `exit code\n${run.stdout}\n${run.stderr}`)
+    const body = JSON.parse(await readFile(json, 'utf8')) as BenchJson
+    const auth = body.relay.auth
+    assert.ok(auth && auth.challenges > 0 && auth.accepted === auth.challenges && auth.refused === 0, JSON.stringify(auth))
+    assert.equal(body.results.ingest?.rejected, 0, 'no auth-required or other rejections')
+    assert.ok(figure(body, 'ingest rate-limited') > 0, 'the kind-1 rule limited some events')
+    assert.ok(figure(body, 'ingest OK/s') > 0)
+    assert.match(run.stdout, /ingest rate-limited +\| +[\d,]+ \| events/)
+    assert.match(run.stdout, /NIP-42 +\d+ challenges answered/)
+  })
+
+  it('refuses --url with --cpu-prof (or --profile) and --tracing: exit 2, saying why', async () => {
+    for (const flag of ['--profile', '--cpu-prof', '--tracing']) {
+      const run = await runBench(['--url', 'ws://127.0.0.1:9', flag])
+      assert.equal(run.code, 2, `${flag}: ${run.stderr}`)
+      assert.match(run.stderr, /--url .* cannot be combined with/)
+    }
+  })
+})
