@@ -18,6 +18,8 @@ import { startCpuShare, type CpuShare } from './machine.js'
 import { parseBenchOptions, USAGE, UsageError, type BenchOptions } from './options.js'
 import { publish, type PublishResult } from './publish.js'
 import { startRelayProcess, type RelayProcess } from './relay-process.js'
+import { idleConnections, type IdleResult } from './idle.js'
+import { randomBytes } from 'node:crypto'
 import { measureReqs, warmUp, type ReqResult, type StoreShape } from './req-latency.js'
 import * as report from './report.js'
 import { runTracing, type TracingResults } from './tracing-bench.js'
@@ -76,6 +78,7 @@ interface Results {
   reqsBaseline?: ReqResult
   fanout?: FanoutResult
   fanoutSeparate?: FanoutResult
+  idle?: IdleResult
 }
 
 const hexPool = (rng: () => number, n: number): string[] =>
@@ -264,6 +267,11 @@ const figuresOf = (results: Results, options: BenchOptions): report.Figure[] => 
     add(`fan-out missing${suffix}`, r.missing, 'deliveries')
     if (remote || r.publish.rateLimited) add(`fan-out rate-limited${suffix}`, r.publish.rateLimited, 'events')
   }
+  if (results.idle) {
+    const { idle } = results
+    add('idle connection, relay heap', (idle.heapAfter - idle.heapBefore) / idle.connections / 1024, 'KB/connection')
+    add(`relay resident set, ${idle.connections} idle connections`, idle.rssAfter / 2 ** 20, 'MiB')
+  }
   return figures
 }
 
@@ -294,6 +302,7 @@ const remoteMain = async (options: BenchOptions, url: string, corpus: Corpus): P
   if (corpus.notes.length > 0 || corpus.extra.length > 0) await ingestAndLoad(target, options, corpus, results)
   if (options.scenarios.has('req')) await reqLatency(target, options, corpus, results)
   if (options.scenarios.has('fanout')) await fanout(target, options, corpus, results)
+  if (options.scenarios.has('idle')) report.printIdleSkipped()
   report.printAuth(auth.stats, auth.onConnect)
   const { lines, faults } = summarize(results, true)
   report.printRemoteClosing(lines)
@@ -340,11 +349,14 @@ const main = async (): Promise<number> => {
   const pinned = process.env.RELAY_VERIFICATION__BACKEND === undefined
   // The load generator does not authenticate (NIP-42), so kind 445 must not need it, and the
   // per-IP limits must not count every generator connection (they all come from 127.0.0.1).
+  // Scenario 4 reads the relay's memory from its /metrics, with a key made up for this run.
+  const metricsKey = randomBytes(16).toString('hex')
   const env = {
     RELAY_AUTH__AUTH_REQUIRED_KINDS: '[]',
     RELAY_RATE_LIMITER__ENABLED: 'false',
     ...process.env,
     ...(pinned && { RELAY_VERIFICATION__BACKEND: 'native' }),
+    ...(options.scenarios.has('idle') && { RELAY_METRICS__ENABLED: 'true', RELAY_METRICS__AUTH: metricsKey }),
   }
   if (options.tracing) return tracingMain(options, corpus.notes, env, pinned, profDir)
   const relay = await startRelayProcess({ cli: CLI, env, logLevel: options.relayLogLevel, configFile: options.relayConfig, cpuProfDir: profDir })
@@ -360,6 +372,10 @@ const main = async (): Promise<number> => {
     if (corpus.notes.length > 0) await ingestAndLoad(target, options, corpus, results)
     if (options.scenarios.has('req')) await reqLatency(target, options, corpus, results)
     if (options.scenarios.has('fanout')) await fanout(target, options, corpus, results)
+    if (options.scenarios.has('idle')) {
+      results.idle = await idleConnections(relay.url, metricsKey, options.idle, options.quick ? 8 : 20)
+      report.printIdle(results.idle)
+    }
     peakRss = processMemoryMiB(relay.pid, 'VmHWM')
   } finally {
     stop = await relay.stop()

@@ -2,7 +2,7 @@
 import { parseBenchArgs, truthy } from '@msr/bench'
 
 /** The scenarios a run can include. */
-export type Scenario = 'ingest' | 'req' | 'fanout'
+export type Scenario = 'ingest' | 'req' | 'fanout' | 'idle'
 
 /** Everything a run is configured by. */
 export interface BenchOptions {
@@ -28,6 +28,8 @@ export interface BenchOptions {
   /** `--tracing`: only scenario 1, on fresh relays with tracing off, sampled at 1 % and at 100 %, `tracingRounds` times each. */
   tracing: boolean
   tracingRounds: number
+  /** Scenario 4: idle connections held while the relay's memory is read. */
+  idle: number
   scenarios: Set<Scenario>
   /** Directory for the relay's `--cpu-prof` output; undefined: no profiling. */
   cpuProf: string | undefined
@@ -47,22 +49,22 @@ export class UsageError extends Error {}
 
 type Numeric =
   | 'events' | 'connections' | 'window' | 'store' | 'reqs' | 'reqConnections' | 'warmup' | 'subscribers' | 'perConnection' | 'fanoutEvents' | 'keys'
-  | 'tracingRounds'
+  | 'tracingRounds' | 'idle'
 
 const FULL: Record<Numeric, number> = {
   events: 50_000, connections: 8, window: 500, store: 100_000, reqs: 2000, reqConnections: 4, warmup: 200,
-  subscribers: 500, perConnection: 10, fanoutEvents: 2000, keys: 8, tracingRounds: 3,
+  subscribers: 500, perConnection: 10, fanoutEvents: 2000, keys: 8, tracingRounds: 3, idle: 10_000,
 }
 
 const QUICK: Record<Numeric, number> = {
-  ...FULL, events: 5000, connections: 4, store: 10_000, reqs: 400, warmup: 50, subscribers: 100, fanoutEvents: 500, tracingRounds: 2,
+  ...FULL, events: 5000, connections: 4, store: 10_000, reqs: 400, warmup: 50, subscribers: 100, fanoutEvents: 500, tracingRounds: 2, idle: 2000,
 }
 
 /** Flag name (kebab-case) of each numeric setting; the env name is BENCH_ + the flag in upper snake case. */
 const FLAGS: Record<Numeric, string> = {
   events: 'events', connections: 'connections', window: 'window', store: 'store', reqs: 'reqs', reqConnections: 'req-connections',
   warmup: 'warmup', subscribers: 'subscribers', perConnection: 'subs-per-connection', fanoutEvents: 'fanout-events', keys: 'keys',
-  tracingRounds: 'tracing-rounds',
+  tracingRounds: 'tracing-rounds', idle: 'idle',
 }
 
 /** The --help text. */
@@ -73,7 +75,7 @@ signed events, prints a report and a table of the figures, stops it with SIGTERM
 With --url it runs the same scenarios against a relay that is already running, any relay.
 
   --quick                   small run for CI (< 1 min)                              BENCH_QUICK=1
-  --only LIST               scenarios to run: ingest,req,fanout (default: all)     BENCH_ONLY
+  --only LIST               scenarios to run: ingest,req,fanout,idle (default: all) BENCH_ONLY
   --events N                1. ingest: kind-1 events (default 50000; quick 5000)    BENCH_EVENTS
   --connections C           1. ingest: publishing connections (default 8)           BENCH_CONNECTIONS
   --window W                unanswered EVENTs per connection (default 500)          BENCH_WINDOW
@@ -86,6 +88,9 @@ With --url it runs the same scenarios against a relay that is already running, a
   --subs-per-connection K   3. fan-out: subscriptions per connection (default 10)   BENCH_SUBS_PER_CONNECTION
   --fanout-events M         3. fan-out: events published (default 2000)            BENCH_FANOUT_EVENTS
   --no-separate             3. fan-out: skip the one-connection-per-subscriber run  BENCH_SEPARATE=0
+  --idle N                  4. idle connections held; the relay's heap per          BENCH_IDLE
+                            connection and resident set (default 10000; quick 2000;
+                            not with --url: read from the relay's /metrics)
   --keys K                  signing keys / authors (default 8)                      BENCH_KEYS
   --tracing                 only 1. ingest, on a fresh relay per tracing mode:      BENCH_TRACING=1
                             off, sampled at 1 %, at 100 % (OTLP/HTTP to a sink in
@@ -117,7 +122,7 @@ it too, except with --tracing, which sets them itself and keeps only OTEL_EXPORT
 `
 
 const scenariosOf = (raw: string | undefined): Set<Scenario> => {
-  const all: Scenario[] = ['ingest', 'req', 'fanout']
+  const all: Scenario[] = ['ingest', 'req', 'fanout', 'idle']
   if (!raw) return new Set(all)
   const picked = raw.split(',').map(s => s.trim()).filter(Boolean)
   for (const s of picked) if (!all.includes(s as Scenario)) throw new UsageError(`--only takes ${all.join(',')}, not "${s}"`)

@@ -1,4 +1,5 @@
 // The printed report: one section per scenario, then the targets of DESIGN.md §8.
+import type { IdleResult } from './idle.js'
 import { int, ms, sec, summarizeThread, type MachineInfo, type Phase, type Summary, type ThreadProfile } from '@msr/bench'
 import type { FanoutResult } from './fanout.js'
 import type { CpuShare } from './machine.js'
@@ -124,6 +125,17 @@ export const printFanout = (r: FanoutResult, title: string, cpu: CpuShare): void
 }
 
 /** Per benchmark phase: how busy the relay's threads were and its main thread's hottest functions. */
+/** Scenario 4 needs the relay's own /metrics: not against --url. */
+export const printIdleSkipped = (): void => line('\n4. Idle connections: not measured with --url (the figures come from the relay\'s own /metrics)')
+
+/** Scenario 4: the relay's memory with idle connections held. */
+export const printIdle = (r: IdleResult): void => {
+  const perConnection = (r.heapAfter - r.heapBefore) / r.connections
+  line(`\n4. Idle connections: ${r.connections} WebSocket connections that send nothing (the relay counted ${r.counted})`)
+  line(`  relay heap    ${(r.heapBefore / 2 ** 20).toFixed(1)} MiB before, ${(r.heapAfter / 2 ** 20).toFixed(1)} MiB with them: ${(perConnection / 1024).toFixed(2)} KB per connection   [target ≤ 4 KB: ${perConnection <= 4096 ? 'MET' : 'MISSED'}]`)
+  line(`  resident set  ${(r.rssAfter / 2 ** 20).toFixed(0)} MiB with them   [target: 10,000 under 500 MiB${r.connections >= 10_000 ? `: ${r.rssAfter < 500 * 2 ** 20 ? 'MET' : 'MISSED'}` : ''}]`)
+}
+
 export const printProfiles = (phases: Phase[], profiles: ThreadProfile[], perPhase = 12): void => {
   line()
   line(`Relay CPU profile by phase (--cpu-prof; self time, % of the main thread's non-idle samples)`)

@@ -1,8 +1,8 @@
 import type { WebSocket } from 'ws'
 import type { Logger } from '@msr/telemetry'
 import { handleAuth, sendChallenge } from './connection/auth.js'
-import { Client, type DropCause } from './connection/client.js'
-import { InboundOrder } from './connection/inbound.js'
+import { Client, type ClientOptions, type DropCause } from './connection/client.js'
+import { InboundOrder, type InboundHandler } from './connection/inbound.js'
 import { sleep } from './deadline.js'
 import type { RelayMetrics } from './metrics.js'
 import { FanOut } from './pipeline/fanout.js'
@@ -34,18 +34,78 @@ export interface RelayDeps {
 /** Where an unexpected failure happened, for the log and `internal_errors_total`. */
 export type FailurePath = 'event' | 'write' | 'req' | 'count' | 'auth' | 'handler'
 
+/** An open socket's client and the order its messages take effect in. */
+interface Connection {
+  client: Client
+  inbound: InboundOrder<Client, ClientMessage>
+}
+
+type SocketListeners = {
+  message: (this: WebSocket, data: Buffer | Buffer[], isBinary: boolean) => void
+  ping: (this: WebSocket) => void
+  close: (this: WebSocket) => void
+  error: (this: WebSocket, error: Error) => void
+}
+
+/**
+ * One set of socket listeners for every connection (ws calls them with the socket as `this`): a closure
+ * per connection and event would cost about half a kilobyte per idle connection.
+ */
+const socketListeners = (
+  bySocket: WeakMap<WebSocket, Connection>,
+  on: {
+    message: (c: Connection, data: Buffer | Buffer[], isBinary: boolean) => void
+    ping: (c: Connection) => void
+    close: (c: Connection) => void
+    error: (c: Connection, error: Error) => void
+  },
+): SocketListeners => ({
+  message(data, isBinary) {
+    const c = bySocket.get(this)
+    if (c) on.message(c, data, isBinary)
+  },
+  ping() {
+    const c = bySocket.get(this)
+    if (c) on.ping(c)
+  },
+  close() {
+    const c = bySocket.get(this)
+    if (c) on.close(c)
+  },
+  error(error) {
+    const c = bySocket.get(this)
+    if (c) on.error(c, error)
+  },
+})
+
 /** The protocol core: connections in, messages dispatched to the EVENT, REQ and AUTH paths. */
 export class Relay {
   readonly live = new LiveIndex()
   readonly fanOut: FanOut
   readonly clients = new Set<Client>()
   private readonly perIp = new Map<string, number>()
+  /** Each open socket's client and message order, for the socket listeners below (shared by every socket). */
+  private readonly bySocket = new WeakMap<WebSocket, Connection>()
+  private readonly socketListeners: SocketListeners
+  private readonly inboundHandler: InboundHandler<Client, ClientMessage>
+  /** The client options of the settings in force (rebuilt when they change), shared by every client. */
+  private clientOptions: { for: unknown; options: ClientOptions } | undefined
   private readonly ingest: ReturnType<typeof createIngest>
   private readonly requests: RequestDeps
   private readonly now: () => number
 
   constructor(private readonly deps: RelayDeps) {
     this.now = deps.now ?? (() => Math.floor(Date.now() / 1000))
+    this.socketListeners = socketListeners(this.bySocket, {
+      message: (c, data, isBinary) => this.receive(c.client, c.inbound, data, isBinary),
+      ping: c => c.client.checkBackpressure(),
+      close: c => this.disconnect(c.client),
+      error: (c, error) => this.deps.logger.debug({ err: error, ip: c.client.ip }, 'socket error'),
+    })
+    this.inboundHandler = {
+      handle: (client, message) => this.dispatch(client, message),
+      hold: (client, on) => (on ? client.hold('auth') : client.release('auth')),
+    }
     const { settings, metrics } = deps
     const visible = (s: { client: Client }, e: Parameters<typeof visibleTo>[2]) =>
       visibleTo(settings.current.access.privateKinds, s.client.authed, e)
@@ -89,31 +149,39 @@ export class Relay {
 
   /** Takes over a freshly upgraded WebSocket; sends the NIP-42 challenge when auth is enabled. */
   connect(socket: WebSocket, ip: string): Client {
-    const { config, access } = this.deps.settings.current
-    const client = new Client(socket, ip, {
-      maxOutboundBytes: config.network.max_outbound_buffer,
-      slowGraceMs: config.network.slow_client_grace,
-      onDrop: (c, cause) => this.onDrop(c, cause),
-      onAuthRequired: c => this.deps.settings.current.access.authEnabled && sendChallenge(c),
-    })
+    const { access } = this.deps.settings.current
+    const client = new Client(socket, ip, this.optionsForClients())
     this.clients.add(client)
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1)
     this.deps.metrics.connections.inc()
     this.deps.metrics.connectionsTotal.inc()
-    const inbound = new InboundOrder<ClientMessage>(
-      message => this.dispatch(client, message),
-      on => (on ? client.hold('auth') : client.release('auth')),
-    )
-    socket.on('message', (data, isBinary) => this.receive(client, inbound, data as Buffer, isBinary))
+    this.bySocket.set(socket, { client, inbound: new InboundOrder(client, this.inboundHandler) })
+    socket.on('message', this.socketListeners.message)
     // ws answers each ping; a client that does not read its pongs stops being read, like any slow reader.
-    socket.on('ping', () => client.checkBackpressure())
-    socket.on('close', () => this.disconnect(client))
-    socket.on('error', error => this.deps.logger.debug({ err: error, ip }, 'socket error'))
+    socket.on('ping', this.socketListeners.ping)
+    socket.on('close', this.socketListeners.close)
+    socket.on('error', this.socketListeners.error)
     if (access.authEnabled) sendChallenge(client)
     return client
   }
 
-  private receive(client: Client, inbound: InboundOrder<ClientMessage>, data: Buffer | Buffer[], isBinary: boolean): void {
+  /** The options every client of the settings in force shares. */
+  private optionsForClients(): ClientOptions {
+    const { network } = this.deps.settings.current.config
+    if (this.clientOptions?.for !== network)
+      this.clientOptions = {
+        for: network,
+        options: {
+          maxOutboundBytes: network.max_outbound_buffer,
+          slowGraceMs: network.slow_client_grace,
+          onDrop: (c, cause) => this.onDrop(c, cause),
+          onAuthRequired: c => this.deps.settings.current.access.authEnabled && sendChallenge(c),
+        },
+      }
+    return this.clientOptions.options
+  }
+
+  private receive(client: Client, inbound: InboundOrder<Client, ClientMessage>, data: Buffer | Buffer[], isBinary: boolean): void {
     if (client.closed) return // dropped or closing: its subscriptions are gone and must not come back
     const frame = Array.isArray(data) ? Buffer.concat(data) : data
     client.charge(frame.length)

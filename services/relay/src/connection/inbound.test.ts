@@ -7,14 +7,15 @@ const setup = () => {
   const handled: string[] = []
   const holds: boolean[] = []
   const pending = new Map<string, () => void>()
-  const order = new InboundOrder<string>(
-    message => {
+  const order = new InboundOrder<string, string>('connection', {
+    handle: (context, message) => {
+      assert.equal(context, 'connection')
       handled.push(message)
       if (!message.startsWith('auth')) return
       return new Promise<void>(resolve => pending.set(message, resolve))
     },
-    on => holds.push(on),
-  )
+    hold: (context, on) => void holds.push(on),
+  })
   const decide = async (message: string) => {
     pending.get(message)?.()
     await new Promise(resolve => setImmediate(resolve))

@@ -46,7 +46,7 @@ export const createHttpServer = (deps: HttpDeps): { server: Server; wss: WebSock
   const wss = new WebSocketServer(options)
   const server = createServer((req, res) => route(deps, req, res))
   server.on('upgrade', (req, socket, head) => {
-    socket.on('error', () => undefined)
+    socket.on('error', ignoreError)
     const ip = deps.clientIp(req)
     if (!deps.admits(ip)) {
       deps.onRefused('connections_per_ip')
@@ -54,14 +54,19 @@ export const createHttpServer = (deps: HttpDeps): { server: Server; wss: WebSock
       socket.end(`HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
       return
     }
+    // Nothing here may keep `req`: a closure made in this scope would hold it (and its headers) for the
+    // whole life of the connection (about 1 KB each).
     wss.handleUpgrade(req, socket, head, ws => {
-      wss.emit('connection', ws, req)
+      wss.emit('connection', ws)
       deps.onConnection(ws, ip)
     })
   })
   startHeartbeat(wss, deps.pingIntervalMs)
   return { server, wss }
 }
+
+/** A socket error before or during the upgrade: the socket is closed by then; defined once, so it holds nothing. */
+const ignoreError = (): void => undefined
 
 const route = (deps: HttpDeps, req: IncomingMessage, res: ServerResponse): void => {
   const path = (req.url ?? '/').split('?')[0]
@@ -104,9 +109,13 @@ const send = (res: ServerResponse, status: number, type: string, body: string, h
 /** Pings every client each interval; one that did not answer the previous ping is terminated. */
 const startHeartbeat = (wss: WebSocketServer, intervalMs: number): void => {
   const alive = new WeakSet<WebSocket>()
-  wss.on('connection', ws => {
+  // One listener for every socket (ws calls it with the socket as `this`), not a closure per connection.
+  function markAlive(this: WebSocket): void {
+    alive.add(this)
+  }
+  wss.on('connection', (ws: WebSocket) => {
     alive.add(ws)
-    ws.on('pong', () => alive.add(ws))
+    ws.on('pong', markAlive)
   })
   const timer = setInterval(() => {
     for (const ws of wss.clients) {
