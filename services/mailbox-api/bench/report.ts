@@ -5,8 +5,11 @@ import type { CpuShare } from './machine.js'
 import type { DbWork } from './pg-stats.js'
 import type { PickupRun } from './scenarios.js'
 
-/** Issue 4: authenticated requests per second against the embedded PostgreSQL, on the 2-core machines. */
-export const TARGET_PER_SECOND = 1500
+/**
+ * The performance issue's target: NIP-98-authenticated requests per second on one instance against the
+ * embedded PostgreSQL, on the 2-core machines (the first target, 1,500, was the original specification's).
+ */
+export const TARGET_PER_SECOND = 3000
 
 const line = (text = ''): void => console.log(text)
 const row = (label: string, text: string): void => line(`  ${label.padEnd(14)}${text}`)
