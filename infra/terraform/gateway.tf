@@ -42,7 +42,7 @@ resource "google_compute_backend_service" "relay" {
   name                  = "msr-relay"
   load_balancing_scheme = "EXTERNAL_MANAGED"
   protocol              = "HTTPS"
-  security_policy       = google_compute_security_policy.relay.id
+  security_policy       = google_compute_security_policy.armor["relay"].id
   backend {
     group = google_compute_region_network_endpoint_group.relay.id
   }
@@ -56,7 +56,7 @@ resource "google_compute_backend_service" "mailbox_api" {
   name                  = "msr-mailbox-api"
   load_balancing_scheme = "EXTERNAL_MANAGED"
   protocol              = "HTTPS"
-  security_policy       = google_compute_security_policy.api.id
+  security_policy       = google_compute_security_policy.armor["api"].id
   backend {
     group = google_compute_region_network_endpoint_group.mailbox_api.id
   }

@@ -48,11 +48,9 @@ resource "google_storage_bucket_iam_member" "relay_snapshots" {
 
 resource "google_secret_manager_secret_iam_member" "relay_reads" {
   for_each  = local.relay_secrets
-  secret_id = each.value
+  secret_id = google_secret_manager_secret.all[each.key].secret_id
   role      = "roles/secretmanager.secretAccessor"
   member    = "serviceAccount:${google_service_account.relay.email}"
-
-  depends_on = [google_secret_manager_secret.relay_metrics_key]
 }
 
 # --- mailbox API
@@ -65,11 +63,9 @@ resource "google_project_iam_member" "mailbox_sql_client" {
 
 resource "google_secret_manager_secret_iam_member" "mailbox_reads" {
   for_each  = local.mailbox_secrets
-  secret_id = each.value
+  secret_id = google_secret_manager_secret.all[each.key].secret_id
   role      = "roles/secretmanager.secretAccessor"
   member    = "serviceAccount:${google_service_account.mailbox_api.email}"
-
-  depends_on = [google_secret_manager_secret.mailbox_metrics_key, google_secret_manager_secret.mailbox_admin_token, google_secret_manager_secret.mailbox_database_url]
 }
 
 # --- both: spans to Cloud Trace (OTEL_TRACES_EXPORTER=gcp). The role writes spans and reads none.

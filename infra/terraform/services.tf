@@ -65,7 +65,7 @@ resource "google_cloud_run_v2_service" "relay" {
         name = "RELAY_METRICS__AUTH"
         value_source {
           secret_key_ref {
-            secret  = google_secret_manager_secret.relay_metrics_key.secret_id
+            secret  = google_secret_manager_secret.all["relay_metrics_key"].secret_id
             version = "latest"
           }
         }
@@ -128,7 +128,7 @@ resource "google_cloud_run_v2_service" "relay" {
     ignore_changes = [template[0].containers[0].image, client, client_version]
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.relay_reads, google_secret_manager_secret_version.relay_metrics_key]
+  depends_on = [google_secret_manager_secret_iam_member.relay_reads, google_secret_manager_secret_version.generated]
 }
 
 # The mailbox API: stateless, scaled on its own; PostgreSQL through Cloud Run's Cloud SQL connection
@@ -185,7 +185,7 @@ resource "google_cloud_run_v2_service" "mailbox_api" {
         name = "DATABASE_URL"
         value_source {
           secret_key_ref {
-            secret  = google_secret_manager_secret.mailbox_database_url.secret_id
+            secret  = google_secret_manager_secret.all["mailbox_database_url"].secret_id
             version = "latest"
           }
         }
@@ -194,7 +194,7 @@ resource "google_cloud_run_v2_service" "mailbox_api" {
         name = "ADMIN_TOKEN"
         value_source {
           secret_key_ref {
-            secret  = google_secret_manager_secret.mailbox_admin_token.secret_id
+            secret  = google_secret_manager_secret.all["mailbox_admin_token"].secret_id
             version = "latest"
           }
         }
@@ -203,7 +203,7 @@ resource "google_cloud_run_v2_service" "mailbox_api" {
         name = "METRICS_AUTH"
         value_source {
           secret_key_ref {
-            secret  = google_secret_manager_secret.mailbox_metrics_key.secret_id
+            secret  = google_secret_manager_secret.all["mailbox_metrics_key"].secret_id
             version = "latest"
           }
         }
@@ -258,7 +258,6 @@ resource "google_cloud_run_v2_service" "mailbox_api" {
   depends_on = [
     google_secret_manager_secret_iam_member.mailbox_reads,
     google_secret_manager_secret_version.mailbox_database_url,
-    google_secret_manager_secret_version.mailbox_admin_token,
-    google_secret_manager_secret_version.mailbox_metrics_key,
+    google_secret_manager_secret_version.generated,
   ]
 }

@@ -13,6 +13,9 @@ import { child, children, containerEnv, loadTerraform, refersTo, resource, TERRA
 
 let tf: Terraform
 
+/** A Cloud Run env value read from Secret Manager: `google_secret_manager_secret.all["<key>"].secret_id`. */
+const SECRET_REF = /^\$\{google_secret_manager_secret\.all\["([a-z_]+)"\]\.secret_id\}$/
+
 before(async () => {
   tf = await loadTerraform()
 })
@@ -93,7 +96,8 @@ describe('the gateway', () => {
   it('puts Cloud Armor on both backends, logging every request with its decision', () => {
     for (const [backend, policy] of [['relay', 'relay'], ['mailbox_api', 'api']] as const) {
       const service = resource(tf, 'google_compute_backend_service', backend)
-      assert.equal(refersTo(service.security_policy), `google_compute_security_policy.${policy}`, backend)
+      assert.equal(service.security_policy, `\${google_compute_security_policy.armor["${policy}"].id}`, backend)
+      assert.ok((tf.locals.armor_policies as Record<string, unknown>)[policy], `policy ${policy} is defined`)
       assert.equal(service.protocol, 'HTTPS')
       assert.deepEqual(child(service, 'log_config'), { enable: true, sample_rate: 1 })
       assert.equal(service.timeout_sec, undefined, 'serverless NEG backends take no timeout: Cloud Run\'s applies')
@@ -135,38 +139,39 @@ describe('Cloud Armor', () => {
   ]
 
   it('on both: the IP allowlist only when the variable lists ranges, a rate-based ban per IP, verbose logs, allow by default', () => {
-    for (const name of ['relay', 'api']) {
-      const policy = resource(tf, 'google_compute_security_policy', name)
-      assert.equal(child(policy, 'advanced_options_config').log_level, 'VERBOSE')
-      const all = rules(policy)
-      const allowlist = all.find(r => r.priority === 100)
-      assert.equal(allowlist?.for_each, '${length(var.allowed_ip_ranges) > 0 ? [1] : []}', `${name}: no allowlist rule when the list is empty`)
-      assert.equal(allowlist?.action, 'deny(403)')
-      assert.equal(child(child(allowlist, 'match'), 'expr').expression, '!(${local.allowlist_expression})')
-      assert.equal(tf.locals.allowlist_expression, `\${join(" || ", [for range in var.allowed_ip_ranges : "inIpRange(origin.ip, '\${range}')"])}`)
-      const ban = all.find(r => r.action === 'rate_based_ban')
-      assert.ok(ban, `${name}: rate-based ban`)
-      const options = child(ban, 'rate_limit_options')
-      assert.equal(options.enforce_on_key, 'IP')
-      assert.equal(options.exceed_action, 'deny(429)')
-      assert.equal(options.ban_duration_sec, '${var.ban_duration_sec}')
-      assert.ok((ban.priority as number) > 100, 'the allowlist is checked before the ban lets a request through')
-      assert.equal(all.find(r => r.priority === 2147483647)?.action, 'allow')
-    }
+    const armor = resource(tf, 'google_compute_security_policy', 'armor')
+    assert.equal(armor.for_each, '${local.armor_policies}', 'one policy per backend, from one definition')
+    assert.deepEqual(Object.keys(tf.locals.armor_policies as object).sort(), ['api', 'relay'])
+    assert.equal(child(armor, 'advanced_options_config').log_level, 'VERBOSE')
+    const all = rules(armor)
+    const allowlist = all.find(r => r.priority === 100)
+    assert.equal(allowlist?.for_each, '${length(var.allowed_ip_ranges) > 0 ? [1] : []}', 'no allowlist rule when the list is empty')
+    assert.equal(allowlist?.action, 'deny(403)')
+    assert.equal(child(child(allowlist, 'match'), 'expr').expression, '!(${local.allowlist_expression})')
+    assert.equal(tf.locals.allowlist_expression, `\${join(" || ", [for range in var.allowed_ip_ranges : "inIpRange(origin.ip, '\${range}')"])}`)
+    const ban = all.find(r => r.action === 'rate_based_ban')
+    assert.ok(ban, 'rate-based ban')
+    const options = child(ban, 'rate_limit_options')
+    assert.equal(options.enforce_on_key, 'IP')
+    assert.equal(options.exceed_action, 'deny(429)')
+    assert.equal(options.ban_duration_sec, '${var.ban_duration_sec}')
+    assert.ok((ban.priority as number) > 100, 'the allowlist is checked before the ban lets a request through')
+    assert.equal(all.find(r => r.priority === 2147483647)?.action, 'allow')
   })
 
   it('WAF rules on the API only, never reading the Authorization header (NIP-98)', () => {
-    const waf = rules(resource(tf, 'google_compute_security_policy', 'api')).filter(r => JSON.stringify(r).includes('evaluatePreconfiguredWaf'))
+    const waf = rules(resource(tf, 'google_compute_security_policy', 'armor')).filter(r => JSON.stringify(r).includes('evaluatePreconfiguredWaf'))
     assert.equal(waf.length, 1, 'one dynamic rule over the rule sets')
     const rule = waf[0] as Block
-    assert.equal(rule.for_each, '${local.waf_rule_sets}')
+    assert.equal(rule.for_each, '${each.value.waf ? local.waf_rule_sets : []}', 'only where the policy asks for WAF')
+    const policies = tf.locals.armor_policies as Record<string, Block>
+    assert.equal(policies.api?.waf, true)
+    assert.equal(policies.relay?.waf, false, 'no WAF rule on the relay (it would only see upgrades)')
     assert.ok((tf.locals.waf_rule_sets as string[]).includes('sqli-v33-stable') && (tf.locals.waf_rule_sets as string[]).includes('xss-v33-stable'))
     assert.match(String(child(child(rule, 'match'), 'expr').expression), /'sensitivity': 1/)
     const exclusion = child(child(rule, 'preconfigured_waf_config'), 'exclusion')
     assert.equal(exclusion.target_rule_set, '${rule.value}')
     assert.deepEqual(child(exclusion, 'request_header'), { operator: 'EQUALS', value: 'authorization' })
-    const relayWaf = rules(resource(tf, 'google_compute_security_policy', 'relay')).filter(r => JSON.stringify(r).includes('evaluatePreconfiguredWaf'))
-    assert.equal(relayWaf.length, 0, 'no WAF rule on the relay (it would only see upgrades)')
   })
 })
 
@@ -206,7 +211,7 @@ describe('the services', () => {
       for (const [name, env] of containerEnv(service))
         if (secretish.test(name)) {
           const ref = child(child(env, 'value_source'), 'secret_key_ref')
-          assert.match(String(ref.secret), /^\$\{google_secret_manager_secret\.[a-z_]+\.secret_id\}$/, `${name} comes from a secret`)
+          assert.match(String(ref.secret), SECRET_REF, `${name} comes from a secret`)
           assert.equal(ref.version, 'latest')
           assert.equal(env.value, undefined, `${name} has no plain value`)
         }
@@ -251,8 +256,11 @@ describe('data and secrets', () => {
   })
 
   it('writes no secret value in any file: every secret version is generated', () => {
-    for (const [name, version] of Object.entries(tf.resource.google_secret_manager_secret_version ?? {}))
-      assert.match(String(version.secret_data), /\$\{random_password\.[a-z_]+\.result\}/, `${name} is generated`)
+    assert.deepEqual(Object.keys(tf.resource.google_secret_manager_secret_version ?? {}).sort(), ['generated', 'mailbox_database_url'])
+    const generated = resource(tf, 'google_secret_manager_secret_version', 'generated')
+    assert.equal(generated.for_each, '${random_password.secret}')
+    assert.equal(generated.secret_data, '${each.value.result}')
+    assert.match(String(resource(tf, 'google_secret_manager_secret_version', 'mailbox_database_url').secret_data), /\$\{random_password\.mailbox_db\.result\}/)
     assert.equal(resource(tf, 'google_sql_user', 'mailbox').password, '${random_password.mailbox_db.result}')
     const files = [...tf.files.map(f => join(TERRAFORM_DIR, f)), join(ROOT, 'cloudbuild.yaml')]
     for (const file of files) {
@@ -322,7 +330,7 @@ describe('least privilege', () => {
     const granted = (service: 'relay' | 'mailbox_api') => (service === 'relay' ? tf.locals.relay_secrets : tf.locals.mailbox_secrets) as Record<string, string>
     for (const service of ['relay', 'mailbox_api'] as const)
       for (const [name, env] of containerEnv(resource(tf, 'google_cloud_run_v2_service', service))) {
-        const secret = env.value_source ? /google_secret_manager_secret\.([a-z_]+)\./.exec(String(child(child(env, 'value_source'), 'secret_key_ref').secret))?.[1] : undefined
+        const secret = env.value_source ? SECRET_REF.exec(String(child(child(env, 'value_source'), 'secret_key_ref').secret))?.[1] : undefined
         if (secret) assert.ok(secret in granted(service), `${service} reads ${name} from ${secret}, which it is granted`)
       }
   })
