@@ -85,3 +85,20 @@ test('the configuration is frozen', () => {
     ;(loaded.value.limitation as { max_limit: number }).max_limit = 1
   })
 })
+
+test('the Marmot keys refuse what they cannot mean, naming the key', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'relay-config-'))
+  const file = join(dir, 'relay.toml')
+  writeFileSync(
+    file,
+    '[limitation]\nhistory_kinds = [445, "x"]\nmax_history = 0\nrefused_kinds = [70000]\n' +
+      '[[rate_limiter.event]]\nname = "g"\nlimit = 1\nper_tag = "hh"\n',
+  )
+  const loaded = loadRelayConfig(file, {})
+  assert.equal(loaded.ok, false)
+  const errors = loaded.ok ? '' : loaded.errors.join('\n')
+  assert.match(errors, /^limitation\.history_kinds\[1\]: expected number, received string$/m)
+  assert.match(errors, /^limitation\.max_history: must be >= 1, received 0$/m)
+  assert.match(errors, /^limitation\.refused_kinds\[0\]: must be <= 65535, received 70000$/m)
+  assert.match(errors, /^rate_limiter\.event\[0\]\.per_tag: expected a single-letter tag name, e\.g\. "h"$/m)
+})
