@@ -5,9 +5,9 @@ import assert from 'node:assert/strict'
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { findEmulator, startEmulator, type RunningEmulator } from '@msr/hints/emulator'
 import { createMailboxClient } from '@msr/mailbox-client'
 import {
+  createHintBus,
   eventually,
   freePort,
   MAILBOX_CLI,
@@ -20,6 +20,7 @@ import {
   spawnService,
   START,
   tempDir,
+  useEmulator,
   waitReady,
   type Service,
 } from './platform.js'
@@ -202,23 +203,12 @@ describe('mailbox API down while the relay accepts events', () => {
 })
 
 describe('relay → Pub/Sub emulator → mailbox API (streaming pull)', () => {
-  const found = findEmulator()
-  let emulator: RunningEmulator | undefined
-
-  before(async () => {
-    if ('path' in found) emulator = await startEmulator({ projectId: 'msr-platform' })
-  })
-
-  after(async () => {
-    await emulator?.stop()
-  })
+  const pubsub = useEmulator('msr-platform')
 
   it('carries the same flow through the real Pub/Sub client', async t => {
-    if (!emulator) return t.skip(`no Pub/Sub emulator on this machine (${'missing' in found ? found.missing : ''}); the local-transport flow above still ran`)
-    await emulator.createTopic('mls-group-hints')
-    await emulator.createTopic('noise-dm-hints')
-    await emulator.createSubscription('mls-group-hints', 'mailbox-group-hints', { enableMessageOrdering: true })
-    await emulator.createSubscription('noise-dm-hints', 'mailbox-dm-hints')
+    const emulator = pubsub.current()
+    if (!emulator) return t.skip(`no Pub/Sub emulator on this machine (${pubsub.missing}); the local-transport flow above still ran`)
+    await createHintBus(emulator)
     const dir = await tempDir()
     const p = await ports()
     const relayUrl = `ws://127.0.0.1:${p.relay}`

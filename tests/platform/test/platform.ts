@@ -9,6 +9,8 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { finalizeEvent, generateSecretKey, getPublicKey, type NostrEvent } from 'nostr-tools/pure'
 import WebSocket from 'ws'
+import { after, before } from 'node:test'
+import { findEmulator, startEmulator, type RunningEmulator } from '@msr/hints/emulator'
 
 export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url))
 export const RELAY_CLI = join(ROOT, 'services/relay/dist/src/cli.js')
@@ -194,4 +196,31 @@ export class RelayClient {
   close(): void {
     this.ws.close()
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pub/Sub emulator
+
+/**
+ * The Pub/Sub emulator for the describe block this is called in (started before, stopped after), when the
+ * machine has one: `current()` is undefined otherwise, and `missing` says why.
+ */
+export const useEmulator = (projectId: string): { current: () => RunningEmulator | undefined; missing: string } => {
+  const found = findEmulator()
+  let emulator: RunningEmulator | undefined
+  before(async () => {
+    if ('path' in found) emulator = await startEmulator({ projectId })
+  })
+  after(async () => {
+    await emulator?.stop()
+  })
+  return { current: () => emulator, missing: 'missing' in found ? found.missing : '' }
+}
+
+/** The hint topics and the mailbox's subscriptions to them, as infra/terraform makes them (group ones ordered). */
+export const createHintBus = async (emulator: RunningEmulator): Promise<void> => {
+  await emulator.createTopic('mls-group-hints')
+  await emulator.createTopic('noise-dm-hints')
+  await emulator.createSubscription('mls-group-hints', 'mailbox-group-hints', { enableMessageOrdering: true })
+  await emulator.createSubscription('noise-dm-hints', 'mailbox-dm-hints')
 }

@@ -6,10 +6,10 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { findEmulator, startEmulator, type RunningEmulator } from '@msr/hints/emulator'
 import { createMailboxClient } from '@msr/mailbox-client'
 import { ancestry, descendsFrom, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './otlp-receiver.js'
 import {
+  createHintBus,
   eventually,
   freePort,
   MAILBOX_CLI,
@@ -21,6 +21,7 @@ import {
   spawnService,
   START,
   tempDir,
+  useEmulator,
   waitReady,
   type Service,
 } from './platform.js'
@@ -142,22 +143,12 @@ describe('tracing across the platform (npm start, OTLP http/json)', () => {
 })
 
 describe('tracing through Pub/Sub (emulator, streaming pull)', () => {
-  const found = findEmulator()
-  let emulator: RunningEmulator | undefined
-
-  before(async () => {
-    if ('path' in found) emulator = await startEmulator({ projectId: 'msr-tracing' })
-  })
-
-  after(async () => {
-    await emulator?.stop()
-  })
+  const pubsub = useEmulator('msr-tracing')
 
   it("carries the EVENT's trace in the message attributes to the pull consumer's registry update", async t => {
-    if (!emulator) return t.skip(`no Pub/Sub emulator on this machine (${'missing' in found ? found.missing : ''}); the local-transport trace above still ran`)
-    await emulator.createTopic('mls-group-hints')
-    await emulator.createTopic('noise-dm-hints')
-    await emulator.createSubscription('mls-group-hints', 'mailbox-group-hints', { enableMessageOrdering: true })
+    const emulator = pubsub.current()
+    if (!emulator) return t.skip(`no Pub/Sub emulator on this machine (${pubsub.missing}); the local-transport trace above still ran`)
+    await createHintBus(emulator)
     const dir = await tempDir()
     const receiver = await startOtlpReceiver()
     const [relayPort, mailboxPort, pg] = [await freePort(), await freePort(), await freePort()]
