@@ -7,13 +7,19 @@ export interface Answer<Res> {
   transfer?: Transferable[]
 }
 
-/** Runs inside a worker: announces readiness with `info`, then answers each request with `handle`. */
-export const serveRequests = <Req, Res>(info: unknown, handle: (request: Req) => Answer<Res>): void => {
+/**
+ * Runs inside a worker: announces readiness with `info`, then answers each request with `handle`, at once or
+ * when its promise settles (requests are still handed to `handle` in arrival order). A handler that throws or
+ * rejects ends the worker, and the pool answers what it held `undefined`.
+ */
+export const serveRequests = <Req, Res>(info: unknown, handle: (request: Req) => Answer<Res> | Promise<Answer<Res>>): void => {
   const port = parentPort
   if (!port) throw new Error('serveRequests must run in a worker thread')
   port.on('message', ({ seq, body }: Envelope<Req>) => {
+    const send = (answer: Answer<Res>) => port.postMessage({ seq, body: answer.body } satisfies Envelope<Res>, answer.transfer ?? [])
     const answer = handle(body)
-    port.postMessage({ seq, body: answer.body } satisfies Envelope<Res>, answer.transfer ?? [])
+    if (answer instanceof Promise) answer.then(send, (error: unknown) => process.nextTick(() => { throw error }))
+    else send(answer)
   })
   port.postMessage(info)
 }

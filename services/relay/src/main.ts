@@ -66,8 +66,11 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
   try {
     const store = EventStore.open(config.data.path)
     const released = claimStore(config.data.path)
-    const writer = new Writer(store, (error, context) => relay.report('write', error, context))
-    await lifecycle.start(startedPart('store', () => writer.drain().then(() => store.close()).finally(released)))
+    const writer = await Writer.threaded(store, (error, context) => relay.report('write', error, context)).catch(async (error: unknown) => {
+      await store.close().finally(released)
+      throw error
+    })
+    await lifecycle.start(startedPart('store', () => writer.close().then(() => store.close()).finally(released)))
     const verifier = await VerifierPool.start(config.verification.workers, config.verification.backend)
     const queries = await QueryPool.start(config.data.path, config.data.query_workers)
     await lifecycle.start(startedPart('workers', () => Promise.all([verifier.close(), queries.close()]).then(() => undefined)))

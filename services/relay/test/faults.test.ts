@@ -3,7 +3,7 @@
 // msr_relay_internal_errors_total, and the relay goes on serving everyone.
 import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, it } from 'node:test'
-import type { EventStore } from '../src/store/event-store.js'
+import type { Transactions } from '../src/pipeline/writer.js'
 import { AUTH_ON, authEvent, newSigner, sign, startTestRelay, TEST_PUBLIC_URL, TestClient, type TestRelay } from './harness.js'
 
 const KEY = 'faults-metrics-key-0123456789'
@@ -52,13 +52,15 @@ const othersStillServed = async (): Promise<void> => {
   )
 }
 
+/** The running writer's transactions (on the writer thread): faults are injected where the writer meets them. */
+const transactions = (): Transactions => (relay.running.writer as unknown as { transactions: Transactions }).transactions
+
 describe('the writer fails', () => {
   it('a transaction that fails answers OK false "error:", logs the event id, counts, and the next one is stored', async () => {
-    const store = relay.running.store
-    const write = store.write.bind(store)
+    const tx = transactions()
+    const apply = tx.apply.bind(tx)
     let failures = 1
-    inject(store, 'write', ((fn: Parameters<EventStore['write']>[0]) =>
-      failures-- > 0 ? Promise.reject(new Error('MDB_MAP_FULL: simulated')) : write(fn)) as EventStore['write'])
+    inject(tx, 'apply', batch => (failures-- > 0 ? Promise.reject(new Error('MDB_MAP_FULL: simulated')) : apply(batch)))
     const before = await internalErrors('write')
     const event = sign(newSigner(), { content: 'first try' })
     const ok = await client.publish(event)
@@ -72,23 +74,24 @@ describe('the writer fails', () => {
   })
 
   it('a transaction that throws synchronously is answered the same way', async () => {
-    const store = relay.running.store
-    const write = store.write.bind(store)
+    const tx = transactions()
+    const apply = tx.apply.bind(tx)
     let failures = 1
-    inject(store, 'write', ((fn: Parameters<EventStore['write']>[0]) => {
+    inject(tx, 'apply', batch => {
       if (failures-- > 0) throw new Error('simulated bug in a transaction')
-      return write(fn)
-    }) as EventStore['write'])
+      return apply(batch)
+    })
     const event = sign(newSigner())
     assert.deepEqual((await client.publish(event)).slice(2), [false, 'error: the event could not be stored; try again'])
     await client.publishOk(event)
   })
 
   it('a flush that fails is not OK true: the client is told to try again (a retry is a duplicate)', async () => {
-    const store = relay.running.store
+    const tx = transactions()
+    const apply = tx.apply.bind(tx)
     let failures = 1
-    const flushed = store.flushed.bind(store)
-    inject(store, 'flushed', () => (failures-- > 0 ? Promise.reject(new Error('EIO: simulated fsync failure')) : flushed()))
+    // Committed, then the flush reported failing (as the writer thread answers when EventStore.write rejects).
+    inject(tx, 'apply', batch => apply(batch).then(outcomes => (failures-- > 0 ? Promise.reject(new Error('EIO: simulated fsync failure')) : outcomes)))
     const event = sign(newSigner())
     assert.deepEqual((await client.publish(event)).slice(2), [false, 'error: the event could not be stored; try again'])
     assert.deepEqual((await client.publish(event)).slice(2), [true, 'duplicate: already have this event'])
@@ -96,19 +99,21 @@ describe('the writer fails', () => {
 })
 
 describe('OK true means on disk', () => {
-  it('the OK waits for the flush of the transaction that holds the event', async () => {
-    const store = relay.running.store
+  it('the OK waits until the writer has the transaction that holds the event on disk', async () => {
+    const tx = transactions()
+    const apply = tx.apply.bind(tx)
     let open!: () => void
     const gate = new Promise<void>(resolve => (open = resolve))
-    const flushed = store.flushed.bind(store)
-    inject(store, 'flushed', () => gate.then(flushed))
+    let applied = false
+    inject(tx, 'apply', batch => apply(batch).then(outcomes => ((applied = true), gate.then(() => outcomes))))
     const event = sign(newSigner(), { content: 'durable' })
     client.send(['EVENT', event])
-    // Committed (readable) while its flush is held…
-    for (let i = 0; store.get(event.id) === undefined; i++) {
+    // Committed (readable) while the answer is held…
+    for (let i = 0; !applied; i++) {
       assert.ok(i < 500, 'the event was never committed')
       await new Promise(resolve => setTimeout(resolve, 10))
     }
+    assert.ok(relay.running.store.get(event.id))
     // …and a round trip later still no OK.
     await client.sync()
     assert.deepEqual(client.takeAll(m => m[0] === 'OK' && m[1] === event.id), [])

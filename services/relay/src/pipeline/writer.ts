@@ -1,10 +1,11 @@
 import type { Hint } from '@msr/hints'
 import type { VerifiedEvent } from '@msr/nostr'
 import type { Span } from '@opentelemetry/api'
-import type { EventStore, StoreOutcome, StoreTransaction } from '../store/event-store.js'
+import type { EventStore, StoreOutcome } from '../store/event-store.js'
+import { writerThread } from './writer-thread.js'
 
 /** One event waiting for the writer. */
-interface Pending {
+export interface Pending {
   event: VerifiedEvent
   json: Buffer
   span: Span | undefined
@@ -30,6 +31,31 @@ export const WRITE_FAILED = 'error: the event could not be stored; try again'
 const MAX_BATCH = 2000
 
 /**
+ * Where the writer's transactions run, each resolved once committed and on disk: on the event loop
+ * (`inProcess`) or on the writer thread (writer-thread.ts), which takes LMDB's write encoding off the loop.
+ */
+export interface Transactions {
+  apply(batch: readonly Pending[]): Promise<StoreOutcome[]>
+  deleteExpired(now: number, max: number): Promise<number>
+  removeHints(keys: Buffer[]): Promise<void>
+  queueHints(hints: readonly Hint[]): Promise<void>
+  /** Ends the thread, if any, once its transactions are done. */
+  close(): Promise<void>
+}
+
+/** Transactions on this thread, through `EventStore.write`. */
+export const inProcess = (store: EventStore): Transactions => ({
+  apply: batch => store.write(tx => batch.map(p => tx.apply(p.event, p.json, p.span))),
+  deleteExpired: (now, max) => store.write(tx => tx.deleteExpired(now, max)),
+  removeHints: keys => store.write(tx => tx.removeHints(keys)),
+  queueHints: hints => store.write(tx => tx.queueHints(hints)),
+  close: async () => undefined,
+})
+
+/** Runs a transaction; one that throws before it even starts becomes a rejection like any other failure. */
+const attempt = async <T>(run: () => Promise<T>): Promise<T> => run()
+
+/**
  * The single writer: queues verified events, commits them in arrival order in batched LMDB
  * transactions, resolves each event's outcome only once its transaction is on disk (committed, then
  * flushed), then hands the stored events to the commit listeners in the same order. `submit` never
@@ -43,10 +69,17 @@ export class Writer {
   /** Settling is chained so that outcomes and listeners follow commit order even though flushes overlap. */
   private settled: Promise<void> = Promise.resolve()
 
+  /** A writer whose transactions run on this thread (the CLI's import, tests); the relay uses `Writer.threaded`. */
   constructor(
-    private readonly store: EventStore,
+    store: EventStore,
     private readonly onError: WriteErrorHandler,
+    private readonly transactions: Transactions = inProcess(store),
   ) {}
+
+  /** A writer whose transactions run on a writer thread of their own (started and ready when this resolves). */
+  static async threaded(store: EventStore, onError: WriteErrorHandler): Promise<Writer> {
+    return new Writer(store, onError, await writerThread(store))
+  }
 
   /** Adds a listener for committed batches (called in the order listeners were added). */
   onCommitted(listener: CommitListener): void {
@@ -79,7 +112,7 @@ export class Writer {
 
   private commit(batch: Pending[]): void {
     // Handled at once (a failure waiting for its turn is not an unhandled rejection), settled in turn.
-    const outcome = this.write(tx => batch.map(p => tx.apply(p.event, p.json, p.span))).then(
+    const outcome = attempt(() => this.transactions.apply(batch)).then(
       outcomes => () => this.settle(batch, outcomes),
       (error: unknown) => () => this.fail(batch, error),
     )
@@ -89,11 +122,6 @@ export class Writer {
       .catch((error: unknown) => this.onError(error, { events: batch.length, firstId: batch[0]?.event.id })))
     this.inFlight.add(done)
     void done.finally(() => this.inFlight.delete(done))
-  }
-
-  /** A transaction, resolved once committed and on disk (EventStore.write); a synchronous throw becomes a rejection. */
-  private async write<T>(fn: (tx: StoreTransaction) => T): Promise<T> {
-    return this.store.write(fn)
   }
 
   private settle(batch: Pending[], outcomes: StoreOutcome[]): void {
@@ -122,7 +150,7 @@ export class Writer {
   async sweepExpired(now: number, batch = 1000): Promise<number> {
     let total = 0
     for (;;) {
-      const deleted = await this.write(tx => tx.deleteExpired(now, batch))
+      const deleted = await attempt(() => this.transactions.deleteExpired(now, batch))
       total += deleted
       if (deleted < batch) return total
     }
@@ -130,12 +158,12 @@ export class Writer {
 
   /** Removes hints the bus has confirmed from the outbox (through the one writer, like every write). */
   removeHints(keys: Buffer[]): Promise<void> {
-    return this.write(tx => tx.removeHints(keys))
+    return attempt(() => this.transactions.removeHints(keys))
   }
 
   /** Queues hints in the outbox as they are (a restore puts back those a snapshot held). */
   queueHints(hints: readonly Hint[]): Promise<void> {
-    return this.write(tx => tx.queueHints(hints))
+    return attempt(() => this.transactions.queueHints(hints))
   }
 
   /** Resolves once everything submitted so far has been committed and answered (graceful shutdown). */
@@ -144,5 +172,11 @@ export class Writer {
       if (this.scheduled || this.queue.length > 0) this.flush()
       await Promise.all([...this.inFlight])
     }
+  }
+
+  /** Drains, then ends the writer thread (if any): nothing more can be written. */
+  async close(): Promise<void> {
+    await this.drain()
+    await this.transactions.close()
   }
 }

@@ -49,6 +49,22 @@ const ids = (raw: Record<string, unknown>, now = T): string[] => store.query(fil
 
 const count = (raws: Record<string, unknown>[], now = T): number => store.count(raws.map(filter), bounds(now)).count
 
+describe('a write transaction that throws', () => {
+  it('stores nothing of what it did before the throw, and rejects', async () => {
+    const note = signed(ALICE, { kind: 1, content: 'half-done' })
+    await assert.rejects(
+      store.write(tx => {
+        tx.apply(note.event, Buffer.from(note.json))
+        throw new Error('simulated bug after the first event')
+      }),
+      /simulated bug/,
+    )
+    store.refresh()
+    assert.equal(store.get(note.event.id), undefined)
+    assert.deepEqual(await put(note), [{ status: 'stored' }])
+  })
+})
+
 const assertRejected = (outcome: StoreOutcome | undefined, prefix: 'invalid' | 'blocked') => {
   assert.equal(outcome?.status, 'rejected', JSON.stringify(outcome))
   if (outcome?.status === 'rejected') assert.ok(outcome.reason.startsWith(`${prefix}: `), outcome.reason)

@@ -1,5 +1,6 @@
 import type { Hint } from '@msr/hints'
 import type { Filter, VerifiedEvent } from '@msr/nostr'
+import type { TraceCarrier } from '@msr/telemetry'
 import type { Span } from '@opentelemetry/api'
 import { applyEvent, loadEvent, removeEvent, type StoreOutcome } from './apply.js'
 import { openDatabases, type Databases } from './databases.js'
@@ -22,6 +23,8 @@ export class EventStore {
   private constructor(
     private readonly dbs: Databases,
     private hints: boolean,
+    /** The directory of the LMDB environment (the writer and query threads open it too). */
+    readonly path: string,
   ) {
     this.outbox = new Outbox(dbs.outbox)
   }
@@ -31,6 +34,10 @@ export class EventStore {
     this.hints = on
   }
 
+  get hintsEnabled(): boolean {
+    return this.hints
+  }
+
   /**
    * Opens or creates the store under `path`, first bringing an older layout up to date (migrate.ts); with
    * `hints`, stored 445/446 events queue a hint in the outbox.
@@ -38,16 +45,18 @@ export class EventStore {
   static open(path: string, opts: { hints?: boolean } = {}): EventStore {
     const dbs = openDatabases(path)
     migrate(dbs)
-    return new EventStore(dbs, opts.hints ?? false)
+    return new EventStore(dbs, opts.hints ?? false, path)
   }
 
   /**
    * Runs `fn` inside one write transaction; resolves with its result once the transaction has committed
    * and been flushed to disk. LMDB commits with overlapping sync (lmdb-js's default): a commit is visible
-   * at once and synced just after, so the commit alone is not yet durable.
+   * at once and synced just after, so the commit alone is not yet durable. `fn` runs in a child transaction:
+   * when it throws, everything it wrote is rolled back and the promise rejects (lmdb-js's plain
+   * `transaction` would commit what was written before the throw).
    */
   write<T>(fn: (tx: StoreTransaction) => T): Promise<T> {
-    const committed = this.dbs.root.transaction(() => fn(this.tx))
+    const committed = this.dbs.root.childTransaction(() => fn(this.tx))
     // Asked now, while this transaction's flush is the pending one (lmdb-js forgets it once a later write starts).
     const flushed = this.flushed()
     return Promise.all([committed, flushed]).then(([result]) => result)
@@ -59,10 +68,10 @@ export class EventStore {
   }
 
   private readonly tx: StoreTransaction = {
-    apply: (event, json, span) => {
+    apply: (event, json, trace) => {
       const outcome = applyEvent(this.dbs, event, json)
       // Same transaction as the event: both commit, or neither does.
-      if (outcome.status === 'stored' && this.hints) this.outbox.add(event, span)
+      if (outcome.status === 'stored' && this.hints) this.outbox.add(event, trace)
       return outcome
     },
     deleteExpired: (now, max) => this.deleteExpired(now, max),
@@ -135,8 +144,11 @@ export class EventStore {
 
 /** The operations available inside a write transaction. */
 export interface StoreTransaction {
-  /** Stores one verified event under NIP-01/09 rules; a hint it queues carries the trace context of `span` (its EVENT's). */
-  apply(event: VerifiedEvent, json: Buffer, span?: Span): StoreOutcome
+  /**
+   * Stores one verified event under NIP-01/09 rules; a hint it queues carries the trace context of its EVENT
+   * (its span, or the span's context as carried to the writer thread).
+   */
+  apply(event: VerifiedEvent, json: Buffer, trace?: Span | TraceCarrier): StoreOutcome
   /** Deletes up to `max` events whose expiration is at or before `now`; returns how many. */
   deleteExpired(now: number, max: number): number
   /** Removes published hints from the outbox. */

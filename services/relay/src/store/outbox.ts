@@ -50,9 +50,9 @@ export class Outbox {
   }
 
   /** Inside a write transaction: queues the event's hint, if it routes anywhere, with the trace context of its span. */
-  add(event: HintSource, span?: Span): void {
+  add(event: HintSource, trace?: Span | TraceCarrier): void {
     const hint = hintFromEvent(event)
-    if (hint) this.put(hint, span && traceCarrierOf(span))
+    if (hint) this.put(hint, trace === undefined || 'traceparent' in trace ? trace : traceCarrierOf(trace))
   }
 
   /** Inside a write transaction: queues a hint as it is (one a snapshot held: see backup/outbox-records.ts). */

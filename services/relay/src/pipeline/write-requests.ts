@@ -1,0 +1,82 @@
+// What the writer thread is asked and answers (writer-thread.ts on the event loop, write-worker.ts in the thread).
+import type { Hint } from '@msr/hints'
+import type { VerifiedEvent } from '@msr/nostr'
+import type { TraceCarrier } from '@msr/telemetry'
+import { serveRequests, type Answer } from '@msr/workers'
+import type { EventStore, StoreOutcome, StoreTransaction } from '../store/event-store.js'
+
+/**
+ * Events to store, in order: their canonical JSON back to back in `bytes` (event i ends at `ends[i]`),
+ * the trace context of each traced one (by index), and whether stored 445/446 events queue a hint.
+ * The events were verified on the event loop; they are parsed again here, not checked.
+ */
+export interface ApplyRequest {
+  op: 'apply'
+  bytes: Uint8Array
+  ends: number[]
+  traces: Record<number, TraceCarrier>
+  hints: boolean
+}
+
+export type WriteRequest =
+  | ApplyRequest
+  | { op: 'expire'; now: number; max: number }
+  | { op: 'remove-hints'; keys: Uint8Array[] }
+  | { op: 'queue-hints'; hints: Hint[] }
+  | { op: 'close' }
+
+/** Each event's outcome (APPLIED codes, a reason for each refused one), or how many expired events were deleted. */
+export type WriteResponse =
+  | { ok: true; codes?: Uint8Array; reasons?: Record<number, StoreOutcome & { status: 'rejected' }>; deleted?: number }
+  | { ok: false; error: string }
+
+/** Outcome codes of an apply answer. */
+export const APPLIED = { stored: 0, duplicate: 1, rejected: 2 } as const
+
+const apply = (tx: StoreTransaction, request: ApplyRequest): WriteResponse => {
+  const bytes = Buffer.from(request.bytes.buffer, request.bytes.byteOffset, request.bytes.byteLength)
+  const codes = new Uint8Array(request.ends.length)
+  const reasons: Record<number, StoreOutcome & { status: 'rejected' }> = {}
+  let start = 0
+  request.ends.forEach((end, i) => {
+    const json = bytes.subarray(start, end)
+    start = end
+    const event = JSON.parse(json.toString('utf8')) as VerifiedEvent
+    const outcome = tx.apply(event, json, request.traces[i])
+    codes[i] = APPLIED[outcome.status]
+    if (outcome.status === 'rejected') reasons[i] = outcome
+  })
+  return { ok: true, codes, reasons }
+}
+
+const handle = async (store: EventStore, request: WriteRequest): Promise<WriteResponse> => {
+  switch (request.op) {
+    case 'apply':
+      store.hintsEnabled = request.hints
+      return store.write(tx => apply(tx, request))
+    case 'expire':
+      return { ok: true, deleted: await store.write(tx => tx.deleteExpired(request.now, request.max)) }
+    case 'remove-hints':
+      await store.write(tx => tx.removeHints(request.keys.map(key => Buffer.from(key))))
+      return { ok: true }
+    case 'queue-hints':
+      await store.write(tx => tx.queueHints(request.hints))
+      return { ok: true }
+    case 'close':
+      await store.close()
+      return { ok: true }
+  }
+}
+
+/**
+ * Inside the writer thread: answers write requests on `store`, each one transaction, started in arrival
+ * order and answered once it is committed and flushed to disk. A failed transaction is answered (nothing
+ * of it was stored), not fatal to the thread.
+ */
+export const serveWrites = (store: EventStore): void =>
+  serveRequests<WriteRequest, WriteResponse>('writer', (request): Promise<Answer<WriteResponse>> =>
+    handle(store, request).then(
+      body => ({ body }),
+      (error: unknown) => ({ body: { ok: false, error: error instanceof Error ? error.message : String(error) } }),
+    ),
+  )
