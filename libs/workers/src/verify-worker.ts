@@ -3,8 +3,14 @@ import { workerData } from 'node:worker_threads'
 import { loadVerifier, type NostrEvent } from '@msr/nostr'
 import { serveRequests } from './serve.js'
 
-/** A batch: packed `id + sig + pubkey` hex strings (native backend) or event JSON (wasm backend). */
-export type VerifyRequest = string[]
+/**
+ * A batch: its items back to back in one string, item i ending at `ends[i]`; an item is `id + sig + pubkey`
+ * in hex (native backend) or the event's JSON (wasm backend).
+ */
+export interface VerifyRequest {
+  items: string
+  ends: Uint32Array
+}
 
 /** The answer: one byte per item, 1 when the signature is valid. */
 export type VerifyResponse = Uint8Array
@@ -16,8 +22,12 @@ const unpack = (item: string): NostrEvent =>
     ? ({ id: item.slice(0, 64), sig: item.slice(64, 192), pubkey: item.slice(192, 256) } as NostrEvent)
     : (JSON.parse(item) as NostrEvent)
 
-serveRequests<VerifyRequest, VerifyResponse>(verifier.name, items => {
-  const valid = new Uint8Array(items.length)
-  items.forEach((item, i) => (valid[i] = verifier.verify(unpack(item)) ? 1 : 0))
+serveRequests<VerifyRequest, VerifyResponse>(verifier.name, ({ items, ends }) => {
+  const valid = new Uint8Array(ends.length)
+  let start = 0
+  ends.forEach((end, i) => {
+    valid[i] = verifier.verify(unpack(items.slice(start, end))) ? 1 : 0
+    start = end
+  })
   return { body: valid, transfer: [valid.buffer] }
 })

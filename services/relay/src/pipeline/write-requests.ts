@@ -13,7 +13,7 @@ import type { EventStore, StoreOutcome, StoreTransaction } from '../store/event-
 export interface ApplyRequest {
   op: 'apply'
   bytes: Uint8Array
-  ends: number[]
+  ends: Uint32Array
   traces: Record<number, TraceCarrier>
   hints: boolean
 }

@@ -45,7 +45,7 @@ const applyRequest = (batch: Parameters<Transactions['apply']>[0], hints: boolea
   let size = 0
   for (const p of batch) size += p.json.length
   const bytes = Buffer.allocUnsafeSlow(size)
-  const ends: number[] = new Array(batch.length)
+  const ends = new Uint32Array(batch.length)
   const traces: Record<number, TraceCarrier> = {}
   let at = 0
   batch.forEach((p, i) => {
@@ -54,5 +54,5 @@ const applyRequest = (batch: Parameters<Transactions['apply']>[0], hints: boolea
     const trace = hints && p.span && HINTED_KINDS.has(p.event.kind) ? traceCarrierOf(p.span) : undefined
     if (trace) traces[i] = trace
   })
-  return { body: { op: 'apply', bytes, ends, traces, hints }, transfer: [bytes.buffer as ArrayBuffer] }
+  return { body: { op: 'apply', bytes, ends, traces, hints }, transfer: [bytes.buffer as ArrayBuffer, ends.buffer] }
 }

@@ -136,4 +136,13 @@ describe('ipSet', () => {
     assert.equal(all.has('garbage'), false)
     assert.equal(all.has('10.0.0.1/8'), false)
   })
+
+  it('gives the same answers asked again, past the number of addresses it remembers', () => {
+    const set = ipSet(['10.0.0.0/24'])
+    for (let round = 0; round < 2; round++)
+      for (let i = 0; i < 5000; i++) {
+        const ip = `10.0.${i >> 8}.${i & 255}`
+        assert.equal(set.has(ip), i < 256, ip)
+      }
+  })
 })

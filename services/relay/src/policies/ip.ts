@@ -35,11 +35,24 @@ export const ipSet = (entries: readonly string[]): IpSet => {
     if (prefix === undefined) list.addAddress(address, family)
     else list.addSubnet(address, Number(prefix), family)
   }
+  // Asked for every EVENT and REQ of a connection: answers are remembered per address (BlockList.check
+  // builds a SocketAddress each time). The set is rebuilt when the configuration reloads, and so is this.
+  const known = new Map<string, boolean>()
   return {
     size: entries.length,
     has: ip => {
-      const family = isIP(ip)
-      return family !== 0 && list.check(ip, family === 6 ? 'ipv6' : 'ipv4')
+      if (entries.length === 0) return false
+      let answer = known.get(ip)
+      if (answer === undefined) {
+        const family = isIP(ip)
+        answer = family !== 0 && list.check(ip, family === 6 ? 'ipv6' : 'ipv4')
+        if (known.size >= MAX_KNOWN) known.clear()
+        known.set(ip, answer)
+      }
+      return answer
     },
   }
 }
+
+/** Addresses an IpSet remembers before it starts over. */
+const MAX_KNOWN = 4096
