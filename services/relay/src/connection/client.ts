@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import type { Reason } from '@msr/nostr'
 import type { Peer } from '../policies/access.js'
-import type { Subscription } from '../subscriptions/subscription.js'
+import { LiveFrame, type Subscription } from '../subscriptions/subscription.js'
 
 /** Why a client was disconnected by the relay, for logs and metrics. */
 export type DropCause = 'slow' | 'shutdown'
@@ -49,6 +49,27 @@ class Wire {
   ) {}
 }
 
+/** The index past the run of live frames starting at `from`. */
+const liveRunEnd = (frames: ReadonlyArray<unknown>, from: number): number => {
+  let end = from + 1
+  while (end < frames.length && frames[end] instanceof LiveFrame) end++
+  return end
+}
+
+/** The wire bytes of frames[from, to) (all live frames) in one buffer. */
+const joinWire = (frames: ReadonlyArray<unknown>, from: number, to: number): Buffer => {
+  let length = 0
+  for (let i = from; i < to; i++) length += (frames[i] as LiveFrame).wire.length
+  const joined = Buffer.allocUnsafeSlow(length)
+  let at = 0
+  for (let i = from; i < to; i++) {
+    const { wire } = frames[i] as LiveFrame
+    joined.set(wire, at)
+    at += wire.length
+  }
+  return joined
+}
+
 const dirty = new Set<Client>()
 let flushScheduled = false
 
@@ -79,7 +100,7 @@ export class Client implements Peer {
   challenge: string | undefined
   /** EVENT messages accepted for processing but not yet answered. */
   inFlight = 0
-  private queue: Array<string | Buffer | Wire> = []
+  private queue: Array<string | Buffer | Wire | LiveFrame> = []
   private dropped = false
   private readonly holds = new Set<HoldReason>()
   private behindSince: number | undefined
@@ -105,10 +126,10 @@ export class Client implements Peer {
     this.enqueue(frame)
   }
 
-  private enqueue(item: string | Buffer | Wire): void {
+  private enqueue(item: string | Buffer | Wire | LiveFrame): void {
     if (this.closed) return
-    this.queue.push(item)
-    dirty.add(this)
+    // A client with queued frames is already in `dirty` (flush empties both together).
+    if (this.queue.push(item) === 1) dirty.add(this)
     if (!flushScheduled) {
       flushScheduled = true
       setImmediate(flushAll)
@@ -133,7 +154,7 @@ export class Client implements Peer {
   }
 
   /** Queues a live (fan-out) frame, or drops the client when it has been behind for too long. */
-  sendLive(frame: Buffer): void {
+  sendLive(frame: LiveFrame): void {
     const buffered = this.socket.bufferedAmount
     const max = this.options.maxOutboundBytes
     if (buffered <= max) this.behindSince = undefined
@@ -142,7 +163,7 @@ export class Client implements Peer {
       this.behindSince ??= now
       if (buffered > HARD_LIMIT_FACTOR * max || now - this.behindSince > this.options.slowGraceMs) return this.drop('slow')
     }
-    this.send(frame)
+    this.enqueue(frame)
   }
 
   /** `["OK", id, accepted, message]`; an `auth-required:` refusal is followed by the challenge again. */
@@ -172,16 +193,29 @@ export class Client implements Peer {
     this.send(JSON.stringify(['EOSE', subId]))
   }
 
-  /** Writes the queued frames now (called by the per-turn flush). */
+  /**
+   * Writes the queued frames now (called by the per-turn flush), corked. With no extension negotiated, each
+   * run of live frames goes to the socket as one buffer (one write for a turn's fan-out); otherwise ws frames
+   * their payloads.
+   */
   flush(): void {
     if (this.closed) return this.discard()
     if (this.queue.length === 0) return
     const frames = this.queue
     this.queue = []
     const raw = this.rawSocket
+    const wire = raw !== undefined && this.socket.extensions === ''
     raw?.cork()
-    for (const frame of frames) {
-      if (!(frame instanceof Wire)) this.socket.send(frame, TEXT)
+    for (let i = 0; i < frames.length; i++) {
+      const frame = frames[i] as string | Buffer | Wire | LiveFrame
+      if (frame instanceof LiveFrame) {
+        if (!wire) this.socket.send(frame.payload, TEXT)
+        else {
+          const end = liveRunEnd(frames, i)
+          raw.write(end === i + 1 ? frame.wire : joinWire(frames, i, end))
+          i = end - 1
+        }
+      } else if (!(frame instanceof Wire)) this.socket.send(frame, TEXT)
       else if (raw) raw.write(frame.bytes, frame.done)
       else frame.done()
     }

@@ -1,6 +1,6 @@
 import type { LiveIndex } from '../subscriptions/live-index.js'
 import type { NostrEvent } from '@msr/nostr'
-import { eventFrame, type Subscription } from '../subscriptions/subscription.js'
+import { liveFrame, type LiveFrame, type Subscription } from '../subscriptions/subscription.js'
 import { fanOutSpan } from '../tracing.js'
 import type { Committed } from './writer.js'
 
@@ -10,12 +10,17 @@ const DELIVERIES_PER_TURN = 16384
 /**
  * Delivers committed (and ephemeral) events to every live subscription that matches them, in commit
  * order. The event JSON was serialized once at ingest; each frame only wraps it with the
- * subscription's precomputed prefix. A large batch is spread over several turns so that the frames
- * of one turn stay bounded and clients drain in between.
+ * subscription's precomputed prefix and the WebSocket header, once per subscription id: subscriptions
+ * on different connections with the same id share the frame. A large batch is spread over several
+ * turns so that the frames of one turn stay bounded and clients drain in between.
  */
 export class FanOut {
   private queue: Committed[] = []
   private scheduled = false
+  /** The matching subscriptions of the event being delivered (reused: no array per event). */
+  private readonly matched: Subscription[] = []
+  /** The frames of the event being delivered, by subscription id (cleared per event). */
+  private readonly frames = new Map<string, LiveFrame>()
 
   constructor(
     private readonly index: LiveIndex,
@@ -40,13 +45,16 @@ export class FanOut {
       const { event, json, span } = this.queue[taken++] as Committed
       const before = deliveries
       const traced = span && fanOutSpan(span)
-      for (const subscription of this.index.matching(event)) {
+      for (const subscription of this.index.matching(event, this.matched)) {
         if (!this.visible(subscription, event)) continue
-        const frame = eventFrame(subscription, json)
+        let frame = this.frames.get(subscription.id)
+        if (!frame) this.frames.set(subscription.id, (frame = liveFrame(subscription.framePrefix, json)))
         if (subscription.held) subscription.held.push({ id: event.id, frame })
         else subscription.client.sendLive(frame)
         deliveries++
       }
+      this.frames.clear()
+      this.matched.length = 0
       traced?.(deliveries - before)
     }
     this.queue = this.queue.slice(taken)
