@@ -8,7 +8,7 @@ import { LiveFrame, type Subscription } from '../subscriptions/subscription.js'
 export type DropCause = 'slow' | 'shutdown'
 
 /** Why the relay stopped reading a client's socket for now. */
-export type HoldReason = 'ingest' | 'outbound' | 'auth' | 'turn' | 'penalty' | 'shutdown'
+export type HoldReason = 'ingest' | 'outbound' | 'auth' | 'turn' | 'penalty' | 'fanout' | 'shutdown'
 
 /** What the relay needs of the outbound side: frames out, bounded, corked per turn. */
 export interface ClientOptions {
@@ -47,27 +47,6 @@ class Wire {
     readonly bytes: Buffer,
     readonly done: () => void,
   ) {}
-}
-
-/** The index past the run of live frames starting at `from`. */
-const liveRunEnd = (frames: ReadonlyArray<unknown>, from: number): number => {
-  let end = from + 1
-  while (end < frames.length && frames[end] instanceof LiveFrame) end++
-  return end
-}
-
-/** The wire bytes of frames[from, to) (all live frames) in one buffer. */
-const joinWire = (frames: ReadonlyArray<unknown>, from: number, to: number): Buffer => {
-  let length = 0
-  for (let i = from; i < to; i++) length += (frames[i] as LiveFrame).wire.length
-  const joined = Buffer.allocUnsafeSlow(length)
-  let at = 0
-  for (let i = from; i < to; i++) {
-    const { wire } = frames[i] as LiveFrame
-    joined.set(wire, at)
-    at += wire.length
-  }
-  return joined
 }
 
 const dirty = new Set<Client>()
@@ -194,9 +173,9 @@ export class Client implements Peer {
   }
 
   /**
-   * Writes the queued frames now (called by the per-turn flush), corked. With no extension negotiated, each
-   * run of live frames goes to the socket as one buffer (one write for a turn's fan-out); otherwise ws frames
-   * their payloads.
+   * Writes the queued frames now (called by the per-turn flush), corked, so that a turn's frames leave in one
+   * writev. With no extension negotiated, live frames go to the socket as they are (header included, shared
+   * by every subscription with that id); otherwise ws frames their payloads.
    */
   flush(): void {
     if (this.closed) return this.discard()
@@ -210,11 +189,7 @@ export class Client implements Peer {
       const frame = frames[i] as string | Buffer | Wire | LiveFrame
       if (frame instanceof LiveFrame) {
         if (!wire) this.socket.send(frame.payload, TEXT)
-        else {
-          const end = liveRunEnd(frames, i)
-          raw.write(end === i + 1 ? frame.wire : joinWire(frames, i, end))
-          i = end - 1
-        }
+        else raw.write(frame.wire)
       } else if (!(frame instanceof Wire)) this.socket.send(frame, TEXT)
       else if (raw) raw.write(frame.bytes, frame.done)
       else frame.done()
