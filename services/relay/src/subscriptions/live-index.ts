@@ -25,6 +25,8 @@ export class LiveIndex {
   private readonly catchAll = new Set<Entry>()
   private readonly entries = new Map<Subscription, Entry[]>()
   private stamp = 0
+  /** Filters tested for the last event: those filed under its id, author, kind or tag values, and the catch-all. */
+  tested = 0
 
   /** Number of live subscriptions. */
   get size(): number {
@@ -52,13 +54,25 @@ export class LiveIndex {
    */
   matching(event: NostrEvent, out: Subscription[] = []): Subscription[] {
     const stamp = ++this.stamp
-    visit(this.byId.get(event.id), event, stamp, out)
-    visit(this.byAuthor.get(event.pubkey), event, stamp, out)
-    visit(this.byKind.get(event.kind), event, stamp, out)
+    this.tested = 0
+    this.visit(this.byId.get(event.id), event, stamp, out)
+    this.visit(this.byAuthor.get(event.pubkey), event, stamp, out)
+    this.visit(this.byKind.get(event.kind), event, stamp, out)
     if (this.byTag.size > 0)
-      for (const tag of event.tags) if (tag[0]?.length === 1 && tag[1] !== undefined) visit(this.byTag.get(tag[0] + tag[1]), event, stamp, out)
-    if (this.catchAll.size > 0) visit(this.catchAll, event, stamp, out)
+      for (const tag of event.tags) if (tag[0]?.length === 1 && tag[1] !== undefined) this.visit(this.byTag.get(tag[0] + tag[1]), event, stamp, out)
+    if (this.catchAll.size > 0) this.visit(this.catchAll, event, stamp, out)
     return out
+  }
+
+  /** Adds the subscriptions of `entries` that match the event and were not added for it yet (stamp). */
+  private visit(entries: Set<Entry> | undefined, event: NostrEvent, stamp: number, out: Subscription[]): void {
+    if (!entries) return
+    this.tested += entries.size
+    for (const { subscription, matches } of entries) {
+      if (subscription.lastDelivery === stamp || !matches(event)) continue
+      subscription.lastDelivery = stamp
+      out.push(subscription)
+    }
   }
 
   /** Where a filter is filed: every value of its most selective field (an event reaches it through any one). */
@@ -72,16 +86,6 @@ export class LiveIndex {
     }
     if (filter.kinds) return filter.kinds.map(k => [this.byKind, k])
     return [[this.catchAll, '']]
-  }
-}
-
-/** Adds the subscriptions of `entries` that match the event and were not added for it yet (stamp). */
-const visit = (entries: Set<Entry> | undefined, event: NostrEvent, stamp: number, out: Subscription[]): void => {
-  if (!entries) return
-  for (const { subscription, matches } of entries) {
-    if (subscription.lastDelivery === stamp || !matches(event)) continue
-    subscription.lastDelivery = stamp
-    out.push(subscription)
   }
 }
 
