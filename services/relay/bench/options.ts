@@ -85,7 +85,8 @@ With --url it runs the same scenarios against a relay that is already running, a
   --only LIST               scenarios to run: ingest,req,fanout,idle (default: all) BENCH_ONLY
   --events N                1. ingest: kind-1 events (default 50000; quick 5000)    BENCH_EVENTS
   --connections C           1. ingest: publishing connections (default 8)           BENCH_CONNECTIONS
-  --window W                unanswered EVENTs per connection (default 500)          BENCH_WINDOW
+  --window W                unanswered EVENTs per connection (default 500; not at   BENCH_WINDOW
+                            saturation: --saturation-window)
   --store N                 2. REQ: events in the store at least (default 100000)   BENCH_STORE
   --reqs R                  2. REQ: timed REQs (default 2000)                       BENCH_REQS
   --req-connections Q       2. REQ: connections, one REQ at a time each (default 4) BENCH_REQ_CONNECTIONS
@@ -96,7 +97,7 @@ With --url it runs the same scenarios against a relay that is already running, a
   --fanout-events M         3. fan-out: events published (default 2000)            BENCH_FANOUT_EVENTS
   --no-separate             3. fan-out: skip the one-connection-per-subscriber run  BENCH_SEPARATE=0
   --publishers P            3. fan-out at saturation: publishing connections, each  BENCH_PUBLISHERS
-                            with its own --window (default 8; quick 4)
+                            with its own window (default 8; quick 4)
   --saturation-events N     3. fan-out at saturation: events published by them all  BENCH_SATURATION_EVENTS
                             (default 20000: 10 M deliveries to 500; quick 2000)
   --saturation-window W     3. fan-out at saturation: unanswered EVENTs per         BENCH_SATURATION_WINDOW
