@@ -14,13 +14,14 @@ export interface Summary {
 const percentile = (sorted: Float64Array, p: number): number =>
   sorted.length === 0 ? NaN : (sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number)
 
-/** p50/p90/p99/max/mean of the values. */
-export const summarize = (values: readonly number[]): Summary => {
+/** p50/p90/p99/max/mean of the values (an array, or a typed array of millions without a copy into one). */
+export const summarize = (values: ArrayLike<number>): Summary => {
   const sorted = Float64Array.from(values).sort()
-  const sum = values.reduce((a, b) => a + b, 0)
+  let sum = 0
+  for (let i = 0; i < sorted.length; i++) sum += sorted[i] as number
   return {
-    n: values.length,
-    mean: values.length === 0 ? NaN : sum / values.length,
+    n: sorted.length,
+    mean: sorted.length === 0 ? NaN : sum / sorted.length,
     p50: percentile(sorted, 50),
     p90: percentile(sorted, 90),
     p99: percentile(sorted, 99),

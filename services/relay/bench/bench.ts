@@ -33,6 +33,7 @@ interface Corpus {
   extra: Buffer[]
   fanout: Buffer[]
   fanoutSeparate: Buffer[]
+  fanoutSaturation: Buffer[]
   /** Untimed events published before each fan-out round, one slice per round. */
   fanoutWarmup: Buffer[][]
   shape: StoreShape
@@ -78,6 +79,7 @@ interface Results {
   reqsBaseline?: ReqResult
   fanout?: FanoutResult
   fanoutSeparate?: FanoutResult
+  fanoutSaturation?: FanoutResult
   idle?: IdleResult
 }
 
@@ -109,15 +111,16 @@ const prepare = async (options: BenchOptions): Promise<Corpus & { seconds: numbe
   const notes = wantStore ? options.events : 0
   const extra = options.scenarios.has('req') && options.load ? Math.max(options.store - notes, Math.ceil(options.store / 2)) : 0
   const fanout = options.scenarios.has('fanout') ? options.fanoutEvents : 0
-  const rounds = options.separate ? 2 : 1
+  const saturation = options.scenarios.has('fanout') && options.saturation ? options.saturationEvents : 0
+  const rounds = 1 + (options.separate ? 1 : 0) + (saturation > 0 ? 1 : 0)
   const warm = Math.min(100, Math.ceil(fanout / 10))
-  const counts = [notes, extra, fanout, options.separate ? fanout : 0, warm * rounds]
+  const counts = [notes, extra, fanout, options.separate ? fanout : 0, saturation, warm * rounds]
   const starts = counts.map((_, i) => counts.slice(0, i).reduce((a, b) => a + b, 0))
-  const mixes: Array<'notes' | 'mixed'> = ['notes', 'mixed', 'notes', 'notes', 'notes']
+  const mixes: Array<'notes' | 'mixed'> = ['notes', 'mixed', 'notes', 'notes', 'notes', 'notes']
   const jobs: CorpusJob[] = counts.map((count, i) => ({ ...(i < 2 ? stored : live), mix: mixes[i] ?? 'notes', start: starts[i] ?? 0, count }))
-  const [n, x, f, s, w] = await signCorpus(jobs)
+  const [n, x, f, s, sat, w] = await signCorpus(jobs)
   return {
-    notes: n ?? [], extra: x ?? [], fanout: f ?? [], fanoutSeparate: s ?? [],
+    notes: n ?? [], extra: x ?? [], fanout: f ?? [], fanoutSeparate: s ?? [], fanoutSaturation: sat ?? [],
     fanoutWarmup: Array.from({ length: rounds }, (_, r) => (w ?? []).slice(r * warm, (r + 1) * warm)),
     shape: { pubkeys, pools, createdFrom: stored.createdFrom, createdTo: stored.createdTo },
     secrets,
@@ -158,20 +161,45 @@ const reqLatency = async (relay: Target, options: BenchOptions, corpus: Corpus, 
   }
 }
 
-/** Scenario 3: the shared-connection layout, then (optionally) one connection per subscriber. */
+/**
+ * Scenario 3: the shared-connection layout and (optionally) one connection per subscriber, each from one publisher;
+ * then (optionally) saturation: `--publishers` connections publishing as fast as the relay answers.
+ */
 const fanout = async (relay: Target, options: BenchOptions, corpus: Corpus, results: Results): Promise<void> => {
+  const shared = `(${options.perConnection} subscriptions per connection)`
   const layouts = [
-    { key: 'fanout' as const, frames: corpus.fanout, perConnection: options.perConnection, title: `(${options.perConnection} subscriptions per connection)` },
-    ...(options.separate ? [{ key: 'fanoutSeparate' as const, frames: corpus.fanoutSeparate, perConnection: 1, title: '(one connection per subscriber)' }] : []),
+    { key: 'fanout' as const, frames: corpus.fanout, perConnection: options.perConnection, publishers: 1, window: options.window, title: shared },
+    ...(options.separate
+      ? [{ key: 'fanoutSeparate' as const, frames: corpus.fanoutSeparate, perConnection: 1, publishers: 1, window: options.window, title: '(one connection per subscriber)' }]
+      : []),
+    ...(corpus.fanoutSaturation.length > 0
+      ? [{
+          key: 'fanoutSaturation' as const, frames: corpus.fanoutSaturation, perConnection: options.perConnection, publishers: options.publishers,
+          window: options.saturationWindow, title: `at saturation ${shared}`,
+        }]
+      : []),
   ]
   for (const [round, layout] of layouts.entries()) {
     const cpu = cpuShare(relay.pid)
     // --url: only the bench's own notes, whatever else the relay carries.
-    const settings = { subscribers: options.subscribers, perConnection: layout.perConnection, window: options.window, authors: options.url ? corpus.shape.pubkeys : undefined }
-    const r = await phase(`3. fan-out ${layout.title}`, () => measureFanout(relay.url, layout.frames, corpus.fanoutWarmup[round] ?? [], settings))
+    const settings = {
+      subscribers: options.subscribers, perConnection: layout.perConnection, publishers: layout.publishers, window: layout.window,
+      authors: options.url ? corpus.shape.pubkeys : undefined,
+    }
+    // The CPU reading ends with the last delivery, before the bench sorts millions of latencies.
+    let share: CpuShare | undefined
+    const r = await phase(`3. fan-out ${layout.title}`, () => measureFanout(relay.url, layout.frames, corpus.fanoutWarmup[round] ?? [], settings, () => (share = cpu())))
     results[layout.key] = r
-    report.printFanout(r, layout.title, cpu())
+    report.printFanout(r, layout.title, share ?? cpu())
   }
+}
+
+/** The fan-out rounds that ran, with their label. */
+const fanoutRounds = (results: Results): Array<[FanoutResult, 'shared connections' | 'one connection each' | 'saturation']> => {
+  const rounds: Array<[FanoutResult | undefined, 'shared connections' | 'one connection each' | 'saturation']> = [
+    [results.fanout, 'shared connections'], [results.fanoutSeparate, 'one connection each'], [results.fanoutSaturation, 'saturation'],
+  ]
+  return rounds.filter((round): round is [FanoutResult, (typeof round)[1]] => round[0] !== undefined)
 }
 
 const closedCount = (r: ReqResult | undefined): number => r?.samples.filter(s => s.closed !== undefined).length ?? 0
@@ -193,7 +221,7 @@ const faultyRejections = (r: PublishResult | undefined, remote: boolean): number
 
 /** Rate-limited answers over the run: reported apart, never a fault. */
 const rateLimitedText = (results: Results): string | undefined => {
-  const events = [results.ingest, results.load, results.fanout?.publish, results.fanoutSeparate?.publish].reduce((sum, r) => sum + (r?.rateLimited ?? 0), 0)
+  const events = [results.ingest, results.load, ...fanoutRounds(results).map(([r]) => r.publish)].reduce((sum, r) => sum + (r?.rateLimited ?? 0), 0)
   const reqs = (results.reqs?.rateLimited ?? 0) + (results.reqsBaseline?.rateLimited ?? 0)
   return events + reqs === 0 ? undefined : `${int(events)} EVENTs answered OK false "rate-limited:", ${int(reqs)} REQs CLOSED "rate-limited:" (the relay's policy; not faults)`
 }
@@ -203,7 +231,7 @@ const summarize = (results: Results, remote = false): { lines: string[]; faults:
   const lines: string[] = []
   let faults = 0
   const met = (ok: boolean) => (ok ? 'met' : 'MISSED')
-  const { ingest, load, reqs, reqsBaseline: base, fanout: f, fanoutSeparate: fs } = results
+  const { ingest, load, reqs, reqsBaseline: base } = results
   if (ingest) {
     const rate = (ingest.stored + ingest.duplicates) / ingest.seconds
     lines.push(`ingest      ${int(rate)} events/s (target ≥ ${int(report.TARGETS.ingestPerSecond)}: ${met(rate >= report.TARGETS.ingestPerSecond)})`)
@@ -216,20 +244,21 @@ const summarize = (results: Results, remote = false): { lines: string[]; faults:
   }
   const closed = closedCount(base) + closedCount(reqs)
   if (closed > 0) lines.push(`REQ CLOSED  ${closed} REQ(s) ended by the relay (see above; db_query_timeout under CPU contention)`)
-  for (const [r, label] of [[f, 'shared connections'], [fs, 'one connection each']] as const) {
-    if (!r) continue
-    const ok = r.deliveriesPerSecond >= report.TARGETS.fanoutPerSecond && r.missing === 0
-    lines.push(`fan-out     ${int(r.deliveriesPerSecond)} deliveries/s, ${label}, missing ${int(r.missing)} (target ≥ ${int(report.TARGETS.fanoutPerSecond)}: ${met(ok)})`)
-    faults += r.missing + r.duplicates + r.stray + faultyRejections(r.publish, remote)
+  for (const [r, label] of fanoutRounds(results)) {
+    const target = label === 'saturation' ? report.TARGETS.saturationPerSecond : report.TARGETS.fanoutPerSecond
+    const ok = r.deliveriesPerSecond >= target && r.missing === 0
+    const detail = label === 'saturation' ? `${r.publishers} publishers, p50 ${ms(r.publishToDeliver.p50)}, p99 ${ms(r.publishToDeliver.p99)}, ` : ''
+    lines.push(`fan-out     ${int(r.deliveriesPerSecond)} deliveries/s, ${label}, ${detail}missing ${int(r.missing)} (target ≥ ${int(target)}: ${met(ok)})`)
+    faults += r.missing + r.duplicates + r.outOfOrder + r.stray + faultyRejections(r.publish, remote)
   }
   const limited = rateLimitedText(results)
   if (limited) lines.push(`rate limits ${limited}`)
-  const publishes = [results.ingest, results.load, f?.publish, fs?.publish]
+  const publishes = [results.ingest, results.load, ...fanoutRounds(results).map(([r]) => r.publish)]
   const policy = publishes.reduce((sum, r) => sum + (r ? r.rejected - faultyRejections(r, remote) : 0), 0)
   if (policy > 0) lines.push(`policy      ${int(policy)} events refused by the relay's policy (${[...POLICY_PREFIXES].join(':, ')}:; see above): not faults with --url`)
   const others = otherProcessesText(shares)
   if (others) lines.push(`machine     ${others}`)
-  if (faults > 0) lines.push(`FAULTS      ${faults} rejected events or missing/duplicate deliveries (exit code 1)`)
+  if (faults > 0) lines.push(`FAULTS      ${faults} rejected events or missing/duplicate/out-of-order deliveries (exit code 1)`)
   return { lines, faults }
 }
 
@@ -238,7 +267,7 @@ const figuresOf = (results: Results, options: BenchOptions): report.Figure[] => 
   const figures: report.Figure[] = []
   const add = (figure: string, value: number, unit: string) => figures.push({ figure, value, unit })
   const remote = options.url !== undefined
-  const { ingest, load, reqs, reqsBaseline: base, fanout: f, fanoutSeparate: fs } = results
+  const { ingest, load, reqs, reqsBaseline: base } = results
   if (ingest && options.scenarios.has('ingest')) {
     add('ingest OK/s', (ingest.stored + ingest.duplicates) / ingest.seconds, 'events/s')
     add('ingest OK latency p50', ingest.ackLatency.p50, 'ms')
@@ -259,12 +288,19 @@ const figuresOf = (results: Results, options: BenchOptions): report.Figure[] => 
     add('REQ events per REQ (mean)', reqs.samples.length === 0 ? 0 : reqs.samples.reduce((sum, s) => sum + s.events, 0) / reqs.samples.length, 'events')
     if (remote || reqs.rateLimited) add('REQ rate-limited', reqs.rateLimited + (base?.rateLimited ?? 0), 'REQs')
   }
-  for (const [r, suffix] of [[f, ''], [fs, ' (one connection each)']] as const) {
-    if (!r) continue
+  const suffixes = { 'shared connections': '', 'one connection each': ' (one connection each)', saturation: ' (saturation)' }
+  for (const [r, label] of fanoutRounds(results)) {
+    const suffix = suffixes[label]
     add(`fan-out deliveries/s${suffix}`, r.deliveriesPerSecond, 'deliveries/s')
     add(`publish→deliver p50${suffix}`, r.publishToDeliver.p50, 'ms')
     add(`publish→deliver p99${suffix}`, r.publishToDeliver.p99, 'ms')
     add(`fan-out missing${suffix}`, r.missing, 'deliveries')
+    if (label === 'saturation') {
+      add(`fan-out publishers${suffix}`, r.publishers, 'connections')
+      add(`fan-out duplicates${suffix}`, r.duplicates, 'deliveries')
+      add(`fan-out out of order${suffix}`, r.outOfOrder, 'deliveries')
+      add(`fan-out slow-reader disconnects${suffix}`, r.closedByRelay, 'connections')
+    }
     if (remote || r.publish.rateLimited) add(`fan-out rate-limited${suffix}`, r.publish.rateLimited, 'events')
   }
   if (results.idle) {
@@ -355,7 +391,7 @@ const main = async (): Promise<number> => {
   }
   report.printHeader(machineInfo(), options.quick)
   const corpus = await prepare(options)
-  const total = [corpus.notes, corpus.extra, corpus.fanout, corpus.fanoutSeparate, ...corpus.fanoutWarmup].reduce((sum, f) => sum + f.length, 0)
+  const total = [corpus.notes, corpus.extra, corpus.fanout, corpus.fanoutSeparate, corpus.fanoutSaturation, ...corpus.fanoutWarmup].reduce((sum, f) => sum + f.length, 0)
   report.printPrepared(total, corpus.seconds, availableParallelism(), corpus.signer, options.keys)
   if (options.url) return remoteMain(options, options.url, corpus)
 

@@ -1,13 +1,16 @@
-// Fan-out: live subscribers to {kinds:[1]}, one publisher, every EVENT frame counted and checked off per subscription.
+// Fan-out: live subscribers to {kinds:[1]}, one or more publishers, every EVENT frame counted and checked off per
+// subscription, and each publisher's events checked to arrive in the order it sent them.
 import { summarize, type Summary } from '@msr/bench'
 import { closeSockets, openSockets, verbOf, type BenchSocket } from './bench-socket.js'
-import { publish, type PublishResult } from './publish.js'
+import { laneSize, publish, type PublishResult } from './publish.js'
 
 /** How the subscribers are laid out. */
 export interface FanoutLayout {
   subscribers: number
   perConnection: number
-  /** EVENTs the publisher keeps unanswered. */
+  /** Publishing connections; the events are split into one contiguous slice each. */
+  publishers: number
+  /** EVENTs each publisher keeps unanswered. */
   window: number
   /** `--url`: subscribe to `{kinds:[1], authors}` (the bench's keys), so that other users' notes are not delivered. */
   authors?: string[] | undefined
@@ -16,6 +19,9 @@ export interface FanoutLayout {
 /** What the subscribers received. */
 export interface FanoutResult {
   subscribers: number
+  publishers: number
+  /** EVENTs each publisher kept unanswered at most. */
+  window: number
   /** The subscriptions' filter, as printed. */
   filter: string
   connections: number
@@ -27,6 +33,8 @@ export interface FanoutResult {
   /** (subscription, event) pairs never received. */
   missing: number
   duplicates: number
+  /** Deliveries of a publisher's event after one it sent later, on the same subscription (the relay keeps each connection's order). */
+  outOfOrder: number
   /** EVENT frames for events this round did not publish. */
   stray: number
   /** From the first EVENT published to the last EVENT frame received. */
@@ -48,36 +56,83 @@ const IDLE_MS = 5000
 const SUB_DIGITS_AT = 11
 const EVENT_ID_AT = '["EVENT","s000",{"id":"'.length
 const PUBLISHED_ID_AT = '["EVENT",{"id":"'.length
-const ID_KEY_CHARS = 13 // 52 bits of the id: a collision among a few thousand events is vanishingly rare
 
 const NIBBLE = new Int8Array(256).fill(-1)
 for (let i = 0; i < 16; i++) NIBBLE['0123456789abcdef'.charCodeAt(i)] = i
 
-/** The first 13 hex digits of the id at `at`, as a number. */
-const idKey = (frame: Buffer, at: number): number => {
+/** `digits` hex digits at `at` as an integer (up to 7: a small integer, never boxed). */
+const hexAt = (bytes: Buffer, at: number, digits: number): number => {
   let v = 0
-  for (let i = at; i < at + ID_KEY_CHARS; i++) v = v * 16 + (NIBBLE[frame[i] as number] as number)
+  for (let i = at; i < at + digits; i++) v = (v << 4) | (NIBBLE[bytes[i] as number] as number)
   return v
+}
+
+/**
+ * The published events by the first 13 hex digits of their id (52 bits: a collision among a few thousand events is
+ * vanishingly rare), as two small integers in an open-addressing table of typed arrays: looking up a delivery
+ * allocates nothing (a Map keyed by 52-bit numbers would box every key).
+ */
+export class IdTable {
+  private readonly high: Int32Array
+  private readonly low: Int32Array
+  /** Event index + 1; 0 for an empty slot. */
+  private readonly slots: Int32Array
+  private readonly mask: number
+
+  constructor(capacity: number) {
+    let size = 16
+    while (size < 2 * capacity) size *= 2
+    this.high = new Int32Array(size)
+    this.low = new Int32Array(size)
+    this.slots = new Int32Array(size)
+    this.mask = size - 1
+  }
+
+  /** Files event `index` under the id at bytes[at]; false when an id with the same 13 digits is there already. */
+  add(bytes: Buffer, at: number, index: number): boolean {
+    const slot = this.find(hexAt(bytes, at, 7), hexAt(bytes, at + 7, 6))
+    if (this.slots[slot] !== 0) return false
+    this.high[slot] = hexAt(bytes, at, 7)
+    this.low[slot] = hexAt(bytes, at + 7, 6)
+    this.slots[slot] = index + 1
+    return true
+  }
+
+  /** The index of the event whose id is at bytes[at], or -1. */
+  get(bytes: Buffer, at: number): number {
+    return (this.slots[this.find(hexAt(bytes, at, 7), hexAt(bytes, at + 7, 6))] as number) - 1
+  }
+
+  /** The slot holding (high, low), or the empty one where it would go (linear probing). */
+  private find(high: number, low: number): number {
+    let slot = high & this.mask
+    while (this.slots[slot] !== 0 && (this.high[slot] !== high || this.low[slot] !== low)) slot = (slot + 1) & this.mask
+    return slot
+  }
 }
 
 const subId = (local: number): string => `s${String(local).padStart(3, '0')}`
 
-const localIndexOf = (frame: Buffer): number =>
-  ((frame[SUB_DIGITS_AT] as number) - 48) * 100 + ((frame[SUB_DIGITS_AT + 1] as number) - 48) * 10 + ((frame[SUB_DIGITS_AT + 2] as number) - 48)
+const localIndexAt = (bytes: Buffer, at: number): number =>
+  ((bytes[at] as number) - 48) * 100 + ((bytes[at + 1] as number) - 48) * 10 + ((bytes[at + 2] as number) - 48)
 
 const ID_PREFIX = Buffer.from('{"id":"')
 const SUB_PREFIX = Buffer.from('["EVENT","s')
 
-/**
- * The subscription (local index) and id key of a delivered EVENT: at fixed offsets when the relay writes compact
- * JSON with `id` first (this relay does), parsed otherwise (another relay, with `--url`).
- */
-const deliveryOf = (frame: Buffer): { local: number; key: number } => {
-  if (frame.compare(SUB_PREFIX, 0, SUB_PREFIX.length, 0, SUB_PREFIX.length) === 0 && frame.compare(ID_PREFIX, 0, ID_PREFIX.length, EVENT_ID_AT - ID_PREFIX.length, EVENT_ID_AT) === 0)
-    return { local: localIndexOf(frame), key: idKey(frame, EVENT_ID_AT) }
+/** Whether `bytes` holds `expected` at `at` (a byte loop: cheaper than Buffer.compare's native call for a few bytes). */
+const holds = (bytes: Buffer, expected: Buffer, at: number): boolean => {
+  for (let i = 0; i < expected.length; i++) if (bytes[at + i] !== expected[i]) return false
+  return true
+}
+
+/** Whether the EVENT frame at bytes[start] is laid out as this relay writes it: compact JSON, `id` first. */
+const compactEvent = (bytes: Buffer, start: number): boolean =>
+  holds(bytes, SUB_PREFIX, start) && holds(bytes, ID_PREFIX, start + EVENT_ID_AT - ID_PREFIX.length)
+
+/** A delivered EVENT laid out otherwise (another relay, with `--url`), parsed: its subscription's local index and event index. */
+const parsedDelivery = (frame: Buffer, ids: IdTable): { local: number; index: number } => {
   const [, sub, event] = JSON.parse(frame.toString('utf8')) as [string, string, { id?: string }]
-  const id = Buffer.from(`${event.id ?? ''}`.padEnd(ID_KEY_CHARS, 'x'), 'latin1')
-  return { local: Number(sub.slice(1)), key: idKey(id, 0) }
+  return { local: Number(sub.slice(1)), index: ids.get(Buffer.from(`${event.id ?? ''}`.padEnd(13, 'x'), 'latin1'), 0) }
 }
 
 /** Opens the subscriber connections and waits for every subscription's EOSE. */
@@ -104,7 +159,7 @@ const subscribe = async (url: string, layout: FanoutLayout): Promise<BenchSocket
 }
 
 /** Publishes the warm-up events (untimed, so that JIT and buffers are warm) and waits until they were delivered. */
-const warmUp = async (sockets: BenchSocket[], publisher: BenchSocket, frames: readonly Buffer[], layout: FanoutLayout): Promise<void> => {
+const warmUp = async (sockets: BenchSocket[], publishers: BenchSocket[], frames: readonly Buffer[], layout: FanoutLayout): Promise<void> => {
   if (frames.length === 0) return
   let delivered = 0
   let last = performance.now()
@@ -117,7 +172,7 @@ const warmUp = async (sockets: BenchSocket[], publisher: BenchSocket, frames: re
       last = performance.now()
       if (++delivered >= target) allIn()
     }
-  const published = await publish([publisher], frames, layout.window)
+  const published = await publish(publishers, frames, layout.window)
   // Rate-limited warm-up events are never delivered: wait only for the accepted ones.
   target = (published.stored + published.duplicates) * layout.subscribers
   if (delivered >= target) allIn()
@@ -125,27 +180,32 @@ const warmUp = async (sockets: BenchSocket[], publisher: BenchSocket, frames: re
 }
 
 /**
- * Runs one fan-out round: subscribe, publish `warmup` untimed, then publish `frames` (kind 1) from a separate
- * connection and count and check off every delivery.
+ * Runs one fan-out round: subscribe, publish `warmup` untimed, then publish `frames` (kind 1) from `publishers`
+ * separate connections (a contiguous slice each) and count and check off every delivery. `onSettled` runs once the
+ * last delivery arrived (or none came for IDLE_MS), before the latencies are sorted: where a CPU reading ends.
  */
-export const measureFanout = async (url: string, frames: readonly Buffer[], warmup: readonly Buffer[], layout: FanoutLayout): Promise<FanoutResult> => {
+export const measureFanout = async (
+  url: string, frames: readonly Buffer[], warmup: readonly Buffer[], layout: FanoutLayout, onSettled?: () => void,
+): Promise<FanoutResult> => {
   const events = frames.length
-  const indexOf = new Map<number, number>(frames.map((f, i) => [idKey(f, PUBLISHED_ID_AT), i]))
-  if (indexOf.size !== events) throw new Error('fan-out events share an id prefix; rerun (new keys, new events)')
+  const ids = new IdTable(events)
+  if (!frames.every((f, i) => ids.add(f, PUBLISHED_ID_AT, i))) throw new Error('fan-out events share an id prefix; rerun (new keys, new events)')
   const subscribeStarted = performance.now()
   const sockets = await subscribe(url, layout)
   const subscribeSeconds = (performance.now() - subscribeStarted) / 1000
-  const [publisher] = await openSockets(url, 1)
-  if (!publisher) throw new Error('could not open the publisher connection')
-  await warmUp(sockets, publisher, warmup, layout)
+  const publishers = await openSockets(url, layout.publishers)
+  await warmUp(sockets, publishers, warmup, layout)
 
   const sentAt = new Float64Array(events)
   const notAccepted = new Set<string>()
   const latencies = new Float64Array(layout.subscribers * events)
+  const lanes = layout.publishers
+  const perLane = laneSize(events, lanes)
   let timed = 0
   let expected = layout.subscribers * events
   let delivered = 0
   let duplicates = 0
+  let outOfOrder = 0
   let unique = 0
   let lastDelivery = 0
   let stray = 0
@@ -153,34 +213,55 @@ export const measureFanout = async (url: string, frames: readonly Buffer[], warm
   const everything = new Promise<void>(resolve => (allIn = resolve))
   for (const socket of sockets) {
     const seen = new Uint8Array(layout.perConnection * events)
-    socket.onFrame = frame => {
-      if (verbOf(frame) !== 'EVENT') return
-      const now = performance.now()
+    // Per (subscription, publisher): the index of the last event received, to check each publisher's order.
+    const last = new Int32Array(layout.perConnection * lanes).fill(-1)
+    const count = (local: number, index: number): void => {
+      const now = socket.readAt
       lastDelivery = now
       delivered++
-      const { local, key } = deliveryOf(frame)
-      const index = indexOf.get(key)
-      if (index === undefined) return void stray++
+      if (index < 0) return void stray++
       const slot = local * events + index
       if (seen[slot] === 1) return void duplicates++
       seen[slot] = 1
+      const lane = local * lanes + Math.floor(index / perLane)
+      if (index < (last[lane] as number)) outOfOrder++
+      else last[lane] = index
       latencies[timed++] = now - (sentAt[index] as number)
       if (++unique >= expected) allIn()
+    }
+    const parsed = (frame: Buffer) => {
+      const { local, index } = parsedDelivery(frame, ids)
+      count(local, index)
+    }
+    // The hot path: fixed offsets in the bytes read, no Buffer per frame.
+    socket.onText = (bytes, start, end) => {
+      if (bytes[start + 2] !== 0x45 || bytes[start + 3] !== 0x56) return // not ["EV…
+      if (!compactEvent(bytes, start)) return parsed(bytes.subarray(start, end))
+      count(localIndexAt(bytes, start + SUB_DIGITS_AT), ids.get(bytes, start + EVENT_ID_AT))
+    }
+    socket.onFrame = frame => {
+      if (verbOf(frame) !== 'EVENT') return
+      if (!compactEvent(frame, 0)) return parsed(frame)
+      count(localIndexAt(frame, SUB_DIGITS_AT), ids.get(frame, EVENT_ID_AT))
     }
   }
 
   const started = performance.now()
   lastDelivery = started
-  const published = await publish([publisher], frames, layout.window, { sentAt, notAccepted })
+  const published = await publish(publishers, frames, layout.window, { sentAt, notAccepted })
   // Events the relay did not accept (rate limited) are not expected anywhere.
   expected = layout.subscribers * (events - notAccepted.size)
   if (unique >= expected) allIn()
   await settled(everything, () => lastDelivery, IDLE_MS)
   const seconds = (lastDelivery - started) / 1000
   const closedByRelay = sockets.filter(s => s.closeCode !== undefined).length
-  await closeSockets([...sockets, publisher])
+  onSettled?.()
+  for (const socket of sockets) socket.onText = undefined
+  await closeSockets([...sockets, ...publishers])
   return {
     subscribers: layout.subscribers,
+    publishers: layout.publishers,
+    window: layout.window,
     filter: layout.authors ? `{kinds:[1],authors:[${layout.authors.length} bench keys]}` : '{kinds:[1]}',
     connections: sockets.length,
     events,
@@ -188,13 +269,14 @@ export const measureFanout = async (url: string, frames: readonly Buffer[], warm
     delivered,
     missing: Math.max(0, expected - unique),
     duplicates,
+    outOfOrder,
     stray,
     seconds,
     deliveriesPerSecond: seconds > 0 ? delivered / seconds : 0,
     subscribeSeconds,
     publish: published,
     closedByRelay,
-    publishToDeliver: summarize(Array.from(latencies.subarray(0, timed))),
+    publishToDeliver: summarize(latencies.subarray(0, timed)),
   }
 }
 

@@ -21,6 +21,12 @@ export interface BenchOptions {
   perConnection: number
   fanoutEvents: number
   separate: boolean
+  /** Scenario 3 at saturation: `publishers` connections publish `saturationEvents` between them, each with its own window. */
+  saturation: boolean
+  publishers: number
+  saturationEvents: number
+  /** Unanswered EVENTs per publisher at saturation: with the events the relay holds, what a delivery waits behind. */
+  saturationWindow: number
   /** Scenario 2 also runs on a single connection first: the relay's own latency, without queueing behind other REQs. */
   reqBaseline: boolean
   /** Signing keys (authors). */
@@ -49,22 +55,23 @@ export class UsageError extends Error {}
 
 type Numeric =
   | 'events' | 'connections' | 'window' | 'store' | 'reqs' | 'reqConnections' | 'warmup' | 'subscribers' | 'perConnection' | 'fanoutEvents' | 'keys'
-  | 'tracingRounds' | 'idle'
+  | 'tracingRounds' | 'idle' | 'publishers' | 'saturationEvents' | 'saturationWindow'
 
 const FULL: Record<Numeric, number> = {
   events: 50_000, connections: 8, window: 500, store: 100_000, reqs: 2000, reqConnections: 4, warmup: 200,
-  subscribers: 500, perConnection: 10, fanoutEvents: 2000, keys: 8, tracingRounds: 3, idle: 10_000,
+  subscribers: 500, perConnection: 10, fanoutEvents: 2000, keys: 8, tracingRounds: 3, idle: 10_000, publishers: 8, saturationEvents: 20_000, saturationWindow: 50,
 }
 
 const QUICK: Record<Numeric, number> = {
   ...FULL, events: 5000, connections: 4, store: 10_000, reqs: 400, warmup: 50, subscribers: 100, fanoutEvents: 500, tracingRounds: 2, idle: 2000,
+  publishers: 4, saturationEvents: 2000,
 }
 
 /** Flag name (kebab-case) of each numeric setting; the env name is BENCH_ + the flag in upper snake case. */
 const FLAGS: Record<Numeric, string> = {
   events: 'events', connections: 'connections', window: 'window', store: 'store', reqs: 'reqs', reqConnections: 'req-connections',
   warmup: 'warmup', subscribers: 'subscribers', perConnection: 'subs-per-connection', fanoutEvents: 'fanout-events', keys: 'keys',
-  tracingRounds: 'tracing-rounds', idle: 'idle',
+  tracingRounds: 'tracing-rounds', idle: 'idle', publishers: 'publishers', saturationEvents: 'saturation-events', saturationWindow: 'saturation-window',
 }
 
 /** The --help text. */
@@ -78,7 +85,8 @@ With --url it runs the same scenarios against a relay that is already running, a
   --only LIST               scenarios to run: ingest,req,fanout,idle (default: all) BENCH_ONLY
   --events N                1. ingest: kind-1 events (default 50000; quick 5000)    BENCH_EVENTS
   --connections C           1. ingest: publishing connections (default 8)           BENCH_CONNECTIONS
-  --window W                unanswered EVENTs per connection (default 500)          BENCH_WINDOW
+  --window W                unanswered EVENTs per connection (default 500; not at   BENCH_WINDOW
+                            saturation: --saturation-window)
   --store N                 2. REQ: events in the store at least (default 100000)   BENCH_STORE
   --reqs R                  2. REQ: timed REQs (default 2000)                       BENCH_REQS
   --req-connections Q       2. REQ: connections, one REQ at a time each (default 4) BENCH_REQ_CONNECTIONS
@@ -88,6 +96,13 @@ With --url it runs the same scenarios against a relay that is already running, a
   --subs-per-connection K   3. fan-out: subscriptions per connection (default 10)   BENCH_SUBS_PER_CONNECTION
   --fanout-events M         3. fan-out: events published (default 2000)            BENCH_FANOUT_EVENTS
   --no-separate             3. fan-out: skip the one-connection-per-subscriber run  BENCH_SEPARATE=0
+  --publishers P            3. fan-out at saturation: publishing connections, each  BENCH_PUBLISHERS
+                            with its own window (default 8; quick 4)
+  --saturation-events N     3. fan-out at saturation: events published by them all  BENCH_SATURATION_EVENTS
+                            (default 20000: 10 M deliveries to 500; quick 2000)
+  --saturation-window W     3. fan-out at saturation: unanswered EVENTs per         BENCH_SATURATION_WINDOW
+                            publisher (default 50)
+  --no-saturation           3. fan-out: skip the saturation run                     BENCH_SATURATION=0
   --idle N                  4. idle connections held; the relay's heap per          BENCH_IDLE
                             connection and resident set (default 10000; quick 2000;
                             not with --url: read from the relay's /metrics)
@@ -133,6 +148,7 @@ const scenariosOf = (raw: string | undefined): Set<Scenario> => {
 export const parseBenchOptions = (argv: string[], env: Record<string, string | undefined>): BenchOptions => {
   const own = {
     'no-separate': { type: 'boolean' },
+    'no-saturation': { type: 'boolean' },
     'no-req-baseline': { type: 'boolean' },
     only: { type: 'string' },
     'relay-log-level': { type: 'string' },
@@ -168,6 +184,7 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
     quick,
     ...numbers,
     separate: !flags['no-separate'] && truthy(env.BENCH_SEPARATE) !== false,
+    saturation: !flags['no-saturation'] && truthy(env.BENCH_SATURATION) !== false,
     reqBaseline: !flags['no-req-baseline'] && truthy(env.BENCH_REQ_BASELINE) !== false,
     tracing,
     scenarios: tracing ? new Set<Scenario>(['ingest']) : scenariosOf((flags.only as string | undefined) ?? env.BENCH_ONLY),

@@ -42,12 +42,15 @@ export interface PublishTrace {
   notAccepted?: Set<string>
 }
 
+/** Frames per socket when `count` frames are split over `sockets` (contiguous slices; the last may be shorter). */
+export const laneSize = (count: number, sockets: number): number => Math.max(1, Math.ceil(count / sockets))
+
 /** Publishes `frames` over the sockets (contiguous slices, one per socket) with at most `window` in flight each. */
 export const publish = async (sockets: readonly BenchSocket[], frames: readonly Buffer[], window: number, trace: PublishTrace = {}): Promise<PublishResult> => {
   const result: PublishResult = {
     sent: frames.length, stored: 0, duplicates: 0, rejected: 0, rejectReasons: new Map(), rateLimited: 0, notices: [], seconds: 0, ackLatency: summarize([]),
   }
-  const per = Math.ceil(frames.length / sockets.length)
+  const per = laneSize(frames.length, sockets.length)
   const lanes: Lane[] = sockets.map((socket, k) => {
     const from = Math.min(frames.length, k * per)
     const to = Math.min(frames.length, from + per)

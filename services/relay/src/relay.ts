@@ -202,7 +202,7 @@ export class Relay {
   private dispatch(client: Client, message: ClientMessage): Promise<void> | void {
     try {
       switch (message.verb) {
-        case 'EVENT': return this.ingest(client, message.event)
+        case 'EVENT': return (this.fanOut.throttle(client), this.ingest(client, message.event))
         case 'REQ': return handleReq(this.requests, client, message.subId, message.filters)
         case 'COUNT': return void handleCount(this.requests, client, message.subId, message.filters)
         case 'CLOSE': return closeSubscription(this.requests, client, message.subId)

@@ -20,7 +20,10 @@ interface Figure {
 interface BenchJson {
   relay: { url: string; started: boolean; auth?: { challenges: number; accepted: number; refused: number } }
   figures: Figure[]
-  results: { ingest?: { stored: number; rateLimited: number; rejected: number } }
+  results: {
+    ingest?: { stored: number; rateLimited: number; rejected: number }
+    fanoutSaturation?: { publishers: number; expected: number; delivered: number; missing: number; duplicates: number; outOfOrder: number; stray: number }
+  }
 }
 
 /** Runs the bench to its end; resolves with its exit code and output. */
@@ -100,6 +103,24 @@ describe('relay bench --url', () => {
     assert.ok(figure(body, 'ingest OK/s') > 0)
     assert.match(run.stdout, /ingest rate-limited +\| +[\d,]+ \| events/)
     assert.match(run.stdout, /NIP-42 +\d+ challenges answered/)
+  })
+
+  it('measures fan-out at saturation: several publishers, every delivery checked off and in each publisher\'s order', async () => {
+    const json = join(dir, 'saturation.json')
+    const run = await runBench([
+      '--url', plain.url, '--quick', '--only', 'fanout', '--no-separate', '--subscribers', '20', '--subs-per-connection', '5',
+      '--fanout-events', '40', '--publishers', '3', '--saturation-events', '300', '--saturation-window', '10', '--json', json,
+    ])
+    assert.equal(run.code, 0, `exit code\n${run.stdout}\n${run.stderr}`)
+    assert.match(run.stdout, /3\. Fan-out at saturation .*300 events from 3 publishers/)
+    const body = JSON.parse(await readFile(json, 'utf8')) as BenchJson
+    const r = body.results.fanoutSaturation
+    assert.ok(r, 'the saturation round ran')
+    assert.deepEqual([r.publishers, r.expected, r.delivered, r.missing, r.duplicates, r.outOfOrder, r.stray], [3, 6000, 6000, 0, 0, 0, 0])
+    assert.ok(figure(body, 'fan-out deliveries/s (saturation)') > 0)
+    assert.ok(figure(body, 'publish→deliver p99 (saturation)') >= figure(body, 'publish→deliver p50 (saturation)'))
+    assert.equal(figure(body, 'fan-out out of order (saturation)'), 0)
+    assert.equal(figure(body, 'fan-out slow-reader disconnects (saturation)'), 0)
   })
 
   it('refuses --url with --cpu-prof (or --profile) and --tracing: exit 2, saying why', async () => {

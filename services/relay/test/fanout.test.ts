@@ -144,6 +144,38 @@ describe('fan-out to many subscribers', () => {
       await b.close()
     }
   })
+
+  it('events from several publishers sending at once reach every subscriber, each publisher\'s in the order it sent them', async () => {
+    const PUBLISHERS = 4
+    const PER_PUBLISHER = 50
+    const signers = Array.from({ length: PUBLISHERS }, () => newSigner())
+    const sent = signers.map((author, p) =>
+      Array.from({ length: PER_PUBLISHER }, (_, i) => sign(author, { kind: 1, created_at: now(), tags: [['t', 'order']], content: `${p}:${i}` })),
+    )
+    const publishers = await Promise.all(signers.map(() => TestClient.connect(relay.url)))
+    // Two connections; the same subscription id on both (they share frames), and a second subscription on one.
+    const [a, b] = [await TestClient.connect(relay.url), await TestClient.connect(relay.url)]
+    try {
+      await a.req('x', { '#t': ['order'], limit: 0 })
+      await a.req('y', { kinds: [1], authors: signers.map(s => s.pubkey), limit: 0 })
+      await b.req('x', { '#t': ['order'], limit: 0 })
+      // Every EVENT sent at once, none waiting for its OK.
+      for (const [p, client] of publishers.entries()) for (const event of sent[p] ?? []) client.send(['EVENT', event])
+      const oks = await Promise.all(publishers.map(c => Promise.all(Array.from({ length: PER_PUBLISHER }, () => c.next(m => m[0] === 'OK')))))
+      assert.ok(oks.flat().every(ok => ok[2] === true), 'every event accepted')
+      const all = PUBLISHERS * PER_PUBLISHER
+      for (const [client, subId] of [[a, 'x'], [a, 'y'], [b, 'x']] as const) {
+        const received: string[] = []
+        for (let i = 0; i < all; i++) received.push((await client.nextEvent(subId)).content)
+        for (let p = 0; p < PUBLISHERS; p++)
+          assert.deepEqual(received.filter(c => c.startsWith(`${p}:`)), Array.from({ length: PER_PUBLISHER }, (_, i) => `${p}:${i}`), `${subId}: publisher ${p}`)
+      }
+      await Promise.all([a.sync(), b.sync()])
+      assert.deepEqual([...a.takeAll(m => m[0] === 'EVENT'), ...b.takeAll(m => m[0] === 'EVENT')], [], 'nothing twice')
+    } finally {
+      await Promise.all([a, b, ...publishers].map(c => c.close()))
+    }
+  })
 })
 
 describe('slow clients', () => {

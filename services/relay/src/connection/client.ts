@@ -2,13 +2,13 @@ import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import type { Reason } from '@msr/nostr'
 import type { Peer } from '../policies/access.js'
-import type { Subscription } from '../subscriptions/subscription.js'
+import { LiveFrame, type Subscription } from '../subscriptions/subscription.js'
 
 /** Why a client was disconnected by the relay, for logs and metrics. */
 export type DropCause = 'slow' | 'shutdown'
 
 /** Why the relay stopped reading a client's socket for now. */
-export type HoldReason = 'ingest' | 'outbound' | 'auth' | 'turn' | 'penalty' | 'shutdown'
+export type HoldReason = 'ingest' | 'outbound' | 'auth' | 'turn' | 'penalty' | 'fanout' | 'shutdown'
 
 /** What the relay needs of the outbound side: frames out, bounded, corked per turn. */
 export interface ClientOptions {
@@ -79,7 +79,7 @@ export class Client implements Peer {
   challenge: string | undefined
   /** EVENT messages accepted for processing but not yet answered. */
   inFlight = 0
-  private queue: Array<string | Buffer | Wire> = []
+  private queue: Array<string | Buffer | Wire | LiveFrame> = []
   private dropped = false
   private readonly holds = new Set<HoldReason>()
   private behindSince: number | undefined
@@ -105,10 +105,10 @@ export class Client implements Peer {
     this.enqueue(frame)
   }
 
-  private enqueue(item: string | Buffer | Wire): void {
+  private enqueue(item: string | Buffer | Wire | LiveFrame): void {
     if (this.closed) return
-    this.queue.push(item)
-    dirty.add(this)
+    // A client with queued frames is already in `dirty` (flush empties both together).
+    if (this.queue.push(item) === 1) dirty.add(this)
     if (!flushScheduled) {
       flushScheduled = true
       setImmediate(flushAll)
@@ -133,7 +133,7 @@ export class Client implements Peer {
   }
 
   /** Queues a live (fan-out) frame, or drops the client when it has been behind for too long. */
-  sendLive(frame: Buffer): void {
+  sendLive(frame: LiveFrame): void {
     const buffered = this.socket.bufferedAmount
     const max = this.options.maxOutboundBytes
     if (buffered <= max) this.behindSince = undefined
@@ -142,7 +142,7 @@ export class Client implements Peer {
       this.behindSince ??= now
       if (buffered > HARD_LIMIT_FACTOR * max || now - this.behindSince > this.options.slowGraceMs) return this.drop('slow')
     }
-    this.send(frame)
+    this.enqueue(frame)
   }
 
   /** `["OK", id, accepted, message]`; an `auth-required:` refusal is followed by the challenge again. */
@@ -172,16 +172,25 @@ export class Client implements Peer {
     this.send(JSON.stringify(['EOSE', subId]))
   }
 
-  /** Writes the queued frames now (called by the per-turn flush). */
+  /**
+   * Writes the queued frames now (called by the per-turn flush), corked, so that a turn's frames leave in one
+   * writev. With no extension negotiated, live frames go to the socket as they are (header included, shared
+   * by every subscription with that id); otherwise ws frames their payloads.
+   */
   flush(): void {
     if (this.closed) return this.discard()
     if (this.queue.length === 0) return
     const frames = this.queue
     this.queue = []
     const raw = this.rawSocket
+    const wire = raw !== undefined && this.socket.extensions === ''
     raw?.cork()
-    for (const frame of frames) {
-      if (!(frame instanceof Wire)) this.socket.send(frame, TEXT)
+    for (let i = 0; i < frames.length; i++) {
+      const frame = frames[i] as string | Buffer | Wire | LiveFrame
+      if (frame instanceof LiveFrame) {
+        if (!wire) this.socket.send(frame.payload, TEXT)
+        else raw.write(frame.wire)
+      } else if (!(frame instanceof Wire)) this.socket.send(frame, TEXT)
       else if (raw) raw.write(frame.bytes, frame.done)
       else frame.done()
     }

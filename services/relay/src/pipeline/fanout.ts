@@ -1,6 +1,7 @@
+import type { Client } from '../connection/client.js'
 import type { LiveIndex } from '../subscriptions/live-index.js'
 import type { NostrEvent } from '@msr/nostr'
-import { eventFrame, type Subscription } from '../subscriptions/subscription.js'
+import { liveFrame, type LiveFrame, type Subscription } from '../subscriptions/subscription.js'
 import { fanOutSpan } from '../tracing.js'
 import type { Committed } from './writer.js'
 
@@ -8,14 +9,30 @@ import type { Committed } from './writer.js'
 const DELIVERIES_PER_TURN = 16384
 
 /**
+ * Events waiting for fan-out above which a connection that publishes stops being read, until the wait is back
+ * under FANOUT_RESUME: OK is sent at commit, so without this a publisher outrunning the fan-out (many
+ * subscribers) would grow the queue, its memory and every delivery's delay without bound.
+ */
+export const FANOUT_HOLD = 1024
+const FANOUT_RESUME = 256
+
+/**
  * Delivers committed (and ephemeral) events to every live subscription that matches them, in commit
  * order. The event JSON was serialized once at ingest; each frame only wraps it with the
- * subscription's precomputed prefix. A large batch is spread over several turns so that the frames
- * of one turn stay bounded and clients drain in between.
+ * subscription's precomputed prefix and the WebSocket header, once per subscription id: subscriptions
+ * on different connections with the same id share the frame. A large batch is spread over several
+ * turns so that the frames of one turn stay bounded and clients drain in between; publishers wait (their
+ * sockets are not read) while the queue is long.
  */
 export class FanOut {
   private queue: Committed[] = []
   private scheduled = false
+  /** The matching subscriptions of the event being delivered (reused: no array per event). */
+  private readonly matched: Subscription[] = []
+  /** The frames of the event being delivered, by subscription id (cleared per event). */
+  private readonly frames = new Map<string, LiveFrame>()
+  /** Publishing connections not read until the queue drains. */
+  private readonly held = new Set<Client>()
 
   constructor(
     private readonly index: LiveIndex,
@@ -33,6 +50,13 @@ export class FanOut {
     }
   }
 
+  /** Called for each EVENT received: while the queue is long, the connection's later messages wait for it to drain. */
+  throttle(client: Client): void {
+    if (this.queue.length <= FANOUT_HOLD || this.held.has(client)) return
+    this.held.add(client)
+    client.hold('fanout')
+  }
+
   private run(): void {
     let deliveries = 0
     let taken = 0
@@ -40,18 +64,27 @@ export class FanOut {
       const { event, json, span } = this.queue[taken++] as Committed
       const before = deliveries
       const traced = span && fanOutSpan(span)
-      for (const subscription of this.index.matching(event)) {
+      for (const subscription of this.index.matching(event, this.matched)) {
         if (!this.visible(subscription, event)) continue
-        const frame = eventFrame(subscription, json)
+        let frame = this.frames.get(subscription.id)
+        if (!frame) this.frames.set(subscription.id, (frame = liveFrame(subscription.framePrefix, json)))
         if (subscription.held) subscription.held.push({ id: event.id, frame })
         else subscription.client.sendLive(frame)
         deliveries++
       }
+      this.frames.clear()
+      this.matched.length = 0
       traced?.(deliveries - before)
     }
     this.queue = this.queue.slice(taken)
+    if (this.held.size > 0 && this.queue.length <= FANOUT_RESUME) this.resume()
     this.onDelivered(deliveries)
     this.scheduled = this.queue.length > 0
     if (this.scheduled) setImmediate(() => this.run())
+  }
+
+  private resume(): void {
+    for (const client of this.held) client.release('fanout')
+    this.held.clear()
   }
 }

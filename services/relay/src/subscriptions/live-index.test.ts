@@ -57,6 +57,25 @@ describe('LiveIndex', () => {
     assert.deepEqual(index.matching(event({ tags: [['t', 'x']] })), [])
   })
 
+  it('tests only the filters filed under the event\'s own id, author, kind and tag values, however many others there are', () => {
+    const index = new LiveIndex()
+    const other = (i: number) => i.toString(16).padStart(64, '0')
+    for (let i = 0; i < 10_000; i++) {
+      const shapes: RawFilter[] = [{ kinds: [7, 1000 + i] }, { authors: [other(i)] }, { '#p': [other(i)] }, { ids: [other(i)] }, { authors: [other(i)], kinds: [1] }]
+      index.add(subscribe(`u${i}`, [shapes[i % shapes.length] as RawFilter]))
+    }
+    const unrelated = event({ kind: 1, tags: [['p', 'c'.repeat(64)], ['e', 'd'.repeat(64)]] })
+    assert.deepEqual(index.matching(unrelated), [])
+    assert.equal(index.tested, 0, 'no filter tested for an event nobody subscribed to')
+    const mine = subscribe('mine', [{ kinds: [1] }])
+    index.add(mine)
+    index.add(subscribe('everything', [{ since: 50 }]))
+    assert.deepEqual(index.matching(unrelated).map(s => s.id).sort(), ['everything', 'mine'])
+    assert.equal(index.tested, 2, 'its kind bucket and the catch-all')
+    assert.deepEqual(index.matching(event({ kind: 1, pubkey: other(1) })).map(s => s.id).sort(), ['everything', 'mine', 'u1'])
+    assert.equal(index.tested, 3)
+  })
+
   it(`matching equals the naive scan under add/remove churn (${OPERATIONS} operations, seed ${SEED})`, () => {
     const c = chooser(mulberry32(SEED))
     const authors = Array.from({ length: 4 }, c.hex)

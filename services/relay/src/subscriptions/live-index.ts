@@ -9,7 +9,8 @@ interface Entry {
   matches: FilterMatcher
 }
 
-type Bucket = Map<string, Set<Entry>>
+/** Filters by key: an id, author or tag letter + value (strings), or a kind (numbers). */
+type Bucket = Map<string | number, Set<Entry>>
 
 /**
  * The live subscriptions, indexed so that an event is tested only against filters that could
@@ -24,6 +25,8 @@ export class LiveIndex {
   private readonly catchAll = new Set<Entry>()
   private readonly entries = new Map<Subscription, Entry[]>()
   private stamp = 0
+  /** Filters tested for the last event: those filed under its id, author, kind or tag values, and the catch-all. */
+  tested = 0
 
   /** Number of live subscriptions. */
   get size(): number {
@@ -44,28 +47,36 @@ export class LiveIndex {
     this.entries.delete(subscription)
   }
 
-  /** Every subscription with at least one filter matching the event, each once. */
-  matching(event: NostrEvent): Subscription[] {
+  /**
+   * Every subscription with at least one filter matching the event, each once, appended to `out`. Only
+   * the buckets of the event's own id, author, kind and tag values are visited (and the catch-all), so
+   * subscriptions to other things cost nothing.
+   */
+  matching(event: NostrEvent, out: Subscription[] = []): Subscription[] {
     const stamp = ++this.stamp
-    const out: Subscription[] = []
-    const visit = (entries: Iterable<Entry> | undefined) => {
-      if (!entries) return
-      for (const { subscription, matches } of entries) {
-        if (subscription.lastDelivery === stamp || !matches(event)) continue
-        subscription.lastDelivery = stamp
-        out.push(subscription)
-      }
-    }
-    visit(this.byId.get(event.id))
-    visit(this.byAuthor.get(event.pubkey))
-    visit(this.byKind.get(String(event.kind)))
-    for (const tag of event.tags) if (tag[0]?.length === 1 && tag[1] !== undefined) visit(this.byTag.get(tag[0] + tag[1]))
-    visit(this.catchAll)
+    this.tested = 0
+    this.visit(this.byId.get(event.id), event, stamp, out)
+    this.visit(this.byAuthor.get(event.pubkey), event, stamp, out)
+    this.visit(this.byKind.get(event.kind), event, stamp, out)
+    if (this.byTag.size > 0)
+      for (const tag of event.tags) if (tag[0]?.length === 1 && tag[1] !== undefined) this.visit(this.byTag.get(tag[0] + tag[1]), event, stamp, out)
+    if (this.catchAll.size > 0) this.visit(this.catchAll, event, stamp, out)
     return out
   }
 
+  /** Adds the subscriptions of `entries` that match the event and were not added for it yet (stamp). */
+  private visit(entries: Set<Entry> | undefined, event: NostrEvent, stamp: number, out: Subscription[]): void {
+    if (!entries) return
+    this.tested += entries.size
+    for (const { subscription, matches } of entries) {
+      if (subscription.lastDelivery === stamp || !matches(event)) continue
+      subscription.lastDelivery = stamp
+      out.push(subscription)
+    }
+  }
+
   /** Where a filter is filed: every value of its most selective field (an event reaches it through any one). */
-  private places(filter: Filter): Array<[Bucket | Set<Entry>, string]> {
+  private places(filter: Filter): Array<[Bucket | Set<Entry>, string | number]> {
     if (filter.ids) return filter.ids.map(id => [this.byId, id])
     if (filter.authors) return filter.authors.map(a => [this.byAuthor, a])
     const tags = Object.entries(filter.tags ?? {})
@@ -73,19 +84,19 @@ export class LiveIndex {
       const [letter, values] = tags.reduce((a, b) => (b[1].length < a[1].length ? b : a))
       return values.map(v => [this.byTag, letter + v])
     }
-    if (filter.kinds) return filter.kinds.map(k => [this.byKind, String(k)])
+    if (filter.kinds) return filter.kinds.map(k => [this.byKind, k])
     return [[this.catchAll, '']]
   }
 }
 
-const addTo = (bucket: Bucket | Set<Entry>, key: string, entry: Entry): void => {
+const addTo = (bucket: Bucket | Set<Entry>, key: string | number, entry: Entry): void => {
   if (bucket instanceof Set) return void bucket.add(entry)
   let set = bucket.get(key)
   if (!set) bucket.set(key, (set = new Set()))
   set.add(entry)
 }
 
-const removeFrom = (bucket: Bucket | Set<Entry>, key: string, entry: Entry): void => {
+const removeFrom = (bucket: Bucket | Set<Entry>, key: string | number, entry: Entry): void => {
   if (bucket instanceof Set) return void bucket.delete(entry)
   const set = bucket.get(key)
   set?.delete(entry)

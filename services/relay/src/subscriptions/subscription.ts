@@ -4,7 +4,7 @@ import type { Client } from '../connection/client.js'
 /** A live event held back while the subscription's stored events are still being read. */
 export interface Held {
   id: string
-  frame: Buffer
+  frame: LiveFrame
 }
 
 /** A live subscription: its filters, its owner and its frame prefix. */
@@ -37,13 +37,46 @@ export const createSubscription = (client: Client, id: string, filters: readonly
 })
 
 const CLOSE = 0x5d // ']'
+const FIN_TEXT = 0x81
 
-/** The EVENT frame for a subscription: its prefix, the stored JSON bytes, `]`; one copy of each. */
-export const eventFrame = (subscription: Pick<Subscription, 'framePrefix'>, json: Buffer): Buffer => {
-  const prefix = subscription.framePrefix
-  const frame = Buffer.allocUnsafe(prefix.length + json.length + 1)
-  prefix.copy(frame, 0)
-  json.copy(frame, prefix.length, 0, json.length)
-  frame[frame.length - 1] = CLOSE
-  return frame
+/**
+ * A live EVENT frame as it goes on the wire: the WebSocket header (RFC 6455 §5.2: FIN, text, unmasked) and
+ * the payload in one buffer. Built once per (event, subscription id) and shared by every subscription with
+ * that id, whatever its connection: the bytes are the same.
+ */
+export class LiveFrame {
+  constructor(
+    /** Header and payload. */
+    readonly wire: Buffer,
+    readonly headerLength: number,
+  ) {}
+
+  /** The JSON text alone, for ws to frame itself (a connection with a WebSocket extension). */
+  get payload(): Buffer {
+    return this.wire.subarray(this.headerLength)
+  }
+}
+
+/** The header's length for a payload of `length` bytes. */
+const headerLengthOf = (length: number): number => (length < 126 ? 2 : length < 65536 ? 4 : 10)
+
+/** The EVENT frame for a subscription id: header, its prefix, the stored JSON bytes, `]`; one copy of each. */
+export const liveFrame = (framePrefix: Buffer, json: Buffer): LiveFrame => {
+  const length = framePrefix.length + json.length + 1
+  const at = headerLengthOf(length)
+  const wire = Buffer.allocUnsafe(at + length)
+  wire[0] = FIN_TEXT
+  if (at === 2) wire[1] = length
+  else if (at === 4) {
+    wire[1] = 126
+    wire.writeUInt16BE(length, 2)
+  } else {
+    wire[1] = 127
+    wire.writeUInt32BE(0, 2)
+    wire.writeUInt32BE(length, 6)
+  }
+  framePrefix.copy(wire, at)
+  json.copy(wire, at + framePrefix.length)
+  wire[wire.length - 1] = CLOSE
+  return new LiveFrame(wire, at)
 }

@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { parseBenchOptions, UsageError } from './options.js'
+
+describe('bench options: fan-out at saturation', () => {
+  it('runs by default: 8 publishers, 20,000 events, window 50 (quick: 4 and 2,000)', () => {
+    const full = parseBenchOptions([], {})
+    assert.deepEqual([full.saturation, full.publishers, full.saturationEvents, full.saturationWindow, full.subscribers], [true, 8, 20_000, 50, 500])
+    const quick = parseBenchOptions(['--quick'], {})
+    assert.deepEqual([quick.saturation, quick.publishers, quick.saturationEvents, quick.saturationWindow], [true, 4, 2000, 50])
+  })
+
+  it('takes flags, then BENCH_* variables', () => {
+    const flags = parseBenchOptions(['--publishers', '16', '--saturation-events', '40_000', '--saturation-window', '10', '--no-saturation'], {})
+    assert.deepEqual([flags.saturation, flags.publishers, flags.saturationEvents, flags.saturationWindow], [false, 16, 40_000, 10])
+    const env = parseBenchOptions([], { BENCH_PUBLISHERS: '3', BENCH_SATURATION_EVENTS: '900', BENCH_SATURATION_WINDOW: '5', BENCH_SATURATION: '0' })
+    assert.deepEqual([env.saturation, env.publishers, env.saturationEvents, env.saturationWindow], [false, 3, 900, 5])
+    assert.equal(parseBenchOptions(['--publishers', '2'], { BENCH_PUBLISHERS: '3' }).publishers, 2, 'the flag wins')
+  })
+
+  it('refuses a count that is not a positive integer, naming the flag', () => {
+    for (const args of [['--publishers', '0'], ['--saturation-events', 'many'], ['--saturation-window', '-1']])
+      assert.throws(() => parseBenchOptions(args, {}), (e: unknown) => e instanceof UsageError && e.message.includes(args[0] as string))
+  })
+})
