@@ -168,9 +168,9 @@ const reqLatency = async (relay: Target, options: BenchOptions, corpus: Corpus, 
 const fanout = async (relay: Target, options: BenchOptions, corpus: Corpus, results: Results): Promise<void> => {
   const shared = `(${options.perConnection} subscriptions per connection)`
   const layouts = [
-    { key: 'fanout' as const, frames: corpus.fanout, perConnection: options.perConnection, publishers: 1, window: options.window, title: shared },
+    { key: 'fanout' as const, frames: corpus.fanout, perConnection: options.perConnection, publishers: 1, window: options.fanoutWindow, title: shared },
     ...(options.separate
-      ? [{ key: 'fanoutSeparate' as const, frames: corpus.fanoutSeparate, perConnection: 1, publishers: 1, window: options.window, title: '(one connection per subscriber)' }]
+      ? [{ key: 'fanoutSeparate' as const, frames: corpus.fanoutSeparate, perConnection: 1, publishers: 1, window: options.fanoutWindow, title: '(one connection per subscriber)' }]
       : []),
     ...(corpus.fanoutSaturation.length > 0
       ? [{

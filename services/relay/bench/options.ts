@@ -7,10 +7,12 @@ export type Scenario = 'ingest' | 'req' | 'fanout' | 'idle'
 /** Everything a run is configured by. */
 export interface BenchOptions {
   quick: boolean
-  /** Scenario 1: distinct kind-1 events, connections, unanswered EVENTs per connection. */
+  /** Scenario 1: distinct kind-1 events, connections, unanswered EVENTs per connection (the store load too). */
   events: number
   connections: number
   window: number
+  /** Unanswered EVENTs of the one publisher of the fan-out rounds before saturation. */
+  fanoutWindow: number
   /** Scenario 2: events in the store at least, REQs timed, connections, untimed warm-up REQs. */
   store: number
   reqs: number
@@ -55,15 +57,15 @@ export class UsageError extends Error {}
 
 type Numeric =
   | 'events' | 'connections' | 'window' | 'store' | 'reqs' | 'reqConnections' | 'warmup' | 'subscribers' | 'perConnection' | 'fanoutEvents' | 'keys'
-  | 'tracingRounds' | 'idle' | 'publishers' | 'saturationEvents' | 'saturationWindow'
+  | 'tracingRounds' | 'idle' | 'publishers' | 'saturationEvents' | 'saturationWindow' | 'fanoutWindow'
 
 const FULL: Record<Numeric, number> = {
-  events: 50_000, connections: 8, window: 500, store: 100_000, reqs: 2000, reqConnections: 4, warmup: 200,
+  events: 50_000, connections: 50, window: 10, fanoutWindow: 500, store: 100_000, reqs: 2000, reqConnections: 4, warmup: 200,
   subscribers: 500, perConnection: 10, fanoutEvents: 2000, keys: 8, tracingRounds: 3, idle: 10_000, publishers: 8, saturationEvents: 20_000, saturationWindow: 50,
 }
 
 const QUICK: Record<Numeric, number> = {
-  ...FULL, events: 5000, connections: 4, store: 10_000, reqs: 400, warmup: 50, subscribers: 100, fanoutEvents: 500, tracingRounds: 2, idle: 2000,
+  ...FULL, events: 5000, connections: 20, store: 10_000, reqs: 400, warmup: 50, subscribers: 100, fanoutEvents: 500, tracingRounds: 2, idle: 2000,
   publishers: 4, saturationEvents: 2000,
 }
 
@@ -71,7 +73,7 @@ const QUICK: Record<Numeric, number> = {
 const FLAGS: Record<Numeric, string> = {
   events: 'events', connections: 'connections', window: 'window', store: 'store', reqs: 'reqs', reqConnections: 'req-connections',
   warmup: 'warmup', subscribers: 'subscribers', perConnection: 'subs-per-connection', fanoutEvents: 'fanout-events', keys: 'keys',
-  tracingRounds: 'tracing-rounds', idle: 'idle', publishers: 'publishers', saturationEvents: 'saturation-events', saturationWindow: 'saturation-window',
+  tracingRounds: 'tracing-rounds', idle: 'idle', publishers: 'publishers', saturationEvents: 'saturation-events', saturationWindow: 'saturation-window', fanoutWindow: 'fanout-window',
 }
 
 /** The --help text. */
@@ -84,9 +86,8 @@ With --url it runs the same scenarios against a relay that is already running, a
   --quick                   small run for CI (< 1 min)                              BENCH_QUICK=1
   --only LIST               scenarios to run: ingest,req,fanout,idle (default: all) BENCH_ONLY
   --events N                1. ingest: kind-1 events (default 50000; quick 5000)    BENCH_EVENTS
-  --connections C           1. ingest: publishing connections (default 8)           BENCH_CONNECTIONS
-  --window W                unanswered EVENTs per connection (default 500; not at   BENCH_WINDOW
-                            saturation: --saturation-window)
+  --connections C           1. ingest: publishing connections (default 50; quick 20) BENCH_CONNECTIONS
+  --window W                1. ingest: unanswered EVENTs per connection (default 10) BENCH_WINDOW
   --store N                 2. REQ: events in the store at least (default 100000)   BENCH_STORE
   --reqs R                  2. REQ: timed REQs (default 2000)                       BENCH_REQS
   --req-connections Q       2. REQ: connections, one REQ at a time each (default 4) BENCH_REQ_CONNECTIONS
@@ -95,6 +96,8 @@ With --url it runs the same scenarios against a relay that is already running, a
   --subscribers S           3. fan-out: subscribers (default 500)                   BENCH_SUBSCRIBERS
   --subs-per-connection K   3. fan-out: subscriptions per connection (default 10)   BENCH_SUBS_PER_CONNECTION
   --fanout-events M         3. fan-out: events published (default 2000)            BENCH_FANOUT_EVENTS
+  --fanout-window W         3. fan-out: unanswered EVENTs of the one publisher      BENCH_FANOUT_WINDOW
+                            (default 500; at saturation: --saturation-window)
   --no-separate             3. fan-out: skip the one-connection-per-subscriber run  BENCH_SEPARATE=0
   --publishers P            3. fan-out at saturation: publishing connections, each  BENCH_PUBLISHERS
                             with its own window (default 8; quick 4)
