@@ -140,27 +140,27 @@ const timeBounds = (filter: Filter): { since: number; until: number } => ({
 const indexDb = (dbs: Databases, index: Plan['index']): Database<Buffer, Buffer> =>
   ({ author_kind: dbs.byAuthorKind, tag: dbs.byTag, author: dbs.byAuthor, kind: dbs.byKind, time: dbs.byTime, ids: dbs.byTime })[index]
 
-/** The filter's existing ids (32 bytes) newest first, ties by lowest id, ordered from the stored bytes. */
-const idsNewestFirst = (dbs: Databases, ids: readonly string[]): Buffer[] => {
-  const found: Array<{ id: Buffer; createdAt: number }> = []
+/**
+ * The filter's existing events, newest first and ties by lowest id (the created_at read from their bytes):
+ * id → a copy of the stored JSON, in serving order. Copying is cheaper than looking each up again.
+ */
+const eventsOfIds = (dbs: Databases, ids: readonly string[]): Map<Buffer, Buffer> => {
+  const found: Array<{ id: Buffer; createdAt: number; json: Buffer }> = []
   const head: StoredHead = { createdAt: 0, kind: 0 }
   for (const hex of ids) {
     const id = hexBytes(hex)
-    const json = dbs.events.getBinaryFast(id)
-    if (json === undefined) continue
-    const bytes = json.subarray(0, json.length)
-    const createdAt = readHead(bytes, head) ? head.createdAt : (JSON.parse(bytes.toString('utf8')) as NostrEvent).created_at
-    found.push({ id, createdAt })
+    const shared = dbs.events.getBinaryFast(id)
+    if (shared === undefined) continue
+    const json = Buffer.from(shared.subarray(0, shared.length))
+    const createdAt = readHead(json, head) ? head.createdAt : (JSON.parse(json.toString('utf8')) as NostrEvent).created_at
+    found.push({ id, createdAt, json })
   }
-  return found.sort((a, b) => b.createdAt - a.createdAt || Buffer.compare(a.id, b.id)).map(f => f.id)
+  found.sort((a, b) => b.createdAt - a.createdAt || Buffer.compare(a.id, b.id))
+  return new Map(found.map(f => [f.id, f.json]))
 }
 
-/** Candidate ids (32 bytes) newest first; for an ids plan, the existing events sorted. */
+/** Candidate ids (32 bytes) newest first from a plan's index ranges (not for an ids plan). */
 function* candidates(dbs: Databases, filter: Filter, plan: Plan): Generator<Buffer> {
-  if (plan.index === 'ids') {
-    yield* idsNewestFirst(dbs, filter.ids ?? [])
-    return
-  }
   const { since, until } = timeBounds(filter)
   const db = indexDb(dbs, plan.index)
   const ranges = plan.prefixes.map(p => db.getKeys({ start: rangeStart(p, until), end: rangeEnd(p, since) }))
@@ -170,6 +170,13 @@ function* candidates(dbs: Databases, filter: Filter, plan: Plan): Generator<Buff
     return
   }
   for (const suffix of mergeBySuffix(ranges, SUFFIX_BYTES)) yield suffix.subarray(4)
+}
+
+/** A stored event's JSON as a view of LMDB's shared read buffer (valid until the next read). */
+const storedView = (dbs: Databases, id: Buffer): Buffer | undefined => {
+  const shared = dbs.events.getBinaryFast(id)
+  // lmdb-js reuses one buffer for reads and sets its own `length`; subarray gives a view of just this value.
+  return shared && shared.subarray(0, shared.length)
 }
 
 /**
@@ -212,14 +219,15 @@ export const scanFilter = (dbs: Databases, filter: Filter, bounds: Omit<QueryBou
   const matches = residualMatcher(filter, plan)
   // Checked once per scan: most stores hold no expiring event, and then no per-event lookup is needed.
   const anyExpiring = (dbs.expiryById.getStats() as { entryCount: number }).entryCount > 0
+  // An ids plan has its events in hand already (ordered, copied); the others read each candidate's.
+  const byId = plan.index === 'ids' ? eventsOfIds(dbs, filter.ids ?? []) : undefined
+  const read = byId ? (id: Buffer) => byId.get(id) : (id: Buffer) => storedView(dbs, id)
   let steps = 0
-  for (const id of candidates(dbs, filter, plan)) {
+  for (const id of byId ? byId.keys() : candidates(dbs, filter, plan)) {
     if (++steps % CHECK_EVERY === 0 && bounds.clock() > bounds.deadline) return true
     if (anyExpiring && isExpired(dbs, id, bounds.now)) continue
-    const shared = dbs.events.getBinaryFast(id)
-    if (shared === undefined) continue
-    // lmdb-js reuses one buffer for reads and sets its own `length`; subarray gives a view of just this value.
-    const json = shared.subarray(0, shared.length)
+    const json = read(id)
+    if (json === undefined) continue
     if (matches && !matches(json)) continue
     if (!visit(id, json)) return false
   }
