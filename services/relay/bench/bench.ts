@@ -231,6 +231,11 @@ const summarize = (results: Results, remote = false): { lines: string[]; faults:
     lines.push(`fan-out     ${int(r.deliveriesPerSecond)} deliveries/s, ${label}, missing ${int(r.missing)} (target ≥ ${int(report.TARGETS.fanoutPerSecond)}: ${met(ok)})`)
     faults += r.missing + r.duplicates + r.stray + faultyRejections(r.publish, remote)
   }
+  if (results.idle) {
+    const { idle } = results
+    const perConnection = (idle.heapAfter - idle.heapBefore) / idle.connections
+    lines.push(`idle        ${(perConnection / 1024).toFixed(2)} KB of relay heap per connection, ${int(idle.connections)} held (target ≤ 4 KB: ${met(perConnection <= 4096)})`)
+  }
   const limited = rateLimitedText(results)
   if (limited) lines.push(`rate limits ${limited}`)
   const publishes = [results.ingest, results.load, f?.publish, fs?.publish]
