@@ -15,7 +15,7 @@ import { signCorpus } from './corpus.js'
 import { mulberry32, type CorpusJob, type Pools } from './event-factory.js'
 import { measureFanout, type FanoutResult } from './fanout.js'
 import { startCpuShare, type CpuShare } from './machine.js'
-import { parseBenchOptions, USAGE, UsageError, type BenchOptions } from './options.js'
+import { parseBenchOptions, USAGE, UsageError, type BenchOptions, type Scenario } from './options.js'
 import { publish, type PublishResult } from './publish.js'
 import { startRelayProcess, type RelayProcess } from './relay-process.js'
 import { idleConnections, type IdleResult } from './idle.js'
@@ -83,6 +83,15 @@ interface Results {
   idle?: IdleResult
 }
 
+/** Stored ids for the ids REQs: every `step`-th event of the store load (an `["EVENT",{"id":"…` frame). */
+const ID_AT = '["EVENT",{"id":"'.length
+const idSample = (frames: Buffer[], max: number): string[] => {
+  const step = Math.max(1, Math.floor(frames.length / max))
+  const ids: string[] = []
+  for (let i = 0; i < frames.length && ids.length < max; i += step) ids.push((frames[i] as Buffer).toString('latin1', ID_AT, ID_AT + 64))
+  return ids
+}
+
 const hexPool = (rng: () => number, n: number): string[] =>
   Array.from({ length: n }, () => Array.from({ length: 8 }, () => Math.floor(rng() * 2 ** 32).toString(16).padStart(8, '0')).join(''))
 
@@ -122,7 +131,7 @@ const prepare = async (options: BenchOptions): Promise<Corpus & { seconds: numbe
   return {
     notes: n ?? [], extra: x ?? [], fanout: f ?? [], fanoutSeparate: s ?? [], fanoutSaturation: sat ?? [],
     fanoutWarmup: Array.from({ length: rounds }, (_, r) => (w ?? []).slice(r * warm, (r + 1) * warm)),
-    shape: { pubkeys, pools, createdFrom: stored.createdFrom, createdTo: stored.createdTo },
+    shape: { pubkeys, pools, ids: idSample([...(n ?? []), ...(x ?? [])], 20_000), createdFrom: stored.createdFrom, createdTo: stored.createdTo },
     secrets,
     seconds: (performance.now() - started) / 1000,
     signer: signer.name,
@@ -251,6 +260,11 @@ const summarize = (results: Results, remote = false): { lines: string[]; faults:
     lines.push(`fan-out     ${int(r.deliveriesPerSecond)} deliveries/s, ${label}, ${detail}missing ${int(r.missing)} (target ≥ ${int(target)}: ${met(ok)})`)
     faults += r.missing + r.duplicates + r.outOfOrder + r.stray + faultyRejections(r.publish, remote)
   }
+  if (results.idle) {
+    const { idle } = results
+    const perConnection = (idle.heapAfter - idle.heapBefore) / idle.connections
+    lines.push(`idle        ${(perConnection / 1024).toFixed(2)} KB of relay heap per connection, ${int(idle.connections)} held (target ≤ 4 KB: ${met(perConnection <= 4096)})`)
+  }
   const limited = rateLimitedText(results)
   if (limited) lines.push(`rate limits ${limited}`)
   const publishes = [results.ingest, results.load, ...fanoutRounds(results).map(([r]) => r.publish)]
@@ -356,7 +370,7 @@ const remoteMain = async (options: BenchOptions, url: string, corpus: Corpus): P
   if (options.scenarios.has('idle')) report.printIdleSkipped()
   report.printAuth(auth.stats, auth.onConnect)
   const { lines, faults } = summarize(results, true)
-  report.printRemoteClosing(lines)
+  report.printSummary(lines)
   const figures = figuresOf(results, options)
   report.printTable(figures, url)
   writeJson(options, results, figures, { url, started: false, auth: auth.stats })
@@ -411,6 +425,7 @@ const main = async (): Promise<number> => {
   // Scenario 4 on a relay of its own: the others leave garbage, a store and a grown heap behind that blur a
   // per-connection figure, and 10,000 connections just closed would slow the others.
   if (options.scenarios.has('idle')) results.idle = await idleScenario(env, options)
+  if (!usesMainRelay(options)) return idleOnly(results, options)
   const relay = await startRelayProcess({ cli: CLI, env, logLevel: options.relayLogLevel, configFile: options.relayConfig, cpuProfDir: profDir })
   const offInterrupt = stopOnInterrupt(relay.stop)
   report.printRelay(relay, verifierText(relay, pinned), options.relayLogLevel, profDir)
@@ -435,6 +450,18 @@ const main = async (): Promise<number> => {
   report.printTable(figures, `the bench's relay child, ${relay.url}`)
   writeJson(options, results, figures, { url: relay.url, started: true, verifier: relay.verifier, peakRssMiB: peakRss })
   return faults > 0 ? 1 : 0
+}
+
+/** Whether a chosen scenario runs on the bench's main relay child (scenario 4 starts a relay of its own). */
+const usesMainRelay = (options: BenchOptions): boolean => ['ingest', 'req', 'fanout'].some(s => options.scenarios.has(s as Scenario))
+
+/** `--only idle`: scenario 4 ran on its own relay; no main relay is started, only the summary and the table. */
+const idleOnly = (results: Results, options: BenchOptions): number => {
+  report.printSummary(summarize(results).lines)
+  const figures = figuresOf(results, options)
+  report.printTable(figures, "scenario 4's own relay child")
+  writeJson(options, results, figures, { started: true, only: 'idle' })
+  return 0
 }
 
 /** 1 % sampling may cost at most this share of off's OK/s (the observability issue). */

@@ -177,8 +177,8 @@ export const printClosing = (
   for (const s of summary) line(`  ${s}`)
 }
 
-/** `--url`: no relay log or stop to report, only the summary lines. */
-export const printRemoteClosing = (summary: string[]): void => {
+/** The summary lines alone (`--url`, `--only idle`: no main relay child whose log or stop to report). */
+export const printSummary = (summary: string[]): void => {
   line()
   line('Summary')
   for (const s of summary) line(`  ${s}`)

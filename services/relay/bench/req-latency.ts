@@ -3,10 +3,12 @@ import { summarize, type Summary } from '@msr/bench'
 import { isRateLimited, messageOf, verbOf, type BenchSocket } from './bench-socket.js'
 import { mulberry32, type Pools } from './event-factory.js'
 
-/** What the filters may ask for: the store's authors, tag pools and time span. */
+/** What the filters may ask for: the store's authors, tag pools, time span and some stored ids. */
 export interface StoreShape {
   pubkeys: string[]
   pools: Pools
+  /** Ids of events the store load publishes (a sample), for the ids REQs. */
+  ids: string[]
   createdFrom: number
   createdTo: number
 }
@@ -21,11 +23,23 @@ export interface QueryType {
 const HOUR = 3600
 const pick = <T>(rng: () => number, items: readonly T[]): T => items[Math.floor(rng() * items.length)] as T
 
+/** `n` distinct items (all of them when there are fewer), in random order. */
+const pickDistinct = <T>(rng: () => number, items: readonly T[], n: number): T[] => {
+  const chosen = new Set<number>()
+  while (chosen.size < Math.min(n, items.length)) chosen.add(Math.floor(rng() * items.length))
+  return [...chosen].map(i => items[i] as T)
+}
+
+/** Ids per ids REQ: as many as the limit, so a REQ of ids that all exist serves 500 events. */
+const IDS_PER_REQ = 500
+
 /** The REQ mix of the scenario, issued round-robin. */
 export const QUERY_TYPES: readonly QueryType[] = [
   { label: '{kinds:[1]}', limit: 500, filter: () => ({ kinds: [1], limit: 500 }) },
   { label: '{authors:[a]}', limit: 500, filter: (rng, s) => ({ authors: [pick(rng, s.pubkeys)], limit: 500 }) },
   { label: "{'#h':[g],kinds:[445]}", limit: 500, filter: (rng, s) => ({ '#h': [pick(rng, s.pools.h)], kinds: [445], limit: 500 }) },
+  { label: "{'#t':[t]}", limit: 500, filter: (rng, s) => ({ '#t': [pick(rng, s.pools.t)], limit: 500 }) },
+  { label: '{ids:[500 ids]}', limit: 500, filter: (rng, s) => ({ ids: pickDistinct(rng, s.ids, IDS_PER_REQ), limit: 500 }) },
   { label: "{'#p':[x]}", limit: 100, filter: (rng, s) => ({ '#p': [pick(rng, s.pools.p)], limit: 100 }) },
   {
     label: '{since,until}',

@@ -99,6 +99,46 @@ describe('EventStore: basics', () => {
   })
 })
 
+describe('EventStore: query plans by range size', () => {
+  /** `n` kind-1 notes by `pubkey`, one a second from T, each with these tags. */
+  const notes = (pubkey: string, n: number, tags: string[][] = [], from = 0) =>
+    Array.from({ length: n }, (_, i) => unsigned({ pubkey, created_at: T + from + i, kind: 1, tags, content: `${from + i}` }))
+  const carol = 'c0'.repeat(32)
+
+  it('answers from a small tag range rather than a large author+kind range, and serves the same events', async () => {
+    const many = notes(carol, 700)
+    const tagged = notes(carol, 3, [['t', 'rare']], 1000)
+    await put(...many, ...tagged)
+    const raw = { authors: [carol], kinds: [1], '#t': ['rare'] }
+    assert.equal(store.plan(filter(raw)).index, 'tag')
+    assert.deepEqual(ids(raw), tagged.map(r => r.event.id).reverse())
+  })
+
+  it('answers from a small author+kind range rather than a large tag range', async () => {
+    await put(...notes(alice, 700, [['t', 'common']]), ...notes(carol, 3, [['t', 'common']], 1000))
+    const raw = { authors: [carol], kinds: [1], '#t': ['common'] }
+    assert.equal(store.plan(filter(raw)).index, 'author_kind')
+    assert.equal(ids(raw).length, 3)
+  })
+
+  it('without a small range, prefers a plan that reads kinds from the stored bytes to one that parses tags', async () => {
+    await put(...notes(carol, 600, [['h', 'g']]))
+    const plan = store.plan(filter({ kinds: [1], '#h': ['g'] }))
+    assert.deepEqual([plan.index, plan.check.parse, plan.check.kinds], ['tag', false, true])
+    assert.equal(ids({ kinds: [1], '#h': ['g'] }).length, 600)
+    assert.equal(ids({ kinds: [7], '#h': ['g'] }).length, 0)
+  })
+
+  it('serves ids newest first, ties by lowest id, within since and until', async () => {
+    const events = [5, 1, 1, 3, 9].map((dt, i) => unsigned({ pubkey: carol, created_at: T + dt, kind: 1, tags: [], content: String(i) }))
+    await put(...events)
+    const all = events.map(r => r.event.id)
+    const expected = [...events].sort((a, b) => b.event.created_at - a.event.created_at || (a.event.id < b.event.id ? -1 : 1))
+    assert.deepEqual(ids({ ids: [...all, 'ff'.repeat(32)] }), expected.map(r => r.event.id))
+    assert.deepEqual(ids({ ids: all, since: T + 2, until: T + 5 }), expected.filter(r => r.event.created_at >= T + 2 && r.event.created_at <= T + 5).map(r => r.event.id))
+  })
+})
+
 describe('EventStore: replaceable events (0, 3, 10000–19999)', () => {
   for (const kind of [0, 3, 10002, 19999]) {
     it(`kind ${kind}: a newer version replaces the stored one`, async () => {

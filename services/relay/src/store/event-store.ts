@@ -6,11 +6,11 @@ import { applyEvent, loadEvent, removeEvent, type StoreOutcome } from './apply.j
 import { openDatabases, type Databases } from './databases.js'
 import { migrate } from './migrate.js'
 import { Outbox } from './outbox.js'
-import { countFilters, queryFilter, scanFilter, type QueryBounds, type QueryResult, type Visit } from './query.js'
+import { choosePlan, countFilters, queryFilter, scanFilter, type Plan, type QueryBounds, type QueryResult, type Visit } from './query.js'
 
 export type { StoreOutcome } from './apply.js'
 export type { OutboxEntry } from './outbox.js'
-export type { QueryBounds, QueryResult, StoredEvent, Visit } from './query.js'
+export type { Plan, QueryBounds, QueryResult, StoredEvent, Visit } from './query.js'
 
 /**
  * The LMDB event store. Reads are synchronous and may happen anywhere; every write goes through
@@ -87,6 +87,11 @@ export class EventStore {
   /** Visits one filter's events newest first without copying them; true when the deadline stopped it. */
   scan(filter: Filter, bounds: Omit<QueryBounds, 'limit'>, visit: Visit): boolean {
     return scanFilter(this.dbs, filter, bounds, visit)
+  }
+
+  /** The index a scan of this filter would use now, chosen by the sizes of its candidate ranges (tests, diagnostics). */
+  plan(filter: Filter): Plan {
+    return choosePlan(this.dbs, filter)
   }
 
   /** One filter's events, newest first (NIP-01), honouring the bounds, copied out. */

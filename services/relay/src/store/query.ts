@@ -1,16 +1,22 @@
-import { compareNewestFirst, compileFilter, isEmptyFilter, MAX_CREATED_AT, type Filter, type NostrEvent } from '@msr/nostr'
+import { compileFilter, isEmptyFilter, MAX_CREATED_AT, type Filter, type NostrEvent } from '@msr/nostr'
 import type { Database } from 'lmdb'
 import type { Databases } from './databases.js'
 import { authorKindPrefix, hexBytes, isHashedValueKey, kindBytes, rangeEnd, rangeStart, SUFFIX_BYTES, tagPrefix } from './keys.js'
 import { mergeBySuffix } from './merge.js'
+import { readHead, storedPubkey, type StoredHead } from './stored-json.js'
 
-/** The index a filter is answered from, and whether it alone decides every condition. */
+/** The index a filter is answered from, and what it leaves to check on each candidate. */
 export interface Plan {
   index: 'ids' | 'author_kind' | 'tag' | 'author' | 'kind' | 'time'
   /** Range prefixes in the chosen index (unused for ids). */
   prefixes: Buffer[]
-  /** True when the index decides the whole filter, so stored JSON need not be parsed. */
+  /** True when the index decides the whole filter, so stored JSON need not be read. */
   exact: boolean
+  /**
+   * The conditions left: authors, kinds and since/until are read from the stored bytes (stored-json.ts);
+   * `parse` (a tag condition the index did not decide) parses each candidate and checks the whole filter.
+   */
+  check: { authors: boolean; kinds: boolean; time: boolean; parse: boolean }
 }
 
 /** A stored event, copied out of the store: its id and canonical JSON. */
@@ -43,43 +49,119 @@ export interface QueryResult {
 
 const MAX_PREFIXES = 4096
 const CHECK_EVERY = 64
+/** A range shorter than this is counted when estimating which plan scans least; a longer one is "large". */
+const ESTIMATE_CAP = 512
+/** Plans with more prefixes than this are not estimated (each prefix costs two native calls): taken as large. */
+const ESTIMATE_PREFIXES = 16
+/** A candidate parsed (a tag left to check) costs about this many read from its bytes. */
+const PARSE_COST = 4
 
-/** Chooses the most selective index for a filter: ids, then author+kind, tag, author, kind, time. */
-export const planFilter = (filter: Filter): Plan => {
-  const tagEntries = Object.entries(filter.tags ?? {})
-  const { authors, kinds } = filter
-  if (filter.ids) return { index: 'ids', prefixes: [], exact: false }
-  if (authors && kinds && authors.length * kinds.length <= MAX_PREFIXES) {
-    const prefixes = authors.flatMap(a => kinds.map(k => authorKindPrefix(a, k)))
-    return { index: 'author_kind', prefixes, exact: tagEntries.length === 0 }
+/** A plan for `index` with its prefixes, and what it leaves of `filter` to check on each candidate. */
+const planOf = (filter: Filter, index: Plan['index'], prefixes: Buffer[], tagDecided = false): Plan => {
+  const tagsLeft = Object.keys(filter.tags ?? {}).length > (tagDecided ? 1 : 0)
+  const check = {
+    authors: filter.authors !== undefined && index !== 'author_kind' && index !== 'author',
+    kinds: filter.kinds !== undefined && index !== 'author_kind' && index !== 'kind',
+    time: index === 'ids' && (filter.since !== undefined || filter.until !== undefined),
+    parse: tagsLeft,
   }
-  if (tagEntries.length > 0) {
-    const [letter, values] = tagEntries.reduce((a, b) => (b[1].length < a[1].length ? b : a))
-    const prefixes = values.map(v => tagPrefix(letter, v))
-    const exact = !authors && !kinds && tagEntries.length === 1 && !prefixes.some(p => isHashedValueKey(p.subarray(1)))
-    return { index: 'tag', prefixes, exact }
-  }
-  if (authors) return { index: 'author', prefixes: authors.map(hexBytes), exact: !kinds }
-  if (kinds) return { index: 'kind', prefixes: kinds.map(kindBytes), exact: true }
-  return { index: 'time', prefixes: [Buffer.alloc(0)], exact: true }
+  const exact = !check.authors && !check.kinds && !check.time && !check.parse
+  return { index, prefixes, exact, check }
 }
+
+/**
+ * Every index that can answer a filter, in the order used when the store cannot tell them apart: ids alone;
+ * else first those that leave no tag to parse, and within each group author+kind, each tag letter (fewest
+ * values first), author, kind; time when none applies.
+ */
+export const planOptions = (filter: Filter): Plan[] => {
+  const { authors, kinds } = filter
+  if (filter.ids) return [planOf(filter, 'ids', [])]
+  const plans: Plan[] = []
+  if (authors && kinds && authors.length * kinds.length <= MAX_PREFIXES)
+    plans.push(planOf(filter, 'author_kind', authors.flatMap(a => kinds.map(k => authorKindPrefix(a, k)))))
+  const tagEntries = Object.entries(filter.tags ?? {}).sort((a, b) => a[1].length - b[1].length)
+  for (const [letter, values] of tagEntries) {
+    const prefixes = values.map(v => tagPrefix(letter, v))
+    // A hashed value key matches every value with that hash: the event itself must confirm it.
+    plans.push(planOf(filter, 'tag', prefixes, !prefixes.some(p => isHashedValueKey(p.subarray(1)))))
+  }
+  if (authors) plans.push(planOf(filter, 'author', authors.map(hexBytes)))
+  if (kinds) plans.push(planOf(filter, 'kind', kinds.map(kindBytes)))
+  if (plans.length === 0) plans.push(planOf(filter, 'time', [Buffer.alloc(0)]))
+  // Stable: the order above holds within each group.
+  return plans.sort((a, b) => Number(a.check.parse) - Number(b.check.parse))
+}
+
+/** The plan in the fixed order (planOptions' first), as chosen when the store is not consulted. */
+export const planFilter = (filter: Filter): Plan => planOptions(filter)[0] as Plan
+
+/**
+ * Index entries in a plan's ranges when fewer than `cap`, else `cap`. LMDB skips entries natively: one
+ * call looks `cap` entries ahead, and only a range found shorter is counted.
+ */
+const countUpTo = (dbs: Databases, plan: Plan, since: number, until: number, cap: number): number => {
+  if (plan.prefixes.length > ESTIMATE_PREFIXES) return cap
+  const db = indexDb(dbs, plan.index)
+  let count = 0
+  for (const prefix of plan.prefixes) {
+    const range = { start: rangeStart(prefix, until), end: rangeEnd(prefix, since) }
+    for (const _ of db.getKeys({ ...range, offset: cap - count - 1, limit: 1 })) return cap
+    count += db.getCount(range)
+  }
+  return count
+}
+
+/**
+ * Chooses the plan expected to scan least. When the filter offers several indexes, each one's range is
+ * counted up to a cap; a plan that must parse its candidates (a tag left to check) counts PARSE_COST times
+ * each. When every range is past the cap, the fixed order of planOptions decides.
+ */
+export const choosePlan = (dbs: Databases, filter: Filter): Plan => {
+  const plans = planOptions(filter)
+  if (plans.length === 1) return plans[0] as Plan
+  const { since, until } = timeBounds(filter)
+  let best = plans[0] as Plan
+  let bestCost = Infinity
+  for (const plan of plans) {
+    const count = countUpTo(dbs, plan, since, until, ESTIMATE_CAP)
+    const cost = count >= ESTIMATE_CAP ? Infinity : count * (plan.check.parse ? PARSE_COST : 1)
+    if (cost < bestCost) [best, bestCost] = [plan, cost]
+    if (bestCost === 0) break
+  }
+  return best
+}
+
+const timeBounds = (filter: Filter): { since: number; until: number } => ({
+  since: filter.since ?? 0,
+  until: Math.min(filter.until ?? MAX_CREATED_AT, MAX_CREATED_AT),
+})
 
 const indexDb = (dbs: Databases, index: Plan['index']): Database<Buffer, Buffer> =>
   ({ author_kind: dbs.byAuthorKind, tag: dbs.byTag, author: dbs.byAuthor, kind: dbs.byKind, time: dbs.byTime, ids: dbs.byTime })[index]
 
-/** Candidate ids (32 bytes) newest first; for an ids plan, the existing events sorted. */
-function* candidates(dbs: Databases, filter: Filter, plan: Plan): Generator<Buffer> {
-  const since = filter.since ?? 0
-  const until = Math.min(filter.until ?? MAX_CREATED_AT, MAX_CREATED_AT)
-  if (plan.index === 'ids') {
-    const found = (filter.ids ?? [])
-      .map(id => dbs.events.get(hexBytes(id)))
-      .filter((json): json is Buffer => json !== undefined)
-      .map(json => JSON.parse(json.toString('utf8')) as NostrEvent)
-      .sort(compareNewestFirst)
-    for (const e of found) yield hexBytes(e.id)
-    return
+/**
+ * The filter's existing events, newest first and ties by lowest id (the created_at read from their bytes):
+ * id → a copy of the stored JSON, in serving order. Copying is cheaper than looking each up again.
+ */
+const eventsOfIds = (dbs: Databases, ids: readonly string[]): Map<Buffer, Buffer> => {
+  const found: Array<{ id: Buffer; createdAt: number; json: Buffer }> = []
+  const head: StoredHead = { createdAt: 0, kind: 0 }
+  for (const hex of ids) {
+    const id = hexBytes(hex)
+    const shared = dbs.events.getBinaryFast(id)
+    if (shared === undefined) continue
+    const json = Buffer.from(shared.subarray(0, shared.length))
+    const createdAt = readHead(json, head) ? head.createdAt : (JSON.parse(json.toString('utf8')) as NostrEvent).created_at
+    found.push({ id, createdAt, json })
   }
+  found.sort((a, b) => b.createdAt - a.createdAt || Buffer.compare(a.id, b.id))
+  return new Map(found.map(f => [f.id, f.json]))
+}
+
+/** Candidate ids (32 bytes) newest first from a plan's index ranges (not for an ids plan). */
+function* candidates(dbs: Databases, filter: Filter, plan: Plan): Generator<Buffer> {
+  const { since, until } = timeBounds(filter)
   const db = indexDb(dbs, plan.index)
   const ranges = plan.prefixes.map(p => db.getKeys({ start: rangeStart(p, until), end: rangeEnd(p, since) }))
   if (ranges.length === 1) {
@@ -88,6 +170,37 @@ function* candidates(dbs: Databases, filter: Filter, plan: Plan): Generator<Buff
     return
   }
   for (const suffix of mergeBySuffix(ranges, SUFFIX_BYTES)) yield suffix.subarray(4)
+}
+
+/** A stored event's JSON as a view of LMDB's shared read buffer (valid until the next read). */
+const storedView = (dbs: Databases, id: Buffer): Buffer | undefined => {
+  const shared = dbs.events.getBinaryFast(id)
+  // lmdb-js reuses one buffer for reads and sets its own `length`; subarray gives a view of just this value.
+  return shared && shared.subarray(0, shared.length)
+}
+
+/**
+ * What a plan leaves of the filter, as a test of a candidate's stored bytes; undefined when the index
+ * decided everything. Authors, kinds and since/until are read from the bytes; a tag condition (or bytes
+ * not in the canonical layout) parses the event and checks the whole filter.
+ */
+export const residualMatcher = (filter: Filter, plan: Plan): ((json: Buffer) => boolean) | undefined => {
+  if (plan.exact) return undefined
+  const whole = compileFilter(filter)
+  const parsed = (json: Buffer) => whole(JSON.parse(json.toString('utf8')) as NostrEvent)
+  if (plan.check.parse) return parsed
+  const authors = plan.check.authors ? new Set(filter.authors) : undefined
+  const kinds = plan.check.kinds ? new Set(filter.kinds) : undefined
+  const since = filter.since ?? 0
+  const until = filter.until ?? Infinity
+  const time = plan.check.time
+  const head: StoredHead = { createdAt: 0, kind: 0 }
+  return json => {
+    if (!readHead(json, head)) return parsed(json)
+    if (kinds && !kinds.has(head.kind)) return false
+    if (time && (head.createdAt < since || head.createdAt > until)) return false
+    return authors === undefined || authors.has(storedPubkey(json))
+  }
 }
 
 /** True when a stored event's NIP-40 expiration has passed. */
@@ -102,19 +215,20 @@ export const isExpired = (dbs: Databases, id: Buffer, now: number): boolean => {
  */
 export const scanFilter = (dbs: Databases, filter: Filter, bounds: Omit<QueryBounds, 'limit'>, visit: Visit): boolean => {
   if (isEmptyFilter(filter)) return false
-  const plan = planFilter(filter)
-  const matches = plan.exact ? undefined : compileFilter(filter)
+  const plan = choosePlan(dbs, filter)
+  const matches = residualMatcher(filter, plan)
   // Checked once per scan: most stores hold no expiring event, and then no per-event lookup is needed.
   const anyExpiring = (dbs.expiryById.getStats() as { entryCount: number }).entryCount > 0
+  // An ids plan has its events in hand already (ordered, copied); the others read each candidate's.
+  const byId = plan.index === 'ids' ? eventsOfIds(dbs, filter.ids ?? []) : undefined
+  const read = byId ? (id: Buffer) => byId.get(id) : (id: Buffer) => storedView(dbs, id)
   let steps = 0
-  for (const id of candidates(dbs, filter, plan)) {
+  for (const id of byId ? byId.keys() : candidates(dbs, filter, plan)) {
     if (++steps % CHECK_EVERY === 0 && bounds.clock() > bounds.deadline) return true
     if (anyExpiring && isExpired(dbs, id, bounds.now)) continue
-    const shared = dbs.events.getBinaryFast(id)
-    if (shared === undefined) continue
-    // lmdb-js reuses one buffer for reads and sets its own `length`; subarray gives a view of just this value.
-    const json = shared.subarray(0, shared.length)
-    if (matches && !matches(JSON.parse(json.toString('utf8')) as NostrEvent)) continue
+    const json = read(id)
+    if (json === undefined) continue
+    if (matches && !matches(json)) continue
     if (!visit(id, json)) return false
   }
   return false

@@ -40,6 +40,6 @@ describe('QueryPool: a query worker that dies', () => {
     assert.equal(slabsInUse(), 0, 'the dead worker left its slab claimed')
     const answer = await pool.backfill(request([{}]))
     assert.ok(answer, 'the replacement worker answered')
-    assert.deepEqual(answer.ends, [])
+    assert.deepEqual([answer.frames, answer.framesEnd], [0, 0])
   })
 })

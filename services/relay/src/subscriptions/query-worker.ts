@@ -35,15 +35,18 @@ export interface CountRequest {
 }
 
 /**
- * The frames back to back, then the 32-byte ids, in a slab of the shared arena (`slab` ≥ 0) or, when
- * none was free or the answer outgrew it, in the transferred `bytes`. `ends[i]` is where frame i ends;
- * the ids start at the last end. With `wire`, each frame carries its WebSocket header, so the frames
- * are ready for the socket as they are.
+ * The frames back to back, then the 32-byte ids, then where each frame ends (u32 LE), in a slab of the
+ * shared arena (`slab` ≥ 0) or, when none was free or the answer outgrew it, in the transferred `bytes`.
+ * The message itself stays small (no per-event array to clone). With `wire`, each frame carries its
+ * WebSocket header, so the frames are ready for the socket as they are.
  */
 export interface BackfillResponse {
   slab: number
   bytes: Uint8Array | undefined
-  ends: number[]
+  /** How many frames (events) the answer holds. */
+  frames: number
+  /** Where the last frame ends: the ids start here, the frame ends 32 bytes per frame later. */
+  framesEnd: number
   timedOut: boolean
   wire: boolean
   /**
@@ -130,7 +133,7 @@ const visibleOnly = (filter: Filter, request: { viewer: string[]; privateKinds: 
   }
 }
 
-/** Frames each event straight from the store's read buffer into one output, then appends the ids. */
+/** Frames each event straight from the store's read buffer into one output, then appends the ids and frame ends. */
 const backfill = (request: BackfillRequest) => {
   const out = new Output()
   const ids: Buffer[] = []
@@ -144,10 +147,12 @@ const backfill = (request: BackfillRequest) => {
     if (out.slab >= 0) releaseSlab(arena, out.slab)
     throw error
   }
-  out.reserve(32 * ids.length)
+  const framesEnd = out.at
+  out.reserve(36 * ids.length)
   for (const id of ids) out.at += id.copy(out.bytes, out.at)
+  for (const end of ends) out.at = out.bytes.writeUInt32LE(end, out.at)
   const bytes = out.slab >= 0 ? undefined : new Uint8Array(out.bytes.buffer, out.bytes.byteOffset, out.at)
-  const body: BackfillResponse = { slab: out.slab, bytes, ends, timedOut, wire: request.wire, cursors }
+  const body: BackfillResponse = { slab: out.slab, bytes, frames: ids.length, framesEnd, timedOut, wire: request.wire, cursors }
   return { body, transfer: bytes ? [bytes.buffer as ArrayBuffer] : [] }
 }
 

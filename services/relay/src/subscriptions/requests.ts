@@ -164,7 +164,7 @@ const backfill = async (deps: RequestDeps, subscription: Subscription, first: Om
     pages++
     if (!sendPage(deps, subscription, result, span)) return
     const page = result as BackfillResponse
-    served += page.ends.length
+    served += page.frames
     if (page.timedOut) {
       closeSubscription(deps, client, subId)
       return closed(client, subId, 'error: the query took too long (db_query_timeout); narrow the filter', span)
@@ -230,8 +230,7 @@ const nextPage = (
 
 /** The answer's bytes (slab or transferred) and a function that frees them once they are written. */
 const answerBytes = (queries: QueryPool, result: BackfillResponse, metrics: RelayMetrics): { data: Buffer; free: () => void } => {
-  const idBytes = 32 * result.ends.length
-  const length = (result.ends.at(-1) ?? 0) + idBytes
+  const length = result.framesEnd + 36 * result.frames
   if (result.slab < 0) {
     metrics.backfillsAllocated.inc()
     const bytes = result.bytes as Uint8Array
@@ -252,24 +251,30 @@ const sendPage = (deps: RequestDeps, subscription: Subscription, result: Backfil
     closeSubscription(deps, client, subId)
     return (closed(client, subId, 'error: the query could not be answered; try again', span), false)
   }
-  const framesEnd = result.ends.at(-1) ?? 0
+  const { framesEnd } = result
   if (subscription.held?.length) {
-    const sent = backfilledIds(answer.data, framesEnd)
+    const sent = backfilledIds(answer.data, framesEnd, result.frames)
     subscription.held = subscription.held.filter(({ id }) => !sent.has(id))
   }
   if (result.wire) client.sendWire(answer.data.subarray(0, framesEnd), answer.free)
   else {
     // ws may hold a frame (compression is asynchronous), so these frames are copies and the slab is freed now.
-    result.ends.reduce((start, end) => (client.send(Buffer.from(answer.data.subarray(start, end))), end), 0)
+    frameEnds(answer.data, result).reduce((start, end) => (client.send(Buffer.from(answer.data.subarray(start, end))), end), 0)
     answer.free()
   }
   return true
 }
 
+/** Where each frame of the answer ends (u32 LE after the ids). */
+const frameEnds = (data: Buffer, result: BackfillResponse): number[] => {
+  const from = result.framesEnd + 32 * result.frames
+  return Array.from({ length: result.frames }, (_, i) => data.readUInt32LE(from + 4 * i))
+}
+
 /** The ids the backfill sent (they follow the frames, 32 bytes each). */
-const backfilledIds = (data: Buffer, from: number): Set<string> => {
+const backfilledIds = (data: Buffer, from: number, count: number): Set<string> => {
   const out = new Set<string>()
-  for (let at = from; at + 32 <= data.length; at += 32) out.add(data.toString('hex', at, at + 32))
+  for (let at = from; at < from + 32 * count; at += 32) out.add(data.toString('hex', at, at + 32))
   return out
 }
 
