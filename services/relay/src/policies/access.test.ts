@@ -4,7 +4,8 @@ import { npubEncode } from 'nostr-tools/nip19'
 import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure'
 import { toJson, type NostrEvent } from '@msr/nostr'
 import { relayConfigSchema } from '../config.js'
-import { checkRead, checkWrite, compileAccess, storedKind, visibleTo, type Peer } from './access.js'
+import { storedKind } from '../store/stored-json.js'
+import { checkRead, checkWrite, compileAccess, visibleTo, type Peer } from './access.js'
 
 const secret = generateSecretKey()
 const AUTHOR = getPublicKey(secret)

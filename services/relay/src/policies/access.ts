@@ -99,28 +99,3 @@ export const visibleTo = (privateKinds: ReadonlySet<number>, viewer: ReadonlySet
   if (viewer.has(event.pubkey)) return true
   return event.tags.some(tag => tag[0] === 'p' && tag[1] !== undefined && viewer.has(tag[1]))
 }
-
-const KIND_KEY = Buffer.from(',"kind":')
-
-/**
- * The kind of an event from its stored canonical JSON, without parsing it: the field follows id,
- * pubkey and created_at, so it is found right after byte 160.
- */
-export const storedKind = (json: Buffer): number => numberAfter(json, KIND_KEY, 160)
-
-const CREATED_AT_KEY = Buffer.from(',"created_at":')
-
-/** The created_at of an event from its stored canonical JSON (it follows id and pubkey: after byte 140). */
-export const storedCreatedAt = (json: Buffer): number => numberAfter(json, CREATED_AT_KEY, 140)
-
-/** The decimal number right after `key`, searched from `from` (a key of the canonical JSON, never inside a string). */
-const numberAfter = (json: Buffer, key: Buffer, from: number): number => {
-  const at = json.indexOf(key, from)
-  let value = 0
-  for (let i = at + key.length; i < json.length; i++) {
-    const digit = (json[i] as number) - 48
-    if (digit < 0 || digit > 9) break
-    value = value * 10 + digit
-  }
-  return value
-}

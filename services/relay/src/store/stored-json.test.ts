@@ -6,7 +6,7 @@ import { describe, it } from 'node:test'
 import { MAX_CREATED_AT, matchFilter, parseFilter, type Filter, type NostrEvent } from '@msr/nostr'
 import { chooser, mulberry32, unsigned, type RawFilter } from '../testing/fixtures.js'
 import { planOptions, residualMatcher, type Plan } from './query.js'
-import { readHead, storedPubkey, type StoredHead } from './stored-json.js'
+import { readHead, storedCreatedAt, storedKind, storedPubkey, type StoredHead } from './stored-json.js'
 
 const SEED = Number(process.env.PROPERTY_SEED || 20261206)
 const BASE = 1_700_000_000
@@ -80,6 +80,15 @@ describe('stored event head read from its bytes', () => {
         assert.deepEqual(head, { createdAt: e.created_at, kind: e.kind }, `seed ${SEED}, event ${i}`)
         assert.equal(storedPubkey(Buffer.from(json)), e.pubkey)
       }
+    }
+  })
+
+  it('storedKind and storedCreatedAt read canonical bytes, and parse bytes laid out otherwise', () => {
+    const { event, json } = unsigned({ pubkey: 'ab'.repeat(32), created_at: 1_700_000_123, kind: 30_023, tags: [['kind', '7']], content: ',"kind":1,' })
+    const reordered = JSON.stringify({ kind: event.kind, created_at: event.created_at, id: event.id, pubkey: event.pubkey, tags: event.tags, content: event.content, sig: event.sig })
+    for (const bytes of [Buffer.from(json), Buffer.from(reordered)]) {
+      assert.equal(storedKind(bytes), 30_023)
+      assert.equal(storedCreatedAt(bytes), 1_700_000_123)
     }
   })
 

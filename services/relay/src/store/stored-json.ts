@@ -52,3 +52,18 @@ export const readHead = (json: Buffer, head: StoredHead): boolean => {
 
 /** The pubkey (64 hex) of a stored event whose head readHead accepted. */
 export const storedPubkey = (json: Buffer): string => json.toString('latin1', PUBKEY_AT, PUBKEY_AT + 64)
+
+const scratch: StoredHead = { createdAt: 0, kind: 0 }
+
+/** Reads the head of a stored event, from its bytes or (laid out otherwise) by parsing them. */
+const head = (json: Buffer): StoredHead => {
+  if (readHead(json, scratch)) return scratch
+  const { created_at: createdAt, kind } = JSON.parse(json.toString('utf8')) as { created_at: number; kind: number }
+  return { createdAt, kind }
+}
+
+/** The kind of a stored event. */
+export const storedKind = (json: Buffer): number => head(json).kind
+
+/** The created_at of a stored event. */
+export const storedCreatedAt = (json: Buffer): number => head(json).createdAt

@@ -2,8 +2,9 @@
 // scanning and frame building run beside the event loop instead of on it.
 import { workerData } from 'node:worker_threads'
 import type { Filter, NostrEvent } from '@msr/nostr'
-import { storedCreatedAt, storedKind, visibleTo } from '../policies/access.js'
+import { visibleTo } from '../policies/access.js'
 import { EventStore, type Visit } from '../store/event-store.js'
+import { storedCreatedAt, storedKind } from '../store/stored-json.js'
 import { serveRequests } from '@msr/workers'
 import { claimSlab, openArena, releaseSlab, slabBuffer, type SlabArenaInit } from './slabs.js'
 
