@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { EventStore } from '../store/event-store.js'
 import { unsigned } from '../testing/fixtures.js'
-import { Writer, WRITE_FAILED, type Committed } from './writer.js'
+import { inProcess, Writer, WRITE_FAILED, type Committed, type Transactions } from './writer.js'
 
 let dir: string
 let store: EventStore
@@ -75,5 +75,38 @@ describe('Writer', () => {
     ])
     assert.deepEqual(errors, [{ events: 2, firstId: a.event.id }])
     assert.equal((await writer.submit(a.event, Buffer.from(a.json))).status, 'stored')
+  })
+
+  it('keeps at most two transactions in flight and commits what queued meanwhile as one (group commit)', async () => {
+    const real = inProcess(store)
+    const sizes: number[] = []
+    const gates: Array<() => void> = []
+    const held: Transactions = {
+      ...real,
+      apply: batch => {
+        sizes.push(batch.length)
+        return new Promise<void>(resolve => gates.push(resolve)).then(() => real.apply(batch))
+      },
+    }
+    const writer = new Writer(store, error => assert.fail(String(error)), held)
+    const turn = () => new Promise(resolve => setImmediate(resolve))
+    const answers = [submit(writer, 10)]
+    await turn()
+    answers.push(submit(writer, 11))
+    await turn()
+    answers.push(submit(writer, 12), submit(writer, 13))
+    await turn()
+    answers.push(submit(writer, 14))
+    await turn()
+    assert.deepEqual(sizes, [1, 1], 'a third transaction started while two were in flight')
+    gates.shift()?.()
+    await answers[0]
+    await turn()
+    assert.deepEqual(sizes, [1, 1, 3], 'what queued meanwhile is one transaction')
+    while (gates.length > 0 || sizes.length < 3) {
+      gates.shift()?.()
+      await turn()
+    }
+    assert.deepEqual((await Promise.all(answers)).map(o => o.status), ['stored', 'stored', 'stored', 'stored', 'stored'])
   })
 })

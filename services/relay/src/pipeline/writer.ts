@@ -29,6 +29,12 @@ export type WriteErrorHandler = (error: unknown, context: { events: number; firs
 export const WRITE_FAILED = 'error: the event could not be stored; try again'
 
 const MAX_BATCH = 2000
+/**
+ * Transactions in flight at once. Each is answered only after its own flush, and flushes run one after
+ * another: more transactions in flight means more, smaller flushes, each OK waiting behind the flushes of
+ * those before it. With this bound, what arrives while they are on their way is committed together next.
+ */
+const MAX_COMMITTING = 2
 
 /**
  * Where the writer's transactions run, each resolved once committed and on disk: on the event loop
@@ -64,6 +70,8 @@ const attempt = async <T>(run: () => Promise<T>): Promise<T> => run()
 export class Writer {
   private queue: Pending[] = []
   private scheduled = false
+  /** Transactions asked for and not yet answered (at most MAX_COMMITTING). */
+  private committing = 0
   private readonly inFlight = new Set<Promise<void>>()
   private readonly listeners: CommitListener[] = []
   /** Settling is chained so that outcomes and listeners follow commit order even though flushes overlap. */
@@ -107,15 +115,24 @@ export class Writer {
 
   private flush(): void {
     this.scheduled = false
-    while (this.queue.length > 0) this.commit(this.queue.splice(0, MAX_BATCH))
+    while (this.queue.length > 0 && this.committing < MAX_COMMITTING) this.commit(this.queue.splice(0, MAX_BATCH))
   }
 
   private commit(batch: Pending[]): void {
     // Handled at once (a failure waiting for its turn is not an unhandled rejection), settled in turn.
+    this.committing++
     const outcome = attempt(() => this.transactions.apply(batch)).then(
       outcomes => () => this.settle(batch, outcomes),
       (error: unknown) => () => this.fail(batch, error),
     )
+    // What queued meanwhile goes as the next transaction, as soon as this one is answered (group commit).
+    void outcome.then(() => {
+      this.committing--
+      if (this.queue.length > 0 && !this.scheduled) {
+        this.scheduled = true
+        setImmediate(() => this.flush())
+      }
+    })
     const done = (this.settled = this.settled
       .then(() => outcome)
       .then(settle => settle())
