@@ -45,6 +45,14 @@ describe('createBatcher', () => {
     }
   })
 
+  it('reports each statement’s size, not the one-by-one runs after a refused value', async () => {
+    const { run } = recorder(inputs => (inputs.length > 1 && inputs.includes(2) ? sqlError('22P02') : undefined))
+    const sizes: number[] = []
+    const call = createBatcher(run, { concurrency: 1, onBatch: size => sizes.push(size) })
+    await Promise.allSettled(range(4).map(i => call(i)))
+    assert.deepEqual(sizes, [1, 3])
+  })
+
   it('fails the whole batch for any other failure, and carries on with the next calls', async () => {
     let down = true
     const { run, batches } = recorder(() => (down ? sqlError('08006') : undefined))

@@ -6,6 +6,8 @@ export interface BatcherOptions {
   concurrency?: number
   /** Most calls in one statement. */
   maxBatch?: number
+  /** Called with each statement's call count (not for the one-by-one runs after a refused value). */
+  onBatch?: (size: number) => void
 }
 
 interface Waiting<In, Out> {
@@ -51,8 +53,10 @@ export const createBatcher = <In, Out>(run: (inputs: In[]) => Promise<Out[]>, op
 
   const pump = () => {
     while (inFlight < concurrency && queue.length > 0) {
+      const batch = queue.splice(0, maxBatch)
       inFlight++
-      void runBatch(queue.splice(0, maxBatch)).finally(() => {
+      options.onBatch?.(batch.length)
+      void runBatch(batch).finally(() => {
         inFlight--
         pump()
       })
