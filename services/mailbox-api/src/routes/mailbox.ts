@@ -1,7 +1,7 @@
 import { Router, type Request } from 'express'
 import { trace } from '@opentelemetry/api'
 import type { Pool } from 'pg'
-import { createBatcher, type BatcherOptions } from '../db/batcher.js'
+import { createBatcher } from '../db/batcher.js'
 import { ackMany, decodeCursor, depositMany, pickup, type Ack, type Deposit, type MailboxKind } from '../domain/mailbox.js'
 import { ApiError } from '../errors.js'
 import type { MailboxMetrics } from '../metrics.js'
@@ -16,8 +16,6 @@ export interface MailboxRouteDeps {
   defaultTtlSeconds: number
   maxTtlSeconds: number
   maxArtifactBytes: number
-  /** How deposits and acks are batched into statements (see db/batcher.ts). */
-  batching?: BatcherOptions
 }
 
 type Body = { recipient: string; sender?: string; ttl_seconds?: number } & Record<string, unknown>
@@ -44,8 +42,8 @@ export const mailboxRoutes = (kind: MailboxKind, body: z.ZodType<Body>, artifact
   const router = Router()
   const attributes = { 'mailbox.kind': kind.name }
   // Deposits and acks arriving while earlier ones are in flight share one statement and one commit.
-  const deposit = createBatcher((items: Deposit[]) => depositMany(deps.pool, kind, items), deps.batching)
-  const ack = createBatcher((acks: Ack[]) => ackMany(deps.pool, kind, acks), deps.batching)
+  const deposit = createBatcher((items: Deposit[]) => depositMany(deps.pool, kind, items))
+  const ack = createBatcher((acks: Ack[]) => ackMany(deps.pool, kind, acks))
   router.post('/', tracedRoute('mailbox.deposit', attributes, async (req, res) => {
     const input = parse(body, req.body, 'body')
     if (input.sender !== undefined && input.sender !== req.pubkey) throw new ApiError(403, 'FORBIDDEN', 'sender must be the NIP-98 pubkey')
