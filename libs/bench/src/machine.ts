@@ -39,10 +39,10 @@ export interface ProcStat {
   childrenKernel: number
 }
 
-/** The CPU seconds of a process so far, or undefined off Linux (or once it is gone). */
-export const readProcStat = (pid: number): ProcStat | undefined => {
+/** The CPU seconds of a process (or, with `file` /proc/PID/task/TID/stat, one thread) so far, or undefined off Linux (or once it is gone). */
+export const readProcStat = (pid: number, file = `/proc/${pid}/stat`): ProcStat | undefined => {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    const stat = readFileSync(file, 'latin1')
     // Fields after the command name (which may contain spaces) start after the last ')': state is [0], ppid [1].
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number)
     const at = (i: number) => f[i] ?? 0

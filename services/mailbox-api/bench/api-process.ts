@@ -17,6 +17,8 @@ export interface ApiLaunch {
   rateLimit: number
   /** When set, the child runs with `--cpu-prof` and writes its profile here. */
   cpuProfDir?: string | undefined
+  /** When set, the child (and so its PostgreSQL, which inherits the affinity) runs on these CPUs only (taskset list). */
+  cpus?: string | undefined
   readyTimeoutMs?: number
 }
 
@@ -100,7 +102,10 @@ export const startApiProcess = async (launch: ApiLaunch): Promise<ApiProcess> =>
   chmodSync(dataDir, 0o755)
   const [port, pgPort] = [await freePort(), await freePort()]
   const nodeArgs = launch.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', launch.cpuProfDir] : []
-  const child = spawn(process.execPath, [...nodeArgs, launch.cli, 'serve'], {
+  const command = [process.execPath, ...nodeArgs, launch.cli, 'serve']
+  // taskset execs node in its own process, so the pid is the API's.
+  const [file, ...args] = launch.cpus ? ['taskset', '-c', launch.cpus, ...command] : command
+  const child = spawn(file as string, args, {
     cwd: dataDir,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: childEnv(launch, dataDir, port, pgPort),

@@ -2,6 +2,7 @@
 // The mailbox API benchmark (issue 4): the real API as a child process on its embedded PostgreSQL, keep-alive
 // HTTP clients, a fresh NIP-98 header per request. Order: start the API → warm-up → 1. deposits → 2. pickups
 // (GET pages + acks) → 3. mixed → stop. Deposits are signed on worker threads just before their phase.
+import { execFileSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
@@ -15,7 +16,7 @@ import { failureCount, type Tally } from './driver.js'
 import { createClient, type HttpClient } from './http-client.js'
 import { fileSystemOf, startCpuShare, type CpuShare } from './machine.js'
 import type { Recipient } from './mailbox-readers.js'
-import { parseBenchOptions, USAGE, type BenchOptions } from './options.js'
+import { cpuCount, parseBenchOptions, USAGE, type BenchOptions } from './options.js'
 import { connectPgStats, type DbWork, type PgStats } from './pg-stats.js'
 import * as report from './report.js'
 import { keyringOf } from './request-factory.js'
@@ -32,6 +33,8 @@ interface Rig {
   stats: PgStats
   recipients: Recipient[]
   options: BenchOptions
+  /** CPUs the API and its PostgreSQL may use: the pinned set, else the machine's. */
+  apiCores: number
 }
 
 interface Results {
@@ -83,19 +86,19 @@ const scenarios = async (rig: Rig, results: Results): Promise<void> => {
   const deposits = await sign(rig, options.warmup, options.deposits, 'phase 1')
   const d = await measure(rig, '1. deposits', () => runDeposits(rig.client, rig.signer, deposits, options.clients))
   results.deposits = { tally: d.value, cpu: d.cpu, db: d.db }
-  report.printDeposits(d.value, options.clients, options.contentBytes, d.cpu, d.db)
+  report.printDeposits(d.value, options.clients, options.contentBytes, d.cpu, d.db, rig.apiCores)
 
   const deposited = d.value.ops.deposit.statuses.get(201) ?? 0
   const p = await measure(rig, '2. pickups', () => runPickups(rig.client, rig.signer, rig.recipients, options.limit, options.clients))
   results.pickups = { run: p.value, expected: deposited, cpu: p.cpu, db: p.db }
-  report.printPickups(p.value, deposited, options.recipients, options.limit, options.clients, p.cpu, p.db)
+  report.printPickups(p.value, deposited, options.recipients, options.limit, options.clients, p.cpu, p.db, rig.apiCores)
 
   const mixedDeposits = await sign(rig, options.warmup + options.deposits, options.mixedDeposits, 'phase 3')
   const lanes = { limit: options.limit, depositLanes: Math.ceil(options.clients / 2), pickupLanes: Math.floor(options.clients / 2) }
   const m = await measure(rig, '3. mixed', () => runMixed(rig.client, rig.signer, mixedDeposits, rig.recipients, lanes))
   const mixedDeposited = m.value.tally.ops.deposit.statuses.get(201) ?? 0
   results.mixed = { run: m.value, expected: mixedDeposited, cpu: m.cpu, db: m.db }
-  report.printMixed(m.value, mixedDeposits.length, lanes, m.cpu, m.db)
+  report.printMixed(m.value, mixedDeposits.length, lanes, m.cpu, m.db, rig.apiCores)
 }
 
 /** Faults: answers other than the expected status, items not picked up exactly once. */
@@ -107,7 +110,7 @@ const faultsOf = (results: Results): number => {
 }
 
 /** One line per headline figure. */
-const summarize = (results: Results, faults: number): string[] => {
+const summarize = (results: Results, faults: number, apiCores: number): string[] => {
   const lines: string[] = []
   const rate = (t: Tally) => report.requestsOf(t) / report.secondsOf(t)
   const met = (r: number) => `target ≥ ${int(report.TARGET_PER_SECOND)}: ${r >= report.TARGET_PER_SECOND ? 'met' : 'MISSED'}`
@@ -115,26 +118,35 @@ const summarize = (results: Results, faults: number): string[] => {
   if (d) lines.push(`deposits  ${int(rate(d.tally))} authenticated requests/s (${met(rate(d.tally))})`)
   if (p) lines.push(`pickups   ${int(rate(p.run.tally))} authenticated requests/s, GET pages + acks (${met(rate(p.run.tally))})`)
   if (m) lines.push(`mixed     ${int(rate(m.run.tally))} authenticated requests/s, deposits + GET pages + acks (${met(rate(m.run.tally))})`)
+  const capacity = m && report.capacityOf(m.cpu, report.requestsOf(m.run.tally), apiCores)
+  if (capacity) lines.push(`capacity  mixed ≈ ${int(capacity.rate)} requests/s for the API and PostgreSQL on ${apiCores} core${apiCores === 1 ? '' : 's'} of their own, projected from their CPU time (${met(capacity.rate)})`)
   const others = otherProcessesText([d?.cpu, p?.cpu, m?.cpu].flatMap(c => (c ? [c] : [])))
   if (others) lines.push(`machine   ${others}`)
   if (faults > 0) lines.push(`FAULTS    ${faults} failed requests or items not picked up exactly once (exit code 1)`)
   return lines
 }
 
+/** Pins this process and every thread it has (and, inherited, every thread it starts later) to `cpus`. */
+const pinGenerator = (cpus: string): void => void execFileSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' })
+
 const main = async (): Promise<number> => {
   const options = parseBenchOptions(process.argv.slice(2), process.env)
   if (options.help) return void process.stdout.write(USAGE), 0
-  report.printHeader(machineInfo(), options.quick)
+  // Before pinning: the machine's cores, not the generator's share of them.
+  const machine = machineInfo()
+  if (options.generatorCpus) pinGenerator(options.generatorCpus)
+  report.printHeader(machine, options.quick, { api: options.apiCpus, generator: options.generatorCpus })
   const profDir = profileDir(options.cpuProf, 'msr-mailbox-bench-prof-')
   const cli = options.cli ? resolve(options.cli) : CLI
-  const api = await startApiProcess({ cli, env: process.env, logLevel: options.apiLogLevel, rateLimit: options.rateLimit, cpuProfDir: profDir })
+  const api = await startApiProcess({ cli, env: process.env, logLevel: options.apiLogLevel, rateLimit: options.rateLimit, cpuProfDir: profDir, cpus: options.apiCpus })
   const offInterrupt = stopOnInterrupt(api.stop)
 
   const secrets = generateSecrets(options.recipients + options.senders)
   const keys = keyringOf(secrets.slice(0, options.recipients), loadSigner())
   const recipients = keys.pubkeys.map((pubkey, key) => ({ key, pubkey }))
   const threads = availableParallelism()
-  const rig: Rig = { api, client: createClient(api.port, options.clients), signer: SignPool.start(secrets, api.url, threads), stats: await connectPgStats(api.pgPort), recipients, options }
+  const rig: Rig = { api, client: createClient(api.port, options.clients), signer: SignPool.start(secrets, api.url, threads), stats: await connectPgStats(api.pgPort), recipients, options,
+    apiCores: options.apiCpus ? cpuCount(options.apiCpus) : machine.cores }
   report.printApi(api, {
     cli, fileSystem: fileSystemOf(api.dataDir), rateLimit: options.rateLimit, poolSize: process.env.DB_POOL_SIZE || '10 (default)', clients: options.clients,
     recipients: options.recipients, senders: options.senders, contentBytes: options.contentBytes, profDir,
@@ -158,7 +170,7 @@ const main = async (): Promise<number> => {
   }
   if (profDir) report.printProfiles(phases, loadProfiles(profDir))
   const faults = faultsOf(results)
-  report.printClosing(api, stop, peakRss, dataMiB, summarize(results, faults))
+  report.printClosing(api, stop, peakRss, dataMiB, summarize(results, faults, rig.apiCores))
   if (options.json) writeFileSync(options.json, JSON.stringify({ options, results }, resultsReplacer('latencies'), 2))
   return faults > 0 ? 1 : 0
 }

@@ -35,10 +35,12 @@ interface Cpu {
   kernel: number
 }
 
-/** CPU seconds of the API process itself, or undefined off Linux. */
-const apiCpu = (pid: number): Cpu | undefined => {
+/** CPU seconds of the API process itself (all threads), and of its main thread (the event loop), or undefined off Linux. */
+const apiCpu = (pid: number): (Cpu & { mainThread: number | undefined }) | undefined => {
   const stat = readProcStat(pid)
-  return stat && { total: stat.own, kernel: stat.kernel }
+  // A process's first thread has the process id as its thread id.
+  const main = readProcStat(pid, `/proc/${pid}/task/${pid}/stat`)
+  return stat && { total: stat.own, kernel: stat.kernel, mainThread: main?.own }
 }
 
 /**
@@ -62,6 +64,8 @@ const postgresCpu = (apiPid: number): Cpu | undefined => {
 export interface CpuShare extends PhaseCpu {
   apiSeconds: number | undefined
   apiKernelSeconds: number | undefined
+  /** The API's main thread: every request goes through it, so it bounds one instance's rate (the verifier threads are the rest). */
+  apiMainThreadSeconds: number | undefined
   postgresSeconds: number | undefined
   postgresKernelSeconds: number | undefined
   apiRssMiB: number | undefined
@@ -84,6 +88,7 @@ export const startCpuShare = (apiPid: number): (() => CpuShare) => {
     return {
       apiSeconds,
       apiKernelSeconds: minus(api1?.kernel, api0?.kernel),
+      apiMainThreadSeconds: minus(api1?.mainThread, api0?.mainThread),
       postgresSeconds,
       postgresKernelSeconds: minus(pg1?.kernel, pg0?.kernel),
       generatorSeconds,

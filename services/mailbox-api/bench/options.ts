@@ -25,6 +25,10 @@ export interface BenchOptions {
   apiLogLevel: string
   /** The API's CLI (default: this build's dist/src/cli.js); another build's, to compare before/after. */
   cli: string | undefined
+  /** CPUs (taskset list, e.g. `2-3`) the API and its PostgreSQL are pinned to; undefined: not pinned. */
+  apiCpus: string | undefined
+  /** CPUs the load generator (this process and its threads) is pinned to; undefined: not pinned. */
+  generatorCpus: string | undefined
   /** Also write the results as JSON to this file. */
   json: string | undefined
   help: boolean
@@ -68,11 +72,34 @@ SIGTERM and removes the temp dir.
   --cpu-prof [DIR]         run the API with --cpu-prof, summarize hot functions per phase BENCH_CPU_PROF=DIR|1
   --api-log-level L        the API's LOG_LEVEL (default info: it logs nothing per request) MAILBOX_BENCH_API_LOG_LEVEL
   --cli FILE               the API's CLI (default: this build's dist/src/cli.js); e.g. a copy of an earlier build
+  --api-cpus LIST          pin the API and its PostgreSQL to these CPUs (taskset list,    MAILBOX_BENCH_API_CPUS
+                           e.g. 1 or 2-3); with --generator-cpus on other CPUs, the
+                           generator no longer takes CPU from what it measures
+  --generator-cpus LIST    pin the load generator (this process, its threads) to these    MAILBOX_BENCH_GENERATOR_CPUS
   --json FILE              also write the results as JSON
   -h, --help               this text
 
 The API inherits the environment (e.g. DB_POOL_SIZE) except DATABASE_URL: the bench measures the embedded PostgreSQL.
 `
+
+/** A taskset CPU list: `0`, `2-3`, `0,2-3`. */
+const CPU_LIST = /^\d+(-\d+)?(,\d+(-\d+)?)*$/
+
+const cpuListOf = (flag: string, raw: string | undefined): string | undefined => {
+  if (raw === undefined || raw === '') return undefined
+  if (!CPU_LIST.test(raw)) throw new Error(`--${flag} must be a CPU list such as 1, 2-3 or 0,2-3`)
+  return raw
+}
+
+/** How many CPUs a taskset list names (`0,2-3`: 3). */
+export const cpuCount = (list: string): number => {
+  const cpus = new Set<number>()
+  for (const part of list.split(',')) {
+    const [from = 0, to = from] = part.split('-').map(Number)
+    for (let cpu = from; cpu <= to; cpu++) cpus.add(cpu)
+  }
+  return cpus.size
+}
 
 const rateLimitOf = (raw: string | undefined): number => {
   if (raw === undefined || raw === '') return NEVER_REACHED
@@ -84,7 +111,9 @@ const rateLimitOf = (raw: string | undefined): number => {
 
 /** Parses argv (without node and script) and the environment; throws on a bad value. */
 export const parseBenchOptions = (argv: string[], env: Record<string, string | undefined>): BenchOptions => {
-  const own = { 'rate-limit': { type: 'string' }, 'api-log-level': { type: 'string' }, cli: { type: 'string' } } as const
+  const own = {
+    'rate-limit': { type: 'string' }, 'api-log-level': { type: 'string' }, cli: { type: 'string' }, 'api-cpus': { type: 'string' }, 'generator-cpus': { type: 'string' },
+  } as const
   const { flags, numbers, quick, cpuProf, json, help } = parseBenchArgs(argv, env, { flags: FLAGS, full: FULL, quick: QUICK, envPrefix: 'MAILBOX_BENCH_' }, own)
   if (numbers.limit > 100) throw new Error('--limit may be at most 100 (the API refuses larger pages)')
   if (numbers.clients < 2) throw new Error('--clients must be at least 2 (the mixed run splits them between deposits and pickups)')
@@ -95,6 +124,8 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
     cpuProf,
     apiLogLevel: (flags['api-log-level'] as string | undefined) ?? env.MAILBOX_BENCH_API_LOG_LEVEL ?? 'info',
     cli: flags.cli as string | undefined,
+    apiCpus: cpuListOf('api-cpus', (flags['api-cpus'] as string | undefined) ?? env.MAILBOX_BENCH_API_CPUS),
+    generatorCpus: cpuListOf('generator-cpus', (flags['generator-cpus'] as string | undefined) ?? env.MAILBOX_BENCH_GENERATOR_CPUS),
     json,
     help,
   }

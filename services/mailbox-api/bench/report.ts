@@ -16,11 +16,13 @@ const row = (label: string, text: string): void => line(`  ${label.padEnd(14)}${
 const verdict = (ok: boolean): string => (ok ? 'MET' : 'MISSED')
 
 /** Machine and run. */
-export const printHeader = (machine: MachineInfo, quick: boolean): void => {
+export const printHeader = (machine: MachineInfo, quick: boolean, pinned: { api: string | undefined; generator: string | undefined }): void => {
   line(`mls-secure-relay mailbox API benchmark (${quick ? 'quick' : 'full'} run)`)
   row('machine', `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB, ${machine.os}, load avg ${machine.loadAverage.toFixed(2)}`)
   row('node', machine.node)
-  row('note', `the load generator, the API and its PostgreSQL share these ${machine.cores} cores: every figure is for all three together`)
+  if (pinned.api || pinned.generator)
+    row('pinned', `API and PostgreSQL on CPUs ${pinned.api ?? 'any'}, load generator on CPUs ${pinned.generator ?? 'any'} (taskset)`)
+  else row('note', `the load generator, the API and its PostgreSQL share these ${machine.cores} cores: throughput is for all three together (see capacity)`)
 }
 
 /** Where the API runs, on what, and how it is driven. */
@@ -44,10 +46,37 @@ const cpuText = (cpu: CpuShare, requests: number): string => {
   const cores = (seconds: number) => `${(seconds / cpu.wallSeconds).toFixed(2)} cores`
   const perRequest = (seconds: number, kernel: number | undefined) =>
     `${ms((1000 * seconds) / requests)}/request${kernel === undefined || seconds === 0 ? '' : `, ${((100 * kernel) / seconds).toFixed(0)}% kernel`}`
-  const api = cpu.apiSeconds === undefined ? 'API ?' : `API ${cores(cpu.apiSeconds)} (${perRequest(cpu.apiSeconds, cpu.apiKernelSeconds)})`
+  const main = cpu.apiMainThreadSeconds === undefined ? '' : `; main thread ${ms((1000 * cpu.apiMainThreadSeconds) / requests)}`
+  const api = cpu.apiSeconds === undefined ? 'API ?' : `API ${cores(cpu.apiSeconds)} (${perRequest(cpu.apiSeconds, cpu.apiKernelSeconds)}${main})`
   const pg = cpu.postgresSeconds === undefined ? 'PostgreSQL ?' : `PostgreSQL ${cores(cpu.postgresSeconds)} (${perRequest(cpu.postgresSeconds, cpu.postgresKernelSeconds)})`
   const other = cpu.otherSeconds === undefined ? '' : `, other processes ${cores(cpu.otherSeconds)}`
   return `${api}, ${pg}, generator ${cores(cpu.generatorSeconds)} (${perRequest(cpu.generatorSeconds, undefined)})${other}`
+}
+
+/** What the API and its PostgreSQL could answer on CPUs of their own, projected from their CPU time per request. */
+export interface Capacity {
+  /** The lower of the two bounds below. */
+  rate: number
+  /** `cores` divided by the API's and PostgreSQL's CPU seconds per request. */
+  byCpu: number
+  /** One core divided by the API main thread's seconds per request (every request goes through it). */
+  byMainThread: number | undefined
+  cores: number
+}
+
+/** The projection for one phase, or undefined when /proc could not tell the CPU times. */
+export const capacityOf = (cpu: CpuShare, requests: number, cores: number): Capacity | undefined => {
+  if (cpu.apiSeconds === undefined || cpu.postgresSeconds === undefined || requests === 0) return undefined
+  const byCpu = (cores * requests) / (cpu.apiSeconds + cpu.postgresSeconds)
+  const byMainThread = cpu.apiMainThreadSeconds ? requests / cpu.apiMainThreadSeconds : undefined
+  return { rate: Math.min(byCpu, byMainThread ?? Infinity), byCpu, byMainThread, cores }
+}
+
+const capacityText = (c: Capacity, cpu: CpuShare, requests: number): string => {
+  const together = ms((1000 * ((cpu.apiSeconds ?? 0) + (cpu.postgresSeconds ?? 0))) / requests)
+  const main = c.byMainThread === undefined ? '' : `, API main thread → ${int(c.byMainThread)}/s`
+  return `≈ ${int(c.rate)} requests/s for the API and PostgreSQL on ${c.cores} core${c.cores === 1 ? '' : 's'} of their own (projected from CPU time: ` +
+    `${together} CPU/request together → ${int(c.byCpu)}/s${main})   [target ≥ ${int(TARGET_PER_SECOND)}: ${verdict(c.rate >= TARGET_PER_SECOND)}]`
 }
 
 const dbText = (db: DbWork, requests: number): string =>
@@ -75,23 +104,25 @@ const printOp = (label: string, op: OpTally, expected: number, seconds: number):
 }
 
 /** Per-operation rows, throughput, CPU and database work of one phase. */
-const printPhase = (tally: Tally, ops: readonly Op[], cpu: CpuShare, db: DbWork | undefined, target: boolean): void => {
+const printPhase = (tally: Tally, ops: readonly Op[], cpu: CpuShare, db: DbWork | undefined, apiCores: number): void => {
   const seconds = secondsOf(tally)
   const requests = requestsOf(tally)
   for (const op of ops) printOp(op === 'pickup' ? 'GET page' : op, tally.ops[op], EXPECTED[op], seconds)
   if (tally.resigned > 0) row('re-signed', `${int(tally.resigned)} pre-signed headers were older than 45 s when their turn came and were signed again`)
   const rate = requests / seconds
-  row('throughput', `${int(rate)} authenticated requests/s over ${sec(seconds)}${target ? `   [target ≥ ${int(TARGET_PER_SECOND)}: ${verdict(rate >= TARGET_PER_SECOND)}]` : ''}`)
+  row('throughput', `${int(rate)} authenticated requests/s over ${sec(seconds)}   [target ≥ ${int(TARGET_PER_SECOND)}: ${verdict(rate >= TARGET_PER_SECOND)}]`)
   row('cpu', cpuText(cpu, requests))
+  const capacity = capacityOf(cpu, requests, apiCores)
+  if (capacity) row('capacity', capacityText(capacity, cpu, requests))
   if (cpu.apiRssMiB !== undefined) row('memory', `API RSS ${cpu.apiRssMiB.toFixed(0)} MiB`)
   if (db) row('database', dbText(db, requests))
 }
 
 /** Scenario 1. */
-export const printDeposits = (tally: Tally, clients: number, contentBytes: number, cpu: CpuShare, db: DbWork | undefined): void => {
+export const printDeposits = (tally: Tally, clients: number, contentBytes: number, cpu: CpuShare, db: DbWork | undefined, apiCores: number): void => {
   line()
   line(`1. Deposits: ${int(tally.ops.deposit.latencies.length)} POST /api/v1/keypackages (${int(contentBytes)}-byte KeyPackage as base64, fresh NIP-98 header each), ${clients} clients`)
-  printPhase(tally, ['deposit'], cpu, db, true)
+  printPhase(tally, ['deposit'], cpu, db, apiCores)
 }
 
 const readersText = (run: PickupRun, expected: number): string => {
@@ -101,19 +132,19 @@ const readersText = (run: PickupRun, expected: number): string => {
 }
 
 /** Scenario 2. */
-export const printPickups = (run: PickupRun, expected: number, recipients: number, limit: number, clients: number, cpu: CpuShare, db: DbWork | undefined): void => {
+export const printPickups = (run: PickupRun, expected: number, recipients: number, limit: number, clients: number, cpu: CpuShare, db: DbWork | undefined, apiCores: number): void => {
   line()
   line(`2. Pickups: ${recipients} recipients read their mailboxes (limit ${limit}, following next_cursor) and ack every item, ${clients} clients`)
   row('picked', readersText(run, expected))
-  printPhase(run.tally, ['pickup', 'ack'], cpu, db, true)
+  printPhase(run.tally, ['pickup', 'ack'], cpu, db, apiCores)
 }
 
 /** Scenario 3. */
-export const printMixed = (run: PickupRun, expected: number, lanes: { depositLanes: number; pickupLanes: number }, cpu: CpuShare, db: DbWork | undefined): void => {
+export const printMixed = (run: PickupRun, expected: number, lanes: { depositLanes: number; pickupLanes: number }, cpu: CpuShare, db: DbWork | undefined, apiCores: number): void => {
   line()
   line(`3. Mixed: ${int(expected)} deposits on ${lanes.depositLanes} clients while the recipients read and ack on ${lanes.pickupLanes} clients (polling every 200 ms when empty)`)
   row('picked', `${readersText(run, expected)}; ${int(run.readers.emptyPolls)} passes found an empty mailbox`)
-  printPhase(run.tally, ['deposit', 'pickup', 'ack'], cpu, db, true)
+  printPhase(run.tally, ['deposit', 'pickup', 'ack'], cpu, db, apiCores)
 }
 
 /** Per benchmark phase: how busy the API's main thread was, its hottest functions and modules (self time). */

@@ -147,6 +147,30 @@ export const describeMailbox = (spec: MailboxSpec, ctx: MailboxContext): void =>
       expectError(await ctx.main.api.post(`${spec.path}/${id}/ack`, bob), 404, 'MAILBOX_NOT_FOUND')
     })
 
+    it('concurrent deposits (sharing statements) are each answered 201 with an id of their own, once their row is committed', async () => {
+      const [alice, bob] = [newSigner(), newSigner()]
+      const bodies = Array.from({ length: 12 }, () => spec.body(bob.pubkey))
+      const answers = await Promise.all(bodies.map(body => ctx.main.api.post(spec.path, alice, body)))
+      for (const res of answers) expectStatus(res, 201)
+      const ids = answers.map(res => (res.body as { id: string }).id)
+      assert.equal(new Set(ids).size, ids.length)
+      const stored = await ctx.pg.pool.query(`SELECT id, ${spec.artifact} AS artifact FROM ${spec.table} WHERE id = ANY($1)`, [ids])
+      const artifacts = new Map(stored.rows.map(r => [r.id as string, r.artifact as string]))
+      ids.forEach((id, i) => assert.equal(artifacts.get(id), bodies[i]?.[spec.artifact], 'each id names the row of its own body'))
+    })
+
+    it('the same item acked by concurrent requests is deleted once: one 200, the others 404, beside other acks', async () => {
+      const [alice, bob] = [newSigner(), newSigner()]
+      const { id } = await deposit(alice, bob.pubkey)
+      const others = await Promise.all([1, 2, 3].map(() => deposit(alice, bob.pubkey)))
+      const ack = (item: string) => ctx.main.api.post(`${spec.path}/${item}/ack`, bob)
+      const answers = await Promise.all([ack(id), ...others.map(o => ack(o.id)), ack(id), ack(id)])
+      const twice = [answers[0], answers[4], answers[5]].map(res => res?.status)
+      assert.deepEqual([...twice].sort(), [200, 404, 404])
+      for (const res of answers.slice(1, 4)) expectStatus(res as request.Response, 200)
+      assert.equal((await pickup(bob)).items.length, 0)
+    })
+
     it('ack of someone else’s item is 404 MAILBOX_NOT_FOUND and leaves the item', async () => {
       const [alice, bob, mallory] = [newSigner(), newSigner(), newSigner()]
       const { id } = await deposit(alice, bob.pubkey)

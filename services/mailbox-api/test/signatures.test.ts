@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { finalizeEvent } from 'nostr-tools/pure'
+import { checkEvent, type CheckedEvent, type NostrEvent } from '@msr/nostr'
 import { pooledSignatures, type SignatureCheck } from '../src/auth/signatures.js'
 import { buildTestApp, expectError, expectStatus, newSigner, qs, startPostgres, type TestPostgres } from './harness.js'
 
@@ -18,13 +19,20 @@ after(async () => {
   await pg?.close()
 })
 
+/** The event as the NIP-98 check hands it over (parsed, its JSON serialized). */
+const checked = (event: NostrEvent): CheckedEvent => {
+  const result = checkEvent(JSON.parse(JSON.stringify(event)))
+  if (!result.ok) throw new Error(result.reason)
+  return result.value
+}
+
 describe('signatures on worker threads', () => {
   it('answers valid and invalid, and says which backend runs', async () => {
     const alice = newSigner()
     const event = finalizeEvent({ kind: 27235, created_at: Math.floor(Date.now() / 1000), tags: [], content: '' }, alice.secretKey)
-    assert.equal(await pooled.verify(event), 'valid')
+    assert.equal(await pooled.verify(checked(event)), 'valid')
     const other = finalizeEvent({ kind: 27235, created_at: event.created_at, tags: [], content: 'x' }, alice.secretKey)
-    assert.equal(await pooled.verify({ ...event, sig: other.sig }), 'invalid')
+    assert.equal(await pooled.verify(checked({ ...event, sig: other.sig })), 'invalid')
     assert.match(pooled.name, /\(1 worker thread\)$/)
   })
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Pool } from 'pg'
+import { createBatcher } from '../db/batcher.js'
 
 /** What the gate found for one request: whether the token is fresh, and each budget's count and window end. */
 export interface GateOutcome {
@@ -83,93 +84,57 @@ LEFT JOIN counted pk ON pk.key = i.pk_key LEFT JOIN hits pk_hits ON pk_hits.key 
 
 type Row = { ord: number; fresh: boolean; ip_points: number | null; ip_expire: string | null; pk_points: number | null; pk_expire: string | null }
 
-interface Waiting {
-  request: GateRequest
-  resolve: (outcome: GateOutcome) => void
-  reject: (error: unknown) => void
+/** One gate statement for `batch`: each request's outcome, in order. */
+const runGate = async (pool: Pool, limits: GateLimits, batch: GateRequest[]): Promise<GateOutcome[]> => {
+  const values = [
+    batch.map(r => r.sig),
+    batch.map(r => r.validUntil),
+    batch.map(r => (limits.perIp > 0 && r.ip ? ipKey(r.ip) : null)),
+    batch.map(r => (limits.perPubkey > 0 ? `pk:${r.pubkey}` : null)),
+    Date.now(),
+  ]
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const { rows } = await pool.query<Row>({ name: 'nip98-gate', text: BATCH_SQL, values })
+      return outcomes(rows, batch.length)
+    } catch (error) {
+      // Only the same signature presented to two instances at once can order locks against each other.
+      if ((error as { code?: string }).code !== DEADLOCK || attempt >= DEADLOCK_RETRIES) throw error
+    }
+  }
+}
+
+/** The statement's rows as outcomes in request order (every request has its row: `input` is joined, never filtered). */
+const outcomes = (rows: Row[], count: number): GateOutcome[] => {
+  const byOrd: GateOutcome[] = []
+  for (const row of rows)
+    byOrd[row.ord - 1] = {
+      fresh: row.fresh,
+      ...(row.ip_points !== null && { ip: { points: row.ip_points, expire: Number(row.ip_expire) } }),
+      ...(row.pk_points !== null && { pubkey: { points: row.pk_points, expire: Number(row.pk_expire) } }),
+    }
+  const answered = byOrd.filter(Boolean).length
+  if (answered !== count) throw new Error(`gate statement answered ${answered} of ${count} requests`)
+  return byOrd
 }
 
 /**
- * The authentication gate of every NIP-98 request. Requests are batched like a group commit: while
- * `concurrency` statements are in flight, arriving requests wait and go together in the next one, so
- * an idle instance sends each request at once and a busy one sends one statement for many (the
- * benchmark note: one statement per request made the gate half of the database round trips).
+ * The authentication gate of every NIP-98 request. Requests are batched like a group commit
+ * (db/batcher.ts: while `concurrency` statements are in flight, arriving requests wait and go together in
+ * the next one), so an idle instance sends each request at once and a busy one sends one statement for
+ * many (the benchmark note: one statement per request made the gate half of the database round trips).
  */
 export const createGate = (pool: Pool, limits: GateLimits, options: GateOptions = {}) => {
-  const concurrency = Math.max(1, options.concurrency ?? 2)
-  const maxBatch = Math.max(1, options.maxBatch ?? 128)
-  const queue: Waiting[] = []
+  const statement = createBatcher((batch: GateRequest[]) => runGate(pool, limits, batch), {
+    concurrency: options.concurrency ?? 2,
+    maxBatch: options.maxBatch ?? 128,
+    ...(options.onBatch && { onBatch: options.onBatch }),
+  })
   /** Signatures waiting or in flight: a second use of one while the first is unanswered is a replay. */
   const pending = new Set<string>()
-  let inFlight = 0
-
-  const run = async (batch: Waiting[]): Promise<Row[]> => {
-    const now = Date.now()
-    const values = [
-      batch.map(w => w.request.sig),
-      batch.map(w => w.request.validUntil),
-      batch.map(w => (limits.perIp > 0 && w.request.ip ? ipKey(w.request.ip) : null)),
-      batch.map(w => (limits.perPubkey > 0 ? `pk:${w.request.pubkey}` : null)),
-      now,
-    ]
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return (await pool.query<Row>({ name: 'nip98-gate', text: BATCH_SQL, values })).rows
-      } catch (error) {
-        // Only the same signature presented to two instances at once can order locks against each other.
-        if ((error as { code?: string }).code !== DEADLOCK || attempt >= DEADLOCK_RETRIES) throw error
-      }
-    }
-  }
-
-  const settle = (batch: Waiting[], rows: Row[]) => {
-    const answered = new Set<number>()
-    for (const row of rows) {
-      const waiting = batch[row.ord - 1] as Waiting
-      answered.add(row.ord)
-      waiting.resolve({
-        fresh: row.fresh,
-        ...(row.ip_points !== null && { ip: { points: row.ip_points, expire: Number(row.ip_expire) } }),
-        ...(row.pk_points !== null && { pubkey: { points: row.pk_points, expire: Number(row.pk_expire) } }),
-      })
-    }
-    if (answered.size < batch.length) {
-      const missing = new Error(`gate statement answered ${answered.size} of ${batch.length} requests`)
-      batch.forEach((w, i) => answered.has(i + 1) || w.reject(missing))
-    }
-  }
-
-  /**
-   * A failed statement fails its batch; when PostgreSQL refused a value (SQLSTATE class 22), one request
-   * may have spoiled it for the others, so each is retried on its own and only the culprit fails.
-   */
-  const isolate = (batch: Waiting[], error: unknown) => {
-    const code = (error as { code?: unknown }).code
-    if (batch.length === 1 || typeof code !== 'string' || !code.startsWith('22')) return batch.forEach(w => w.reject(error))
-    for (const w of batch) run([w]).then(rows => settle([w], rows), e => w.reject(e))
-  }
-
-  const pump = () => {
-    while (inFlight < concurrency && queue.length > 0) {
-      const batch = queue.splice(0, maxBatch)
-      inFlight++
-      options.onBatch?.(batch.length)
-      run(batch)
-        .then(rows => settle(batch, rows), error => isolate(batch, error))
-        .finally(() => {
-          for (const w of batch) pending.delete(w.request.sig)
-          inFlight--
-          pump()
-        })
-    }
-  }
-
   return (request: GateRequest): Promise<GateOutcome> => {
     if (pending.has(request.sig)) return Promise.resolve({ fresh: false })
     pending.add(request.sig)
-    return new Promise<GateOutcome>((resolve, reject) => {
-      queue.push({ request, resolve, reject })
-      pump()
-    })
+    return statement(request).finally(() => pending.delete(request.sig))
   }
 }

@@ -66,7 +66,7 @@ export const requireNip98 = (deps: Nip98Deps): RequestHandler => {
     if (!checked.ok) return refuse(CODES[checked.failure ?? 'malformed'], checked.reason.replace(/^auth-required: /, ''), checked.failure ?? 'malformed')
     const { event } = checked.value
     try {
-      const verdict = await deps.signatures.verify(event)
+      const verdict = await deps.signatures.verify(checked.value)
       if (verdict === 'error') return next(new ApiError(503, 'UNAVAILABLE', 'the signature could not be checked; try again'))
       if (verdict === 'invalid') return refuse('AUTH_BAD_SIGNATURE', 'the Authorization event has a bad signature', 'signature')
       // Kept a little longer than the event can be valid, so a replay is caught for as long as it could pass.

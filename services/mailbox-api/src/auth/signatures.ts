@@ -1,18 +1,19 @@
-import type { NostrEvent, SignatureVerifier } from '@msr/nostr'
+import type { CheckedEvent, SignatureVerifier } from '@msr/nostr'
 import { VerifierPool, type Verdict } from '@msr/workers'
 
 /** Checks NIP-98 event signatures: 'error' when no answer could be had (a worker died). */
 export interface SignatureCheck {
   /** The implementation, for the start-up log. */
   readonly name: string
-  verify(event: NostrEvent): Promise<Verdict>
+  /** The event as checkEvent parsed it (its JSON already serialized, for the WebAssembly backend). */
+  verify(checked: CheckedEvent): Promise<Verdict>
   close(): Promise<void>
 }
 
 /** On the event loop (tests, and VERIFY_WORKERS=0). */
 export const inlineSignatures = (verifier: SignatureVerifier): SignatureCheck => ({
   name: verifier.name,
-  verify: async event => (verifier.verify(event) ? 'valid' : 'invalid'),
+  verify: async ({ event }) => (verifier.verify(event) ? 'valid' : 'invalid'),
   close: async () => undefined,
 })
 
@@ -24,8 +25,8 @@ export const pooledSignatures = async (workers: number): Promise<SignatureCheck>
   const pool = await VerifierPool.start(workers)
   return {
     name: `${pool.backend} (${workers} worker thread${workers === 1 ? '' : 's'})`,
-    // The JSON is only read by the WebAssembly backend, which needs the whole event.
-    verify: event => pool.verify({ event, json: JSON.stringify(event) }),
+    // Only the WebAssembly backend reads the JSON (it needs the whole event); checkEvent serialized it already.
+    verify: checked => pool.verify(checked),
     close: () => pool.close(),
   }
 }

@@ -25,23 +25,43 @@ export type MailboxItem = Record<string, unknown> & {
 // The statements of every request (deposit, pickup, ack) are named: each pooled connection prepares them
 // once, so PostgreSQL does not parse and plan them again per request. A name stands for one text (per kind).
 
-/** Stores an item for `recipient`; resolves with its id once the row is committed. */
-export const deposit = async (
-  pool: Pool,
-  kind: MailboxKind,
-  item: { recipient: string; sender: string; ttlSeconds: number; fields: Record<string, unknown> },
-): Promise<string> => {
-  const id = randomUUID()
-  const values = kind.columns.map(c => (c === 'tags' && item.fields[c] !== undefined ? JSON.stringify(item.fields[c]) : (item.fields[c] ?? null)))
-  const placeholders = kind.columns.map((_, i) => `$${i + 5}`).join(', ')
+/** What a deposit stores. */
+export interface Deposit {
+  recipient: string
+  sender: string
+  ttlSeconds: number
+  fields: Record<string, unknown>
+}
+
+/** The array type an artifact column's values travel in. */
+const arrayType = (column: string): string => (column === 'tags' ? 'jsonb[]' : 'text[]')
+
+const depositSql = (kind: MailboxKind): string => {
+  const columns = kind.columns.join(', ')
+  const arrays = kind.columns.map((c, i) => `$${i + 5}::${arrayType(c)}`).join(', ')
+  return `INSERT INTO ${kind.table} (id, recipient_pubkey, sender_pubkey, expires_at, ${columns})
+     SELECT id, recipient, sender, now() + make_interval(secs => ttl), ${columns}
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], ${arrays}) WITH ORDINALITY AS t(id, recipient, sender, ttl, ${columns}, ord)
+     ORDER BY ord`
+}
+
+/**
+ * Stores items (one statement, one commit, whatever their number: the deposit batcher's statement);
+ * resolves with their ids, in order, once the rows are committed.
+ */
+export const depositMany = async (pool: Pool, kind: MailboxKind, items: readonly Deposit[]): Promise<string[]> => {
+  const ids = items.map(() => randomUUID())
+  const artifacts = kind.columns.map(c => items.map(i => (c === 'tags' && i.fields[c] !== undefined ? JSON.stringify(i.fields[c]) : (i.fields[c] ?? null))))
   await pool.query({
     name: `mailbox-deposit-${kind.name}`,
-    text: `INSERT INTO ${kind.table} (id, recipient_pubkey, sender_pubkey, expires_at, ${kind.columns.join(', ')})
-     VALUES ($1, $2, $3, now() + make_interval(secs => $4), ${placeholders})`,
-    values: [id, item.recipient, item.sender, item.ttlSeconds, ...values],
+    text: depositSql(kind),
+    values: [ids, items.map(i => i.recipient), items.map(i => i.sender), items.map(i => i.ttlSeconds), ...artifacts],
   })
-  return id
+  return ids
 }
+
+/** Stores an item for `recipient`; resolves with its id once the row is committed. */
+export const deposit = async (pool: Pool, kind: MailboxKind, item: Deposit): Promise<string> => (await depositMany(pool, kind, [item]))[0] as string
 
 /** A page of items, and the cursor of the next page (undefined at the end). */
 export interface Page {
@@ -96,12 +116,29 @@ const toItem = (kind: MailboxKind, row: Record<string, unknown>): MailboxItem =>
   picked_up_at: (row.picked_up_at as number | null) ?? null,
 })
 
-/** Deletes the recipient's item; false when there is none (already acked, expired, or someone else's). */
-export const ack = async (pool: Pool, kind: MailboxKind, recipient: string, id: string): Promise<boolean> => {
-  const { rowCount } = await pool.query({
-    name: `mailbox-ack-${kind.name}`,
-    text: `DELETE FROM ${kind.table} WHERE id = $1 AND recipient_pubkey = $2 AND expires_at > now()`,
-    values: [id, recipient],
-  })
-  return (rowCount ?? 0) > 0
+/** One acknowledgement: the item and who claims it. */
+export interface Ack {
+  recipient: string
+  id: string
 }
+
+/**
+ * Deletes the recipients' items (one statement, one commit: the ack batcher's statement); for each ack,
+ * whether it deleted the item: false when there is none (already acked, expired, or someone else's).
+ * The same item acked twice in one call is deleted by the first ack only, as two statements would have.
+ */
+export const ackMany = async (pool: Pool, kind: MailboxKind, acks: readonly Ack[]): Promise<boolean[]> => {
+  const { rows } = await pool.query<{ id: string; recipient_pubkey: string }>({
+    name: `mailbox-ack-${kind.name}`,
+    text: `DELETE FROM ${kind.table} m USING unnest($1::text[], $2::text[]) AS a(id, recipient)
+     WHERE m.id = a.id AND m.recipient_pubkey = a.recipient AND m.expires_at > now()
+     RETURNING m.id, m.recipient_pubkey`,
+    values: [acks.map(a => a.id), acks.map(a => a.recipient)],
+  })
+  const deleted = new Set(rows.map(r => `${r.id} ${r.recipient_pubkey}`))
+  return acks.map(a => deleted.delete(`${a.id} ${a.recipient}`))
+}
+
+/** Deletes the recipient's item; false when there is none (already acked, expired, or someone else's). */
+export const ack = async (pool: Pool, kind: MailboxKind, recipient: string, id: string): Promise<boolean> =>
+  (await ackMany(pool, kind, [{ recipient, id }]))[0] as boolean

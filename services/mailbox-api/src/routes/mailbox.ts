@@ -1,7 +1,8 @@
 import { Router, type Request } from 'express'
 import { trace } from '@opentelemetry/api'
 import type { Pool } from 'pg'
-import { ack, decodeCursor, deposit, pickup, type MailboxKind } from '../domain/mailbox.js'
+import { createBatcher } from '../db/batcher.js'
+import { ackMany, decodeCursor, depositMany, pickup, type Ack, type Deposit, type MailboxKind } from '../domain/mailbox.js'
 import { ApiError } from '../errors.js'
 import type { MailboxMetrics } from '../metrics.js'
 import { tracedRoute } from '../tracing.js'
@@ -40,6 +41,9 @@ const checkSizes = (body: Record<string, unknown>, fields: readonly string[], ma
 export const mailboxRoutes = (kind: MailboxKind, body: z.ZodType<Body>, artifactFields: readonly string[], deps: MailboxRouteDeps): Router => {
   const router = Router()
   const attributes = { 'mailbox.kind': kind.name }
+  // Deposits and acks arriving while earlier ones are in flight share one statement and one commit.
+  const deposit = createBatcher((items: Deposit[]) => depositMany(deps.pool, kind, items))
+  const ack = createBatcher((acks: Ack[]) => ackMany(deps.pool, kind, acks))
   router.post('/', tracedRoute('mailbox.deposit', attributes, async (req, res) => {
     const input = parse(body, req.body, 'body')
     if (input.sender !== undefined && input.sender !== req.pubkey) throw new ApiError(403, 'FORBIDDEN', 'sender must be the NIP-98 pubkey')
@@ -47,7 +51,7 @@ export const mailboxRoutes = (kind: MailboxKind, body: z.ZodType<Body>, artifact
       throw new ApiError(400, 'TTL_TOO_LONG', `ttl_seconds may be at most ${deps.maxTtlSeconds}`)
     checkSizes(input, artifactFields, deps.maxArtifactBytes)
     const { recipient, sender: _sender, ttl_seconds, ...fields } = input
-    const id = await deposit(deps.pool, kind, { recipient, sender: req.pubkey as string, ttlSeconds: ttl_seconds ?? deps.defaultTtlSeconds, fields })
+    const id = await deposit({ recipient, sender: req.pubkey as string, ttlSeconds: ttl_seconds ?? deps.defaultTtlSeconds, fields })
     deps.metrics.deposits.inc({ kind: kind.name })
     res.status(201).json({ ok: true, id })
   }))
@@ -65,7 +69,7 @@ export const mailboxRoutes = (kind: MailboxKind, body: z.ZodType<Body>, artifact
     const id = parse(itemId, req.params.id, 'path')
     if (req.body !== undefined && Object.keys(req.body as object).length > 0)
       throw new ApiError(400, 'VALIDATION_FAILED', 'invalid body: an ack takes no body')
-    if (!(await ack(deps.pool, kind, req.pubkey as string, id)))
+    if (!(await ack({ recipient: req.pubkey as string, id })))
       throw new ApiError(404, 'MAILBOX_NOT_FOUND', 'no such item in your mailbox (already acknowledged, expired, or not yours)')
     deps.metrics.acks.inc({ kind: kind.name })
     res.json({ ok: true })

@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { cpuCount, parseBenchOptions } from './options.js'
+
+describe('bench options: CPU pinning', () => {
+  it('takes taskset lists from flags or MAILBOX_BENCH_* variables, and leaves both unpinned by default', () => {
+    assert.deepEqual(pick(parseBenchOptions(['--api-cpus', '0-1', '--generator-cpus', '2,3'], {})), { apiCpus: '0-1', generatorCpus: '2,3' })
+    assert.deepEqual(pick(parseBenchOptions([], { MAILBOX_BENCH_API_CPUS: '1', MAILBOX_BENCH_GENERATOR_CPUS: '0' })), { apiCpus: '1', generatorCpus: '0' })
+    assert.deepEqual(pick(parseBenchOptions([], {})), { apiCpus: undefined, generatorCpus: undefined })
+  })
+
+  it('refuses what taskset would not read, naming the flag', () => {
+    for (const bad of ['a', '1-', '0;1', '-1'])
+      assert.throws(() => parseBenchOptions([`--api-cpus=${bad}`], {}), /--api-cpus must be a CPU list/)
+  })
+
+  it('counts the CPUs a list names (the cores the capacity projection uses), each once', () => {
+    assert.equal(cpuCount('0'), 1)
+    assert.equal(cpuCount('2-3'), 2)
+    assert.equal(cpuCount('0,2-3'), 3)
+    assert.equal(cpuCount('0-3,1'), 4)
+  })
+})
+
+const pick = (o: { apiCpus: string | undefined; generatorCpus: string | undefined }) => ({ apiCpus: o.apiCpus, generatorCpus: o.generatorCpus })
