@@ -9,8 +9,12 @@ interface Entry {
   matches: FilterMatcher
 }
 
-/** Filters by key: an id, author or tag letter + value (strings), or a kind (numbers). */
-type Bucket = Map<string | number, Set<Entry>>
+/**
+ * Filters by key: an id, author or tag letter + value (strings), or a kind (numbers). A key most often has
+ * one filter, kept as it is; a Set only once it has several (a REQ of 500 ids files 500 keys, and made and
+ * dropped 500 Sets when every key had one: most of the event loop's garbage under a REQ load).
+ */
+type Bucket = Map<string | number, Entry | Set<Entry>>
 
 /**
  * The live subscriptions, indexed so that an event is tested only against filters that could
@@ -37,13 +41,12 @@ export class LiveIndex {
   add(subscription: Subscription): void {
     const entries = subscription.filters.map(filter => ({ subscription, filter, matches: compileFilter(filter) }))
     this.entries.set(subscription, entries)
-    for (const entry of entries) for (const [bucket, key] of this.places(entry.filter)) addTo(bucket, key, entry)
+    for (const entry of entries) this.file(entry, addTo)
   }
 
   /** Unregisters a subscription. */
   remove(subscription: Subscription): void {
-    for (const entry of this.entries.get(subscription) ?? [])
-      for (const [bucket, key] of this.places(entry.filter)) removeFrom(bucket, key, entry)
+    for (const entry of this.entries.get(subscription) ?? []) this.file(entry, removeFrom)
     this.entries.delete(subscription)
   }
 
@@ -65,40 +68,46 @@ export class LiveIndex {
   }
 
   /** Adds the subscriptions of `entries` that match the event and were not added for it yet (stamp). */
-  private visit(entries: Set<Entry> | undefined, event: NostrEvent, stamp: number, out: Subscription[]): void {
-    if (!entries) return
-    this.tested += entries.size
-    for (const { subscription, matches } of entries) {
-      if (subscription.lastDelivery === stamp || !matches(event)) continue
-      subscription.lastDelivery = stamp
-      out.push(subscription)
+  private visit(slot: Entry | Set<Entry> | undefined, event: NostrEvent, stamp: number, out: Subscription[]): void {
+    if (slot === undefined) return
+    if (!(slot instanceof Set)) {
+      this.tested++
+      return deliver(slot, event, stamp, out)
     }
+    this.tested += slot.size
+    for (const entry of slot) deliver(entry, event, stamp, out)
   }
 
-  /** Where a filter is filed: every value of its most selective field (an event reaches it through any one). */
-  private places(filter: Filter): Array<[Bucket | Set<Entry>, string | number]> {
-    if (filter.ids) return filter.ids.map(id => [this.byId, id])
-    if (filter.authors) return filter.authors.map(a => [this.byAuthor, a])
-    const tags = Object.entries(filter.tags ?? {})
-    if (tags.length > 0) {
-      const [letter, values] = tags.reduce((a, b) => (b[1].length < a[1].length ? b : a))
-      return values.map(v => [this.byTag, letter + v])
-    }
-    if (filter.kinds) return filter.kinds.map(k => [this.byKind, k])
-    return [[this.catchAll, '']]
+  /** Files (or unfiles) a filter under every value of its most selective field (an event reaches it through any one). */
+  private file(entry: Entry, action: (bucket: Bucket | Set<Entry>, key: string | number, entry: Entry) => void): void {
+    const { filter } = entry
+    if (filter.ids) for (const id of filter.ids) action(this.byId, id, entry)
+    else if (filter.authors) for (const author of filter.authors) action(this.byAuthor, author, entry)
+    else if (filter.tags && Object.keys(filter.tags).length > 0) {
+      const [letter, values] = Object.entries(filter.tags).reduce((a, b) => (b[1].length < a[1].length ? b : a))
+      for (const value of values) action(this.byTag, letter + value, entry)
+    } else if (filter.kinds) for (const kind of filter.kinds) action(this.byKind, kind, entry)
+    else action(this.catchAll, '', entry)
   }
+}
+
+const deliver = ({ subscription, matches }: Entry, event: NostrEvent, stamp: number, out: Subscription[]): void => {
+  if (subscription.lastDelivery === stamp || !matches(event)) return
+  subscription.lastDelivery = stamp
+  out.push(subscription)
 }
 
 const addTo = (bucket: Bucket | Set<Entry>, key: string | number, entry: Entry): void => {
   if (bucket instanceof Set) return void bucket.add(entry)
-  let set = bucket.get(key)
-  if (!set) bucket.set(key, (set = new Set()))
-  set.add(entry)
+  const slot = bucket.get(key)
+  if (slot === undefined) bucket.set(key, entry)
+  else if (slot instanceof Set) slot.add(entry)
+  else if (slot !== entry) bucket.set(key, new Set([slot, entry]))
 }
 
 const removeFrom = (bucket: Bucket | Set<Entry>, key: string | number, entry: Entry): void => {
   if (bucket instanceof Set) return void bucket.delete(entry)
-  const set = bucket.get(key)
-  set?.delete(entry)
-  if (set?.size === 0) bucket.delete(key)
+  const slot = bucket.get(key)
+  if (slot === entry) bucket.delete(key)
+  else if (slot instanceof Set && slot.delete(entry) && slot.size === 1) bucket.set(key, slot.values().next().value as Entry)
 }
