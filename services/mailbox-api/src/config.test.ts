@@ -103,3 +103,13 @@ test('hint settings are checked: token length, service account email, audience n
   const email = loadMailboxConfig({ HINTS_PUSH_SERVICE_ACCOUNT: 'not-an-email' })
   assert.equal(email.ok, false)
 })
+
+test('the push OIDC token is verified by default: a service account alone needs an audience, or HINTS_PUSH_IAM_VERIFIED=true', () => {
+  const account = 'push@p.iam.gserviceaccount.com'
+  const alone = loadMailboxConfig({ HINTS_PUSH_SERVICE_ACCOUNT: account })
+  assert.equal(alone.ok, false)
+  assert.match(alone.ok ? '' : alone.errors.join('\n'), /HINTS_PUSH_SERVICE_ACCOUNT: needs HINTS_PUSH_AUDIENCE .* or HINTS_PUSH_IAM_VERIFIED=true/)
+  assert.ok(loadMailboxConfig({ HINTS_PUSH_SERVICE_ACCOUNT: account, HINTS_PUSH_AUDIENCE: 'https://m.example.com/internal/pubsub/push' }).ok)
+  assert.ok(loadMailboxConfig({ HINTS_PUSH_SERVICE_ACCOUNT: account, HINTS_PUSH_IAM_VERIFIED: 'true' }).ok)
+  assert.equal(loadMailboxConfig({ HINTS_PUSH_SERVICE_ACCOUNT: account, HINTS_PUSH_IAM_VERIFIED: 'yes' }).ok, false)
+})

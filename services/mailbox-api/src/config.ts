@@ -58,8 +58,12 @@ export const mailboxEnvSchema = z.object({
   DB_POOL_SIZE: integer(10, 1).describe('PostgreSQL connections per instance.'),
   VERIFY_WORKERS: integer(1, 0).describe('Worker threads checking NIP-98 signatures (0: on the event loop).'),
   HINTS_PUSH_TOKEN: z.string().optional().describe('Shared secret of POST /internal/pubsub/push (Bearer, or ?token= in the push URL): the local transport of the relay. At least 16 characters.'),
-  HINTS_PUSH_SERVICE_ACCOUNT: z.string().optional().describe('Email of the Pub/Sub push service account. Alone: the push OIDC token is only decoded (email and email_verified checked), which is safe only behind Cloud Run IAM with unauthenticated invocations disallowed; with HINTS_PUSH_AUDIENCE: fully verified.'),
+  HINTS_PUSH_SERVICE_ACCOUNT: z.string().optional().describe('Email of the Pub/Sub push service account. Needs HINTS_PUSH_AUDIENCE (the push OIDC token is then verified in the app), or HINTS_PUSH_IAM_VERIFIED=true.'),
   HINTS_PUSH_AUDIENCE: z.string().optional().describe("Audience of the push OIDC token; set: the token's signature (Google's keys), audience, issuer and expiry are verified in the app (for a public endpoint). Needs HINTS_PUSH_SERVICE_ACCOUNT."),
+  HINTS_PUSH_IAM_VERIFIED: z
+    .enum(['true', 'false'])
+    .default('false')
+    .describe('true: Cloud Run IAM verifies the push OIDC token before the app (the service allows no unauthenticated invocations), so without HINTS_PUSH_AUDIENCE the app only checks its email; anyone could forge such a token otherwise.'),
   HINTS_SUBSCRIPTION: z
     .string()
     .optional()
@@ -121,6 +125,11 @@ const valueProblems = (env: Record<string, string | undefined>): string[] => {
     problems.push('HINTS_PUSH_SERVICE_ACCOUNT: expected a service account email')
   if (env.HINTS_PUSH_AUDIENCE !== undefined && env.HINTS_PUSH_SERVICE_ACCOUNT === undefined)
     problems.push('HINTS_PUSH_AUDIENCE: needs HINTS_PUSH_SERVICE_ACCOUNT (the email the token must carry)')
+  // Verified by default: reading the token without checking its signature is an explicit choice.
+  if (env.HINTS_PUSH_SERVICE_ACCOUNT !== undefined && env.HINTS_PUSH_AUDIENCE === undefined && env.HINTS_PUSH_IAM_VERIFIED !== 'true')
+    problems.push(
+      'HINTS_PUSH_SERVICE_ACCOUNT: needs HINTS_PUSH_AUDIENCE (the push token is then verified in the app), or HINTS_PUSH_IAM_VERIFIED=true when Cloud Run IAM verifies it (no unauthenticated invocations)',
+    )
   for (const name of commaList(env.HINTS_SUBSCRIPTION))
     if (!SUBSCRIPTION.test(name)) problems.push(`HINTS_SUBSCRIPTION: "${name}" is not a subscription name or projects/PROJECT/subscriptions/NAME`)
   const ttl = (name: 'MAILBOX_DEFAULT_TTL' | 'MAILBOX_MAX_TTL') => mailboxEnvSchema.shape[name].safeParse(env[name]).data

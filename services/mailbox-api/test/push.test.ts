@@ -157,10 +157,10 @@ describe('push authentication: shared token (HINTS_PUSH_TOKEN)', () => {
   })
 })
 
-describe('push authentication: behind Cloud Run IAM (HINTS_PUSH_SERVICE_ACCOUNT alone)', () => {
+describe('push authentication: behind Cloud Run IAM (HINTS_PUSH_SERVICE_ACCOUNT with HINTS_PUSH_IAM_VERIFIED=true)', () => {
   let app: TestApp
   before(async () => {
-    app = await buildTestApp(pg.pool, { HINTS_PUSH_SERVICE_ACCOUNT: SERVICE_ACCOUNT })
+    app = await buildTestApp(pg.pool, { HINTS_PUSH_SERVICE_ACCOUNT: SERVICE_ACCOUNT, HINTS_PUSH_IAM_VERIFIED: 'true' })
   })
 
   it('accepts a token naming the service account with a verified email (the signature was Cloud Run IAM\'s to check)', async () => {
