@@ -68,6 +68,20 @@ const handle = async (store: EventStore, request: WriteRequest): Promise<WriteRe
   }
 }
 
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
+/**
+ * What a failed transaction is reported as. lmdb-js rejects a failed commit with "Commit failed (see
+ * commitError for details)" and the cause (e.g. "No space left on device") in a promise that rejects
+ * after: it is waited for, briefly, so that the writer can tell a full disk from other failures.
+ */
+const describeFailure = async (error: unknown): Promise<string> => {
+  const detail = (error as { commitError?: unknown } | undefined)?.commitError
+  if (!(detail instanceof Promise)) return messageOf(error)
+  const cause: unknown = await Promise.race([detail.then(() => undefined, (reason: unknown) => reason), new Promise(resolve => setTimeout(resolve, 1000))])
+  return cause === undefined ? messageOf(error) : `${messageOf(error)}: ${messageOf(cause)}`
+}
+
 /**
  * Inside the writer thread: answers write requests on `store`, each one transaction, started in arrival
  * order and answered once it is committed and flushed to disk. A failed transaction is answered (nothing
@@ -77,6 +91,6 @@ export const serveWrites = (store: EventStore): void =>
   serveRequests<WriteRequest, WriteResponse>('writer', (request): Promise<Answer<WriteResponse>> =>
     handle(store, request).then(
       body => ({ body }),
-      (error: unknown) => ({ body: { ok: false, error: error instanceof Error ? error.message : String(error) } }),
+      async (error: unknown) => ({ body: { ok: false, error: await describeFailure(error) } }),
     ),
   )

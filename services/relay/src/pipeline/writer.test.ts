@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { EventStore } from '../store/event-store.js'
 import { unsigned } from '../testing/fixtures.js'
-import { inProcess, Writer, WRITE_FAILED, type Committed, type Transactions } from './writer.js'
+import { inProcess, STORE_FULL, Writer, WRITE_FAILED, type Committed, type Transactions } from './writer.js'
 
 let dir: string
 let store: EventStore
@@ -63,7 +63,7 @@ describe('Writer', () => {
     const errors: Array<{ events: number; firstId?: string }> = []
     const writer = new Writer(store, (_error, context) => errors.push(context))
     const write = store.write.bind(store)
-    store.write = (() => Promise.reject(new Error('MDB_MAP_FULL'))) as EventStore['write']
+    store.write = (() => Promise.reject(new Error('EIO: simulated'))) as EventStore['write']
     const a = note(4)
     const b = note(5)
     const outcomes = await Promise.all([writer.submit(a.event, Buffer.from(a.json)), writer.submit(b.event, Buffer.from(b.json))])
@@ -108,5 +108,15 @@ describe('Writer', () => {
       await turn()
     }
     assert.deepEqual((await Promise.all(answers)).map(o => o.status), ['stored', 'stored', 'stored', 'stored', 'stored'])
+  })
+
+  it('answers a batch that failed for lack of room "storage is full" rather than "try again"', async () => {
+    const writer = new Writer(store, () => undefined)
+    const write = store.write.bind(store)
+    store.write = (() => Promise.reject(new Error('MDB_MAP_FULL: Environment mapsize limit reached'))) as EventStore['write']
+    const outcome = await submit(writer, 20)
+    store.write = write
+    delete (store as Partial<EventStore>).write
+    assert.deepEqual(outcome, { status: 'rejected', reason: STORE_FULL })
   })
 })

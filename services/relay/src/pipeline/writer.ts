@@ -1,3 +1,4 @@
+import { statfsSync } from 'node:fs'
 import type { Hint } from '@msr/hints'
 import type { VerifiedEvent } from '@msr/nostr'
 import type { Span } from '@opentelemetry/api'
@@ -27,6 +28,23 @@ export type WriteErrorHandler = (error: unknown, context: { events: number; firs
 
 /** The answer every event of a batch gets when its transaction failed: nothing of it was stored. */
 export const WRITE_FAILED = 'error: the event could not be stored; try again'
+
+/** The answer instead when the store could not grow: the disk (or LMDB's map) is full. Reads go on. */
+export const STORE_FULL = "error: the relay's storage is full; try again later"
+
+/** Free bytes below which a failed write is put down to a full disk (a full disk may also fail a flush with EIO). */
+const NEARLY_FULL_BYTES = 16 * 1024 * 1024
+
+/** Whether a failed write came from a full store: the error says so, or the store's filesystem has (almost) no room left. */
+const isStoreFull = (error: unknown, path: string): boolean => {
+  if (/no space left on device|ENOSPC|MDB_MAP_FULL/i.test(error instanceof Error ? error.message : String(error))) return true
+  try {
+    const { bavail, bsize } = statfsSync(path)
+    return bavail * bsize < NEARLY_FULL_BYTES
+  } catch {
+    return false
+  }
+}
 
 const MAX_BATCH = 2000
 /**
@@ -79,7 +97,7 @@ export class Writer {
 
   /** A writer whose transactions run on this thread (the CLI's import, tests); the relay uses `Writer.threaded`. */
   constructor(
-    store: EventStore,
+    private readonly store: EventStore,
     private readonly onError: WriteErrorHandler,
     private readonly transactions: Transactions = inProcess(store),
   ) {}
@@ -160,7 +178,8 @@ export class Writer {
 
   private fail(batch: Pending[], error: unknown): void {
     this.onError(error, { events: batch.length, firstId: batch[0]?.event.id })
-    for (const p of batch) p.resolve({ status: 'rejected', reason: WRITE_FAILED })
+    const reason = isStoreFull(error, this.store.path) ? STORE_FULL : WRITE_FAILED
+    for (const p of batch) p.resolve({ status: 'rejected', reason })
   }
 
   /** Deletes events whose NIP-40 expiration has passed, in batches; resolves with how many. */
