@@ -1,16 +1,24 @@
-// The subscription attack the fuzzer found, as a measured run: `npm run attack -w services/relay`
-// (or node services/relay/dist/bench/attack.js [--cli PATH] [--seconds N]).
+// Attacks on the relay, as measured runs: `npm run attack -w services/relay` (or node
+// services/relay/dist/bench/attack.js [--cli PATH] [--seconds N] [--attack subscriptions,slow-readers,flood]).
 //
 // A relay child on loopback; a publisher sends tagged notes (about 100/s) by a few authors; a probe
-// measures REQ→EOSE round trips (20/s) before, during and after the attack. The attack: 8 connections,
-// each sending 50 REQs of 20 filters with 300 authors (the publisher's among them) and 1,400 `#t`
-// values (~470 KiB per REQ). Reports the probe's p50/p99 per phase, the relay's RSS (baseline, peak,
-// 10 s after the attackers left), what the attackers' REQs got, and a fresh client's first round trip
-// after. Bounded: every phase has a fixed duration; loopback only.
+// measures REQ→EOSE round trips (20/s) before, during and after each attack, one after the other:
+// - subscriptions (the one the fuzzer found): 8 connections, each sending 50 REQs of 20 filters with 300
+//   authors (the publisher's among them) and 1,400 `#t` values (~470 KiB per REQ); what the attackers'
+//   REQs got, and a fresh client's first round trip after they left;
+// - slow-readers: 10 connections subscribe to every note and never read, while a second publisher sends
+//   1,000 notes of 4 KiB a second: the relay must disconnect them (client_drops_total{cause="slow"})
+//   with its memory bounded;
+// - flood: 2,000 connections opened at once from one address: those over max_connections_per_ip refused
+//   (HTTP 429, refused_connections_total), the others held, then closed.
+// Reports the probe's p50/p99 per phase and the relay's RSS (baseline, peak during, 10 s after each).
+// Bounded: every phase has a fixed duration; loopback only.
 import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import type { Socket } from 'node:net'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
+import WebSocket from 'ws'
 import { loadSigner, ms, summarize, type Signer } from '@msr/bench'
 import { BenchSocket, verbOf } from './bench-socket.js'
 import { startRelayProcess, type RelayProcess } from './relay-process.js'
@@ -28,22 +36,22 @@ const rssMiB = (pid: number): number => {
   return Number(line?.split(/\s+/)[1] ?? 0) / 1024
 }
 
-/** A signed kind-1 note by `secret`, tagged with a few of the attackers' topics. */
-const note = (signer: Signer, secret: Buffer, pubkey: string, n: number): string => {
+/** A signed kind-1 note by `secret`, tagged with a few of the attackers' topics; `padding` bytes of content more. */
+const note = (signer: Signer, secret: Buffer, pubkey: string, n: number, padding = 0): string => {
   const created_at = Math.floor(Date.now() / 1000)
   const tags = [['t', `topic-${n % TOPICS}`], ['t', `topic-${(n * 7) % TOPICS}`], ['t', 'elsewhere']]
-  const content = `note ${n} ${randomBytes(8).toString('hex')}`
+  const content = `note ${n} ${randomBytes(8).toString('hex')}${'x'.repeat(padding)}`
   const id = createHash('sha256').update(JSON.stringify([0, pubkey, created_at, 1, tags, content])).digest()
   return JSON.stringify(['EVENT', { id: id.toString('hex'), pubkey, created_at, kind: 1, tags, content, sig: signer.sign(id, secret) }])
 }
 
-/** Publishes about `perSecond` notes until stopped. */
-const publishLoop = (socket: BenchSocket, signer: Signer, keys: Array<{ secret: Buffer; pubkey: string }>, perSecond: number) => {
+/** Publishes about `perSecond` notes (with `padding` bytes of content more) until stopped. */
+const publishLoop = (socket: BenchSocket, signer: Signer, keys: Array<{ secret: Buffer; pubkey: string }>, perSecond: number, padding = 0) => {
   let n = 0
   const timer = setInterval(() => {
     for (let i = 0; i < perSecond / 10; i++) {
       const key = keys[n % keys.length] as { secret: Buffer; pubkey: string }
-      socket.send(note(signer, key.secret, key.pubkey, n++))
+      socket.send(note(signer, key.secret, key.pubkey, n++, padding))
     }
   }, 100)
   return { stop: () => clearInterval(timer), sent: () => n }
@@ -142,54 +150,150 @@ const attack = async (url: string, frames: readonly string[]) => {
   return { socket, answers }
 }
 
+/** What one attack phase needs, and what it reports. */
+interface Ground {
+  relay: RelayProcess
+  signer: Signer
+  keys: Array<{ secret: Buffer; pubkey: string }>
+  seconds: number
+  /** The relay's counter `name{label="value"}` from /metrics. */
+  counter: (name: string, label: string, value: string) => Promise<number>
+}
+
+/** Holds for `seconds`, sampling the relay's RSS; the peak. */
+const holdSampling = async (relay: RelayProcess, seconds: number): Promise<number> => {
+  let peak = rssMiB(relay.pid)
+  for (const started = performance.now(); performance.now() - started < seconds * 1000; await sleep(250)) peak = Math.max(peak, rssMiB(relay.pid))
+  return peak
+}
+
+/** The subscription attack: what the attackers' REQs got, and a fresh client's first round trip after they left. */
+const subscriptionAttack = async ({ relay, keys, seconds }: Ground): Promise<{ peak: number; lines: string[] }> => {
+  const frames = attackFrames(keys.map(k => k.pubkey))
+  const attackers = await Promise.all(Array.from({ length: ATTACKERS }, () => attack(relay.url, frames)))
+  const peak = await holdSampling(relay, seconds)
+  await Promise.all(attackers.map(a => a.socket.close()))
+  const leftAt = performance.now()
+  const fresh = await BenchSocket.open(relay.url, 60_000)
+  const firstAnswer = await new Promise<number>(resolve => {
+    fresh.onFrame = frame => verbOf(frame) === 'EOSE' && resolve(performance.now() - leftAt)
+    fresh.send(JSON.stringify(['REQ', 'fresh', { ids: [hex()] }]))
+  })
+  await fresh.close()
+  const answers = attackers.reduce((sum, a) => ({ eose: sum.eose + a.answers.eose, closed: sum.closed + a.answers.closed }), { eose: 0, closed: 0 })
+  const reasons = new Set(attackers.flatMap(a => [...a.answers.reasons]))
+  return {
+    peak,
+    lines: [
+      `${ATTACKERS} connections × ${SUBS} REQs × ${FILTERS} filters (${AUTHORS} authors + ${TOPICS} #t each)`,
+      `attackers ${answers.eose} REQs answered EOSE, ${answers.closed} CLOSED${reasons.size ? `: ${[...reasons].join(' | ').slice(0, 300)}` : ''}`,
+      `fresh client after the attackers left: first REQ answered in ${ms(firstAnswer)}`,
+    ],
+  }
+}
+
+const SLOW_READERS = 10
+
+/** Slow readers: subscribed to every note, never reading, while a second publisher sends big notes fast. */
+const slowReaders = async ({ relay, signer, keys, seconds, counter }: Ground): Promise<{ peak: number; lines: string[] }> => {
+  const before = await counter('msr_relay_client_drops_total', 'cause', 'slow')
+  const readers = await Promise.all(
+    Array.from({ length: SLOW_READERS }, async (_, i) => {
+      const ws = new WebSocket(relay.url)
+      await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)))
+      ws.send(JSON.stringify(['REQ', `slow${i}`, { kinds: [1] }]))
+      ws.on('error', () => undefined)
+      ;(ws as unknown as { _socket: Socket })._socket.pause() // never reads again
+      return ws
+    }),
+  )
+  const flooder = await BenchSocket.open(relay.url)
+  const flooding = publishLoop(flooder, signer, keys, 1000, 4096)
+  const peak = await holdSampling(relay, Math.max(seconds, 15))
+  flooding.stop()
+  const dropped = (await counter('msr_relay_client_drops_total', 'cause', 'slow')) - before
+  for (const ws of readers) ws.terminate()
+  await flooder.close()
+  return { peak, lines: [`${SLOW_READERS} readers that never read, ${flooding.sent()} notes of 4 KiB published meanwhile; the relay dropped ${dropped} as too slow`] }
+}
+
+const FLOOD = 2000
+
+/** A connection flood from one address: how many the relay took and refused. */
+const connectionFlood = async ({ relay, seconds, counter }: Ground): Promise<{ peak: number; lines: string[] }> => {
+  const before = await counter('msr_relay_refused_connections_total', 'reason', 'connections_per_ip')
+  const outcomes = await Promise.all(
+    Array.from({ length: FLOOD }, () =>
+      new Promise<WebSocket | number>(resolve => {
+        const ws = new WebSocket(relay.url)
+        ws.once('open', () => resolve(ws))
+        ws.once('unexpected-response', (_req, res) => (resolve(res.statusCode ?? 0), ws.terminate()))
+        ws.once('error', () => resolve(0))
+      }),
+    ),
+  )
+  const open = outcomes.filter((o): o is WebSocket => typeof o !== 'number')
+  const statuses = outcomes.filter((o): o is number => typeof o === 'number')
+  const peak = await holdSampling(relay, seconds)
+  for (const ws of open) ws.terminate()
+  const refused = (await counter('msr_relay_refused_connections_total', 'reason', 'connections_per_ip')) - before
+  const codes = [...new Set(statuses)].map(code => `${code || 'error'} × ${statuses.filter(s => s === code).length}`).join(', ')
+  return { peak, lines: [`${FLOOD} connections at once from one address: ${open.length} open, ${statuses.length} refused (${codes || 'none'}); refused_connections_total{reason="connections_per_ip"} +${refused}`] }
+}
+
+const ATTACKS = { subscriptions: subscriptionAttack, 'slow-readers': slowReaders, flood: connectionFlood } as const
+type AttackName = keyof typeof ATTACKS
+
 const main = async () => {
-  const { values } = parseArgs({ options: { cli: { type: 'string' }, seconds: { type: 'string' } } })
+  const { values } = parseArgs({ options: { cli: { type: 'string' }, seconds: { type: 'string' }, attack: { type: 'string' } } })
   const cli = values.cli ?? new URL('../src/cli.js', import.meta.url).pathname
-  const attackSeconds = Number(values.seconds ?? 20)
+  const seconds = Number(values.seconds ?? 20)
+  const names = (values.attack ?? Object.keys(ATTACKS).join(',')).split(',').map(n => n.trim())
+  const unknown = names.filter(n => !(n in ATTACKS))
+  if (unknown.length > 0) throw new Error(`unknown attack ${unknown.join(', ')} (known: ${Object.keys(ATTACKS).join(', ')})`)
   const signer = loadSigner()
   const keys = Array.from({ length: 4 }, () => {
     const secret = randomBytes(32)
     return { secret, pubkey: signer.publicKey(secret) }
   })
-  const relay: RelayProcess = await startRelayProcess({ cli, env: { ...process.env, RELAY_VERIFICATION__WORKERS: '1', RELAY_RATE_LIMITER__REQ_PER_MINUTE: '100000' }, logLevel: 'error' })
+  const metricsKey = randomBytes(16).toString('hex')
+  const env = { ...process.env, RELAY_VERIFICATION__WORKERS: '1', RELAY_RATE_LIMITER__REQ_PER_MINUTE: '100000', RELAY_METRICS__ENABLED: 'true', RELAY_METRICS__AUTH: metricsKey }
+  const relay: RelayProcess = await startRelayProcess({ cli, env, logLevel: 'error' })
+  const counter = async (name: string, label: string, value: string): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${new URL(relay.url).port}/metrics`, { headers: { authorization: `Bearer ${metricsKey}` } })).text()
+    const line = text.split('\n').find(l => l.startsWith(`${name}{${label}="${value}"}`))
+    return line ? Number(line.split(' ').at(-1)) : 0
+  }
   try {
     const publisher = await BenchSocket.open(relay.url)
     const publishing = publishLoop(publisher, signer, keys, 100)
     const probe = await startProbe(relay.url)
-    const frames = attackFrames(keys.map(k => k.pubkey))
     await sleep(5000)
     const baselineRss = rssMiB(relay.pid)
-    probe.setPhase('attack')
-    const started = performance.now()
-    const attackers = await Promise.all(Array.from({ length: ATTACKERS }, () => attack(relay.url, frames)))
-    let peak = baselineRss
-    while (performance.now() - started < attackSeconds * 1000) {
-      peak = Math.max(peak, rssMiB(relay.pid))
-      await sleep(250)
+    const phases = ['baseline']
+    const reports: Array<{ name: string; lines: string[]; peak: number; after: number }> = []
+    for (const name of names as AttackName[]) {
+      probe.setPhase(name)
+      phases.push(name, `after ${name}`)
+      const { peak, lines } = await ATTACKS[name]({ relay, signer, keys, seconds, counter })
+      probe.setPhase(`after ${name}`)
+      await sleep(10_000)
+      reports.push({ name, lines, peak, after: rssMiB(relay.pid) })
     }
-    probe.setPhase('after')
-    await Promise.all(attackers.map(a => a.socket.close()))
-    const leftAt = performance.now()
-    const fresh = await BenchSocket.open(relay.url, 60_000)
-    const firstAnswer = await new Promise<number>(resolve => {
-      fresh.onFrame = frame => verbOf(frame) === 'EOSE' && resolve(performance.now() - leftAt)
-      fresh.send(JSON.stringify(['REQ', 'fresh', { ids: [hex()] }]))
-    })
-    await sleep(10_000)
-    const afterRss = rssMiB(relay.pid)
     publishing.stop()
-    const probed = await probe.stop(['baseline', 'attack', 'after'])
-    const answers = attackers.reduce((sum, a) => ({ eose: sum.eose + a.answers.eose, closed: sum.closed + a.answers.closed }), { eose: 0, closed: 0 })
-    const reasons = new Set(attackers.flatMap(a => [...a.answers.reasons]))
+    const probed = await probe.stop(phases)
     const line = (label: string, s: ProbeSummary) =>
-      console.log(`  probe ${label.padEnd(9)} n ${String(s.n).padStart(4)}  p50 ${ms(s.p50)}  p99 ${ms(s.p99)}  max ${ms(s.max)}  unanswered ${s.unanswered}`)
-    console.log(`subscription attack: ${ATTACKERS} connections × ${SUBS} REQs × ${FILTERS} filters (${AUTHORS} authors + ${TOPICS} #t each), ${attackSeconds} s, publisher ${publishing.sent()} notes`)
-    console.log(`  relay     ${cli}`)
-    for (const phase of ['baseline', 'attack', 'after']) line(phase, probed[phase] as ProbeSummary)
-    console.log(`  rss       baseline ${baselineRss.toFixed(0)} MiB, peak ${peak.toFixed(0)} MiB (+${(peak - baselineRss).toFixed(0)}), 10 s after ${afterRss.toFixed(0)} MiB`)
-    console.log(`  attackers ${answers.eose} REQs answered EOSE, ${answers.closed} CLOSED${reasons.size ? `: ${[...reasons].join(' | ').slice(0, 300)}` : ''}`)
-    console.log(`  fresh client after the attackers left: first REQ answered in ${ms(firstAnswer)}`)
-    await Promise.all([publisher.close(), fresh.close()])
+      console.log(`  probe ${label.padEnd(20)} n ${String(s.n).padStart(4)}  p50 ${ms(s.p50)}  p99 ${ms(s.p99)}  max ${ms(s.max)}  unanswered ${s.unanswered}`)
+    console.log(`attacks on ${cli}: ${names.join(', ')}, ${seconds} s each; publisher ${publishing.sent()} notes; relay RSS baseline ${baselineRss.toFixed(0)} MiB`)
+    line('baseline', probed.baseline as ProbeSummary)
+    for (const report of reports) {
+      console.log(`${report.name}:`)
+      for (const text of report.lines) console.log(`  ${text}`)
+      line(report.name, probed[report.name] as ProbeSummary)
+      line(`after ${report.name}`, probed[`after ${report.name}`] as ProbeSummary)
+      console.log(`  rss   peak ${report.peak.toFixed(0)} MiB (+${(report.peak - baselineRss).toFixed(0)}), 10 s after ${report.after.toFixed(0)} MiB`)
+    }
+    await publisher.close()
   } finally {
     await relay.stop()
   }
