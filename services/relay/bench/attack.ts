@@ -158,6 +158,8 @@ interface Ground {
   seconds: number
   /** The relay's counter `name{label="value"}` from /metrics. */
   counter: (name: string, label: string, value: string) => Promise<number>
+  /** The relay's V8 heap in use and its external (Buffer) memory, MiB, from /metrics. */
+  memory: () => Promise<{ heap: number; external: number }>
 }
 
 /** Holds for `seconds`, sampling the relay's RSS; the peak. */
@@ -195,7 +197,7 @@ const subscriptionAttack = async ({ relay, keys, seconds }: Ground): Promise<{ p
 const SLOW_READERS = 10
 
 /** Slow readers: subscribed to every note, never reading, while a second publisher sends big notes fast. */
-const slowReaders = async ({ relay, signer, keys, seconds, counter }: Ground): Promise<{ peak: number; lines: string[] }> => {
+const slowReaders = async ({ relay, signer, keys, seconds, counter, memory }: Ground): Promise<{ peak: number; lines: string[] }> => {
   const before = await counter('msr_relay_client_drops_total', 'cause', 'slow')
   const readers = await Promise.all(
     Array.from({ length: SLOW_READERS }, async (_, i) => {
@@ -212,9 +214,18 @@ const slowReaders = async ({ relay, signer, keys, seconds, counter }: Ground): P
   const peak = await holdSampling(relay, Math.max(seconds, 15))
   flooding.stop()
   const dropped = (await counter('msr_relay_client_drops_total', 'cause', 'slow')) - before
+  const during = await memory()
   for (const ws of readers) ws.terminate()
   await flooder.close()
-  return { peak, lines: [`${SLOW_READERS} readers that never read, ${flooding.sent()} notes of 4 KiB published meanwhile; the relay dropped ${dropped} as too slow`] }
+  await sleep(5000)
+  const later = await memory()
+  return {
+    peak,
+    lines: [
+      `${SLOW_READERS} readers that never read, ${flooding.sent()} notes of 4 KiB published meanwhile; the relay dropped ${dropped} as too slow`,
+      `relay heap ${during.heap.toFixed(0)} MiB and Buffers ${during.external.toFixed(0)} MiB at the end, ${later.heap.toFixed(0)} and ${later.external.toFixed(0)} MiB 5 s after the readers left`,
+    ],
+  }
 }
 
 const FLOOD = 2000
@@ -264,6 +275,11 @@ const main = async () => {
     const line = text.split('\n').find(l => l.startsWith(`${name}{${label}="${value}"}`))
     return line ? Number(line.split(' ').at(-1)) : 0
   }
+  const memory = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${new URL(relay.url).port}/metrics`, { headers: { authorization: `Bearer ${metricsKey}` } })).text()
+    const value = (name: string) => Number(text.split('\n').find(l => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN) / 2 ** 20
+    return { heap: value('nodejs_heap_size_used_bytes'), external: value('nodejs_external_memory_bytes') }
+  }
   try {
     const publisher = await BenchSocket.open(relay.url)
     const publishing = publishLoop(publisher, signer, keys, 100)
@@ -275,7 +291,7 @@ const main = async () => {
     for (const name of names as AttackName[]) {
       probe.setPhase(name)
       phases.push(name, `after ${name}`)
-      const { peak, lines } = await ATTACKS[name]({ relay, signer, keys, seconds, counter })
+      const { peak, lines } = await ATTACKS[name]({ relay, signer, keys, seconds, counter, memory })
       probe.setPhase(`after ${name}`)
       await sleep(10_000)
       reports.push({ name, lines, peak, after: rssMiB(relay.pid) })
