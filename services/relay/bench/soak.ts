@@ -28,5 +28,5 @@ runMain(async () => {
   })
   process.stdout.write(`${summary(report, seed)}; ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
   for (const problem of report.problems) process.stdout.write(`  ${problem}\n`)
-  return report.losses + report.resurrected + report.stale + report.hintsMissing === 0 ? 0 : 1
+  return report.losses + report.resurrected + report.stale + report.hintsMissing + report.restoreFaults === 0 ? 0 : 1
 })

@@ -19,6 +19,8 @@ describe('crash cycles', () => {
     assert.equal(report.resurrected, 0, detail)
     assert.equal(report.stale, 0, detail)
     assert.equal(report.hintsMissing, 0, detail)
+    assert.equal(report.restoreFaults, 0, detail)
+    assert.ok(report.restoredEvents > 0, `a restore from the snapshots: ${detail}`)
     assert.ok(report.hintsExpected > 0, `some hints expected: ${detail}`)
   })
 })
