@@ -4,7 +4,7 @@
 // (test/crash-cycles.ts says what is checked). Settings by environment: SOAK_CYCLES, SOAK_SEED (default:
 // from the clock, printed, so a failing run can be repeated), SOAK_CLIENTS (3), SOAK_KILL_MIN_MS (50) and
 // SOAK_KILL_MAX_MS (500). Prints one summary line; exit 1 when anything acknowledged was lost, anything
-// deleted or replaced came back, or a hint never arrived.
+// deleted or replaced came back, or a hint never arrived; a progress line every 10 cycles on stderr.
 import { runMain } from '@msr/bench'
 import { runCrashCycles, summary } from '../test/crash-cycles.js'
 
@@ -25,6 +25,9 @@ runMain(async () => {
     seed,
     clients: setting('SOAK_CLIENTS', 3),
     killAfterMs: [setting('SOAK_KILL_MIN_MS', 50), setting('SOAK_KILL_MAX_MS', 500)],
+    onCheck: r => {
+      if (r.cycles % 10 === 0) process.stderr.write(`soak: ${r.cycles} cycles, ${r.sent} sent, losses ${r.losses}, resurrected ${r.resurrected}, stale ${r.stale}\n`)
+    },
   })
   process.stdout.write(`${summary(report, seed)}; ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
   for (const problem of report.problems) process.stdout.write(`  ${problem}\n`)

@@ -37,6 +37,8 @@ export interface CrashOptions {
   snapshotInterval?: string
   /** How long the last relay may take to deliver every hint. */
   hintTimeoutMs?: number
+  /** Called after each cycle's check, with the figures so far (the soak's progress lines). */
+  onCheck?: (report: Readonly<CrashReport>) => void
 }
 
 /** What a campaign found: `losses`, `resurrected`, `stale` and `hintsMissing` must all be 0. */
@@ -276,7 +278,7 @@ const checkRestore = async (port: number, env: Record<string, string>, dir: stri
 
 /** Runs the campaign on a fresh temporary directory (removed afterwards) and returns its figures. */
 export const runCrashCycles = async (opts: CrashOptions): Promise<CrashReport> => {
-  const options: Required<CrashOptions> = { clients: 3, batch: 5, killAfterMs: [50, 500], snapshotInterval: '150ms', hintTimeoutMs: 30_000, ...opts }
+  const options: Required<CrashOptions> = { clients: 3, batch: 5, killAfterMs: [50, 500], snapshotInterval: '150ms', hintTimeoutMs: 30_000, onCheck: () => undefined, ...opts }
   const rand = seededRandom(options.seed)
   const report: CrashReport = {
     cycles: 0, sent: 0, acknowledged: 0, refused: 0, inFlightStored: 0, inFlightLost: 0, losses: 0, resurrected: 0, stale: 0,
@@ -298,6 +300,7 @@ export const runCrashCycles = async (opts: CrashOptions): Promise<CrashReport> =
         await stopCli(cli)
         throw error
       })
+      if (i > 0) options.onCheck({ ...report, losses: faults.lost.size, resurrected: faults.resurrected.size, stale: faults.stale.size })
       if (i === options.cycles) {
         await awaitHints(push, authors, report, options.hintTimeoutMs).finally(() => stopCli(cli))
         report.snapshotsWritten += snapshotLines(cli)
