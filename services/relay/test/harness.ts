@@ -523,10 +523,15 @@ export const runCli = (args: string[], env: Record<string, string>, cwd: string)
   }
 }
 
-/** Starts `msr-relay serve` on `port` and waits until it listens. */
+/** Starts `msr-relay serve` on `port` and waits until it listens; a process that does not come up is killed. */
 export const serveCli = async (port: number, env: Record<string, string>, cwd: string, args: string[] = []): Promise<CliProcess> => {
   const cli = runCli(['serve', ...args], { PORT: String(port), RELAY_VERIFICATION__WORKERS: '1', RELAY_LOG__LEVEL: 'info', ...env }, cwd)
-  await cli.waitForLog(r => r.message === 'relay listening')
+  try {
+    await cli.waitForLog(r => r.message === 'relay listening')
+  } catch (error) {
+    if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL')
+    throw error
+  }
   return cli
 }
 

@@ -34,7 +34,11 @@ export class PushEndpoint {
 
   private async handle(req: IncomingMessage): Promise<number> {
     const chunks: Buffer[] = []
-    for await (const chunk of req) chunks.push(chunk as Buffer)
+    try {
+      for await (const chunk of req) chunks.push(chunk as Buffer)
+    } catch {
+      return 400 // the sender went away mid-body (a relay killed by a crash test); nothing was received
+    }
     this.requests++
     const code = this.status()
     if (code >= 300) return code
