@@ -37,12 +37,15 @@ export const killApiChildren = (): void => {
   for (const child of running) child.kill('SIGKILL')
 }
 
-/** Starts `serve` on `databaseUrl` (no rate limits) and resolves once /readyz answers 200. */
-export const startApi = async (databaseUrl: string, env: Record<string, string> = {}): Promise<ApiChild> => {
+/**
+ * Starts `serve` on `databaseUrl` (undefined: the embedded PostgreSQL `env` describes) without rate limits,
+ * and resolves once /readyz answers 200.
+ */
+export const startApi = async (databaseUrl: string | undefined, env: Record<string, string> = {}): Promise<ApiChild> => {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const child = spawn(process.execPath, [CLI, 'serve'], {
-    env: { ...cleanEnv(), PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: url, DATABASE_URL: databaseUrl, MAILBOX_RATE_LIMIT_PER_IP: '0', MAILBOX_RATE_LIMIT_PER_PUBKEY: '0', LOG_LEVEL: 'warn', ...env },
+    env: { ...cleanEnv(), PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: url, ...(databaseUrl && { DATABASE_URL: databaseUrl }), MAILBOX_RATE_LIMIT_PER_IP: '0', MAILBOX_RATE_LIMIT_PER_PUBKEY: '0', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   running.add(child)

@@ -3,9 +3,11 @@
 // of the harness, or DATABASE_URL's), so the database outlives each kill. SOAK_CYCLES sets the number of
 // cycles (5 here; `npm run soak -w services/mailbox-api`: 200), SOAK_SEED the random choices.
 import assert from 'node:assert/strict'
+import { readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { killApiChildren, listAll, send, startApi, type Answer, type ApiChild } from './api-child.js'
-import { b64, newSigner, sleep, startPostgres, type Signer, type TestPostgres } from './harness.js'
+import { b64, freePort, newSigner, sleep, startPostgres, tempDir, type Signer, type TestPostgres } from './harness.js'
 
 const CYCLES = Number(process.env.SOAK_CYCLES ?? 5)
 const SEED = Number(process.env.SOAK_SEED ?? 1)
@@ -131,5 +133,59 @@ describe('the mailbox API killed with SIGKILL during deposits and acks', () => {
       `seed ${SEED}, ${CYCLES} cycles in ${((performance.now() - started) / 1000).toFixed(1)} s: ${deposits} deposits answered 201, ${acks} acks answered 200, ` +
         `${unanswered} requests cut by a kill; ${ledger.stored.size} items still stored, all listed`,
     )
+  })
+})
+
+/** The pid in postmaster.pid under `dataDir`, if the file is there. */
+const postmasterPid = async (dataDir: string): Promise<number | undefined> => {
+  const pid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n', 1)[0])
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as { code?: string }).code === 'EPERM'
+  }
+}
+
+describe('the mailbox API on its embedded PostgreSQL, killed with SIGKILL', () => {
+  let dir: string | undefined
+  let postmaster: number | undefined
+
+  after(async () => {
+    killApiChildren()
+    if (postmaster !== undefined && alive(postmaster)) process.kill(postmaster, 'SIGINT')
+    for (let waited = 0; postmaster !== undefined && alive(postmaster) && waited < 10_000; waited += 50) await sleep(50)
+    if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('leaves its PostgreSQL running; the next serve takes it over, keeps every 201, and stops it on SIGTERM', async () => {
+    dir = await tempDir('msr-mailbox-crash-')
+    const dataDir = join(dir, 'pg')
+    const env = { MAILBOX_DATA_DIR: dataDir, MAILBOX_EMBEDDED_PG_PORT: String(await freePort()) }
+    const [sender, recipient] = [newSigner(), newSigner()]
+    const first = await startApi(undefined, env)
+    postmaster = await postmasterPid(dataDir)
+    const ids: string[] = []
+    for (let i = 0; i < 10; i++) {
+      const res = await send(first, sender, 'POST', '/keypackages', depositBody('keypackages', recipient))
+      assert.equal(res.status, 201, JSON.stringify(res.body))
+      ids.push(String(res.body?.id))
+    }
+    const acked = ids.splice(0, 3)
+    for (const id of acked) assert.equal((await send(first, recipient, 'POST', `/keypackages/${id}/ack`)).status, 200)
+    await first.kill('SIGKILL')
+    assert.ok(postmaster !== undefined && alive(postmaster), 'the embedded PostgreSQL outlives a SIGKILLed serve')
+
+    const second = await startApi(undefined, env)
+    assert.ok(second.logs.some(line => line.includes('taking it over')), second.logs.join('\n'))
+    const listed = await listAll(second, recipient, 'keypackages')
+    assert.deepEqual([...listed].sort(), [...ids].sort(), 'the 201s not acked, and only them')
+    assert.deepEqual(await second.kill('SIGTERM'), { code: 0, signal: null }, second.logs.join('\n'))
+    for (let waited = 0; alive(postmaster) && waited < 10_000; waited += 50) await sleep(50)
+    assert.ok(!alive(postmaster), 'the taken-over PostgreSQL is stopped with the serve that took it over')
   })
 })
