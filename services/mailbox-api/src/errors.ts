@@ -48,7 +48,32 @@ export class ApiError extends Error {
  */
 const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', '57P03', '53300'])
 
-const notConnected = (error: unknown): boolean => NOT_CONNECTED.has(String((error as { code?: unknown } | null)?.code))
+const notConnected = (error: unknown): boolean => error instanceof LostBeforeWriting || NOT_CONNECTED.has(String((error as { code?: unknown } | null)?.code))
+
+/**
+ * A connection lost mid-statement: PostgreSQL shutting down (57P01 admin, 57P02 crash), the connection
+ * failing (08xxx), or its socket reset or closed (a pooled idle connection the server has just ended).
+ */
+const lostConnection = (error: unknown): boolean => {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown }
+  return code === '57P01' || code === '57P02' || /^08/.test(String(code)) || code === 'ECONNRESET' || code === 'EPIPE' || message === 'Connection terminated unexpectedly'
+}
+
+/** A lost connection of a statement that writes no mailbox data: answered as an unreachable database (503). */
+class LostBeforeWriting extends Error {
+  readonly code: string
+  constructor(cause: unknown) {
+    super('the database connection was lost before the request wrote anything', { cause })
+    this.code = String((cause as { code?: unknown }).code ?? 'CONNECTION_LOST')
+  }
+}
+
+/**
+ * For a statement before the request's own writes (the NIP-98 gate): its connection lost means nothing of
+ * the mailbox was stored, so a retry (with a new NIP-98 event, as every request needs) is safe: 503, not 500.
+ * Any other failure is returned as it is.
+ */
+export const beforeWriting = (error: unknown): unknown => (lostConnection(error) ? new LostBeforeWriting(error) : error)
 
 /** Seconds a client is asked to wait when the database cannot be reached. */
 const UNREACHABLE_RETRY_AFTER = '2'

