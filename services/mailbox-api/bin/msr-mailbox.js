@@ -1,21 +1,5 @@
 #!/usr/bin/env node
-// `msr-mailbox`: runs the compiled CLI (dist/), building the repository first when it has not been built yet
-// (npm install links this file; the build is `npm run build`, which npm start and npm test also run).
-import { spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+// `msr-mailbox`: what npm links; it builds the repository first when needed (scripts/cli-launcher.mjs).
+import { launch } from '../../../scripts/cli-launcher.mjs'
 
-const cli = new URL('../dist/src/cli.js', import.meta.url)
-if (!existsSync(cli)) {
-  const root = fileURLToPath(new URL('../../../', import.meta.url))
-  process.stderr.write('msr-mailbox: not built yet: running `npm run build` in ' + root + ' first\n')
-  // The build's output goes to stderr: stdout may be the command's own (an export to stdout).
-  const build = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: ['ignore', 2, 2] })
-  if (build.status !== 0 || !existsSync(cli)) {
-    process.stderr.write('msr-mailbox: the build failed; run `npm run build` in ' + root + ' to see why\n')
-    process.exit(2)
-  }
-}
-// Tracing when OTEL_* asks for it, as with `npm start` and the images (nothing is loaded otherwise).
-await import('@msr/telemetry/register')
-await import(cli.href)
+await launch('msr-mailbox', new URL('../dist/src/cli.js', import.meta.url))
