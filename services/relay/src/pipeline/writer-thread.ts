@@ -5,8 +5,6 @@ import type { ApplyRequest, WriteRequest, WriteResponse } from './write-requests
 import type { Transactions } from './writer.js'
 
 const OUTCOMES: readonly StoreOutcome[] = [{ status: 'stored' }, { status: 'duplicate' }]
-/** Kinds whose stored events queue a hint, and so need their EVENT's trace context in the transaction. */
-const HINTED_KINDS = new Set([445, 446])
 
 /**
  * The writer's transactions on a thread of their own (write-worker.ts), one request per transaction. A
@@ -51,7 +49,8 @@ const applyRequest = (batch: Parameters<Transactions['apply']>[0], hints: boolea
   batch.forEach((p, i) => {
     at += p.json.copy(bytes, at)
     ends[i] = at
-    const trace = hints && p.span && HINTED_KINDS.has(p.event.kind) ? traceCarrierOf(p.span) : undefined
+    // Only a traced event has a span, and only one whose hint is queued uses its context.
+    const trace = hints && p.span ? traceCarrierOf(p.span) : undefined
     if (trace) traces[i] = trace
   })
   return { body: { op: 'apply', bytes, ends, traces, hints }, transfer: [bytes.buffer as ArrayBuffer, ends.buffer] }

@@ -48,9 +48,9 @@ const isStoreFull = (error: unknown, path: string): boolean => {
 
 const MAX_BATCH = 2000
 /**
- * Transactions in flight at once. Each is answered only after its own flush, and flushes run one after
- * another: more transactions in flight means more, smaller flushes, each OK waiting behind the flushes of
- * those before it. With this bound, what arrives while they are on their way is committed together next.
+ * Transactions in flight at once. Each costs LMDB a commit and a flush whatever its size, and is answered
+ * only after its own: more in flight means more, smaller ones, each OK waiting behind those before it.
+ * With this bound, what arrives while they are on their way is committed together next.
  */
 const MAX_COMMITTING = 2
 
