@@ -49,7 +49,7 @@ export class VerifierPool {
     const perWorker = Math.min(MAX_BATCH, Math.ceil(this.queue.length / Math.max(this.pool.size, 1)))
     while (this.queue.length > 0) {
       const chunk = this.queue.splice(0, perWorker)
-      // One string and its item ends: cloning a flat string is a copy, cloning an array of strings is not.
+      // One string and its items' ends: one flat copy when the message is cloned, not one per item.
       const ends = new Uint32Array(chunk.length)
       let at = 0
       chunk.forEach((c, i) => (ends[i] = at += c.item.length))
