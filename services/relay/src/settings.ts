@@ -34,6 +34,7 @@ const compile = (config: RelayConfig, previous?: Current): Current => ({
 /** The live configuration. Readers take `current` at the moment they need it. */
 export class Settings {
   private state: Current
+  private readonly listeners: Array<(applied: readonly string[]) => void> = []
 
   constructor(config: RelayConfig) {
     this.state = compile(config)
@@ -55,7 +56,13 @@ export class Settings {
     const changed = changedKeys(old, next)
     const applied = changedKeys(old, effective)
     this.state = compile(effective, this.state)
+    if (applied.length > 0) for (const listener of this.listeners) listener(applied)
     return { applied, restartRequired: changed.filter(k => !applied.includes(k)) }
+  }
+
+  /** Calls `listener` with the applied keys after every reload that applied any. */
+  onReload(listener: (applied: readonly string[]) => void): void {
+    this.listeners.push(listener)
   }
 }
 
