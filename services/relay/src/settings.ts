@@ -10,7 +10,7 @@ export interface Current {
 }
 
 /** Keys that apply without a restart; every other change is reported as needing one. */
-const RELOADABLE_SECTIONS = ['information', 'limitation', 'count', 'auth', 'rate_limiter', 'metrics'] as const
+const RELOADABLE_SECTIONS = ['information', 'limitation', 'count', 'auth', 'rate_limiter', 'metrics', 'admin'] as const
 const RELOADABLE_NETWORK_KEYS = ['public_url', 'trusted_proxies'] as const
 
 /** What a reload did. */
