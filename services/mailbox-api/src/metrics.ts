@@ -21,6 +21,9 @@ export const createMailboxMetrics = (opts: { defaultMetrics?: boolean } = {}) =>
     ),
     pushAuthFailures: metrics.counter('push_auth_failures_total', 'Refused hint pushes, by reason.', ['reason']),
     gateBatchSize: metrics.histogram('auth_gate_batch_size', 'Authenticated requests per NIP-98 gate statement (replay guard and budgets; batched while statements are in flight).', [], [1, 2, 4, 8, 16, 32, 64, 128]),
+    // The same count as request_seconds_count, as a counter: Cloud Monitoring keeps a histogram as one
+    // distribution, and a request-based SLO's good/total ratio takes counters only (infra/monitoring/slos.yaml).
+    requests: metrics.counter('requests_total', 'HTTP requests answered, by method, route and status.', ['method', 'route', 'status']),
     requestSeconds: metrics.histogram('request_seconds', 'HTTP request latency.', ['method', 'route', 'status'], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]),
   }
 }
