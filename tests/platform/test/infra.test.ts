@@ -157,6 +157,11 @@ describe('Cloud Armor', () => {
     assert.equal(options.ban_duration_sec, '${var.ban_duration_sec}')
     assert.ok((ban.priority as number) > 100, 'the allowlist is checked before the ban lets a request through')
     assert.equal(all.find(r => r.priority === 2147483647)?.action, 'allow')
+    const metrics = all.find(r => r.description === 'metrics stay internal')
+    assert.equal(metrics?.action, 'deny(404)', 'GET /metrics from outside is a 404 on both backends')
+    assert.equal(child(child(metrics, 'match'), 'expr').expression, "request.path.lower().startsWith('/metrics')")
+    assert.ok((metrics?.priority as number) < 100, 'before the allowlist lets an allowed address through')
+    assert.equal(metrics?.for_each, undefined, 'always present')
   })
 
   it('WAF rules on the API only, never reading the Authorization header (NIP-98)', () => {
