@@ -9,9 +9,14 @@ import { runHintCrashCycles, summary } from './hint-crash-cycles.js'
 const CYCLES = Number(process.env.SOAK_CYCLES ?? 5)
 const SEED = Number(process.env.SOAK_SEED ?? 20261206)
 
+/** Every 10 cycles a line on stderr, so a long soak shows it is moving. */
+const progress = (r: { cycles: number; sent: number; killsAfterCommit: number }) => {
+  if (r.cycles % 10 === 0) process.stderr.write(`hint crash cycles: ${r.cycles} of ${CYCLES}, ${r.sent} sent, ${r.killsAfterCommit} kills after a commit\n`)
+}
+
 describe('hints under crash cycles, as the mailbox sees them', () => {
   it(`${CYCLES} SIGKILLs of the relay during 445/446 ingest: each stored event applied once by the mailbox, redeliveries included`, async t => {
-    const report = await runHintCrashCycles({ cycles: CYCLES, seed: SEED, onCycle: r => void (r.cycles % 10 === 0 && t.diagnostic(summary(r, SEED))) })
+    const report = await runHintCrashCycles({ cycles: CYCLES, seed: SEED, onCycle: progress })
     const line = summary(report, SEED)
     t.diagnostic(line)
     const detail = `${line}\n${report.problems.join('\n')}`
