@@ -138,17 +138,19 @@ class Publisher {
     return answer.finally(() => this.pending.delete(event.id))
   }
 
-  /** REQ by ids until EOSE. */
+  /** REQ by ids until EOSE, then CLOSE (a connection may hold only so many subscriptions); rejects on CLOSED. */
   async query(ids: string[]): Promise<Set<string>> {
     const sub = `q${Math.random().toString(36).slice(2)}`
     const found = new Set<string>()
-    await new Promise<void>(resolve => {
+    await new Promise<void>((resolve, reject) => {
       const onMessage = (data: WebSocket.RawData): void => {
         const m = JSON.parse(String(data)) as unknown[]
         if (m[1] !== sub) return
         if (m[0] === 'EVENT') found.add((m[2] as NostrEvent).id)
         if (m[0] !== 'EOSE' && m[0] !== 'CLOSED') return
         this.ws.off('message', onMessage)
+        if (m[0] === 'CLOSED') return reject(new Error(`REQ closed: ${String(m[2])}`))
+        this.ws.send(JSON.stringify(['CLOSE', sub]))
         resolve()
       }
       this.ws.on('message', onMessage)
