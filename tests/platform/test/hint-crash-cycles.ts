@@ -1,7 +1,7 @@
 // Hints under crash cycles, as the mailbox sees them: the relay CLI is SIGKILLed again and again during
 // 445/446 ingest and restarted on the same data directory, its hints POSTed with the push token to the real
 // mailbox API (`msr-mailbox serve` on embedded PostgreSQL, up throughout), as the local transport and a
-// Pub/Sub push subscription deliver them. Half the kills land at a random moment, the other half right
+// Pub/Sub push subscription deliver them. Every other kill lands at a random moment; the others right
 // after the mailbox answered a push and before the relay reads the answer (the redelivery case). At the
 // end every stored 445 has counted once in its group's registry entry and every stored 446 is listed once
 // for each recipient: nothing applied twice, nothing missing, and the redeliveries are counted.
@@ -220,13 +220,13 @@ export const sample = (text: string, name: string): number => {
 
 const scrape = async (url: string): Promise<string> => (await fetch(url, { headers: { authorization: `Bearer ${METRICS_KEY}` } })).text()
 
-/** One cycle: publish from every client, SIGKILL (at random, or on the next committed push), wait for the exit. */
+/** One cycle: publish from every client, SIGKILL (at random; in odd cycles on the next committed push), wait for the exit. */
 const cycle = async (relay: Service, url: string, proxy: PushProxy, ledger: Ledger, rand: Random, options: Required<HintCrashOptions>, report: HintCrashReport) => {
   const clients = await Promise.all(Array.from({ length: options.clients }, () => Publisher.connect(url)))
   const publishing = clients.map(c => publishUntilClosed(c, ledger, rand.fork(), options.batch))
   await sleep(rand.between(...options.killAfterMs))
   const kill = () => void relay.child.kill('SIGKILL')
-  if (rand.chance(0.5)) {
+  if (report.cycles % 2 === 1) {
     proxy.onNextCommit = () => (report.killsAfterCommit++, kill())
     // No push within a second (nothing new to hint): a plain kill.
     await Promise.race([relay.exited, sleep(1000)])
