@@ -7,8 +7,7 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { decodeHint } from '@msr/hints'
 import { findEmulator, startEmulator, type RunningEmulator } from '@msr/hints/emulator'
-import { eventually, freePort, newSigner, RELAY_CLI, RelayClient, removeDir, sign, sleep, spawnService, tempDir, waitReady, type Service } from './platform.js'
-import { sample } from './hint-crash-cycles.js'
+import { eventually, freePort, newSigner, RELAY_CLI, RelayClient, removeDir, sample, sign, sleep, spawnService, tempDir, waitReady, type Service } from './platform.js'
 
 const OUTAGE_SECONDS = Number(process.env.SOAK_OUTAGE_SECONDS ?? 12)
 const PROJECT = 'msr-outage'

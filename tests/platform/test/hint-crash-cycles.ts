@@ -13,7 +13,7 @@ import { decodePushEnvelope } from '@msr/hints'
 import { createMailboxClient } from '@msr/mailbox-client'
 import { finalizeEvent, type NostrEvent } from 'nostr-tools/pure'
 import WebSocket from 'ws'
-import { eventually, freePort, MAILBOX_CLI, newSigner, RELAY_CLI, removeDir, sleep, spawnService, tempDir, waitReady, type Service, type Signer } from './platform.js'
+import { eventually, freePort, MAILBOX_CLI, newSigner, RELAY_CLI, removeDir, sample, sleep, spawnService, tempDir, waitReady, type Service, type Signer } from './platform.js'
 
 /** What a campaign runs. */
 export interface HintCrashOptions {
@@ -211,12 +211,6 @@ const relayEnv = (dir: string, port: number, pushUrl: string): Record<string, st
   RELAY_METRICS__AUTH: METRICS_KEY,
   RELAY_DATA__DB_QUERY_TIMEOUT: '"10s"',
 })
-
-/** One sample of a Prometheus text page (0 when absent). */
-export const sample = (text: string, name: string): number => {
-  const line = text.split('\n').find(l => l.startsWith(`${name} `))
-  return line ? Number(line.slice(name.length + 1)) : 0
-}
 
 const scrape = async (url: string): Promise<string> => (await fetch(url, { headers: { authorization: `Bearer ${METRICS_KEY}` } })).text()
 
