@@ -8,7 +8,7 @@ import { createServer } from 'node:net'
 import { homedir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { PubSub } from '@google-cloud/pubsub'
+import { PubSub, type Message } from '@google-cloud/pubsub'
 
 const IN_SDK = 'platform/pubsub-emulator/bin/cloud-pubsub-emulator'
 const DEFAULT_PROJECT = 'msr-test'
@@ -134,15 +134,20 @@ export interface RunningEmulator {
   projectId: string
   createTopic(name: string): Promise<void>
   createSubscription(topic: string, name: string, opts?: { enableMessageOrdering?: boolean; ackDeadlineSeconds?: number }): Promise<void>
+  /** Streaming pull of `subscription`: each message's data goes to `onMessage`, then is acked. */
+  listen(subscription: string, onMessage: (data: Buffer) => void): { close(): Promise<void> }
   /** Kills the emulator's process group and waits for it; safe to call twice. */
   stop(): Promise<void>
 }
 
-/** Starts the emulator on a free loopback port; rejects with its output's tail when it does not come up. */
-export const startEmulator = async (opts: { projectId?: string; timeoutMs?: number } = {}): Promise<RunningEmulator> => {
+/**
+ * Starts the emulator on `port` (a restart after an outage) or a free loopback port; rejects with its
+ * output's tail when it does not come up.
+ */
+export const startEmulator = async (opts: { projectId?: string; timeoutMs?: number; port?: number } = {}): Promise<RunningEmulator> => {
   const found = findEmulator()
   if ('missing' in found) throw new Error(found.missing)
-  const port = await freePort()
+  const port = opts.port ?? (await freePort())
   const host = `127.0.0.1:${port}`
   const child = spawn('/bin/sh', ['-c', SUPERVISOR, 'pubsub-emulator', found.path, '--host=127.0.0.1', `--port=${port}`], {
     detached: true, // its own process group, so one signal reaches the java the launcher starts
@@ -175,6 +180,12 @@ const running = (host: string, projectId: string, stopProcess: () => Promise<voi
     projectId,
     createTopic: async name => void (await admin.createTopic(name)),
     createSubscription: async (topic, name, opts = {}) => void (await admin.topic(topic).createSubscription(name, opts)),
+    listen: (name, onMessage) => {
+      const subscription = admin.subscription(name)
+      subscription.on('message', (message: Message) => (onMessage(message.data), message.ack()))
+      subscription.on('error', () => undefined) // the emulator going away mid-stream: the test counts what arrived
+      return { close: () => subscription.close() }
+    },
     stop: async () => {
       await admin.close().catch(() => undefined)
       await stopProcess()

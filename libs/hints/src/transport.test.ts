@@ -6,7 +6,7 @@ import { PubSub, type Message } from '@google-cloud/pubsub'
 import { findEmulator, startEmulator, type RunningEmulator } from './emulator.js'
 import { decodePushEnvelope } from './envelope.js'
 import { decodeHint, hintAttributes, type Hint } from './hint.js'
-import { createLocalTransport, createPubSubTransport } from './transport.js'
+import { createLocalTransport, createPubSubTransport, pubSubClientOptions } from './transport.js'
 
 // Keep google-auth-library off the network: no metadata server exists here.
 process.env.METADATA_SERVER_DETECTION = 'none'
@@ -137,6 +137,13 @@ const pull = (client: PubSub, subscription: string, count: number, timeoutMs = 2
     })
     sub.on('error', finish)
   })
+
+describe('Pub/Sub client options', () => {
+  it("cap the gRPC channel's reconnect backoff (120 s unset, so a recovered bus went unnoticed for minutes) when asked", () => {
+    assert.equal(pubSubClientOptions({ maxReconnectBackoffMs: 2000 })['grpc.max_reconnect_backoff_ms'], 2000)
+    assert.equal(pubSubClientOptions({})['grpc.max_reconnect_backoff_ms'], undefined)
+  })
+})
 
 describe('Pub/Sub transport, endpoint unreachable', () => {
   it('rejects a publish once its timeout has passed instead of retrying for the library default of 600 s', async () => {

@@ -208,7 +208,7 @@ const hints = z
     group_topic: text('mls-group-hints', 'pubsub: topic of kind-445 hints (ordering key: the group).'),
     dm_topic: text('noise-dm-hints', 'pubsub: topic of kind-446 hints.'),
     batch_size: int(1, 100, 'Outbox entries published per drain round.'),
-    max_backoff: duration('30s', 'Longest wait between publish retries while the bus is failing (the wait doubles from 250ms).'),
+    max_backoff: duration('30s', "Longest wait between publish retries while the bus is failing (the wait doubles from 250ms); for Pub/Sub, also the longest wait between the client's attempts to reconnect."),
     publish_timeout: duration('10s', 'A publish not confirmed within this is treated as failed and retried (for Pub/Sub, also the client library\'s total timeout, retries included).'),
   })
   .prefault({})

@@ -54,6 +54,12 @@ export const eventually = async <T>(probe: () => Promise<T | undefined>, what: s
   }
 }
 
+/** One sample of a Prometheus text page, e.g. `msr_relay_hint_outbox_depth` (0 when absent). */
+export const sample = (text: string, name: string): number => {
+  const line = text.split('\n').find(l => l.startsWith(`${name} `))
+  return line ? Number(line.slice(name.length + 1)) : 0
+}
+
 /** A service process; its output is kept for the failure message. */
 export interface Service {
   child: ChildProcess

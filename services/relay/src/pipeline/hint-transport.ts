@@ -10,6 +10,6 @@ export const hintTransport = (hints: RelayConfig['hints']): HintTransport | unde
     case 'local':
       return createLocalTransport({ pushUrl: hints.push_url, ...(hints.push_token && { token: hints.push_token }), timeoutMs: hints.publish_timeout })
     case 'pubsub':
-      return createPubSubTransport({ ...(hints.project_id && { projectId: hints.project_id }), topics: { group: hints.group_topic, dm: hints.dm_topic }, timeoutMs: hints.publish_timeout, openTelemetry: tracingActive() })
+      return createPubSubTransport({ ...(hints.project_id && { projectId: hints.project_id }), topics: { group: hints.group_topic, dm: hints.dm_topic }, timeoutMs: hints.publish_timeout, maxReconnectBackoffMs: hints.max_backoff, openTelemetry: tracingActive() })
   }
 }
