@@ -134,6 +134,12 @@ export interface RunningEmulator {
   projectId: string
   createTopic(name: string): Promise<void>
   createSubscription(topic: string, name: string, opts?: { enableMessageOrdering?: boolean; ackDeadlineSeconds?: number }): Promise<void>
+  /**
+   * Freezes the emulator's process group (SIGSTOP): connections stay open and nothing answers, as in a bus
+   * outage; `resume` (SIGCONT) lets it go on with its state intact (a restart would lose it).
+   */
+  pause(): void
+  resume(): void
   /** Kills the emulator's process group and waits for it; safe to call twice. */
   stop(): Promise<void>
 }
@@ -164,20 +170,24 @@ export const startEmulator = async (opts: { projectId?: string; timeoutMs?: numb
     await stop()
     throw err
   }
-  return running(host, opts.projectId ?? DEFAULT_PROJECT, stop)
+  const signal = (name: NodeJS.Signals) => (): void => signalGroup(child, name)
+  return running(host, opts.projectId ?? DEFAULT_PROJECT, { stop, pause: signal('SIGSTOP'), resume: signal('SIGCONT') })
 }
 
 /** The admin side, over the real client so tests exercise what production uses. */
-const running = (host: string, projectId: string, stopProcess: () => Promise<void>): RunningEmulator => {
+const running = (host: string, projectId: string, control: { stop: () => Promise<void>; pause: () => void; resume: () => void }): RunningEmulator => {
   const admin = new PubSub({ projectId, apiEndpoint: host, emulatorMode: true, universeDomain: 'googleapis.com' })
   return {
     host,
     projectId,
     createTopic: async name => void (await admin.createTopic(name)),
     createSubscription: async (topic, name, opts = {}) => void (await admin.topic(topic).createSubscription(name, opts)),
+    pause: control.pause,
+    resume: control.resume,
     stop: async () => {
+      control.resume() // a stopped group would not act on SIGTERM
       await admin.close().catch(() => undefined)
-      await stopProcess()
+      await control.stop()
     },
   }
 }

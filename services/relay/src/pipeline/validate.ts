@@ -90,6 +90,19 @@ export const precheckStored = (raw: unknown, now: number): CheckedEvent | Invali
   return expired ? { eventId: event.id, reason: expired } : checked.value
 }
 
+/**
+ * Shape, id and what may come from another replica: never kind 22242, nor an event already expired (NIP-40;
+ * it would not be served). Ephemeral events pass (fanned out, never stored). The origin applied the
+ * publishing limits and access rules; they are not applied again.
+ */
+export const precheckReplicated = (raw: unknown, now: number): CheckedEvent | Invalid => {
+  const checked = checkEvent(raw)
+  if (!checked.ok) return { eventId: readableId(raw), reason: checked.reason }
+  const { event } = checked.value
+  const reason = rejectAuthKind(event) ?? rejectExpired(event, now)
+  return reason ? { eventId: event.id, reason } : checked.value
+}
+
 /** The one place a VerifiedEvent is made; reached only through the two doors below. */
 const valid = (checked: CheckedEvent): ValidEvent => ({ event: checked.event as VerifiedEvent, json: Buffer.from(checked.json, 'utf8') })
 
@@ -107,6 +120,8 @@ export type UnverifiedOrigin =
   | 'own snapshot'
   /** `msr-relay import --no-verify`: the operator vouches for the file. */
   | 'operator vouched'
+  /** An event from another replica with `[replication] verify = false`: the origin checked it, and the topic is the relays' own. */
+  | 'replica, verify off'
 
 /**
  * Door 2: an event from storage (already through `precheckStored`: shape, id, storable) whose signature

@@ -1,0 +1,239 @@
+// [replication] end to end: three in-process relay replicas on one topic of the Pub/Sub emulator (the Google
+// Cloud SDK's, on a loopback port; the suite is skipped, saying why, when the machine has none). Measured
+// figures (visibility and OK latency) are printed as diagnostics, not asserted.
+import assert from 'node:assert/strict'
+import { rm } from 'node:fs/promises'
+import { after, before, describe, it } from 'node:test'
+import { findEmulator, startEmulator, type RunningEmulator } from '@msr/hints/emulator'
+import type { VerifiedEvent } from '@msr/nostr'
+import { samples } from './client-helpers.js'
+import { newSigner, now, sign, signTied, startTestRelay, tempDir, TestClient, waitUntil, type NostrEvent, type TestRelay } from './harness.js'
+import { EventStore } from '../src/store/event-store.js'
+import { fingerprint } from '../src/store/fingerprint.js'
+
+const TOPIC = 'relay-events'
+const METRICS_KEY = 'replication-metrics-key-0123'
+const found = findEmulator()
+
+/** Milliseconds since an arbitrary origin, for latencies. */
+const clock = (): number => Number(process.hrtime.bigint()) / 1e6
+
+const percentile = (values: number[], p: number): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN
+}
+
+const summary = (name: string, values: number[]): string =>
+  `${name}: n=${values.length} p50=${percentile(values, 50).toFixed(1)} ms p99=${percentile(values, 99).toFixed(1)} ms max=${Math.max(...values).toFixed(1)} ms`
+
+/** A metric's value from a relay's /metrics. */
+const metric = async (relay: TestRelay, name: string): Promise<number> => {
+  const response = await fetch(`http://127.0.0.1:${relay.port}/metrics`, { headers: { Authorization: `Bearer ${METRICS_KEY}` } })
+  return samples(await response.text()).get(name) ?? 0
+}
+
+/** Whether the relay serves the event to a REQ by id. */
+const serves = async (relay: TestRelay, id: string): Promise<boolean> => {
+  const client = await TestClient.connect(relay.url)
+  try {
+    return (await client.query({ ids: [id] })).length === 1
+  } finally {
+    await client.close()
+  }
+}
+
+describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? found.missing : false }, () => {
+  let emulator: RunningEmulator
+  const replicas: TestRelay[] = []
+  const dirs: string[] = []
+  /** Every event some replica accepted from a client, over all tests: what every replica must end up with. */
+  const accepted: NostrEvent[] = []
+
+  /** A replica on the topic; `on_bus_outage` and the rest by overrides. */
+  const replica = (id: string, overrides: Record<string, unknown> = {}): Promise<TestRelay> =>
+    startTestRelay({
+      'replication.topic': TOPIC,
+      'replication.replica_id': id,
+      'replication.project_id': emulator.projectId,
+      'replication.ack_timeout': '1s',
+      'metrics.enabled': true,
+      'metrics.auth': METRICS_KEY,
+      'data.query_workers': 1,
+      ...overrides,
+    })
+
+  before(async () => {
+    emulator = await startEmulator()
+    process.env.PUBSUB_EMULATOR_HOST = emulator.host // read by the client library, as in production
+    await emulator.createTopic(TOPIC)
+    replicas.push(await replica('r0'), await replica('r1', { 'replication.on_bus_outage': 'local' }), await replica('r2'))
+  })
+
+  after(async () => {
+    emulator?.resume()
+    await Promise.all(replicas.map(r => r.close()))
+    await emulator?.stop()
+    delete process.env.PUBSUB_EMULATOR_HOST
+    await Promise.all(dirs.map(d => rm(d, { recursive: true, force: true })))
+  })
+
+  it('an event accepted on one replica is served by REQ and delivered live on the others', async t => {
+    const author = newSigner()
+    const clients = await Promise.all(replicas.map(r => TestClient.connect(r.url)))
+    const seen: Array<Map<string, number>> = replicas.map(() => new Map())
+    try {
+      clients.forEach((client, i) => {
+        client.ws.on('message', (data: Buffer) => {
+          const message = JSON.parse(data.toString('utf8')) as [string, string, NostrEvent?]
+          if (message[0] === 'EVENT' && message[1] === 'live' && message[2]) seen[i]?.set(message[2].id, clock())
+        })
+        client.send(['REQ', 'live', { authors: [author.pubkey] }])
+      })
+      await Promise.all(clients.map(c => c.collectUntilEose('live')))
+      const events = Array.from({ length: 90 }, (_, i) => sign(author, { content: `across ${i}` }))
+      accepted.push(...events)
+      const okAt = new Map<string, number>()
+      const okLatency: number[] = []
+      for (const [i, event] of events.entries()) {
+        const origin = clients[i % 3] as TestClient
+        const sent = clock()
+        await origin.publishOk(event)
+        okAt.set(event.id, clock())
+        okLatency.push(clock() - sent)
+      }
+      await waitUntil(() => seen.every(s => s.size === events.length), 'every replica to deliver every event live')
+      const visibility: number[] = []
+      events.forEach((event, i) => {
+        for (const [r, s] of seen.entries()) if (r !== i % 3) visibility.push((s.get(event.id) as number) - (okAt.get(event.id) as number))
+      })
+      for (const [r, client] of clients.entries()) {
+        const served = await client.query({ authors: [author.pubkey] })
+        assert.equal(served.length, events.length, `replica r${r} serves ${served.length} of ${events.length} by REQ`)
+      }
+      t.diagnostic(summary('OK latency with replication (publish → OK true)', okLatency))
+      t.diagnostic(summary('visibility (OK on the origin → live EVENT on another replica)', visibility))
+      // The same sequence on a relay without replication, for comparison.
+      const single = await startTestRelay({ 'data.query_workers': 1 })
+      dirs.push(single.dataDir)
+      const direct = await TestClient.connect(single.url)
+      const plain: number[] = []
+      for (const event of events) {
+        const sent = clock()
+        await direct.publishOk(event)
+        plain.push(clock() - sent)
+      }
+      await direct.close()
+      await single.close()
+      t.diagnostic(summary('OK latency without replication', plain))
+    } finally {
+      await Promise.all(clients.map(c => c.close()))
+    }
+  })
+
+  it('conflicting writes sent to different replicas end in identical fingerprints, equal to one store that applied what was accepted', async () => {
+    const [alice, bob, mallory] = [newSigner(), newSigner(), newSigner()]
+    const clients = await Promise.all(replicas.map(r => TestClient.connect(r.url)))
+    /** Sends each event to its replica at once; keeps those their origin accepted. */
+    const race = async (sends: Array<[number, NostrEvent]>): Promise<void> => {
+      const answers = await Promise.all(sends.map(([r, event]) => (clients[r] as TestClient).publish(event)))
+      answers.forEach((ok, i) => ok[2] && accepted.push((sends[i] as [number, NostrEvent])[1]))
+    }
+    try {
+      const at = now()
+      // Replaceable and addressable ties: same created_at, different ids, one per replica.
+      const profiles = signTied(alice, 3, { kind: 0, created_at: at })
+      const articles = signTied(alice, 3, { kind: 30023, created_at: at, tags: [['d', 'post']] })
+      await race(profiles.map((e, r) => [r, e]))
+      await race(articles.map((e, r) => [(r + 1) % 3, e]))
+      // A deletion racing its target, by id and by address.
+      const note = sign(bob, { content: 'to be deleted' })
+      const page = sign(bob, { kind: 30023, created_at: at - 5, tags: [['d', 'page']] })
+      await race([
+        [0, note],
+        [1, sign(bob, { kind: 5, tags: [['e', note.id]] })],
+        [2, page],
+        [0, sign(bob, { kind: 5, created_at: at, tags: [['a', `30023:${bob.pubkey}:page`]] })],
+      ])
+      // A third party's kind 5 aimed at bob's event: refused where the target is known, stored elsewhere.
+      const target = sign(bob, { content: 'not mallory’s' })
+      await race([[2, target]])
+      await race([
+        [2, sign(mallory, { kind: 5, tags: [['e', target.id]] })],
+        [1, sign(mallory, { kind: 5, content: 'second try', tags: [['e', target.id]] })],
+      ])
+      // An expiring event, judged after its expiration.
+      await race([[1, sign(alice, { content: 'short-lived', tags: [['expiration', String(at + 2)]] })]])
+      const later = at + 60
+      const oracle = await oracleFingerprint(accepted, later)
+      assert.ok(oracle.events >= 5, `only ${oracle.events} events served`)
+      let last: string[] = []
+      await waitUntil(async () => {
+        last = []
+        for (const r of replicas) {
+          r.running.store.refresh()
+          last.push(JSON.stringify(await fingerprint(r.running.store, later)))
+        }
+        return last.every(f => f === JSON.stringify(oracle))
+      }, 'every replica to reach the fingerprint of one store that applied the accepted events').catch((error: Error) => {
+        throw new Error(`${error.message}\n  oracle ${JSON.stringify(oracle)}\n  ${last.join('\n  ')}`)
+      })
+    } finally {
+      await Promise.all(clients.map(c => c.close()))
+    }
+  })
+
+  /** One store applying the accepted events as a replica would (store rules only): the reference. */
+  const oracleFingerprint = async (events: NostrEvent[], at: number) => {
+    const dir = await tempDir('msr-replication-oracle-')
+    dirs.push(dir)
+    const store = EventStore.open(dir)
+    try {
+      await store.write(tx => [...events].reverse().forEach(e => tx.apply(e as VerifiedEvent, Buffer.from(JSON.stringify(e)), undefined, 'replica')))
+      store.refresh()
+      return await fingerprint(store, at)
+    } finally {
+      await store.close()
+    }
+  }
+
+  it('with the bus frozen, "refuse" answers OK false "error:" after ack_timeout and "local" OK true, REQs go on, and everything is published once it answers', async t => {
+    const [refusing, local, other] = replicas as [TestRelay, TestRelay, TestRelay]
+    const author = newSigner()
+    const a = await TestClient.connect(refusing.url)
+    const b = await TestClient.connect(local.url)
+    const watcher = await TestClient.connect(refusing.url)
+    watcher.send(['REQ', 'live', { authors: [author.pubkey] }])
+    await watcher.collectUntilEose('live')
+    const held = sign(author, { content: 'while the bus is down (refuse)' })
+    const kept = sign(author, { content: 'while the bus is down (local)' })
+    try {
+      const before = await metric(refusing, 'msr_relay_replication_ok_timeouts_total{on_bus_outage="refuse"}')
+      emulator.pause()
+      try {
+        const started = clock()
+        const [refused, accepted] = await Promise.all([a.publish(held), b.publish(kept)])
+        t.diagnostic(`OK with the bus frozen: ${(clock() - started).toFixed(0)} ms (ack_timeout 1 s)`)
+        assert.equal(refused[2], false)
+        assert.match(refused[3], /^error: not yet replicated: /)
+        assert.deepEqual(accepted.slice(2), [true, ''])
+        assert.deepEqual(ids(await a.query({ ids: [held.id] })), [held.id], 'the refused event is committed locally and served')
+        await watcher.sync()
+        assert.deepEqual(watcher.takeAll(m => m[0] === 'EVENT'), [], 'fanned out live before the bus confirmed it')
+        assert.equal(await metric(refusing, 'msr_relay_replication_ok_timeouts_total{on_bus_outage="refuse"}'), before + 1)
+        assert.equal(await metric(refusing, 'msr_relay_replication_bus_outage'), 1)
+        assert.equal(refusing.running.store.replication.size(), 1)
+      } finally {
+        emulator.resume()
+      }
+      assert.equal((await watcher.nextEvent('live', 60_000)).id, held.id, 'fanned out once the bus confirmed it')
+      await waitUntil(async () => (await serves(other, held.id)) && (await serves(other, kept.id)) && (await serves(local, held.id)), 'the held events to reach every replica', 60_000, 250)
+      await waitUntil(() => refusing.running.store.replication.size() === 0 && local.running.store.replication.size() === 0, 'the outboxes to drain', 30_000)
+      assert.deepEqual(await a.publish(held), ['OK', held.id, true, 'duplicate: already have this event'])
+      assert.equal(await metric(refusing, 'msr_relay_replication_bus_outage'), 0)
+    } finally {
+      await Promise.all([a.close(), b.close(), watcher.close()])
+    }
+  })
+})
+
+const ids = (events: NostrEvent[]): string[] => events.map(e => e.id)
