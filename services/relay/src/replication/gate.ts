@@ -77,8 +77,8 @@ export class ReplicationGate {
 
   /**
    * Fans out a committed batch: another replica's events at once, this replica's once the bus confirmed each
-   * (under "local", at ack_timeout at the latest). Called by the first commit listener, so every client
-   * event is tracked before its OK is decided.
+   * (under "local", at ack_timeout at the latest). Their acknowledgments are tracked from the commit (by the
+   * listener `replicationOf` adds first).
    */
   deliver(batch: Committed[], fanOut: (batch: Committed[]) => void): void {
     const now = batch.filter(c => c.source === 'replica')
@@ -86,7 +86,6 @@ export class ReplicationGate {
     const wait = this.options.onBusOutage === 'local' ? this.options.ackTimeoutMs : Infinity
     for (const c of batch) {
       if (c.source === 'replica') continue
-      this.deps.acks.track(c.event.id)
       void this.deps.acks.wait(c.event.id, wait).then(() => fanOut([c]))
     }
   }

@@ -38,6 +38,7 @@ export interface ReplicationDeps {
 /**
  * The replication parts `[replication]` asks for, or undefined when its topic is empty (then nothing here is
  * created and no connection is opened). Client events are queued in the replication outbox from now on.
+ * Call it before anything else listens to the writer's commits.
  */
 export const replicationOf = (config: RelayConfig['replication'], deps: ReplicationDeps): Replication | undefined => {
   if (config.topic === '') return undefined
@@ -61,7 +62,12 @@ export const replicationOf = (config: RelayConfig['replication'], deps: Replicat
   const health = new BusHealth({ logger, observer, waiting: () => store.replication.size() })
   const gate = new ReplicationGate({ acks, bus, health, logger, observer }, { ackTimeoutMs: config.ack_timeout, onBusOutage: config.on_bus_outage })
   const drainer = new ReplicationDrainer({ store, writer, bus, acks, health, logger, observer })
-  writer.onCommitted(batch => batch.some(c => c.source !== 'replica') && drainer.notify())
+  // Before any other listener (the relay's fan-out) and before any OK: every client event is tracked from its commit.
+  writer.onCommitted(batch => {
+    const mine = batch.filter(c => c.source !== 'replica')
+    for (const c of mine) acks.track(c.event.id)
+    if (mine.length > 0) drainer.notify()
+  })
   const subscriber = new ReplicationSubscriber({
     bus,
     writer,
