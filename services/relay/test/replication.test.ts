@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test'
 import { findEmulator, startEmulator, type RunningEmulator } from '@msr/hints/emulator'
 import type { VerifiedEvent } from '@msr/nostr'
 import { samples } from './client-helpers.js'
-import { newSigner, now, sign, signTied, startTestRelay, tempDir, TestClient, waitUntil, type NostrEvent, type TestRelay } from './harness.js'
+import { AUTH_ON, newSigner, now, sign, signTied, startTestRelay, tempDir, TestClient, waitUntil, type NostrEvent, type TestRelay } from './harness.js'
+import { PushEndpoint } from './push-endpoint.js'
 import { EventStore } from '../src/store/event-store.js'
 import { fingerprint } from '../src/store/fingerprint.js'
 
@@ -90,7 +91,7 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
         client.send(['REQ', 'live', { authors: [author.pubkey] }])
       })
       await Promise.all(clients.map(c => c.collectUntilEose('live')))
-      const events = Array.from({ length: 90 }, (_, i) => sign(author, { content: `across ${i}` }))
+      const events = Array.from({ length: 150 }, (_, i) => sign(author, { content: `across ${i}` }))
       accepted.push(...events)
       const okAt = new Map<string, number>()
       const okLatency: number[] = []
@@ -195,6 +196,46 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
       await store.close()
     }
   }
+
+  it("private kinds, NIP-42 and hints hold on a replica for events accepted by another; ephemeral events reach the other replicas' subscribers", async () => {
+    const push = await new PushEndpoint().start()
+    const guarded = await replica('r3', { ...AUTH_ON, 'hints.transport': 'local', 'hints.push_url': push.url })
+    const [bob, eve, sender] = [newSigner(), newSigner(), newSigner()]
+    const origin = await TestClient.connect((replicas[0] as TestRelay).url)
+    const recipient = await TestClient.connect(guarded.url)
+    const snoop = await TestClient.connect(guarded.url)
+    const anonymous = await TestClient.connect(guarded.url)
+    try {
+      await recipient.authOk(bob)
+      await snoop.authOk(eve)
+      recipient.send(['REQ', 'wraps', { kinds: [1059], '#p': [bob.pubkey] }])
+      snoop.send(['REQ', 'wraps', { kinds: [1059], '#p': [bob.pubkey] }])
+      recipient.send(['REQ', 'pings', { kinds: [20001], authors: [sender.pubkey] }])
+      await Promise.all([recipient.collectUntilEose('wraps'), snoop.collectUntilEose('wraps'), recipient.collectUntilEose('pings')])
+      const wrap = sign(sender, { kind: 1059, tags: [['p', bob.pubkey]], content: 'sealed' })
+      const message = sign(sender, { kind: 446, tags: [['p', bob.pubkey]], content: 'noise ciphertext' })
+      const ping = sign(sender, { kind: 20001, content: 'typing' })
+      await origin.publishOk(wrap)
+      await origin.publishOk(message)
+      await origin.publishOk(ping)
+      accepted.push(wrap, message)
+      assert.equal((await recipient.nextEvent('wraps')).id, wrap.id, 'the recipient gets the gift wrap live')
+      assert.equal((await recipient.nextEvent('pings')).id, ping.id, 'the ephemeral event reaches a subscriber of another replica')
+      assert.equal((await push.waitFor(message.id)).hint.id, message.id, 'the replica that stored the 446 queued its hint')
+      assert.deepEqual(ids(await recipient.query({ ids: [wrap.id] })), [wrap.id])
+      await snoop.sync()
+      assert.deepEqual(snoop.takeAll(m => m[0] === 'EVENT'), [], 'another authenticated key got the gift wrap live')
+      assert.deepEqual(await snoop.query({ ids: [wrap.id] }), [], 'another authenticated key got the gift wrap by REQ')
+      anonymous.send(['REQ', 'peek', { kinds: [1059], '#p': [bob.pubkey] }])
+      const answer = await anonymous.next(m => (m[0] === 'CLOSED' || m[0] === 'EOSE') && m[1] === 'peek')
+      assert.equal(answer[0], 'CLOSED')
+      assert.match(String(answer[2]), /^auth-required: /)
+    } finally {
+      await Promise.all([origin.close(), recipient.close(), snoop.close(), anonymous.close()])
+      await guarded.close()
+      await push.close()
+    }
+  })
 
   it('with the bus frozen, "refuse" answers OK false "error:" after ack_timeout and "local" OK true, REQs go on, and everything is published once it answers', async t => {
     const [refusing, local, other] = replicas as [TestRelay, TestRelay, TestRelay]
