@@ -51,8 +51,9 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
   const accepted: NostrEvent[] = []
 
   /** A replica on the topic; `on_bus_outage` and the rest by overrides. */
-  const replica = (id: string, overrides: Record<string, unknown> = {}): Promise<TestRelay> =>
-    startTestRelay({
+  const replica = (id: string, overrides: Record<string, unknown> = {}, dataDir?: string): Promise<TestRelay> =>
+    startTestRelay(
+      {
       'replication.topic': TOPIC,
       'replication.replica_id': id,
       'replication.project_id': emulator.projectId,
@@ -61,7 +62,9 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
       'metrics.auth': METRICS_KEY,
       'data.query_workers': 1,
       ...overrides,
-    })
+      },
+      dataDir === undefined ? {} : { dataDir },
+    )
 
   before(async () => {
     emulator = await startEmulator()
@@ -235,6 +238,25 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
       await guarded.close()
       await push.close()
     }
+  })
+
+  it('uses a subscription infra made as it is, and does not start when the topic or the named subscription is missing, saying which', async () => {
+    await emulator.createSubscription(TOPIC, 'infra-made')
+    const named = await replica('r4', { 'replication.subscription': 'infra-made' })
+    const origin = await TestClient.connect((replicas[0] as TestRelay).url)
+    try {
+      const note = sign(newSigner(), { content: 'through a named subscription' })
+      await origin.publishOk(note)
+      accepted.push(note)
+      await waitUntil(() => serves(named, note.id), 'the named subscription to deliver', 30_000, 100)
+    } finally {
+      await origin.close()
+      await named.close()
+    }
+    const dir = await tempDir()
+    dirs.push(dir)
+    await assert.rejects(replica('r5', { 'replication.topic': 'no-such-topic' }, dir), /^Error: \[replication\] could not create subscription no-such-topic-r5 on topic no-such-topic: /)
+    await assert.rejects(replica('r6', { 'replication.subscription': 'nobody-made-this' }, dir), /^Error: \[replication\] subscription nobody-made-this does not exist/)
   })
 
   it('with the bus frozen, "refuse" answers OK false "error:" after ack_timeout and "local" OK true, REQs go on, and everything is published once it answers', async t => {

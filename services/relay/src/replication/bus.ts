@@ -59,10 +59,18 @@ export const pubSubBus = (options: BusOptions, logger: Logger): ReplicationBus =
   let subscription: Subscription | undefined
   let stopped = false
 
+  /** Makes an `auto` subscription; a named one must exist (infra makes it), or the relay does not start. */
   const open = async (): Promise<void> => {
-    if (!auto) return
-    await topic.createSubscription(name, { ackDeadlineSeconds: 60 }).catch((error: { code?: number }) => {
-      if (error.code !== ALREADY_EXISTS) throw error
+    const failed = (what: string) => (error: { code?: number; message?: string }) => {
+      throw new Error(`[replication] ${what}: ${error.message ?? String(error)}`)
+    }
+    if (!auto) {
+      const [exists] = await client.subscription(name).exists().catch(failed(`could not look up subscription ${name}`))
+      if (!exists) throw new Error(`[replication] subscription ${name} does not exist (make it, or set subscription = "auto")`)
+      return
+    }
+    await topic.createSubscription(name, { ackDeadlineSeconds: 60 }).catch((error: { code?: number; message?: string }) => {
+      if (error.code !== ALREADY_EXISTS) failed(`could not create subscription ${name} on topic ${options.topic}`)(error)
     })
   }
 
