@@ -37,6 +37,8 @@ export class ReplicationDrainer implements Part {
   private backingOff = false
   private failedRound = false
   private stopped = false
+  /** Set once stopped: a publish answered later must not write to a store being closed. */
+  private closed = false
   private wake: (() => void) | undefined
   private signalled = false
   private loop: Promise<void> | undefined
@@ -62,6 +64,7 @@ export class ReplicationDrainer implements Part {
     const end = Math.min(deadline, Date.now() + STOP_WAIT_MS)
     while (this.publishing > 0 && Date.now() < end) await sleep(25)
     await within(this.removeConfirmed(), remaining(deadline))
+    this.closed = true
     if (this.inFlight.size > 0) this.deps.logger.warn({ waiting: this.deps.store.replication.size() }, 'replication outbox not empty at stop; it is published at the next start')
   }
 
@@ -76,24 +79,22 @@ export class ReplicationDrainer implements Part {
         this.cursor = undefined // read again from the oldest entry, skipping those in flight
         continue
       }
-      const sent = this.round()
-      await this.sleep(sent > 0 ? 0 : IDLE_POLL_MS)
+      const read = this.round()
+      await this.sleep(read > 0 ? 0 : IDLE_POLL_MS)
     }
   }
 
-  /** Sends what the outbox holds past the cursor, up to the in-flight bound; returns how many. */
+  /** Sends what the outbox holds past the cursor (but what is in flight), up to the in-flight bound; returns how many entries it read. */
   private round(): number {
     const room = MAX_IN_FLIGHT - this.inFlight.size
     if (room <= 0) return 0
     this.deps.store.refresh()
-    let sent = 0
-    for (const entry of this.deps.store.replication.peek(room, this.cursor)) {
+    const entries = this.deps.store.replication.peek(room, this.cursor)
+    for (const entry of entries) {
       this.cursor = entry.key
-      if (this.inFlight.has(entry.key.toString('hex'))) continue
-      this.send(entry)
-      sent++
+      if (!this.inFlight.has(entry.key.toString('hex'))) this.send(entry)
     }
-    return sent
+    return entries.length
   }
 
   private send(entry: ReplicationEntry): void {
@@ -110,6 +111,7 @@ export class ReplicationDrainer implements Part {
         this.deps.observer.published(Number(process.hrtime.bigint() - started) / 1e9)
         this.backoffMs = 0
         this.deps.health.confirmed()
+        if (this.closed) return // left in the outbox: published again at the next start (a duplicate, dropped by id)
         this.confirmed.push(entry.key)
         void this.removeConfirmed()
       },
@@ -134,6 +136,7 @@ export class ReplicationDrainer implements Part {
         try {
           await this.deps.writer.removeReplicated(keys)
           keys.forEach(k => this.inFlight.delete(k.toString('hex')))
+          if (!this.stopped) this.notify() // room in flight again
         } catch (error) {
           // Left in the outbox and in flight: published again after a restart (a duplicate, dropped by id).
           this.deps.logger.error({ err: error, entries: keys.length }, 'could not remove confirmed replication entries')
