@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test'
 import { findEmulator, startEmulator, type RunningEmulator } from '@msr/hints/emulator'
 import type { VerifiedEvent } from '@msr/nostr'
 import { samples } from './client-helpers.js'
-import { AUTH_ON, newSigner, now, sign, signTied, startTestRelay, tempDir, TestClient, waitUntil, type NostrEvent, type TestRelay } from './harness.js'
+import { join } from 'node:path'
+import { AUTH_ON, freePort, newSigner, serveCli, stopCli, now, sign, signTied, startTestRelay, tempDir, TestClient, waitUntil, type NostrEvent, type TestRelay } from './harness.js'
 import { PushEndpoint } from './push-endpoint.js'
 import { EventStore } from '../src/store/event-store.js'
 import { fingerprint } from '../src/store/fingerprint.js'
@@ -257,6 +258,39 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
     dirs.push(dir)
     await assert.rejects(replica('r5', { 'replication.topic': 'no-such-topic' }, dir), /^Error: \[replication\] could not create subscription no-such-topic-r5 on topic no-such-topic: /)
     await assert.rejects(replica('r6', { 'replication.subscription': 'nobody-made-this' }, dir), /^Error: \[replication\] subscription nobody-made-this does not exist/)
+  })
+
+  it('msr-relay serve as a replica: configured by environment, it exchanges events with the others and stops cleanly on SIGTERM', async () => {
+    const dir = await tempDir()
+    dirs.push(dir)
+    const port = await freePort()
+    const cli = await serveCli(
+      port,
+      {
+        PUBSUB_EMULATOR_HOST: emulator.host,
+        RELAY_DATA__PATH: join(dir, 'data'),
+        RELAY_REPLICATION__TOPIC: TOPIC,
+        RELAY_REPLICATION__PROJECT_ID: emulator.projectId,
+      },
+      dir,
+    )
+    let stopped: Awaited<ReturnType<typeof stopCli>> | undefined
+    const onCli = await TestClient.connect(`ws://127.0.0.1:${port}`)
+    const other = await TestClient.connect((replicas[1] as TestRelay).url)
+    try {
+      const started = await cli.waitForLog(r => r.message === 'relay listening')
+      assert.match(String(started.replication), new RegExp(`^topic ${TOPIC} as [0-9a-f]{12}, on bus outage: refuse$`))
+      const fromProcess = sign(newSigner(), { content: 'from the CLI replica' })
+      const toProcess = sign(newSigner(), { content: 'to the CLI replica' })
+      await onCli.publishOk(fromProcess)
+      await other.publishOk(toProcess)
+      accepted.push(fromProcess, toProcess)
+      await waitUntil(async () => (await serves(replicas[1] as TestRelay, fromProcess.id)) && (await onCli.query({ ids: [toProcess.id] })).length === 1, 'the events to cross', 30_000, 100)
+    } finally {
+      await Promise.all([onCli.close(), other.close()])
+      stopped = await stopCli(cli)
+    }
+    assert.deepEqual(stopped, { code: 0, signal: null }, cli.stderr.join('\n'))
   })
 
   it('with the bus frozen, "refuse" answers OK false "error:" after ack_timeout and "local" OK true, REQs go on, and everything is published once it answers', async t => {
