@@ -62,6 +62,7 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
       'metrics.enabled': true,
       'metrics.auth': METRICS_KEY,
       'data.query_workers': 1,
+      'data.db_query_timeout': '5s', // a loaded 2-core machine runs four relays and a JVM here
       ...overrides,
       },
       dataDir === undefined ? {} : { dataDir },

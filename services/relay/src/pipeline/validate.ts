@@ -91,17 +91,19 @@ export const precheckStored = (raw: unknown, now: number): CheckedEvent | Invali
 }
 
 /**
- * Shape, id and what may come from another replica: never kind 22242, nor an event already expired (NIP-40;
- * it would not be served). Ephemeral events pass (fanned out, never stored). The origin applied the
- * publishing limits and access rules; they are not applied again.
+ * Shape, id and what may come from another replica: never kind 22242. Ephemeral events pass (fanned out,
+ * never stored). The origin applied the publishing limits, access rules and NIP-40 (an event that expired
+ * on its way is the subscriber's to drop, see `isExpired`); they are not applied again.
  */
-export const precheckReplicated = (raw: unknown, now: number): CheckedEvent | Invalid => {
+export const precheckReplicated = (raw: unknown): CheckedEvent | Invalid => {
   const checked = checkEvent(raw)
   if (!checked.ok) return { eventId: readableId(raw), reason: checked.reason }
-  const { event } = checked.value
-  const reason = rejectAuthKind(event) ?? rejectExpired(event, now)
-  return reason ? { eventId: event.id, reason } : checked.value
+  const reason = rejectAuthKind(checked.value.event)
+  return reason ? { eventId: checked.value.event.id, reason } : checked.value
 }
+
+/** Whether the event's NIP-40 expiration is at or before `now` (it would never be served). */
+export const isExpired = (e: NostrEvent, now: number): boolean => rejectExpired(e, now) !== undefined
 
 /** The one place a VerifiedEvent is made; reached only through the two doors below. */
 const valid = (checked: CheckedEvent): ValidEvent => ({ event: checked.event as VerifiedEvent, json: Buffer.from(checked.json, 'utf8') })

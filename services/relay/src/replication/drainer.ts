@@ -45,8 +45,11 @@ export class ReplicationDrainer implements Part {
 
   constructor(private readonly deps: { store: EventStore; writer: Writer; bus: ReplicationBus; acks: PublishAcks; health: BusHealth; logger: Logger; observer: ReplicationObserver }) {}
 
+  /** Starts draining; what an earlier run left is tracked first, so a duplicate EVENT of it waits for its acknowledgment too. */
   start(): void {
-    this.loop ??= this.run()
+    if (this.loop) return
+    for (const id of this.deps.store.replication.ids()) this.deps.acks.track(id)
+    this.loop = this.run()
   }
 
   /** New entries were committed: read them now (not during a back-off). */

@@ -177,13 +177,23 @@ describe('replication parts', () => {
     bus.answer(true)
   })
 
-  it('publishes at start what an earlier run left in the outbox', async () => {
+  it('publishes at start what an earlier run left in the outbox; a duplicate EVENT of it waits for that acknowledgment', async () => {
     store.replicating = true
     const left = signed(4, { content: 'left behind' })
     await writer.submit(left.event, Buffer.from(left.json))
     assert.equal(bus.published.length, 0)
+    bus.mode = undefined
     replication = await start()
-    await until(() => (store.refresh(), store.replication.size() === 0), 'the old entry to be published')
+    const outcome = await writer.submit(left.event, Buffer.from(left.json))
+    assert.deepEqual(outcome, { status: 'duplicate' })
+    let answered = false
+    const duplicate = replication.gate.confirm(left.event.id, outcome).then(answer => ((answered = true), answer))
+    await until(() => bus.waiting === 1, 'the old entry to be published')
+    await new Promise(resolve => setImmediate(resolve))
+    assert.equal(answered, false, 'the duplicate was answered before the bus confirmed the event')
+    bus.answer(true)
+    assert.deepEqual(await duplicate, { status: 'duplicate' })
+    await until(() => (store.refresh(), store.replication.size() === 0), 'the old entry to be removed')
     assert.deepEqual(bus.published.map(p => p.data), [left.json])
   })
 
@@ -201,11 +211,14 @@ describe('replication parts', () => {
     const forged = JSON.stringify({ ...JSON.parse(signed(8, {}).json), sig: 'cd'.repeat(64) })
     assert.equal(await bus.deliver(forged, { origin: 'other' }), 'ack')
     assert.equal(await bus.deliver('{"not":"an event"}', { origin: 'other' }), 'ack')
+    const expired = signed(10, { tags: [['expiration', '1700000000']] })
+    assert.equal(await bus.deliver(expired.json, { origin: 'other' }), 'ack')
+    assert.equal(store.get(expired.event.id), undefined, 'an event that expired on its way is not stored')
     const ephemeral = signed(9, { kind: 20001 })
     assert.equal(await bus.deliver(ephemeral.json, { origin: 'other' }), 'ack')
     assert.deepEqual(fannedOut, [ephemeral.event.id])
     assert.equal(store.get(ephemeral.event.id), undefined)
-    assert.deepEqual(heard.filter(h => h.startsWith('received')), ['received stored', 'received own', 'received invalid', 'received invalid', 'received ephemeral'])
+    assert.deepEqual(heard.filter(h => h.startsWith('received')), ['received stored', 'received own', 'received invalid', 'received invalid', 'received rejected', 'received ephemeral'])
     assert.equal(store.replication.size(), 0, "another replica's event is not published again")
   })
 })

@@ -3,7 +3,7 @@ import type { Logger } from '@msr/telemetry'
 import type { VerifierPool } from '@msr/workers'
 import { remaining, sleep } from '../deadline.js'
 import type { Part } from '../lifecycle.js'
-import { acceptUnverified, isInvalid, precheckReplicated, verifySignature, type ValidEvent } from '../pipeline/validate.js'
+import { acceptUnverified, isExpired, isInvalid, precheckReplicated, verifySignature, type ValidEvent } from '../pipeline/validate.js'
 import type { Writer } from '../pipeline/writer.js'
 import type { BusMessage, ReplicationBus } from './bus.js'
 import type { ReplicationObserver } from './gate.js'
@@ -68,8 +68,9 @@ export class ReplicationSubscriber implements Part {
   }
 
   private async apply(message: BusMessage): Promise<'stored' | 'duplicate' | 'rejected' | 'ephemeral' | 'invalid' | 'retry'> {
-    const checked = precheckReplicated(parse(message.data), this.deps.now())
+    const checked = precheckReplicated(parse(message.data))
     if (isInvalid(checked)) return this.invalid(checked.eventId, checked.reason)
+    if (isExpired(checked.event, this.deps.now())) return 'rejected' // expired on its way: served nowhere, as everywhere
     const valid = this.deps.verify ? await verifySignature(this.deps.verifier, checked) : acceptUnverified(checked, 'replica, verify off')
     if (isInvalid(valid)) return prefixOf(valid.reason) === 'error' ? 'retry' : this.invalid(valid.eventId, valid.reason)
     if (isEphemeral(valid.event.kind)) return (this.deps.fanOutEphemeral(valid), 'ephemeral')
