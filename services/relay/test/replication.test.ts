@@ -107,7 +107,7 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
         okAt.set(event.id, clock())
         okLatency.push(clock() - sent)
       }
-      await waitUntil(() => seen.every(s => s.size === events.length), 'every replica to deliver every event live')
+      await waitUntil(() => seen.every(s => s.size === events.length), 'every replica to deliver every event live', 60_000)
       const visibility: number[] = []
       events.forEach((event, i) => {
         for (const [r, s] of seen.entries()) if (r !== i % 3) visibility.push((s.get(event.id) as number) - (okAt.get(event.id) as number))
@@ -180,7 +180,7 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
           last.push(JSON.stringify(await fingerprint(r.running.store, later)))
         }
         return last.every(f => f === JSON.stringify(oracle))
-      }, 'every replica to reach the fingerprint of one store that applied the accepted events').catch((error: Error) => {
+      }, 'every replica to reach the fingerprint of one store that applied the accepted events', 60_000).catch((error: Error) => {
         throw new Error(`${error.message}\n  oracle ${JSON.stringify(oracle)}\n  ${last.join('\n  ')}`)
       })
     } finally {

@@ -20,7 +20,7 @@ const STOP_WAIT_MS = 1500
  * Publishes the replication outbox to the events topic, oldest first and many at once (no ordering key),
  * reports each acknowledgment (the OKs and fan-out waiting on it go on), and removes what the bus
  * confirmed through the writer. A failed publish leaves its entry where it is; after a back-off (250 ms
- * doubling to 10 s) the outbox is read again from its start, so an entry is published at least once,
+ * doubling to 10 s, ±25 %) the outbox is read again from its start, so an entry is published at least once,
  * after a restart too. Other replicas drop duplicates by event id.
  */
 export class ReplicationDrainer implements Part {
@@ -77,7 +77,7 @@ export class ReplicationDrainer implements Part {
         this.failedRound = false
         this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs === 0 ? FIRST_BACKOFF_MS : this.backoffMs * 2)
         this.backingOff = true
-        await this.sleep(this.backoffMs)
+        await this.sleep(this.backoffMs * (0.75 + Math.random() / 2)) // jittered: replicas that failed together do not retry together
         this.backingOff = false
         this.cursor = undefined // read again from the oldest entry, skipping those in flight
         continue
