@@ -85,10 +85,11 @@ const admit = async (client: Client, valid: ValidEvent | Invalid, deps: IngestDe
   }
   const stopTimer = deps.metrics.writeSeconds.startTimer()
   const { replication } = deps
+  const answered = (outcome: StoreOutcome) => answer(client, valid.event.id, outcome, deps, ingesting)
   void deps.writer
     .submit(valid.event, valid.json, span)
-    .then(outcome => (stopTimer(), replication ? replication.confirm(valid.event.id, outcome) : outcome))
-    .then(outcome => answer(client, valid.event.id, outcome, deps, ingesting))
+    // Without replication the OK goes in the same turn as the commit, as before.
+    .then(outcome => (stopTimer(), replication ? replication.confirm(valid.event.id, outcome).then(answered) : answered(outcome)))
     .catch(error => failed(client, valid.event.id, error, deps, ingesting))
 }
 
