@@ -142,6 +142,7 @@ export class Relay {
       metrics,
       now: this.now,
       onFailure: (path, error, { subId }) => this.report(path, error, { subscription: subId }),
+      fanOutPending: replication && (id => replication.fanOutPending(id)),
     }
   }
 

@@ -300,6 +300,7 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
     const a = await TestClient.connect(refusing.url)
     const b = await TestClient.connect(local.url)
     const watcher = await TestClient.connect(refusing.url)
+    const late = await TestClient.connect(refusing.url)
     watcher.send(['REQ', 'live', { authors: [author.pubkey] }])
     await watcher.collectUntilEose('live')
     const held = sign(author, { content: 'while the bus is down (refuse)' })
@@ -317,6 +318,8 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
         assert.deepEqual(ids(await a.query({ ids: [held.id] })), [held.id], 'the refused event is committed locally and served')
         await watcher.sync()
         assert.deepEqual(watcher.takeAll(m => m[0] === 'EVENT'), [], 'fanned out live before the bus confirmed it')
+        late.send(['REQ', 'live', { authors: [author.pubkey] }])
+        assert.deepEqual(ids(await late.collectUntilEose('live')), [held.id], 'a REQ opened meanwhile reads it from the store')
         assert.equal(await metric(refusing, 'msr_relay_replication_ok_timeouts_total{on_bus_outage="refuse"}'), before + 1)
         assert.equal(await metric(refusing, 'msr_relay_replication_bus_outage'), 1)
         assert.equal(refusing.running.store.replication.size(), 1)
@@ -324,12 +327,14 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
         emulator.resume()
       }
       assert.equal((await watcher.nextEvent('live', 60_000)).id, held.id, 'fanned out once the bus confirmed it')
+      await late.sync()
+      assert.deepEqual(late.takeAll(m => m[0] === 'EVENT'), [], 'a subscription whose backfill had the event got it again live')
       await waitUntil(async () => (await serves(other, held.id)) && (await serves(other, kept.id)) && (await serves(local, held.id)), 'the held events to reach every replica', 60_000, 250)
       await waitUntil(() => refusing.running.store.replication.size() === 0 && local.running.store.replication.size() === 0, 'the outboxes to drain', 30_000)
       assert.deepEqual(await a.publish(held), ['OK', held.id, true, 'duplicate: already have this event'])
       assert.equal(await metric(refusing, 'msr_relay_replication_bus_outage'), 0)
     } finally {
-      await Promise.all([a.close(), b.close(), watcher.close()])
+      await Promise.all([a.close(), b.close(), watcher.close(), late.close()])
     }
   })
 })

@@ -58,6 +58,9 @@ export const notReplicated = (ms: number): Reason =>
  * as soon as they are committed; ephemeral events are published best effort.
  */
 export class ReplicationGate {
+  /** This replica's committed events whose live fan-out has not run yet (it waits for the bus). */
+  private readonly undelivered = new Set<string>()
+
   constructor(
     private readonly deps: { acks: PublishAcks; bus: ReplicationBus; health: BusHealth; logger: Logger; observer: ReplicationObserver },
     private readonly options: GateOptions,
@@ -86,8 +89,20 @@ export class ReplicationGate {
     const wait = this.options.onBusOutage === 'local' ? this.options.ackTimeoutMs : Infinity
     for (const c of batch) {
       if (c.source === 'replica') continue
-      void this.deps.acks.wait(c.event.id, wait).then(() => fanOut([c]))
+      const { id } = c.event
+      this.undelivered.add(id)
+      void this.deps.acks.wait(id, wait).then(() => {
+        fanOut([c])
+        // The fan-out runs on the next turn (setImmediate, queued first): until then a backfill that sends
+        // the event still marks it.
+        setImmediate(() => this.undelivered.delete(id))
+      })
     }
+  }
+
+  /** Whether this event's live fan-out is still to come (see RequestDeps.fanOutPending). */
+  fanOutPending(id: string): boolean {
+    return this.undelivered.has(id)
   }
 
   /** Publishes an ephemeral event for the other replicas' subscribers; a failure is counted, not retried. */
