@@ -136,6 +136,12 @@ export interface RunningEmulator {
   createSubscription(topic: string, name: string, opts?: { enableMessageOrdering?: boolean; ackDeadlineSeconds?: number }): Promise<void>
   /** Streaming pull of `subscription`: each message's data goes to `onMessage`, then is acked. */
   listen(subscription: string, onMessage: (data: Buffer) => void): { close(): Promise<void> }
+  /**
+   * Freezes the emulator's process group (SIGSTOP): connections stay open and nothing answers, as in a bus
+   * outage; `resume` (SIGCONT) lets it go on with its state intact (a restart would lose it).
+   */
+  pause(): void
+  resume(): void
   /** Kills the emulator's process group and waits for it; safe to call twice. */
   stop(): Promise<void>
 }
@@ -169,11 +175,12 @@ export const startEmulator = async (opts: { projectId?: string; timeoutMs?: numb
     await stop()
     throw err
   }
-  return running(host, opts.projectId ?? DEFAULT_PROJECT, stop)
+  const signal = (name: NodeJS.Signals) => (): void => signalGroup(child, name)
+  return running(host, opts.projectId ?? DEFAULT_PROJECT, { stop, pause: signal('SIGSTOP'), resume: signal('SIGCONT') })
 }
 
 /** The admin side, over the real client so tests exercise what production uses. */
-const running = (host: string, projectId: string, stopProcess: () => Promise<void>): RunningEmulator => {
+const running = (host: string, projectId: string, control: { stop: () => Promise<void>; pause: () => void; resume: () => void }): RunningEmulator => {
   const admin = new PubSub({ projectId, apiEndpoint: host, emulatorMode: true, universeDomain: 'googleapis.com' })
   return {
     host,
@@ -186,9 +193,12 @@ const running = (host: string, projectId: string, stopProcess: () => Promise<voi
       subscription.on('error', () => undefined) // the emulator going away mid-stream: the test counts what arrived
       return { close: () => subscription.close() }
     },
+    pause: control.pause,
+    resume: control.resume,
     stop: async () => {
+      control.resume() // a stopped group would not act on SIGTERM
       await admin.close().catch(() => undefined)
-      await stopProcess()
+      await control.stop()
     },
   }
 }

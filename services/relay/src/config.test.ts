@@ -102,3 +102,27 @@ test('the Marmot keys refuse what they cannot mean, naming the key', () => {
   assert.match(errors, /^limitation\.refused_kinds\[0\]: must be <= 65535, received 70000$/m)
   assert.match(errors, /^rate_limiter\.event\[0\]\.per_tag: expected a single-letter tag name, e\.g\. "h"$/m)
 })
+
+test('[replication] is off by default and checks its keys together, naming each', () => {
+  const off = loadRelayConfig(undefined, {})
+  assert.ok(off.ok)
+  assert.deepEqual(off.value.replication, { topic: '', subscription: 'auto', replica_id: '', project_id: '', ack_timeout: 3000, on_bus_outage: 'refuse', verify: true })
+  const on = loadRelayConfig(undefined, { RELAY_REPLICATION__TOPIC: 'relay-events', RELAY_REPLICATION__REPLICA_ID: 'r-1', RELAY_REPLICATION__ON_BUS_OUTAGE: 'local' })
+  assert.ok(on.ok, on.ok ? '' : on.errors.join('\n'))
+  assert.equal(on.value.replication.on_bus_outage, 'local')
+  const errorsOf = (env: Record<string, string>) => {
+    const loaded = loadRelayConfig(undefined, env)
+    return loaded.ok ? '' : loaded.errors.join('\n')
+  }
+  assert.match(errorsOf({ RELAY_REPLICATION__SUBSCRIPTION: 'mine' }), /^replication\.subscription \(from RELAY_REPLICATION__SUBSCRIPTION\): needs replication\.topic/m)
+  assert.match(errorsOf({ RELAY_REPLICATION__REPLICA_ID: 'r1' }), /^replication\.replica_id \(from RELAY_REPLICATION__REPLICA_ID\): needs replication\.topic/m)
+  const bad = errorsOf({
+    RELAY_REPLICATION__TOPIC: '9events',
+    RELAY_REPLICATION__SUBSCRIPTION: 'goog-sub',
+    RELAY_REPLICATION__REPLICA_ID: 'a b',
+    RELAY_REPLICATION__ACK_TIMEOUT: '"2m"',
+    RELAY_REPLICATION__ON_BUS_OUTAGE: 'ignore',
+  })
+  for (const key of ['topic', 'subscription', 'replica_id', 'ack_timeout', 'on_bus_outage'])
+    assert.match(bad, new RegExp(`^replication\\.${key}[ :]`, 'm'), `missing ${key} in:\n${bad}`)
+})

@@ -224,6 +224,26 @@ const backup = z
   })
   .prefault({})
 
+/** A Pub/Sub topic or subscription id: starts with a letter, 3–255 of letters, digits and - _ . ~ + %, not "goog…". */
+const PUBSUB_NAME = /^(?!goog)[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/
+/** A replica id: it becomes an attribute value and the tail of an `auto` subscription name. */
+const REPLICA_ID = /^[A-Za-z0-9._~+%-]{1,64}$/
+
+const replication = z
+  .strictObject({
+    topic: text('', 'The Pub/Sub topic every replica publishes its accepted events to and pulls the others\' from (see Replication); empty: replication off, the relay is one instance and opens no connection for it.'),
+    subscription: text('auto', 'This replica\'s subscription to the topic: a name made by infra, or "auto": `<topic>-<replica_id>`, created at start (needs the right to create subscriptions).'),
+    replica_id: text('', 'This replica\'s id, sent with each event it publishes (its own come back and are dropped by it); empty: a random one per start.'),
+    project_id: text('', 'The Google Cloud project (empty: detected by the client library, e.g. GOOGLE_CLOUD_PROJECT).'),
+    ack_timeout: duration('3s', 'How long an EVENT\'s OK waits for the bus to confirm its publication; past it, see on_bus_outage.'),
+    on_bus_outage: z
+      .enum(['refuse', 'local'])
+      .default('refuse')
+      .describe('When the bus has not confirmed within ack_timeout: "refuse" answers OK false "error: …" (the event stays committed here and is published when the bus is back; a retry then gets "duplicate"), "local" answers OK true on the local commit alone (the single-instance promise).'),
+    verify: z.boolean().default(true).describe('Check the signature of every event received from another replica (the origin checked it already; off saves CPU).'),
+  })
+  .prefault({})
+
 const log = z
   .strictObject({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info').describe('Lowest log level written.'),
@@ -247,6 +267,7 @@ export const relayConfigSchema = z
     verification,
     hints,
     backup,
+    replication,
     log,
   })
   .superRefine((config, ctx) => {
@@ -263,7 +284,26 @@ export const relayConfigSchema = z
     if (config.metrics.enabled && config.metrics.auth.length < 16)
       issue(['metrics', 'auth'], 'required when metrics.enabled is true: a secret of at least 16 characters')
     if (config.admin.key !== '' && config.admin.key.length < 16) issue(['admin', 'key'], 'a secret of at least 16 characters (or empty: no admin endpoints)')
+    replicationIssues(config.replication).forEach(([key, message]) => issue(['replication', key], message))
   })
+
+/** What is wrong with a `[replication]` section, key by key. */
+const replicationIssues = (r: z.output<typeof replication>): Array<[string, string]> => {
+  const issues: Array<[string, string]> = []
+  if (r.topic === '') {
+    const set = Object.entries({ subscription: r.subscription !== 'auto', replica_id: r.replica_id !== '', project_id: r.project_id !== '' }).filter(([, on]) => on)
+    for (const [key] of set) issues.push([key, 'needs replication.topic: without a topic replication is off and this key would be ignored'])
+    return issues
+  }
+  if (!PUBSUB_NAME.test(r.topic)) issues.push(['topic', 'expected a Pub/Sub topic id: 3 to 255 letters, digits and - _ . ~ + %, starting with a letter (not "goog")'])
+  if (r.subscription !== 'auto' && !PUBSUB_NAME.test(r.subscription))
+    issues.push(['subscription', 'expected "auto" or a Pub/Sub subscription id: 3 to 255 letters, digits and - _ . ~ + %, starting with a letter (not "goog")'])
+  if (r.replica_id !== '' && !REPLICA_ID.test(r.replica_id)) issues.push(['replica_id', 'expected 1 to 64 letters, digits and - _ . ~ + %'])
+  if (r.subscription === 'auto' && r.topic.length + 1 + Math.max(r.replica_id.length, 12) > 255)
+    issues.push(['topic', 'too long for an "auto" subscription: <topic>-<replica_id> must stay within 255 characters'])
+  if (r.ack_timeout < 100 || r.ack_timeout > 60_000) issues.push(['ack_timeout', 'expected a duration from 100ms to 60s'])
+  return issues
+}
 
 /** The validated, frozen relay configuration. */
 export type RelayConfig = z.output<typeof relayConfigSchema>

@@ -5,7 +5,7 @@ import { openBackups, type Backups } from './backup/backups.js'
 import { logProjectId, type RelayConfig } from './config.js'
 import { HttpListener } from './http/listener.js'
 import { Lifecycle, startedPart, type Part } from './lifecycle.js'
-import { backupObserver, createRelayMetrics, drainerObserver, MetricsSampler } from './metrics.js'
+import { backupObserver, createRelayMetrics, drainerObserver, MetricsSampler, replicationObserver } from './metrics.js'
 import { relayDocument } from './nip11.js'
 import { ExpirySweep } from './pipeline/expiry-sweep.js'
 import { HintDrainer } from './pipeline/hint-drainer.js'
@@ -14,6 +14,7 @@ import { Writer } from './pipeline/writer.js'
 import { clientIp } from './policies/ip.js'
 import { installProcessGuards } from './process-guards.js'
 import { Relay } from './relay.js'
+import { replicationOf } from './replication/replication.js'
 import { Settings } from './settings.js'
 import { fingerprint } from './store/fingerprint.js'
 import { EventStore } from './store/event-store.js'
@@ -75,7 +76,16 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
     const verifier = await VerifierPool.start(config.verification.workers, config.verification.backend)
     const queries = await QueryPool.start(config.data.path, config.data.query_workers)
     await lifecycle.start(startedPart('workers', () => Promise.all([verifier.close(), queries.close()]).then(() => undefined)))
-    const relay = new Relay({ settings, writer, verifier, queries, logger, metrics })
+    // Before the relay, whose fan-out listener then goes through its gate.
+    const replication = replicationOf(config.replication, {
+      store,
+      writer,
+      verifier,
+      logger,
+      observer: replicationObserver(metrics),
+      fanOutEphemeral: valid => relay.fanOut.enqueue([valid]),
+    })
+    const relay = new Relay({ settings, writer, verifier, queries, logger, metrics, replication: replication?.gate })
 
     const transport = hintTransport(config.hints)
     const snapshots = config.backup.target ? openSnapshotStore(config.backup.target, options.storage ? { storage: options.storage } : {}) : undefined
@@ -114,6 +124,7 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
     const parts: Array<Part | undefined> = [
       backups,
       drainer,
+      ...(replication?.parts ?? []),
       new ExpirySweep({ writer, logger, onDeleted: n => metrics.expired.inc(n) }, config.data.expiration_sweep_interval),
       sampler,
       options.processGuards ? processGuards(logger, metrics) : undefined,
@@ -122,7 +133,7 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
     ]
     for (const part of parts) if (part) await lifecycle.start(part)
 
-    logStarted(logger, config, { port: listener.port, events: store.size(), verifier: verifier.backend })
+    logStarted(logger, config, { port: listener.port, events: store.size(), verifier: verifier.backend, replica: replication?.bus.replicaId })
     return {
       relay,
       store,
@@ -153,8 +164,8 @@ const processGuards = (logger: Logger, metrics: ReturnType<typeof createRelayMet
 }
 
 /** The one line that says what runs where. */
-const logStarted = (logger: Logger, config: RelayConfig, facts: { port: number; events: number; verifier: string }): void => {
-  const { backup, hints } = config
+const logStarted = (logger: Logger, config: RelayConfig, facts: { port: number; events: number; verifier: string; replica: string | undefined }): void => {
+  const { backup, hints, replication } = config
   logger.info(
     {
       ...facts,
@@ -162,6 +173,7 @@ const logStarted = (logger: Logger, config: RelayConfig, facts: { port: number; 
       store: config.data.path,
       hints: hints.transport === 'none' ? 'off' : hints.transport === 'local' ? `local → ${hints.push_url}` : `pubsub (${hints.group_topic}, ${hints.dm_topic})`,
       backup: backup.target ? `${backup.target} every ${backup.interval / 1000}s, keep ${backup.keep}` : 'off',
+      replication: facts.replica ? `topic ${replication.topic} as ${facts.replica}, on bus outage: ${replication.on_bus_outage}` : 'off',
     },
     'relay listening',
   )

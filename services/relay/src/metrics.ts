@@ -4,6 +4,7 @@ import { createMetrics } from '@msr/telemetry'
 import type { BackupObserver } from './backup/backups.js'
 import type { Part } from './lifecycle.js'
 import type { DrainerObserver } from './pipeline/hint-drainer.js'
+import type { ReplicationObserver } from './replication/gate.js'
 import type { EventStore } from './store/event-store.js'
 
 /** Kinds the platform counts one by one; every other kind is counted by its NIP-01 class. */
@@ -61,6 +62,32 @@ export const createRelayMetrics = (now: () => number = Date.now) => {
     hintsPublished: metrics.counter('hints_published_total', 'Hints the bus confirmed, by kind.', ['kind']),
     hintPublishFailures: metrics.counter('hint_publish_failures_total', 'Failed hint publishes (each retried later), by kind.', ['kind']),
     hintsDropped: metrics.counter('hints_dropped_total', 'Outbox entries that no longer parse, removed unpublished.'),
+    replicationOutbox: metrics.gauge('replication_outbox_depth', "Events accepted here and committed but not yet confirmed by the replication bus ([replication]; sampled)."),
+    replicationPublished: metrics.counter('replication_published_total', "This replica's events the replication bus confirmed."),
+    replicationPublishFailures: metrics.counter('replication_publish_failures_total', 'Failed publishes to the replication topic (a stored event is retried; an ephemeral one is not).'),
+    replicationPublishSeconds: metrics.histogram(
+      'replication_publish_seconds',
+      'Time from publish to the replication bus confirming one event (what an OK waits for beyond the commit).',
+      [],
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3, 10],
+    ),
+    replicationOkTimeouts: metrics.counter(
+      'replication_ok_timeouts_total',
+      'EVENTs answered without the bus confirming them within ack_timeout, by on_bus_outage (refuse: OK false "error:"; local: OK true on the local commit).',
+      ['on_bus_outage'],
+    ),
+    replicationOutage: metrics.gauge('replication_bus_outage', '1 while the replication bus fails publishes or leaves them unconfirmed past ack_timeout, 0 once it confirms again.'),
+    replicationReceived: metrics.counter(
+      'replication_received_total',
+      "Messages from this replica's subscription, by outcome (own, stored, duplicate, rejected, ephemeral, invalid, failed).",
+      ['outcome'],
+    ),
+    replicationLagSeconds: metrics.histogram(
+      'replication_apply_lag_seconds',
+      "Time from another replica's event reaching the bus to its commit here (the bus's publish time; clocks of the two hosts).",
+      [],
+      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    ),
     snapshots: metrics.counter('snapshots_total', 'Snapshots to [backup] target, by outcome (written, failed).', ['outcome']),
     snapshotSeconds: metrics.histogram('snapshot_seconds', 'Time to write one snapshot.', [], [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300]),
     snapshotEvents: metrics.gauge('snapshot_events', 'Events in the last snapshot written.'),
@@ -98,6 +125,18 @@ export const drainerObserver = (metrics: RelayMetrics, now: () => number = Date.
   }
 }
 
+/** The replication parts' outcomes as metrics. */
+export const replicationObserver = (metrics: RelayMetrics): ReplicationObserver => ({
+  published: seconds => (metrics.replicationPublished.inc(), metrics.replicationPublishSeconds.observe(seconds)),
+  publishFailed: () => metrics.replicationPublishFailures.inc(),
+  okTimedOut: mode => metrics.replicationOkTimeouts.inc({ on_bus_outage: mode }),
+  outage: on => metrics.replicationOutage.set(on ? 1 : 0),
+  received: (outcome, lagSeconds) => {
+    metrics.replicationReceived.inc({ outcome })
+    if (lagSeconds !== undefined && outcome === 'stored') metrics.replicationLagSeconds.observe(lagSeconds)
+  },
+})
+
 /** The snapshot loop's outcomes as metrics. */
 export const backupObserver = (metrics: RelayMetrics, now: () => number = Date.now): BackupObserver => ({
   snapshot: (outcome, seconds, events) => {
@@ -133,6 +172,7 @@ export class MetricsSampler implements Part {
   /** Sets the gauges now. */
   sample(): void {
     this.metrics.hintOutbox.set(this.store.outbox.size())
+    if (this.store.replicating) this.metrics.replicationOutbox.set(this.store.replication.size())
     this.metrics.storedEvents.set(this.store.size())
     this.metrics.snapshotAge.set(Math.max(0, this.now() / 1000 - this.metrics.snapshotBase.seconds))
   }

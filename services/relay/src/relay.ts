@@ -14,6 +14,7 @@ import { checkRead, visibleTo } from './policies/access.js'
 import type { Settings } from './settings.js'
 import { LiveIndex } from './subscriptions/live-index.js'
 import type { QueryPool } from './subscriptions/query-pool.js'
+import type { ReplicationGate } from './replication/gate.js'
 import { FilterBudget } from './subscriptions/filter-budget.js'
 import { closeSubscription, handleCount, handleReq, type RequestDeps } from './subscriptions/requests.js'
 import { endSpan, inSpan, startSpan } from './tracing.js'
@@ -29,6 +30,8 @@ export interface RelayDeps {
   metrics: RelayMetrics
   /** Unix seconds. */
   now?: () => number
+  /** With `[replication]`: OKs and the fan-out of this replica's events wait for the bus. */
+  replication?: ReplicationGate | undefined
 }
 
 /** Where an unexpected failure happened, for the log and `internal_errors_total`. */
@@ -110,7 +113,9 @@ export class Relay {
     const visible = (s: { client: Client }, e: Parameters<typeof visibleTo>[2]) =>
       visibleTo(settings.current.access.privateKinds, s.client.authed, e)
     this.fanOut = new FanOut(this.live, n => metrics.deliveries.inc(n), visible)
-    deps.writer.onCommitted(batch => this.fanOut.enqueue(batch))
+    const { replication } = deps
+    const fanOut = (batch: Parameters<FanOut['enqueue']>[0]) => this.fanOut.enqueue(batch)
+    deps.writer.onCommitted(replication ? batch => replication.deliver(batch, fanOut) : fanOut)
     this.ingest = createIngest({
       settings,
       verifier: deps.verifier,
@@ -119,6 +124,7 @@ export class Relay {
       metrics,
       now: this.now,
       onFailure: (error, { eventId }) => this.report('event', error, { event: eventId }),
+      replication,
     })
     const budget = new FilterBudget(() => {
       const { limitation } = settings.current.config
@@ -136,6 +142,7 @@ export class Relay {
       metrics,
       now: this.now,
       onFailure: (path, error, { subId }) => this.report(path, error, { subscription: subId }),
+      fanOutPending: replication && (id => replication.fanOutPending(id)),
     }
   }
 

@@ -111,6 +111,7 @@ const restoreOne = async (snapshots: SnapshotStore, name: string, writer: Writer
     now: now(),
     admit: checked => acceptUnverified(checked, 'own snapshot'),
     onHint: hint => hints.add(hint),
+    source: 'replica',
   })
   await writer.drain()
   return summary

@@ -2,6 +2,7 @@ import type { CheckedEvent } from '@msr/nostr'
 import type { Hint } from '@msr/hints'
 import { isInvalid, precheckStored, type Invalid, type ValidEvent } from '../pipeline/validate.js'
 import type { Writer } from '../pipeline/writer.js'
+import type { EventSource } from '../store/event-store.js'
 import { isOutboxRecord, parseOutboxRecord } from './outbox-records.js'
 
 /** What an import did, line by line. */
@@ -32,6 +33,12 @@ export interface ImportDeps {
   onProgress?: (summary: ImportSummary) => void
   /** Takes a snapshot's hint records (a restore on boot queues them again); without it they are skipped. */
   onHint?: (hint: Hint) => void
+  /**
+   * `replica` for the relay's own snapshot: its events were admitted when first published, so only the store
+   * rules apply again (the same store comes back whatever the line order) and none is queued for replication.
+   * Default `client`: an operator's file is judged like published events.
+   */
+  source?: EventSource
 }
 
 /** Events verified and stored concurrently at most (keeps memory flat on any size of input). */
@@ -92,7 +99,7 @@ const parse = (line: string, now: number, summary: ImportSummary): CheckedEvent 
 const store = async (checked: CheckedEvent, deps: ImportDeps, summary: ImportSummary): Promise<void> => {
   const valid = await deps.admit(checked)
   if (isInvalid(valid)) return void count(summary.invalid, valid.reason)
-  const outcome = await deps.writer.submit(valid.event, valid.json)
+  const outcome = await deps.writer.submit(valid.event, valid.json, undefined, deps.source)
   if (outcome.status === 'stored') summary.imported++
   else if (outcome.status === 'duplicate') summary.duplicate++
   else count(summary.rejected, outcome.reason)

@@ -65,7 +65,7 @@ export class FanOut {
       const before = deliveries
       const traced = span && fanOutSpan(span)
       for (const subscription of this.index.matching(event, this.matched)) {
-        if (!this.visible(subscription, event)) continue
+        if (!this.visible(subscription, event) || subscription.sentBeforeFanOut?.delete(event.id)) continue
         let frame = this.frames.get(subscription.id)
         if (!frame) this.frames.set(subscription.id, (frame = liveFrame(subscription.framePrefix, json)))
         if (subscription.held) subscription.held.push({ id: event.id, frame })

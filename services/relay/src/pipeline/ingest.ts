@@ -3,6 +3,7 @@ import type { Span } from '@opentelemetry/api'
 import type { Client } from '../connection/client.js'
 import { kindLabel, type RelayMetrics } from '../metrics.js'
 import { checkWrite } from '../policies/access.js'
+import type { ReplicationGate } from '../replication/gate.js'
 import type { Settings } from '../settings.js'
 import type { StoreOutcome } from '../store/event-store.js'
 import { annotate, endSpan, inSpan, startSpan } from '../tracing.js'
@@ -21,6 +22,8 @@ export interface IngestDeps {
   now: () => number
   /** Reports a failure the EVENT path answered with `error:` (logged with the event id, counted). */
   onFailure: (error: unknown, context: { eventId: string }) => void
+  /** With `[replication]`: the OK waits for the bus (`confirm`), and ephemeral events are published too. */
+  replication?: Pick<ReplicationGate, 'confirm' | 'publishEphemeral'> | undefined
 }
 
 /** One EVENT on its way to OK: its metric label and its `relay.event` span. */
@@ -75,14 +78,18 @@ const admit = async (client: Client, valid: ValidEvent | Invalid, deps: IngestDe
   span.addEvent('admitted')
   if (isEphemeral(valid.event.kind)) {
     deps.fanOut(valid, span)
+    deps.replication?.publishEphemeral(valid.json, valid.event.kind)
     deps.metrics.events.inc({ kind, outcome: 'ephemeral' })
     client.ok(valid.event.id, true, '')
     return void (endSpan(span, 'nostr.outcome', 'ephemeral'), track(client, -1))
   }
   const stopTimer = deps.metrics.writeSeconds.startTimer()
+  const { replication } = deps
+  const answered = (outcome: StoreOutcome) => answer(client, valid.event.id, outcome, deps, ingesting)
   void deps.writer
     .submit(valid.event, valid.json, span)
-    .then(outcome => (stopTimer(), answer(client, valid.event.id, outcome, deps, ingesting)))
+    // Without replication the OK goes in the same turn as the commit, as before.
+    .then(outcome => (stopTimer(), replication ? replication.confirm(valid.event.id, outcome).then(answered) : answered(outcome)))
     .catch(error => failed(client, valid.event.id, error, deps, ingesting))
 }
 

@@ -90,6 +90,21 @@ export const precheckStored = (raw: unknown, now: number): CheckedEvent | Invali
   return expired ? { eventId: event.id, reason: expired } : checked.value
 }
 
+/**
+ * Shape, id and what may come from another replica: never kind 22242. Ephemeral events pass (fanned out,
+ * never stored). The origin applied the publishing limits, access rules and NIP-40 (an event that expired
+ * on its way is the subscriber's to drop, see `isExpired`); they are not applied again.
+ */
+export const precheckReplicated = (raw: unknown): CheckedEvent | Invalid => {
+  const checked = checkEvent(raw)
+  if (!checked.ok) return { eventId: readableId(raw), reason: checked.reason }
+  const reason = rejectAuthKind(checked.value.event)
+  return reason ? { eventId: checked.value.event.id, reason } : checked.value
+}
+
+/** Whether the event's NIP-40 expiration is at or before `now` (it would never be served). */
+export const isExpired = (e: NostrEvent, now: number): boolean => rejectExpired(e, now) !== undefined
+
 /** The one place a VerifiedEvent is made; reached only through the two doors below. */
 const valid = (checked: CheckedEvent): ValidEvent => ({ event: checked.event as VerifiedEvent, json: Buffer.from(checked.json, 'utf8') })
 
@@ -107,6 +122,8 @@ export type UnverifiedOrigin =
   | 'own snapshot'
   /** `msr-relay import --no-verify`: the operator vouches for the file. */
   | 'operator vouched'
+  /** An event from another replica with `[replication] verify = false`: the origin checked it, and the topic is the relays' own. */
+  | 'replica, verify off'
 
 /**
  * Door 2: an event from storage (already through `precheckStored`: shape, id, storable) whose signature

@@ -7,7 +7,8 @@ import type { EventStore, StoreOutcome, StoreTransaction } from '../store/event-
 
 /**
  * Events to store, in order: their canonical JSON back to back in `bytes` (event i ends at `ends[i]`),
- * the trace context of each traced one (by index), and whether stored 445/446 events queue a hint.
+ * the trace context of each traced one (by index), whether stored 445/446 events queue a hint, whether a
+ * client's stored event queues a replication entry, and which came from another replica (`replicas[i]` = 1).
  * The events were verified on the event loop; they are parsed again here, not checked.
  */
 export interface ApplyRequest {
@@ -16,12 +17,15 @@ export interface ApplyRequest {
   ends: Uint32Array
   traces: Record<number, TraceCarrier>
   hints: boolean
+  replicate: boolean
+  replicas: Uint8Array
 }
 
 export type WriteRequest =
   | ApplyRequest
   | { op: 'expire'; now: number; max: number }
   | { op: 'remove-hints'; keys: Uint8Array[] }
+  | { op: 'remove-replicated'; keys: Uint8Array[] }
   | { op: 'queue-hints'; hints: Hint[] }
   | { op: 'close' }
 
@@ -42,7 +46,7 @@ const apply = (tx: StoreTransaction, request: ApplyRequest): WriteResponse => {
     const json = bytes.subarray(start, end)
     start = end
     const event = JSON.parse(json.toString('utf8')) as VerifiedEvent
-    const outcome = tx.apply(event, json, request.traces[i])
+    const outcome = tx.apply(event, json, request.traces[i], request.replicas[i] === 1 ? 'replica' : 'client')
     codes[i] = APPLIED[outcome.status]
     if (outcome.status === 'rejected') reasons[i] = outcome
   })
@@ -53,11 +57,15 @@ const handle = async (store: EventStore, request: WriteRequest): Promise<WriteRe
   switch (request.op) {
     case 'apply':
       store.hintsEnabled = request.hints
+      store.replicating = request.replicate
       return store.write(tx => apply(tx, request))
     case 'expire':
       return { ok: true, deleted: await store.write(tx => tx.deleteExpired(request.now, request.max)) }
     case 'remove-hints':
       await store.write(tx => tx.removeHints(request.keys.map(key => Buffer.from(key))))
+      return { ok: true }
+    case 'remove-replicated':
+      await store.write(tx => tx.removeReplicated(request.keys))
       return { ok: true }
     case 'queue-hints':
       await store.write(tx => tx.queueHints(request.hints))

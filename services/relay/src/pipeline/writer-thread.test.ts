@@ -31,10 +31,11 @@ afterEach(async () => {
   await store.close()
 })
 
-const pending = (ready: Ready, span?: Pending['span']): Pending => ({
+const pending = (ready: Ready, span?: Pending['span'], source: Pending['source'] = 'client'): Pending => ({
   event: ready.event as VerifiedEvent,
   json: Buffer.from(ready.json),
   span,
+  source,
   resolve: () => undefined,
 })
 
@@ -113,6 +114,28 @@ describe('the writer thread', () => {
     store.hintsEnabled = false
     await thread.apply([pending(signed(8, { kind: 445, tags: [['h', 'g1']] }))])
     assert.equal(store.outbox.size(), 0)
+  })
+
+  it("queues a client's stored event for replication in its own transaction, with its trace context; a replica's, a refused or a duplicate one not", async () => {
+    store.replicating = true
+    const span = tracer.startSpan('relay.event')
+    const { traceId, spanId } = span.spanContext()
+    const mine = signed(10, { kind: 1, content: 'mine' })
+    const theirs = signed(11, { kind: 1, content: 'theirs' })
+    const newer = signed(12, { kind: 0, created_at: 1_700_000_100 })
+    const older = signed(12, { kind: 0, created_at: 1_700_000_000 })
+    await thread.apply([pending(mine, span), pending(theirs, undefined, 'replica'), pending(newer), pending(older), pending(mine)])
+    const entries = store.replication.peek(10)
+    assert.deepEqual(entries.map(e => [e.id, e.kind, e.json.toString('utf8'), e.traceparent]), [
+      [mine.event.id, 1, mine.json, `00-${traceId}-${spanId}-01`],
+      [newer.event.id, 0, newer.json, undefined],
+    ])
+    assert.deepEqual(store.replication.peek(10, entries[0]?.key).map(e => e.id), [newer.event.id])
+    await thread.removeReplicated(entries.map(e => e.key))
+    assert.equal(store.replication.size(), 0)
+    store.replicating = false
+    await thread.apply([pending(signed(13, { kind: 1 }))])
+    assert.equal(store.replication.size(), 0, 'queued while replication is off')
   })
 
   it('refuses work once closed', async () => {

@@ -24,12 +24,13 @@ export const writerThread = async (store: EventStore, module = new URL('./write-
   }
   return {
     apply: async batch => {
-      const { body, transfer } = applyRequest(batch, store.hintsEnabled)
+      const { body, transfer } = applyRequest(batch, store.hintsEnabled, store.replicating)
       const { codes, reasons } = await request(body, transfer)
       return batch.map((_, i) => reasons?.[i] ?? (OUTCOMES[codes?.[i] ?? -1] as StoreOutcome))
     },
     deleteExpired: async (now, max) => (await request({ op: 'expire', now, max })).deleted ?? 0,
     removeHints: async keys => void (await request({ op: 'remove-hints', keys })),
+    removeReplicated: async keys => void (await request({ op: 'remove-replicated', keys })),
     queueHints: async hints => void (await request({ op: 'queue-hints', hints: [...hints] })),
     close: async () => {
       await request({ op: 'close' }).catch(() => undefined)
@@ -39,19 +40,22 @@ export const writerThread = async (store: EventStore, module = new URL('./write-
 }
 
 /** One buffer holding the batch's JSON back to back (its own ArrayBuffer, to transfer), with where each ends. */
-const applyRequest = (batch: Parameters<Transactions['apply']>[0], hints: boolean): { body: ApplyRequest; transfer: ArrayBuffer[] } => {
+const applyRequest = (batch: Parameters<Transactions['apply']>[0], hints: boolean, replicate: boolean): { body: ApplyRequest; transfer: ArrayBuffer[] } => {
   let size = 0
   for (const p of batch) size += p.json.length
   const bytes = Buffer.allocUnsafeSlow(size)
   const ends = new Uint32Array(batch.length)
+  const replicas = new Uint8Array(batch.length)
   const traces: Record<number, TraceCarrier> = {}
   let at = 0
   batch.forEach((p, i) => {
     at += p.json.copy(bytes, at)
     ends[i] = at
-    // Only a traced event has a span, and only one whose hint is queued uses its context.
-    const trace = hints && p.span ? traceCarrierOf(p.span) : undefined
+    if (p.source === 'replica') replicas[i] = 1
+    // Only a traced event has a span, and only one whose hint or replication entry is queued uses its context.
+    const trace = (hints || replicate) && p.span ? traceCarrierOf(p.span) : undefined
     if (trace) traces[i] = trace
   })
-  return { body: { op: 'apply', bytes, ends, traces, hints }, transfer: [bytes.buffer as ArrayBuffer, ends.buffer] }
+  const body: ApplyRequest = { op: 'apply', bytes, ends, traces, hints, replicate, replicas }
+  return { body, transfer: [bytes.buffer as ArrayBuffer, ends.buffer, replicas.buffer] }
 }

@@ -2,7 +2,7 @@ import { statfsSync } from 'node:fs'
 import type { Hint } from '@msr/hints'
 import type { VerifiedEvent } from '@msr/nostr'
 import type { Span } from '@opentelemetry/api'
-import type { EventStore, StoreOutcome } from '../store/event-store.js'
+import type { EventSource, EventStore, StoreOutcome } from '../store/event-store.js'
 import { writerThread } from './writer-thread.js'
 
 /** One event waiting for the writer. */
@@ -10,6 +10,7 @@ export interface Pending {
   event: VerifiedEvent
   json: Buffer
   span: Span | undefined
+  source: EventSource
   resolve: (outcome: StoreOutcome) => void
 }
 
@@ -18,6 +19,8 @@ export interface Committed {
   event: VerifiedEvent
   json: Buffer
   span?: Span | undefined
+  /** A client's event (the default) or one applied from another replica. */
+  source?: EventSource
 }
 
 /** Observes each committed batch, in commit order (fan-out, the hint drainer's wake-up, snapshots). */
@@ -62,6 +65,7 @@ export interface Transactions {
   apply(batch: readonly Pending[]): Promise<StoreOutcome[]>
   deleteExpired(now: number, max: number): Promise<number>
   removeHints(keys: Buffer[]): Promise<void>
+  removeReplicated(keys: Buffer[]): Promise<void>
   queueHints(hints: readonly Hint[]): Promise<void>
   /** Ends the thread, if any, once its transactions are done. */
   close(): Promise<void>
@@ -69,9 +73,10 @@ export interface Transactions {
 
 /** Transactions on this thread, through `EventStore.write`. */
 export const inProcess = (store: EventStore): Transactions => ({
-  apply: batch => store.write(tx => batch.map(p => tx.apply(p.event, p.json, p.span))),
+  apply: batch => store.write(tx => batch.map(p => tx.apply(p.event, p.json, p.span, p.source))),
   deleteExpired: (now, max) => store.write(tx => tx.deleteExpired(now, max)),
   removeHints: keys => store.write(tx => tx.removeHints(keys)),
+  removeReplicated: keys => store.write(tx => tx.removeReplicated(keys)),
   queueHints: hints => store.write(tx => tx.queueHints(hints)),
   close: async () => undefined,
 })
@@ -114,11 +119,12 @@ export class Writer {
 
   /**
    * Queues an event; resolves with what the store did once that is durable. `span` (its `relay.event`) gives
-   * its hint a trace context and is handed on to the commit listeners.
+   * its hint a trace context and is handed on to the commit listeners. `source = 'replica'`: an event another
+   * replica admitted, applied under store rules only (replicated apply).
    */
-  submit(event: VerifiedEvent, json: Buffer, span?: Span): Promise<StoreOutcome> {
+  submit(event: VerifiedEvent, json: Buffer, span?: Span, source: EventSource = 'client'): Promise<StoreOutcome> {
     return new Promise(resolve => {
-      this.queue.push({ event, json, span, resolve })
+      this.queue.push({ event, json, span, source, resolve })
       if (!this.scheduled) {
         this.scheduled = true
         setImmediate(() => this.flush())
@@ -163,7 +169,7 @@ export class Writer {
     const stored: Committed[] = []
     batch.forEach((p, i) => {
       const outcome = outcomes[i] as StoreOutcome
-      if (outcome.status === 'stored') stored.push({ event: p.event, json: p.json, span: p.span })
+      if (outcome.status === 'stored') stored.push({ event: p.event, json: p.json, span: p.span, source: p.source })
       p.resolve(outcome)
     })
     if (stored.length === 0) return
@@ -195,6 +201,11 @@ export class Writer {
   /** Removes hints the bus has confirmed from the outbox (through the one writer, like every write). */
   removeHints(keys: Buffer[]): Promise<void> {
     return attempt(() => this.transactions.removeHints(keys))
+  }
+
+  /** Removes replication entries the bus has confirmed (through the one writer, like every write). */
+  removeReplicated(keys: Buffer[]): Promise<void> {
+    return attempt(() => this.transactions.removeReplicated(keys))
   }
 
   /** Queues hints in the outbox as they are (a restore puts back those a snapshot held). */

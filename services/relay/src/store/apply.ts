@@ -14,6 +14,13 @@ import { addressKey, authorKindPrefix, hexBytes, kindBytes, tagPrefix, timeKey, 
 /** What the store did with one event. */
 export type StoreOutcome = { status: 'stored' } | { status: 'duplicate' } | { status: 'rejected'; reason: Reason }
 
+/**
+ * Where an event comes from: a client of this relay (`client`: the store's own rules plus the one admission
+ * rule decided here, see applyDeletion), or another replica that already admitted it (`replica`: store
+ * rules only, so every replica ends with the same store whatever the order events arrive in).
+ */
+export type EventSource = 'client' | 'replica'
+
 const EMPTY = Buffer.alloc(0)
 const DELETION = 5
 
@@ -128,17 +135,18 @@ const parseAddress = (value: string): Address | undefined => {
  * an event by this author, since an id commits to its pubkey. Stored targets by this author are removed,
  * except kind 5s (deleting a deletion has no effect). Own `a` targets delete up to this created_at.
  *
- * The one rule that depends on arrival order: a request whose targets are all known to be others' (stored
- * events of other authors, addresses of other pubkeys) is refused. Had a foreign `e` target not arrived yet,
- * the same request would be stored; either way it changes nothing else, since it has no own targets.
+ * The one rule that depends on arrival order, an admission rule applied only to a client's event: a request
+ * whose targets are all known to be others' (stored events of other authors, addresses of other pubkeys) is
+ * refused. Had a foreign `e` target not arrived yet, the same request would be stored; either way it changes
+ * nothing else, since it has no own targets. A replica stores any kind 5 its origin stored.
  */
-const applyDeletion = (dbs: Databases, deletion: NostrEvent): Reason | undefined => {
+const applyDeletion = (dbs: Databases, deletion: NostrEvent, source: EventSource): Reason | undefined => {
   const ids = new Set(deletion.tags.filter(([name, value]) => name === 'e' && isHex64(value)).map(tag => tag[1] as string))
   const addresses = deletion.tags.flatMap(([name, value]) => (name === 'a' && value !== undefined ? (parseAddress(value) ?? []) : []))
   const targets = [...ids].map(id => ({ id: hexBytes(id), stored: loadEvent(dbs, id) }))
   const ownAddresses = addresses.filter(a => a.pubkey === deletion.pubkey)
   const foreign = (t: (typeof targets)[number]) => t.stored !== undefined && t.stored.pubkey !== deletion.pubkey
-  if (targets.length + addresses.length > 0 && ownAddresses.length === 0 && targets.every(foreign))
+  if (source === 'client' && targets.length + addresses.length > 0 && ownAddresses.length === 0 && targets.every(foreign))
     return 'blocked: a deletion request can only delete events by its own author'
   for (const { id, stored } of targets) {
     dbs.deletedIds.putSync(tombstoneKey(id, deletion.pubkey), EMPTY)
@@ -163,9 +171,10 @@ const rejected = (reason: Reason): StoreOutcome => ({ status: 'rejected', reason
 
 /**
  * Stores one verified event under NIP-01/09 rules. Call inside a write transaction. What ends up served
- * does not depend on arrival order, except whether a kind 5 aimed only at others is stored (see applyDeletion).
+ * does not depend on arrival order, except whether a client's kind 5 aimed only at others is stored (see
+ * applyDeletion); with `source = 'replica'` not even that.
  */
-export const applyEvent = (dbs: Databases, event: VerifiedEvent, json: Buffer): StoreOutcome => {
+export const applyEvent = (dbs: Databases, event: VerifiedEvent, json: Buffer, source: EventSource = 'client'): StoreOutcome => {
   const id = hexBytes(event.id)
   if (dbs.events.doesExist(id)) return { status: 'duplicate' }
   // A tombstone never blocks a kind 5: deleting a deletion has no effect (NIP-09).
@@ -175,7 +184,7 @@ export const applyEvent = (dbs: Databases, event: VerifiedEvent, json: Buffer): 
     if (reason) return rejected(reason)
   } else if (deletedById) return rejected(DELETED)
   if (event.kind === DELETION) {
-    const reason = applyDeletion(dbs, event)
+    const reason = applyDeletion(dbs, event, source)
     if (reason) return rejected(reason)
   }
   insert(dbs, event, id, json)

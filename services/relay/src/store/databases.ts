@@ -28,6 +28,8 @@ export interface Databases {
   expiryById: Database<Buffer, Buffer>
   /** sequence (u64 BE) → hint JSON: routing hints of stored 445/446 events not yet published. */
   outbox: Database<Buffer, Buffer>
+  /** sequence (u64 BE) → header + canonical JSON: events accepted here not yet confirmed by the replication bus. */
+  replication: Database<Buffer, Buffer>
   /** name → value: the store's own bookkeeping (`schema`: layout version, see migrate.ts). */
   meta: Database<Buffer, Buffer>
 }
@@ -55,6 +57,7 @@ export const openDatabases = (path: string): Databases => {
     expiry: binary('expiry'),
     expiryById: binary('expiry_by_id'),
     outbox: binary('hint_outbox'),
+    replication: binary('replication_outbox'),
     meta: binary('meta'),
   }
 }

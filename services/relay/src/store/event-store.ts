@@ -2,14 +2,16 @@ import type { Hint } from '@msr/hints'
 import type { Filter, VerifiedEvent } from '@msr/nostr'
 import type { TraceCarrier } from '@msr/telemetry'
 import type { Span } from '@opentelemetry/api'
-import { applyEvent, loadEvent, removeEvent, type StoreOutcome } from './apply.js'
+import { applyEvent, loadEvent, removeEvent, type EventSource, type StoreOutcome } from './apply.js'
 import { openDatabases, type Databases } from './databases.js'
 import { migrate } from './migrate.js'
 import { Outbox } from './outbox.js'
+import { ReplicationOutbox } from './replication-outbox.js'
 import { choosePlan, countFilters, queryFilter, scanFilter, type Plan, type QueryBounds, type QueryResult, type Visit } from './query.js'
 
-export type { StoreOutcome } from './apply.js'
+export type { EventSource, StoreOutcome } from './apply.js'
 export type { OutboxEntry } from './outbox.js'
+export type { ReplicationEntry } from './replication-outbox.js'
 export type { Plan, QueryBounds, QueryResult, StoredEvent, Visit } from './query.js'
 
 /**
@@ -19,6 +21,10 @@ export type { Plan, QueryBounds, QueryResult, StoredEvent, Visit } from './query
 export class EventStore {
   /** The hint outbox (read by the drainer; written only inside `write()`). */
   readonly outbox: Outbox
+  /** The replication outbox (read by the replication drainer; written only inside `write()`). */
+  readonly replication: ReplicationOutbox
+  /** Whether events stored for a client queue a replication entry (`[replication] topic` set). */
+  replicating = false
 
   private constructor(
     private readonly dbs: Databases,
@@ -27,6 +33,7 @@ export class EventStore {
     readonly path: string,
   ) {
     this.outbox = new Outbox(dbs.outbox)
+    this.replication = new ReplicationOutbox(dbs.replication)
   }
 
   /** Whether stored 445/446 events queue a hint (off while a snapshot is restored: those were published before). */
@@ -68,14 +75,16 @@ export class EventStore {
   }
 
   private readonly tx: StoreTransaction = {
-    apply: (event, json, trace) => {
-      const outcome = applyEvent(this.dbs, event, json)
+    apply: (event, json, trace, source = 'client') => {
+      const outcome = applyEvent(this.dbs, event, json, source)
       // Same transaction as the event: both commit, or neither does.
       if (outcome.status === 'stored' && this.hints) this.outbox.add(event, trace)
+      if (outcome.status === 'stored' && this.replicating && source === 'client') this.replication.add(event, json, trace)
       return outcome
     },
     deleteExpired: (now, max) => this.deleteExpired(now, max),
     removeHints: keys => this.outbox.remove(keys),
+    removeReplicated: keys => this.replication.remove(keys),
     queueHints: hints => hints.forEach(hint => this.outbox.put(hint)),
   }
 
@@ -156,13 +165,16 @@ export class EventStore {
 export interface StoreTransaction {
   /**
    * Stores one verified event under NIP-01/09 rules; a hint it queues carries the trace context of its EVENT
-   * (its span, or the span's context as carried to the writer thread).
+   * (its span, or the span's context as carried to the writer thread). A client's stored event also queues
+   * its replication entry when replicating; a replica's (`source = 'replica'`) gets store rules only.
    */
-  apply(event: VerifiedEvent, json: Buffer, trace?: Span | TraceCarrier): StoreOutcome
+  apply(event: VerifiedEvent, json: Buffer, trace?: Span | TraceCarrier, source?: EventSource): StoreOutcome
   /** Deletes up to `max` events whose expiration is at or before `now`; returns how many. */
   deleteExpired(now: number, max: number): number
   /** Removes published hints from the outbox. */
   removeHints(keys: Buffer[]): void
+  /** Removes replication entries the bus confirmed. */
+  removeReplicated(keys: readonly Uint8Array[]): void
   /** Queues hints as they are (a restore puts back those a snapshot held). */
   queueHints(hints: readonly Hint[]): void
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { parseFilter, type Filter, type NostrEvent } from '@msr/nostr'
 import { chooser, mulberry32, oracleMatch, oracleOrder, shuffled, unsigned, type RawFilter, type Ready } from '../testing/fixtures.js'
-import { EventStore } from './event-store.js'
+import { EventStore, type EventSource } from './event-store.js'
 import { fingerprint } from './fingerprint.js'
 
 const SEED = Number(process.env.PROPERTY_SEED || 20261206)
@@ -164,14 +164,14 @@ const run = (set: EventSet, steps: Step[], cuts: number[]): Promise<Fingerprint>
   )
 
 /** Applies the steps in 1–3 write transactions to a fresh store and returns what `read` makes of it. */
-const applyThen = async <T>(steps: Step[], cuts: number[], read: (store: EventStore) => T | Promise<T>): Promise<T> => {
+const applyThen = async <T>(steps: Step[], cuts: number[], read: (store: EventStore) => T | Promise<T>, source: EventSource = 'client'): Promise<T> => {
   const dir = mkdtempSync(join(tmpdir(), 'msr-order-property-'))
   dirs.push(dir)
   const store = EventStore.open(dir)
   try {
     for (const [from, to] of [0, ...cuts].map((cut, i, all) => [cut, all[i + 1] ?? steps.length] as const)) {
       await store.write(tx =>
-        steps.slice(from, to).forEach(step => ('sweep' in step ? tx.deleteExpired(NOW, step.sweep) : tx.apply(step.event.event, Buffer.from(step.event.json)))),
+        steps.slice(from, to).forEach(step => ('sweep' in step ? tx.deleteExpired(NOW, step.sweep) : tx.apply(step.event.event, Buffer.from(step.event.json), undefined, source))),
       )
     }
     store.refresh()
@@ -263,6 +263,24 @@ describe('EventStore arrival-order property', () => {
       }
     }
     assert.ok(compared.length >= SETS / 4, `only ${compared.length} sets without exempt kind 5s`)
+    assert.equal(failures.length, 0, `${failures.length} orders leave another fingerprint; first: ${failures[0]}`)
+  })
+
+  it(`applied as a replica (store rules only), every arrival order leaves the same fingerprint, exempt kind 5s included (seed ${SEED})`, async () => {
+    const failures: string[] = []
+    let exemptStored = 0
+    for (const set of sets) {
+      const expected = await applyThen(sortedSteps(set), [], store => fingerprint(store, NOW), 'replica')
+      exemptStored += await applyThen(sortedSteps(set), [], store => [...set.exempt].filter(id => store.get(id) !== undefined).length, 'replica')
+      const rand = mulberry32(set.seed ^ 0x4e91)
+      for (let order = 0; order < 5; order++) {
+        const { steps, cuts } = randomRun(set, rand)
+        const actual = await applyThen(steps, cuts, store => fingerprint(store, NOW), 'replica')
+        if (actual.sha256 !== expected.sha256 || actual.events !== expected.events)
+          failures.push(`seed ${set.seed}, order ${order}: ${JSON.stringify(actual)} vs ${JSON.stringify(expected)}\n  ${describeSteps(set, steps, cuts)}`)
+      }
+    }
+    assert.ok(exemptStored >= 5, `only ${exemptStored} kind 5s aimed at others were stored as a replica`)
     assert.equal(failures.length, 0, `${failures.length} orders leave another fingerprint; first: ${failures[0]}`)
   })
 

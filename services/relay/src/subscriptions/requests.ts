@@ -35,6 +35,11 @@ export interface RequestDeps {
   now: () => number
   /** Reports a failure answered with `CLOSED "error: …"` (logged with the subscription id, counted). */
   onFailure: (path: 'req' | 'count', error: unknown, context: { subId: string }) => void
+  /**
+   * With `[replication]`: whether this committed event's live fan-out is still to come (it waits for the
+   * bus). A backfill that sent such an event keeps its id, and the late fan-out skips the subscription.
+   */
+  fanOutPending?: ((id: string) => boolean) | undefined
 }
 
 /**
@@ -252,9 +257,11 @@ const sendPage = (deps: RequestDeps, subscription: Subscription, result: Backfil
     return (closed(client, subId, 'error: the query could not be answered; try again', span), false)
   }
   const { framesEnd } = result
-  if (subscription.held?.length) {
+  const pending = deps.fanOutPending
+  if (subscription.held?.length || pending) {
     const sent = backfilledIds(answer.data, framesEnd, result.frames)
-    subscription.held = subscription.held.filter(({ id }) => !sent.has(id))
+    if (subscription.held?.length) subscription.held = subscription.held.filter(({ id }) => !sent.has(id))
+    if (pending) for (const id of sent) if (pending(id)) (subscription.sentBeforeFanOut ??= new Set()).add(id)
   }
   if (result.wire) client.sendWire(answer.data.subarray(0, framesEnd), answer.free)
   else {

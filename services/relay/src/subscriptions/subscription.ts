@@ -21,6 +21,11 @@ export interface Subscription {
    * already sent); undefined once the subscription is live.
    */
   held: Held[] | undefined
+  /**
+   * With `[replication]`: ids its backfill sent before their own live fan-out (which waits for the bus):
+   * that fan-out skips this subscription, once.
+   */
+  sentBeforeFanOut?: Set<string> | undefined
   /** Fan-out stamp, so an event matching two filters is delivered once. */
   lastDelivery: number
 }

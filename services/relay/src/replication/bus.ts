@@ -1,0 +1,108 @@
+import { PubSub, type Message, type Subscription, type Topic } from '@google-cloud/pubsub'
+import type { Logger } from '@msr/telemetry'
+import { remaining, within } from '../deadline.js'
+import type { Part } from '../lifecycle.js'
+
+/** One event received from the topic. */
+export interface BusMessage {
+  /** The canonical JSON the origin stored. */
+  data: Buffer
+  attributes: Record<string, string>
+  /** When the bus accepted it (epoch milliseconds). */
+  publishedAt: number
+  ack(): void
+  nack(): void
+}
+
+/** The events topic as the replication parts see it: publish, and this replica's subscription. */
+export interface ReplicationBus extends Part {
+  readonly replicaId: string
+  /** The subscription this replica pulls (its full id, for logs). */
+  readonly subscriptionName: string
+  /** Resolves with the message id once the bus has the message; rejects otherwise (after the publish timeout at most). */
+  publish(data: Buffer, attributes: Record<string, string>): Promise<string>
+  /** Starts the streaming pull; `onMessage` gets every message, the replica's own included. */
+  subscribe(onMessage: (message: BusMessage) => void): void
+}
+
+/** Settings of the bus, from `[replication]`. */
+export interface BusOptions {
+  topic: string
+  /** A subscription id, or `auto`: `<topic>-<replicaId>`, created at start. */
+  subscription: string
+  replicaId: string
+  /** Whether the replica id was made up at this start (an `auto` subscription of such an id is deleted at stop). */
+  ephemeralId: boolean
+  projectId?: string | undefined
+  publishTimeoutMs: number
+}
+
+/** Publisher batching: at most this long before a batch goes (Pub/Sub's per-request cost, against OK latency). */
+const BATCH_MS = 10
+/** Messages pulled and not yet acknowledged, at most (flow control of the streaming pull). */
+const MAX_UNACKED = 1000
+/** Pause before pulling again after the stream failed for good. */
+const REOPEN_MS = 1000
+/** gRPC ALREADY_EXISTS. */
+const ALREADY_EXISTS = 6
+
+/**
+ * The Google Cloud Pub/Sub bus of `[replication]`: one topic, no ordering key (the store's rules do not
+ * depend on order), one streaming-pull subscription per replica. Without PUBSUB_EMULATOR_HOST the client
+ * library reaches Google; with it, the emulator.
+ */
+export const pubSubBus = (options: BusOptions, logger: Logger): ReplicationBus => {
+  const client = new PubSub({ ...(options.projectId && { projectId: options.projectId }) })
+  const topic: Topic = client.topic(options.topic, { batching: { maxMilliseconds: BATCH_MS }, gaxOpts: { timeout: options.publishTimeoutMs } })
+  const auto = options.subscription === 'auto'
+  const name = auto ? `${options.topic}-${options.replicaId}` : options.subscription
+  let subscription: Subscription | undefined
+  let stopped = false
+
+  /** Makes an `auto` subscription; a named one must exist (infra makes it), or the relay does not start. */
+  const open = async (): Promise<void> => {
+    const failed = (what: string) => (error: { code?: number; message?: string }) => {
+      throw new Error(`[replication] ${what}: ${error.message ?? String(error)}`)
+    }
+    if (!auto) {
+      const [exists] = await client.subscription(name).exists().catch(failed(`could not look up subscription ${name}`))
+      if (!exists) throw new Error(`[replication] subscription ${name} does not exist (make it, or set subscription = "auto")`)
+      return
+    }
+    await topic.createSubscription(name, { ackDeadlineSeconds: 60 }).catch((error: { code?: number; message?: string }) => {
+      if (error.code !== ALREADY_EXISTS) failed(`could not create subscription ${name} on topic ${options.topic}`)(error)
+    })
+  }
+
+  const subscribe = (onMessage: (message: BusMessage) => void): void => {
+    const pulled = (subscription = client.subscription(name, { flowControl: { maxMessages: MAX_UNACKED, allowExcessMessages: false }, streamingOptions: { maxStreams: 1 } }))
+    pulled.on('message', (m: Message) => onMessage({ data: m.data, attributes: m.attributes, publishedAt: m.publishTime.getTime(), ack: () => m.ack(), nack: () => m.nack() }))
+    // The library retries what it can; an error here closed the stream: pull again after a pause.
+    pulled.on('error', (error: unknown) => {
+      logger.warn({ err: error, subscription: name }, 'replication subscription stream failed; pulling again')
+      setTimeout(() => void (!stopped && !pulled.isOpen && pulled.open()), REOPEN_MS).unref()
+    })
+  }
+
+  const stop = async (deadline: number): Promise<void> => {
+    stopped = true
+    const closing = (async () => {
+      await subscription?.close()
+      await topic.flush()
+      // A per-start id's subscription would only collect a backlog nobody reads: delete it (Cloud Run).
+      if (auto && options.ephemeralId) await client.subscription(name).delete().catch((error: unknown) => logger.warn({ err: error, subscription: name }, 'could not delete the replication subscription'))
+      await client.close()
+    })()
+    if (!(await within(closing, remaining(deadline)))) logger.warn({ subscription: name }, 'the replication bus did not close in time')
+  }
+
+  return {
+    name: 'replication bus',
+    replicaId: options.replicaId,
+    subscriptionName: name,
+    start: open,
+    stop,
+    publish: (data, attributes) => topic.publishMessage({ data, attributes }),
+    subscribe,
+  }
+}

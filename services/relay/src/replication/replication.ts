@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto'
+import type { Logger } from '@msr/telemetry'
+import type { VerifierPool } from '@msr/workers'
+import type { RelayConfig } from '../config.js'
+import type { Part } from '../lifecycle.js'
+import type { ValidEvent } from '../pipeline/validate.js'
+import type { Writer } from '../pipeline/writer.js'
+import type { EventStore } from '../store/event-store.js'
+import { PublishAcks } from './acks.js'
+import { pubSubBus, type ReplicationBus } from './bus.js'
+import { ReplicationDrainer } from './drainer.js'
+import { BusHealth, ReplicationGate, type ReplicationObserver } from './gate.js'
+import { ReplicationSubscriber } from './subscriber.js'
+
+/** A publish the bus has not confirmed within this is failed by the client library, and retried from the outbox. */
+const PUBLISH_TIMEOUT_MS = 10_000
+
+/** `[replication]` wired: the gate the EVENT path and fan-out go through, and the parts to start, in order. */
+export interface Replication {
+  gate: ReplicationGate
+  bus: ReplicationBus
+  /** The bus (its subscription made), the outbox drainer, the subscriber. */
+  parts: Part[]
+}
+
+/** What replication is built from; `fanOutEphemeral` is called only once messages arrive (after the relay exists). */
+export interface ReplicationDeps {
+  store: EventStore
+  writer: Writer
+  verifier: VerifierPool
+  logger: Logger
+  observer: ReplicationObserver
+  fanOutEphemeral: (valid: ValidEvent) => void
+  /** The bus (tests inject one); default: Google Cloud Pub/Sub (or its emulator, by PUBSUB_EMULATOR_HOST). */
+  bus?: ReplicationBus
+}
+
+/**
+ * The replication parts `[replication]` asks for, or undefined when its topic is empty (then nothing here is
+ * created and no connection is opened). Client events are queued in the replication outbox from now on.
+ * Call it before anything else listens to the writer's commits.
+ */
+export const replicationOf = (config: RelayConfig['replication'], deps: ReplicationDeps): Replication | undefined => {
+  if (config.topic === '') return undefined
+  const replicaId = config.replica_id || randomBytes(6).toString('hex')
+  const bus =
+    deps.bus ??
+    pubSubBus(
+      {
+        topic: config.topic,
+        subscription: config.subscription,
+        replicaId,
+        ephemeralId: config.replica_id === '',
+        projectId: config.project_id || undefined,
+        publishTimeoutMs: PUBLISH_TIMEOUT_MS,
+      },
+      deps.logger,
+    )
+  const { store, writer, logger, observer } = deps
+  store.replicating = true
+  const acks = new PublishAcks()
+  const health = new BusHealth({ logger, observer, waiting: () => store.replication.size() })
+  const gate = new ReplicationGate({ acks, bus, health, logger, observer }, { ackTimeoutMs: config.ack_timeout, onBusOutage: config.on_bus_outage })
+  const drainer = new ReplicationDrainer({ store, writer, bus, acks, health, logger, observer })
+  // Before any other listener (the relay's fan-out) and before any OK: every client event is tracked from its commit.
+  writer.onCommitted(batch => {
+    const mine = batch.filter(c => c.source !== 'replica')
+    for (const c of mine) acks.track(c.event.id)
+    if (mine.length > 0) drainer.notify()
+  })
+  const subscriber = new ReplicationSubscriber({
+    bus,
+    writer,
+    verifier: deps.verifier,
+    verify: config.verify,
+    fanOutEphemeral: deps.fanOutEphemeral,
+    logger,
+    observer,
+    now: () => Math.floor(Date.now() / 1000),
+  })
+  return { gate, bus, parts: [bus, drainer, subscriber] }
+}
