@@ -23,8 +23,8 @@ export const writerThread = async (store: EventStore, module = new URL('./write-
     return answer
   }
   return {
-    apply: async batch => {
-      const { body, transfer } = applyRequest(batch, store.hintsEnabled)
+    apply: async (batch, maxBytes = 0) => {
+      const { body, transfer } = applyRequest(batch, store.hintsEnabled, maxBytes)
       const { codes, reasons } = await request(body, transfer)
       return batch.map((_, i) => reasons?.[i] ?? (OUTCOMES[codes?.[i] ?? -1] as StoreOutcome))
     },
@@ -39,7 +39,7 @@ export const writerThread = async (store: EventStore, module = new URL('./write-
 }
 
 /** One buffer holding the batch's JSON back to back (its own ArrayBuffer, to transfer), with where each ends. */
-const applyRequest = (batch: Parameters<Transactions['apply']>[0], hints: boolean): { body: ApplyRequest; transfer: ArrayBuffer[] } => {
+const applyRequest = (batch: Parameters<Transactions['apply']>[0], hints: boolean, maxBytes: number): { body: ApplyRequest; transfer: ArrayBuffer[] } => {
   let size = 0
   for (const p of batch) size += p.json.length
   const bytes = Buffer.allocUnsafeSlow(size)
@@ -53,5 +53,5 @@ const applyRequest = (batch: Parameters<Transactions['apply']>[0], hints: boolea
     const trace = hints && p.span ? traceCarrierOf(p.span) : undefined
     if (trace) traces[i] = trace
   })
-  return { body: { op: 'apply', bytes, ends, traces, hints }, transfer: [bytes.buffer as ArrayBuffer, ends.buffer] }
+  return { body: { op: 'apply', bytes, ends, traces, hints, maxBytes }, transfer: [bytes.buffer as ArrayBuffer, ends.buffer] }
 }
