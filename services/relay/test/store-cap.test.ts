@@ -5,9 +5,11 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { NostrEvent } from '@msr/nostr'
 import { STORE_FULL } from '../src/pipeline/writer.js'
+import { samples } from './client-helpers.js'
 import { newSigner, sign, startTestRelay, testConfig, TestClient, type TestRelay } from './harness.js'
 
 const CAP = 512 * 1024
+const KEY = 'metrics-key-0123456789abcdef'
 const FILLER = 'x'.repeat(2000)
 
 describe('data.max_size', () => {
@@ -16,7 +18,7 @@ describe('data.max_size', () => {
   const author = newSigner()
 
   before(async () => {
-    relay = await startTestRelay({ 'data.max_size': CAP })
+    relay = await startTestRelay({ 'data.max_size': CAP, 'metrics.enabled': true, 'metrics.auth': KEY })
     client = await TestClient.connect(relay.url)
   })
   after(async () => {
@@ -36,13 +38,22 @@ describe('data.max_size', () => {
     throw new Error(`2000 events of 2 kB stored under a cap of ${CAP} bytes: the cap is not enforced`)
   }
 
+  /** The store gauges as /metrics serves them. */
+  const gauges = async (): Promise<{ used: number | undefined; max: number | undefined }> => {
+    const res = await fetch(`http://127.0.0.1:${relay.port}/metrics`, { headers: { Authorization: `Bearer ${KEY}` } })
+    const m = samples(await res.text())
+    return { used: m.get('msr_relay_store_used_bytes'), max: m.get('msr_relay_store_max_bytes') }
+  }
+
   let first: { stored: NostrEvent[]; refused: NostrEvent; reason: string }
 
   it('refuses EVENTs past the cap with the full-storage answer, and the refused event is not stored', async () => {
     first = await fill('first')
     assert.equal(first.reason, STORE_FULL)
     assert.ok(first.stored.length > 50, `only ${first.stored.length} events stored before the refusal`)
-    assert.ok(relay.running.store.usedBytes() >= CAP, 'refused while the store was under its cap')
+    const { used, max } = await gauges()
+    assert.equal(max, CAP)
+    assert.ok(used !== undefined && used >= CAP, `refused while the store was under its cap (store_used_bytes ${used})`)
     assert.deepEqual(await client.query({ ids: [first.refused.id] }), [], 'the refused event was stored')
   })
 
@@ -55,7 +66,8 @@ describe('data.max_size', () => {
   it('stores a deletion past the cap, and new events once it brings the store under', async () => {
     const gone = first.stored.slice(0, Math.ceil(first.stored.length / 2))
     await client.publishOk(sign(author, { kind: 5, tags: gone.map(e => ['e', e.id]) }))
-    assert.ok(relay.running.store.usedBytes() < CAP, 'the deletion did not bring the store under its cap')
+    const { used } = await gauges()
+    assert.ok(used !== undefined && used < CAP, `the deletion did not bring the store under its cap (store_used_bytes ${used})`)
     assert.deepEqual(await client.query({ ids: gone.slice(0, 20).map(e => e.id) }), [])
     await client.publishOk(sign(author, { content: 'stored again after the deletion' }))
   })
@@ -63,8 +75,9 @@ describe('data.max_size', () => {
   it('stores again once a reload raises the cap', async () => {
     const second = await fill('second')
     assert.equal(second.reason, STORE_FULL)
-    const outcome = relay.running.settings.reload(testConfig(relay.dataDir, { 'data.max_size': 4 * CAP }))
+    const outcome = relay.running.settings.reload(testConfig(relay.dataDir, { 'data.max_size': 4 * CAP, 'metrics.enabled': true, 'metrics.auth': KEY }))
     assert.deepEqual(outcome.applied, ['data.max_size'])
+    assert.equal((await gauges()).max, 4 * CAP)
     await client.publishOk(second.refused)
     assert.equal((await client.query({ ids: [second.refused.id] })).length, 1)
   })
