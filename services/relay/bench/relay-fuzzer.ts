@@ -978,9 +978,9 @@ const seededKeys = (random: Random, signer: Signer): Key[] =>
   })
 
 /** Runs the lanes side by side, each with its share of the frames and a random source forked from the seed. */
-const fuzzLanes = async (run: RunState, relay: RelayProcess, setup: Setup, opts: RelayFuzzOptions, keys: Key[], random: Random): Promise<number> => {
+const fuzzLanes = async (run: RunState, relay: RelayProcess, setup: Setup, opts: RelayFuzzOptions & { deadline: number }, keys: Key[], random: Random): Promise<number> => {
   const signer = loadSigner()
-  const deadline = performance.now() + opts.maxSeconds * 1000
+  const deadline = opts.deadline
   const lanes = Array.from({ length: LANES }, (_, i) => new Lane(run, signer, setup.name === 'hardened' && i < AUTHED_LANES ? keys[i] : undefined))
   const shares = lanes.map((_, i) => Math.floor(opts.frames / LANES) + (i < opts.frames % LANES ? 1 : 0))
   const sent = await Promise.all(
@@ -1077,7 +1077,7 @@ const checkMemory = (run: RunState, before: Memory | undefined, after: Memory | 
 }
 
 /** Fuzzes `frames` over the lanes with the probe connection beside them; frames sent and the probe's report. */
-const fuzzWithProbe = async (run: RunState, relay: RelayProcess, setup: Setup, opts: RelayFuzzOptions, frames: number, keys: Key[], random: Random): Promise<[number, ProbeReport]> => {
+const fuzzWithProbe = async (run: RunState, relay: RelayProcess, setup: Setup, opts: RelayFuzzOptions & { deadline: number }, frames: number, keys: Key[], random: Random): Promise<[number, ProbeReport]> => {
   let fuzzing = true
   const probing = probeDuring(run, loadSigner(), keys[0] as Key, setup.name === 'hardened', () => fuzzing && isAlive(relay.pid))
   const sent = await fuzzLanes(run, relay, setup, { ...opts, frames }, keys, random).finally(() => (fuzzing = false))
@@ -1103,9 +1103,10 @@ const fuzzOnce = async (setup: Setup, opts: RelayFuzzOptions): Promise<RelayFuzz
     const before = await relay.settledMemory()
     const started = performance.now()
     const half = Math.ceil(opts.frames / 2)
-    const [first, probed1] = await fuzzWithProbe(run, relay, setup, opts, half, keys, random)
+    const capped = { ...opts, deadline: started + opts.maxSeconds * 1000 }
+    const [first, probed1] = await fuzzWithProbe(run, relay, setup, capped, half, keys, random)
     const warm = isAlive(relay.pid) ? await relay.settledMemory() : undefined
-    const [second, probed2] = await fuzzWithProbe(run, relay, setup, opts, opts.frames - half, keys, random)
+    const [second, probed2] = await fuzzWithProbe(run, relay, setup, capped, opts.frames - half, keys, random)
     const total = first + second
     const during: ProbeReport = { rounds: probed1.rounds + probed2.rounds, failed: probed1.failed + probed2.failed, latencies: [...probed1.latencies, ...probed2.latencies] }
     const seconds = (performance.now() - started) / 1000
