@@ -1,4 +1,7 @@
 # Cloud Armor on both backends (one policy each, from one definition). Rules, first match wins:
+#   50   /metrics is a 404 from outside: metrics stay internal (the relay is the URL map's default, so
+#        its /metrics would otherwise be reachable, and a key in `?auth=` would land in this log); the
+#        Managed Prometheus sidecar scrapes each instance over its loopback (monitoring.tf)
 #   100  the IP allowlist (allowed_ip_ranges): anyone else gets 403; absent when the list is empty
 #   200… the API only: Google's preconfigured WAF rules at sensitivity 1 (the fewest false positives),
 #        never reading the Authorization header (a NIP-98 token is base64 JSON that would look like anything)
@@ -25,6 +28,17 @@ resource "google_compute_security_policy" "armor" {
 
   advanced_options_config {
     log_level = "VERBOSE"
+  }
+
+  rule {
+    priority    = 50
+    action      = "deny(404)"
+    description = "metrics stay internal"
+    match {
+      expr {
+        expression = "request.path.lower().startsWith('/metrics')"
+      }
+    }
   }
 
   dynamic "rule" {

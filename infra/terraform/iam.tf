@@ -1,10 +1,10 @@
 # Every identity and every grant of the platform, each on the narrowest resource that takes it. No
 # primitive role anywhere; a project-level grant only where the role has no finer resource
-# (roles/cloudtrace.agent, roles/cloudsql.client, roles/logging.logWriter).
+# (roles/cloudtrace.agent, roles/monitoring.metricWriter, roles/cloudsql.client, roles/logging.logWriter).
 #
-#   msr-relay        publish to the two hint topics; objects of the snapshot bucket; its metrics key;
-#                    write spans
-#   msr-mailbox-api  Cloud SQL client; its three secrets; write spans (push mode: no subscriber role)
+#   msr-relay        publish to the two hint topics; objects of the snapshot bucket; its metrics key and
+#                    metrics sidecar configuration; write spans and metrics
+#   msr-mailbox-api  Cloud SQL client; its four secrets; write spans and metrics (push mode: no subscriber role)
 #   msr-hints-push   the identity in push OIDC tokens: run.invoker on the mailbox service only
 #   msr-deployer     what cloudbuild.yaml does: push images to the repository, deploy the two services
 #                    as their own identities, write build logs
@@ -143,4 +143,17 @@ resource "google_project_iam_member" "deployer_logs" {
   project = var.project_id
   role    = "roles/logging.logWriter"
   member  = "serviceAccount:${google_service_account.deployer.email}"
+}
+
+# --- both: metrics to Cloud Monitoring (the Managed Service for Prometheus sidecar, monitoring.tf). The
+# role writes time series and reads none.
+
+resource "google_project_iam_member" "metric_writers" {
+  for_each = {
+    relay       = google_service_account.relay.email
+    mailbox_api = google_service_account.mailbox_api.email
+  }
+  project = var.project_id
+  role    = "roles/monitoring.metricWriter"
+  member  = "serviceAccount:${each.value}"
 }

@@ -4,8 +4,9 @@
 # only its own secrets (iam.tf). Hint pushes need no shared secret on Google Cloud: they carry OIDC tokens.
 
 locals {
-  relay_secrets   = { relay_metrics_key = "msr-relay-metrics-key" }
-  mailbox_secrets = { mailbox_metrics_key = "msr-mailbox-metrics-key", mailbox_admin_token = "msr-mailbox-admin-token", mailbox_database_url = "msr-mailbox-database-url" }
+  # *_gmp_config: the metrics sidecar's configuration, which holds the metrics key (monitoring.tf).
+  relay_secrets   = { relay_metrics_key = "msr-relay-metrics-key", relay_gmp_config = "msr-relay-gmp-config" }
+  mailbox_secrets = { mailbox_metrics_key = "msr-mailbox-metrics-key", mailbox_admin_token = "msr-mailbox-admin-token", mailbox_database_url = "msr-mailbox-database-url", mailbox_gmp_config = "msr-mailbox-gmp-config" }
   # The secrets whose value is a random key (the database URL is built below).
   generated_secrets = toset(["relay_metrics_key", "mailbox_metrics_key", "mailbox_admin_token"])
 }

@@ -34,6 +34,7 @@ resource "google_cloud_run_v2_service" "relay" {
     }
 
     containers {
+      name  = "relay"
       image = var.relay_image
       ports {
         container_port = 8080
@@ -122,13 +123,42 @@ resource "google_cloud_run_v2_service" "relay" {
         period_seconds = 30
       }
     }
+
+    # Managed Service for Prometheus: scrapes /metrics over the instance's loopback and writes the
+    # samples to Cloud Monitoring (monitoring.tf); its configuration, with the metrics key, is a secret.
+    containers {
+      name       = "metrics"
+      image      = var.gmp_sidecar_image
+      depends_on = ["relay"]
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "512Mi"
+        }
+      }
+      volume_mounts {
+        name       = "gmp-config"
+        mount_path = "/etc/rungmp"
+      }
+    }
+
+    volumes {
+      name = "gmp-config"
+      secret {
+        secret = google_secret_manager_secret.all["relay_gmp_config"].secret_id
+        items {
+          version = "latest"
+          path    = "config.yaml"
+        }
+      }
+    }
   }
 
   lifecycle {
     ignore_changes = [template[0].containers[0].image, client, client_version]
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.relay_reads, google_secret_manager_secret_version.generated]
+  depends_on = [google_secret_manager_secret_iam_member.relay_reads, google_secret_manager_secret_version.generated, google_secret_manager_secret_version.gmp_config]
 }
 
 # The mailbox API: stateless, scaled on its own; PostgreSQL through Cloud Run's Cloud SQL connection
@@ -157,6 +187,7 @@ resource "google_cloud_run_v2_service" "mailbox_api" {
     }
 
     containers {
+      name  = "mailbox-api"
       image = var.mailbox_image
       ports {
         container_port = 8081
@@ -249,6 +280,35 @@ resource "google_cloud_run_v2_service" "mailbox_api" {
         period_seconds = 30
       }
     }
+
+    # Managed Service for Prometheus: scrapes /metrics over the instance's loopback and writes the
+    # samples to Cloud Monitoring (monitoring.tf); its configuration, with the metrics key, is a secret.
+    containers {
+      name       = "metrics"
+      image      = var.gmp_sidecar_image
+      depends_on = ["mailbox-api"]
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "512Mi"
+        }
+      }
+      volume_mounts {
+        name       = "gmp-config"
+        mount_path = "/etc/rungmp"
+      }
+    }
+
+    volumes {
+      name = "gmp-config"
+      secret {
+        secret = google_secret_manager_secret.all["mailbox_gmp_config"].secret_id
+        items {
+          version = "latest"
+          path    = "config.yaml"
+        }
+      }
+    }
   }
 
   lifecycle {
@@ -259,5 +319,6 @@ resource "google_cloud_run_v2_service" "mailbox_api" {
     google_secret_manager_secret_iam_member.mailbox_reads,
     google_secret_manager_secret_version.mailbox_database_url,
     google_secret_manager_secret_version.generated,
+    google_secret_manager_secret_version.gmp_config,
   ]
 }

@@ -79,3 +79,39 @@ variable "deletion_protection" {
   description = "Protects the Cloud SQL instance and the Cloud Run services from `terraform destroy`. Turn off only to tear a test project down."
   default     = true
 }
+
+variable "notification_channels" {
+  type        = list(string)
+  description = "Existing Cloud Monitoring notification channels every alert notifies (ids: projects/PROJECT/notificationChannels/ID; PagerDuty, Slack, SMS...). Empty by default: alerts still open incidents in the console."
+  default     = []
+}
+
+variable "alert_emails" {
+  type        = list(string)
+  description = "Email addresses to notify of every alert: an email notification channel is made for each, besides notification_channels."
+  default     = []
+}
+
+variable "alert_thresholds" {
+  type        = map(number)
+  description = "Alert thresholds by alert name, overriding the defaults of infra/monitoring/alerts.yaml (listed with their meaning in docs/slo.md), e.g. { HintOutboxGrowing = 500 }. The same defaults feed the local Prometheus."
+  default     = {}
+}
+
+variable "slo_targets" {
+  type        = map(number)
+  description = "SLO targets by SLO name, overriding the defaults of infra/monitoring/slos.yaml (docs/slo.md), e.g. { relay-req-latency = 0.995 }; the burn-rate alerts follow."
+  default     = {}
+}
+
+variable "runbook_url" {
+  type        = string
+  description = "Where operators read docs/runbook.md (e.g. the repository's web page of it); alert notifications link to its sections. Empty: the notifications name the path in the repository."
+  default     = ""
+}
+
+variable "gmp_sidecar_image" {
+  type        = string
+  description = "Google's Managed Service for Prometheus sidecar for Cloud Run, run beside each service to send its /metrics to Cloud Monitoring (monitoring.tf)."
+  default     = "us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:1.2.0"
+}

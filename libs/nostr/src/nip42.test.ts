@@ -25,6 +25,8 @@ describe('checkAuthEvent', () => {
     assert.equal(checkAuthEvent(auth(good, { kind: 1 }), expected)?.failure, 'kind')
     assert.equal(checkAuthEvent(auth(good, { created_at: NOW - 601 }), expected)?.failure, 'created_at')
     assert.equal(checkAuthEvent(auth([good[0] as string[], ['challenge', 'other']]), expected)?.failure, 'challenge')
+    // Same length in characters, not in bytes: refused, never a throw from the constant-time comparison.
+    assert.equal(checkAuthEvent(auth([good[0] as string[], ['challenge', 'c\u00fc']]), expected)?.failure, 'challenge')
     const relay = checkAuthEvent(auth([['relay', 'wss://elsewhere.example'], ['challenge', 'c1']]), expected)
     assert.deepEqual(relay, { failure: 'relay', reason: 'auth-required: the relay tag does not name this relay: expected wss://kind-challenge.example/created_at' })
   })

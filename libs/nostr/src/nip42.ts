@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto'
 import type { NostrEvent } from './event.js'
 import type { Reason } from './reason.js'
 
@@ -33,6 +34,14 @@ const tagValue = (event: NostrEvent, name: string): string | undefined => event.
 /** Which NIP-42 check refused an AUTH event: a stable label for metrics. */
 export type AuthFailure = 'kind' | 'created_at' | 'challenge' | 'relay'
 
+/** The challenge is a secret of its connection: compared in constant time (its length, 64, is not). */
+const sameChallenge = (sent: string | undefined, expected: string): boolean => {
+  if (sent === undefined) return false
+  const a = Buffer.from(sent, 'utf8')
+  const b = Buffer.from(expected, 'utf8')
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
 /**
  * Checks a NIP-42 AUTH event against the connection's challenge and the relay's public URL (its
  * signature is checked separately). Refusals use `auth-required:`: the connection stays unauthenticated.
@@ -44,7 +53,7 @@ export const checkAuthEvent = (
   if (event.kind !== AUTH_KIND) return { failure: 'kind', reason: `auth-required: an AUTH event must be of kind ${AUTH_KIND}` }
   if (Math.abs(event.created_at - expected.now) > AUTH_WINDOW_SECONDS)
     return { failure: 'created_at', reason: `auth-required: the AUTH event's created_at must be within ${AUTH_WINDOW_SECONDS / 60} minutes of now` }
-  if (tagValue(event, 'challenge') !== expected.challenge) return { failure: 'challenge', reason: 'auth-required: the challenge tag does not match this connection' }
+  if (!sameChallenge(tagValue(event, 'challenge'), expected.challenge)) return { failure: 'challenge', reason: 'auth-required: the challenge tag does not match this connection' }
   const relay = tagValue(event, 'relay')
   const want = normalizeRelayUrl(expected.relayUrl)
   if (relay === undefined || want === undefined || normalizeRelayUrl(relay) !== want)

@@ -72,7 +72,8 @@ const handleStream = (handle: FileHandle): Writable =>
 export const createAtomicFile = async (path: string, placement: Placement): Promise<AtomicFile> => {
   const dir = dirname(path)
   const temp = join(dir, `.${basename(path)}.${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`)
-  const handle = await open(temp, 'wx')
+  // Exports and snapshots hold every event's metadata: readable by the relay's user only.
+  const handle = await open(temp, 'wx', 0o600)
   const stream = handleStream(handle)
   let settled = false
   const discard = async (): Promise<void> => {

@@ -97,7 +97,7 @@ const STALE_TEMP_MS = 60 * 60 * 1000
 
 const directoryBackend = (dir: string): Backend => {
   try {
-    mkdirSync(dir, { recursive: true })
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
   } catch (err) {
     throw named(dir, err)
   }

@@ -41,10 +41,14 @@ const bodyLimit = (maxArtifactBytes: number): number => 2 * Math.ceil(maxArtifac
 /** The admin routes under /api/v1 (GET and POST /groups in routes/groups.ts), as express matches them: any case, one trailing slash. */
 const ADMIN_PATH = /^\/groups\/?$/i
 
-/** Times each request by route (never logging bodies or tokens). */
+/** Times and counts each request by route (never logging bodies or tokens). */
 const timing = (metrics: MailboxMetrics): RequestHandler => (req, res, next) => {
   const stop = metrics.requestSeconds.startTimer()
-  res.on('finish', () => stop({ method: req.method, route: (req.baseUrl + (req.route?.path ?? '')) || 'unmatched', status: String(res.statusCode) }))
+  res.on('finish', () => {
+    const labels = { method: req.method, route: (req.baseUrl + (req.route?.path ?? '')) || 'unmatched', status: String(res.statusCode) }
+    stop(labels)
+    metrics.requests.inc(labels)
+  })
   next()
 }
 

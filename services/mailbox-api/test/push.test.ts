@@ -244,6 +244,17 @@ describe('push consumption: kind 445 (group registry)', () => {
     assert.equal(await counted(app.metrics.groupUpserts, { source: 'hint' }), 1)
   })
 
+  it('observes the delivery delay (created_at to registry update) of an applied hint, not of a duplicate', async () => {
+    const app = await buildTestApp(pg.pool, { HINTS_PUSH_TOKEN: PUSH_TOKEN })
+    const hint = groupHint(hex32(), { epoch: 1, created_at: now() - 3 })
+    expectStatus(await push(app, envelope(hint)), 204)
+    expectStatus(await push(app, envelope(hint)), 204)
+    const text = await app.metrics.metrics.render()
+    const bucket = (le: string) => Number(new RegExp(`^msr_mailbox_hint_delivery_seconds_bucket\\{le="${le}",kind="445"\\} (\\d+)$`, 'm').exec(text)?.[1])
+    assert.equal(bucket('2.5'), 0, 'three seconds old when applied')
+    assert.equal(bucket('10'), 1, 'observed once: the duplicate is not a delivery')
+  })
+
   it('keeps the highest epoch and the latest event time whatever order the hints arrive in', async () => {
     const group = hex32()
     expectStatus(await push(tokenApp, envelope(groupHint(group, { epoch: 5, created_at: 2000 }))), 204)

@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // msr-relay: the relay's command line. Parses arguments, loads configuration, starts the relay.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { configReference, replaceMarkedSection } from '@msr/config'
 import { createLogger, flushTracing } from '@msr/telemetry'
 import { DEFAULT_CONFIG_FILE, loadRelayConfig, logProjectId, REFERENCE_SECTION, relayConfigSchema } from './config.js'
 import { startRelay } from './main.js'
 import { filterFrom, runExport, runImport } from './backup/transfer-cli.js'
+import { EventStore } from './store/event-store.js'
+import { fingerprint } from './store/fingerprint.js'
 
 const USAGE = `usage: msr-relay <command> [options]
 
@@ -20,6 +23,8 @@ commands:
                                  store JSONL events (signatures verified unless --no-verify; default: stdin);
                                  run it with the relay stopped, or into a fresh data.path (a store a
                                  running relay serves is refused unless --force)
+  fingerprint [--config FILE]    print the store's fingerprint as JSON: events served now and a SHA-256
+                                 over their ids (equal on two replicas that hold the same events)
   config check [--config FILE]   validate the configuration (file + environment), list every problem
   config reference [--update F]  print the reference of every configuration key (Markdown), or rewrite it in F
 
@@ -96,6 +101,18 @@ const config = (args: string[]): void => {
   process.stdout.write(`configuration is valid${loaded.source.file ? ` (${loaded.source.file})` : ' (defaults, no file)'}\n`)
 }
 
+/** `fingerprint`: the store at data.path (a running relay's too: LMDB readers never block its writer). */
+const printFingerprint = async (args: string[]): Promise<void> => {
+  const { value } = configFrom(args)
+  if (!existsSync(join(value.data.path, 'data.mdb'))) return fail(`no store at ${value.data.path} (data.path)`)
+  const store = EventStore.open(value.data.path)
+  try {
+    process.stdout.write(`${JSON.stringify(await fingerprint(store, Math.floor(Date.now() / 1000)))}\n`)
+  } finally {
+    await store.close()
+  }
+}
+
 const serve = async (args: string[]): Promise<void> => {
   const loaded = configFrom(args)
   const config = loaded.value
@@ -126,6 +143,7 @@ const main = async (argv: string[]): Promise<void> => {
   if (command === 'serve') return serve(rest)
   if (command === 'config') return config(rest)
   if (command === 'export' || command === 'import') return transfer(command, rest)
+  if (command === 'fingerprint') return printFingerprint(rest)
   if (command === 'help' || command === '--help' || command === '-h') return void process.stdout.write(USAGE)
   if (command === undefined) return fail(`a command is needed\n${USAGE}`)
   fail(`unknown command "${command}"\n${USAGE}`)

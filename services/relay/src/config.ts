@@ -185,6 +185,12 @@ const metrics = z
   })
   .prefault({})
 
+const admin = z
+  .strictObject({
+    key: text('', 'Key of the admin endpoints (GET /admin/fingerprint), sent as `Authorization: Bearer <key>`; at least 16 characters (secret; set it by environment). Empty: /admin/* is a 404.'),
+  })
+  .prefault({})
+
 const verification = z
   .strictObject({
     workers: int(0, 0, 'Signature-verification worker threads (0: one per CPU core).'),
@@ -242,6 +248,7 @@ export const relayConfigSchema = z
     auth,
     rate_limiter: rateLimiter,
     metrics,
+    admin,
     verification,
     hints,
     backup,
@@ -260,6 +267,7 @@ export const relayConfigSchema = z
       issue(['backup', 'target'], 'a Cloud Storage target needs a bucket name, as in gs://my-bucket/relay')
     if (config.metrics.enabled && config.metrics.auth.length < 16)
       issue(['metrics', 'auth'], 'required when metrics.enabled is true: a secret of at least 16 characters')
+    if (config.admin.key !== '' && config.admin.key.length < 16) issue(['admin', 'key'], 'a secret of at least 16 characters (or empty: no admin endpoints)')
   })
 
 /** The validated, frozen relay configuration. */

@@ -15,6 +15,7 @@ import { clientIp } from './policies/ip.js'
 import { installProcessGuards } from './process-guards.js'
 import { Relay } from './relay.js'
 import { Settings } from './settings.js'
+import { fingerprint } from './store/fingerprint.js'
 import { EventStore } from './store/event-store.js'
 import { claimStore } from './store/owner.js'
 import { QueryPool } from './subscriptions/query-pool.js'
@@ -98,6 +99,8 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
         information: () => relayDocument(settings.current.config),
         metricsKey: () => (settings.current.config.metrics.enabled ? settings.current.config.metrics.auth : undefined),
         renderMetrics: () => sampler.render(),
+        adminKey: () => settings.current.config.admin.key || undefined,
+        fingerprint: () => fingerprint(store, Math.floor(Date.now() / 1000)),
         clientIp: req => clientIp(req, settings.current.config.network.trusted_proxies),
         admits: ip => relay.admits(ip),
         onRefused: reason => (metrics.refusedConnections.inc({ reason }), metrics.rateLimited.inc({ rule: reason })),

@@ -10,7 +10,7 @@ import { createIngest, ingestSettled } from './pipeline/ingest.js'
 import { parseMessage, type ClientMessage } from './pipeline/parse.js'
 import type { VerifierPool } from '@msr/workers'
 import type { Writer } from './pipeline/writer.js'
-import { visibleTo } from './policies/access.js'
+import { checkRead, visibleTo } from './policies/access.js'
 import type { Settings } from './settings.js'
 import { LiveIndex } from './subscriptions/live-index.js'
 import type { QueryPool } from './subscriptions/query-pool.js'
@@ -124,6 +124,10 @@ export class Relay {
       const { limitation } = settings.current.config
       return { perConnection: limitation.max_filter_values, perIp: limitation.max_filter_values_per_ip }
     })
+    // What a reload denies applies to what is already open, not only to the next REQ.
+    settings.onReload(applied => {
+      if (applied.some(key => key.startsWith('auth.'))) this.rejudgeSubscriptions()
+    })
     this.requests = {
       settings,
       queries: deps.queries,
@@ -133,6 +137,22 @@ export class Relay {
       now: this.now,
       onFailure: (path, error, { subId }) => this.report(path, error, { subscription: subId }),
     }
+  }
+
+  /**
+   * After a reload changed `[auth]`: every open subscription is judged again as its REQ would be now, and
+   * one the rules refuse (a blacklisted address or key, a whitelist it is not on, a private kind it may no
+   * longer read) is closed with `CLOSED` and the reason.
+   */
+  private rejudgeSubscriptions(): void {
+    const { access } = this.deps.settings.current
+    for (const client of this.clients)
+      for (const subscription of [...client.subscriptions.values()]) {
+        const denied = checkRead(access, client, subscription.filters.map(f => f.kinds))
+        if (denied === undefined) continue
+        closeSubscription(this.requests, client, subscription.id)
+        client.closedSub(subscription.id, denied)
+      }
   }
 
   /** Logs and counts an unexpected failure (never content: ids only). */

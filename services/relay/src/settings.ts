@@ -10,7 +10,7 @@ export interface Current {
 }
 
 /** Keys that apply without a restart; every other change is reported as needing one. */
-const RELOADABLE_SECTIONS = ['information', 'limitation', 'count', 'auth', 'rate_limiter', 'metrics'] as const
+const RELOADABLE_SECTIONS = ['information', 'limitation', 'count', 'auth', 'rate_limiter', 'metrics', 'admin'] as const
 const RELOADABLE_NETWORK_KEYS = ['public_url', 'trusted_proxies'] as const
 const RELOADABLE_DATA_KEYS = ['max_size'] as const
 
@@ -35,6 +35,7 @@ const compile = (config: RelayConfig, previous?: Current): Current => ({
 /** The live configuration. Readers take `current` at the moment they need it. */
 export class Settings {
   private state: Current
+  private readonly listeners: Array<(applied: readonly string[]) => void> = []
 
   constructor(config: RelayConfig) {
     this.state = compile(config)
@@ -57,7 +58,13 @@ export class Settings {
     const changed = changedKeys(old, next)
     const applied = changedKeys(old, effective)
     this.state = compile(effective, this.state)
+    if (applied.length > 0) for (const listener of this.listeners) listener(applied)
     return { applied, restartRequired: changed.filter(k => !applied.includes(k)) }
+  }
+
+  /** Calls `listener` with the applied keys after every reload that applied any. */
+  onReload(listener: (applied: readonly string[]) => void): void {
+    this.listeners.push(listener)
   }
 }
 

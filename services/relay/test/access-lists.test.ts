@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { npubEncode } from 'nostr-tools/nip19'
-import { AUTH_ON, newSigner, sign, startTestRelay, TestClient, type Signer, type TestRelay } from './harness.js'
+import { AUTH_ON, newSigner, sign, startTestRelay, testConfig, TestClient, type Signer, type TestRelay } from './harness.js'
 
 const clients: TestClient[] = []
 
@@ -342,6 +342,32 @@ describe('[auth.event] event_pubkey_blacklist (hex and npub): refusal by event a
 
   it('events by other authors are accepted', async () => {
     assert.equal(await eventAnswer(await connect(relay()), carol), 'OK')
+  })
+})
+
+describe('a reload that denies what is already open', () => {
+  const relay = relayFor(AUTH_ON)
+
+  it('closes the live subscriptions it would refuse now with CLOSED "restricted:"; others go on receiving', async () => {
+    const [banned, kept] = [await authedAs(relay(), mallory), await authedAs(relay(), carol)]
+    for (const client of [banned, kept]) {
+      client.send(['REQ', 'live', { kinds: [1], limit: 0 }])
+      await client.collectUntilEose('live')
+    }
+    const { dataDir } = relay()
+    relay().running.settings.reload(testConfig(dataDir, { 'data.query_workers': 1, ...AUTH_ON, 'auth.req.pubkey_blacklist': [mallory.pubkey] }))
+    const closed = await banned.next(m => m[0] === 'CLOSED' && m[1] === 'live')
+    assert.match(String(closed[2]), /^restricted: reading is not allowed for your pubkey/)
+    const publisher = await connect(relay())
+    const event = sign(newSigner(), { content: 'after the reload' })
+    await publisher.publishOk(event)
+    assert.equal((await kept.nextEvent('live')).id, event.id)
+    await banned.sync()
+    assert.deepEqual(
+      banned.takeAll(m => m[0] === 'EVENT'),
+      [],
+      'nothing reaches the closed subscription',
+    )
   })
 })
 

@@ -3,7 +3,7 @@
 // acknowledged event lost to a SIGKILL.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { gunzipSync } from 'node:zlib'
@@ -213,6 +213,28 @@ describe('[backup] configuration', () => {
     assert.match(bad.stderr.join('\n'), /backup\.target.*bucket/)
     const good = runCli(['config', 'check'], { RELAY_BACKUP__TARGET: 'gs://msr-backups/relay', RELAY_DATA__PATH: join(dir, 'none') }, dir)
     assert.equal((await good.exited).code, 0)
+  })
+})
+
+describe('files the relay writes', () => {
+  it('the store, a snapshot and an export are readable by the relay\'s user only (directories 0700, files 0600)', async () => {
+    const base = await tempDir()
+    const target = join(base, 'snapshots')
+    const relay = await startTestRelay({ ...OPEN, 'backup.target': target, 'backup.interval': 3_600_000 }, { dataDir: join(base, 'store') })
+    await publishAll(relay.url, sampleEvents())
+    await relay.stop()
+    const cli = runCli(['export', '--out', join(base, 'export.jsonl')], { RELAY_DATA__PATH: relay.dataDir }, base)
+    assert.deepEqual(await cli.exited, { code: 0, signal: null }, cli.stderr.join('\n'))
+    const paths = [
+      relay.dataDir,
+      ...(await readdir(relay.dataDir)).map(name => join(relay.dataDir, name)),
+      target,
+      ...(await snapshotFiles(target)).map(name => join(target, name)),
+      join(base, 'export.jsonl'),
+    ]
+    assert.ok(paths.length >= 6, paths.join(', '))
+    for (const path of paths) assert.equal((await stat(path)).mode & 0o077, 0, `${path} is open to others: ${((await stat(path)).mode & 0o777).toString(8)}`)
+    await relay.close()
   })
 })
 

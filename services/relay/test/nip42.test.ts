@@ -5,6 +5,7 @@ import { rm } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
 import { loadConfig } from '@msr/config'
 import { relayConfigSchema } from '../src/config.js'
+import { MAX_AUTHED_KEYS } from '../src/connection/auth.js'
 import {
   AUTH_ON,
   authEvent,
@@ -300,6 +301,18 @@ describe('re-authentication on the same connection', () => {
     for (const event of [laterCarol, laterBob, laterAlice]) await publisher.publishOk(event)
     assert.equal((await client.nextEvent('live')).id, laterBob.id)
     assert.equal((await client.nextEvent('live')).id, laterAlice.id)
+  })
+
+  it(`accepts at most ${MAX_AUTHED_KEYS} keys per connection: the next is refused "restricted:", one of them again is accepted`, async () => {
+    const [client, challenge] = await connectWithChallenge()
+    const signers = Array.from({ length: MAX_AUTHED_KEYS + 1 }, () => newSigner())
+    for (const signer of signers.slice(0, MAX_AUTHED_KEYS)) await client.authOk(signer)
+    const extra = authEvent(signers[MAX_AUTHED_KEYS]!, challenge, TEST_PUBLIC_URL)
+    const ok = await sendAuth(client, extra)
+    assert.equal(ok[2], false)
+    assert.match(ok[3], new RegExp(`^restricted: this connection is already authenticated as ${MAX_AUTHED_KEYS} keys`))
+    await client.authOk(signers[3]!)
+    assert.equal(await isAuthenticated(client), true)
   })
 
   it('re-authenticating as the same pubkey is accepted again', async () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
 import { parse as parseYaml } from 'yaml'
 import { ROOT } from './platform.js'
-import { child, children, containerEnv, loadTerraform, refersTo, resource, TERRAFORM_DIR, type Block, type Terraform } from './terraform.js'
+import { appContainer, child, children, containerEnv, loadTerraform, refersTo, resource, TERRAFORM_DIR, type Block, type Terraform } from './terraform.js'
 
 let tf: Terraform
 
@@ -157,6 +157,11 @@ describe('Cloud Armor', () => {
     assert.equal(options.ban_duration_sec, '${var.ban_duration_sec}')
     assert.ok((ban.priority as number) > 100, 'the allowlist is checked before the ban lets a request through')
     assert.equal(all.find(r => r.priority === 2147483647)?.action, 'allow')
+    const metrics = all.find(r => r.description === 'metrics stay internal')
+    assert.equal(metrics?.action, 'deny(404)', 'GET /metrics from outside is a 404 on both backends')
+    assert.equal(child(child(metrics, 'match'), 'expr').expression, "request.path.lower().startsWith('/metrics')")
+    assert.ok((metrics?.priority as number) < 100, 'before the allowlist lets an allowed address through')
+    assert.equal(metrics?.for_each, undefined, 'always present')
   })
 
   it('WAF rules on the API only, never reading the Authorization header (NIP-98)', () => {
@@ -192,7 +197,7 @@ describe('the services', () => {
     assert.equal(template.execution_environment, 'EXECUTION_ENVIRONMENT_GEN2')
     assert.equal(template.session_affinity, true)
     assert.equal(template.timeout, '3600s')
-    assert.equal(child(child(template, 'containers'), 'resources').cpu_idle, false)
+    assert.equal(child(appContainer(relay()), 'resources').cpu_idle, false)
   })
 
   it('scale the mailbox API on its own, between two variables', () => {
@@ -223,8 +228,9 @@ describe('the services', () => {
 
   it('give the mailbox PostgreSQL through the Cloud SQL connection, and verify pushes in the app', () => {
     const template = child(mailbox(), 'template')
-    assert.deepEqual(child(child(template, 'volumes'), 'cloud_sql_instance').instances, ['${google_sql_database_instance.mailbox.connection_name}'])
-    assert.equal(child(child(template, 'containers'), 'volume_mounts').mount_path, '/cloudsql')
+    const cloudsql = children(template, 'volumes').find(v => v.cloud_sql_instance)
+    assert.deepEqual(child(cloudsql, 'cloud_sql_instance').instances, ['${google_sql_database_instance.mailbox.connection_name}'])
+    assert.equal(child(appContainer(mailbox()), 'volume_mounts').mount_path, '/cloudsql')
     const env = containerEnv(mailbox())
     assert.equal(env.get('HINTS_PUSH_SERVICE_ACCOUNT')?.value, '${google_service_account.hints_push.email}')
     assert.equal(env.get('HINTS_PUSH_AUDIENCE')?.value, '${local.push_audience}')
@@ -256,7 +262,7 @@ describe('data and secrets', () => {
   })
 
   it('writes no secret value in any file: every secret version is generated', () => {
-    assert.deepEqual(Object.keys(tf.resource.google_secret_manager_secret_version ?? {}).sort(), ['generated', 'mailbox_database_url'])
+    assert.deepEqual(Object.keys(tf.resource.google_secret_manager_secret_version ?? {}).sort(), ['generated', 'gmp_config', 'mailbox_database_url'])
     const generated = resource(tf, 'google_secret_manager_secret_version', 'generated')
     assert.equal(generated.for_each, '${random_password.secret}')
     assert.equal(generated.secret_data, '${each.value.result}')
@@ -286,6 +292,7 @@ describe('least privilege', () => {
     'google_storage_bucket_iam_member roles/storage.objectUser relay',
     'google_secret_manager_secret_iam_member roles/secretmanager.secretAccessor relay',
     'google_project_iam_member roles/cloudtrace.agent each',
+    'google_project_iam_member roles/monitoring.metricWriter each',
     'google_project_iam_member roles/cloudsql.client mailbox_api',
     'google_secret_manager_secret_iam_member roles/secretmanager.secretAccessor mailbox_api',
     'google_cloud_run_v2_service_iam_member roles/run.invoker hints_push',
@@ -312,7 +319,7 @@ describe('least privilege', () => {
 
   it('grants at project level only roles with no finer resource, the trace role to the two services', () => {
     const project = grants().filter(g => g.type === 'google_project_iam_member')
-    assert.deepEqual([...new Set(project.map(g => g.role))].sort(), ['roles/cloudsql.client', 'roles/cloudtrace.agent', 'roles/logging.logWriter'])
+    assert.deepEqual([...new Set(project.map(g => g.role))].sort(), ['roles/cloudsql.client', 'roles/cloudtrace.agent', 'roles/logging.logWriter', 'roles/monitoring.metricWriter'])
     const trace = resource(tf, 'google_project_iam_member', 'trace_writers')
     assert.deepEqual(trace.for_each, { mailbox_api: '${google_service_account.mailbox_api.email}', relay: '${google_service_account.relay.email}' })
   })
@@ -324,8 +331,8 @@ describe('least privilege', () => {
     assert.equal(resource(tf, 'google_secret_manager_secret_iam_member', 'mailbox_reads').for_each, '${local.mailbox_secrets}')
     const relaySecrets = Object.values(tf.locals.relay_secrets as Record<string, string>)
     const mailboxSecrets = Object.values(tf.locals.mailbox_secrets as Record<string, string>)
-    assert.deepEqual(relaySecrets, ['msr-relay-metrics-key'])
-    assert.deepEqual(mailboxSecrets.sort(), ['msr-mailbox-admin-token', 'msr-mailbox-database-url', 'msr-mailbox-metrics-key'])
+    assert.deepEqual(relaySecrets.sort(), ['msr-relay-gmp-config', 'msr-relay-metrics-key'])
+    assert.deepEqual(mailboxSecrets.sort(), ['msr-mailbox-admin-token', 'msr-mailbox-database-url', 'msr-mailbox-gmp-config', 'msr-mailbox-metrics-key'])
     // Each secret a service reads is one it is granted.
     const granted = (service: 'relay' | 'mailbox_api') => (service === 'relay' ? tf.locals.relay_secrets : tf.locals.mailbox_secrets) as Record<string, string>
     for (const service of ['relay', 'mailbox_api'] as const)
@@ -355,8 +362,10 @@ describe('cloudbuild.yaml and make deploy', () => {
     for (const step of build().steps.filter(s => s.id.startsWith('deploy-'))) {
       assert.deepEqual(step.args.slice(0, 2), ['run', 'deploy'])
       assert.ok(names.has(step.args[2] as string), `${step.id} deploys a Terraform service`)
-      assert.deepEqual(step.args.slice(3).map(a => a.split('=')[0]).sort(), ['--image', '--region'], `${step.id}: image and region only`)
-      assert.match(step.args[3] as string, /^--image=\$\{_REGION\}-docker\.pkg\.dev\/\$PROJECT_ID\/\$\{_REPOSITORY\}\/(relay|mailbox-api):\$BUILD_ID$/)
+      assert.deepEqual(step.args.slice(3).map(a => a.split('=')[0]).sort(), ['--container', '--image', '--region'], `${step.id}: the app container's image and region only`)
+      const service = Object.values(tf.resource.google_cloud_run_v2_service ?? {}).find(s => s.name === step.args[2]) as Block
+      assert.equal(step.args[3], `--container=${String(appContainer(service).name)}`, 'the image goes to the app container, not the metrics sidecar')
+      assert.match(step.args[4] as string, /^--image=\$\{_REGION\}-docker\.pkg\.dev\/\$PROJECT_ID\/\$\{_REPOSITORY\}\/(relay|mailbox-api):\$BUILD_ID$/)
     }
   })
 

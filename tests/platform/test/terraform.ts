@@ -57,6 +57,12 @@ export const children = (block: Block | undefined, name: string): Block[] => (Ar
 /** `type.name` that an expression such as "${google_x.y.id}" refers to. */
 export const refersTo = (value: unknown): string | undefined => /^\$\{([a-z0-9_]+\.[a-z0-9_]+)\.[a-z_]+\}$/.exec(String(value))?.[1]
 
-/** The `env` entries of a Cloud Run v2 service's first container, by name. */
-export const containerEnv = (service: Block): Map<string, Block> =>
-  new Map(children(child(child(service, 'template'), 'containers') as Block, 'env').map(e => [String(e.name), e]))
+/** A Cloud Run v2 service's app container: the one that takes requests (has `ports`; sidecars have none). */
+export const appContainer = (service: Block): Block => {
+  const serving = children(child(service, 'template'), 'containers').filter(c => c.ports)
+  if (serving.length !== 1) throw new Error(`expected one container with ports, got ${serving.length}`)
+  return serving[0] as Block
+}
+
+/** The `env` entries of a Cloud Run v2 service's app container, by name. */
+export const containerEnv = (service: Block): Map<string, Block> => new Map(children(appContainer(service), 'env').map(e => [String(e.name), e]))

@@ -78,7 +78,7 @@ const storableOrMalformed = (received: ReceivedHint): ReceivedHint =>
  * outcome, and logs a malformed message with its reason and message id, never its data.
  */
 export const createHintReceiver =
-  (deps: { pool: Pool; metrics: MailboxMetrics; logger: Logger; dmHintTtlSeconds: number }): HintReceiver =>
+  (deps: { pool: Pool; metrics: MailboxMetrics; logger: Logger; dmHintTtlSeconds: number; now?: () => number }): HintReceiver =>
   async (input, via) => {
     const received = storableOrMalformed(input)
     if (!received.ok) {
@@ -93,6 +93,7 @@ export const createHintReceiver =
     return operation('mailbox.hint.consume', attributes, async () => {
       const outcome = await consumeHint(deps.pool, hint, deps)
       deps.metrics.hints.inc({ kind: String(hint.kind), outcome })
+      if (outcome === 'applied') deps.metrics.hintDeliverySeconds.observe({ kind: String(hint.kind) }, Math.max(0, (deps.now ?? Date.now)() / 1000 - hint.created_at))
       if (outcome === 'applied' && hint.kind === GROUP_MESSAGE_KIND) deps.metrics.groupUpserts.inc({ source: 'hint' })
       deps.logger.debug({ via, messageId: received.messageId, eventId: hint.id, kind: hint.kind, outcome }, 'hint consumed')
       return outcome

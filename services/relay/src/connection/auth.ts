@@ -13,6 +13,13 @@ export interface AuthDeps {
   now: () => number
 }
 
+/**
+ * Keys one connection may authenticate as (NIP-42 allows several). Each is a valid signature over this
+ * connection's challenge, which anyone can produce with fresh keys: the bound keeps one connection from
+ * growing its set without end. A client with more accounts opens another connection.
+ */
+export const MAX_AUTHED_KEYS = 16
+
 /** A fresh challenge: 32 random bytes as hex, unguessable and unique per connection. */
 export const newChallenge = (): string => randomBytes(32).toString('hex')
 
@@ -33,7 +40,7 @@ export const handleAuth = async (deps: AuthDeps, client: Client, raw: unknown, e
   const { access } = deps.settings.current
   const id = readableId(raw)
   // The label names the failed check (never parsed from the message, which may carry the relay's URL).
-  const refuse = (reason: Reason, failure: AuthFailure | 'signature' | 'disabled' | 'invalid' = 'invalid'): Reason => {
+  const refuse = (reason: Reason, failure: AuthFailure | 'signature' | 'disabled' | 'invalid' | 'keys' = 'invalid'): Reason => {
     deps.metrics.authFailures.inc({ reason: failure })
     if (id) client.ok(id, false, reason)
     else client.notice(reason)
@@ -47,6 +54,8 @@ export const handleAuth = async (deps: AuthDeps, client: Client, raw: unknown, e
   const { event } = checked.value
   const refused = checkAuthEvent(event, { challenge: client.challenge, relayUrl: access.relayUrl, now: deps.now() })
   if (refused) return refuse(refused.reason, refused.failure)
+  if (client.authed.size >= MAX_AUTHED_KEYS && !client.authed.has(event.pubkey))
+    return refuse(`restricted: this connection is already authenticated as ${MAX_AUTHED_KEYS} keys; open another connection for more`, 'keys')
   const verdict = await deps.verifier.verify(checked.value)
   if (verdict === 'error') return refuse('error: the signature could not be checked; try again', 'signature')
   if (verdict === 'invalid') return refuse('auth-required: the AUTH event has a bad signature', 'signature')

@@ -13,6 +13,10 @@ export interface HttpDeps {
   metricsKey: () => string | undefined
   /** The Prometheus text and its content type. */
   renderMetrics: () => Promise<{ body: string; contentType: string }>
+  /** The admin key when set, else undefined (then /admin/* is a 404). */
+  adminKey: () => string | undefined
+  /** The store's fingerprint (GET /admin/fingerprint). */
+  fingerprint: () => Promise<unknown>
   /** The client's address (TCP peer or trusted X-Forwarded-For entry). */
   clientIp: (request: IncomingMessage) => string
   /** Whether another connection from this address is allowed. */
@@ -75,6 +79,7 @@ const route = (deps: HttpDeps, req: IncomingMessage, res: ServerResponse): void 
   if (path === '/healthz') return send(res, 200, 'text/plain', 'ok\n')
   if (path === '/readyz') return deps.ready() ? send(res, 200, 'text/plain', 'ready\n') : send(res, 503, 'text/plain', 'not ready\n')
   if (path === '/metrics') return void serveMetrics(deps, req, res)
+  if (path === '/admin/fingerprint') return void serveAdmin(deps, req, res, deps.fingerprint)
   if (path === '/' && wantsRelayInformation(req.headers.accept))
     return send(res, 200, 'application/nostr+json', JSON.stringify(relayInformation(deps.information())), CORS)
   if (path === '/') return send(res, 200, 'text/plain', 'This is a Nostr relay: connect with a WebSocket client (NIP-01).\n')
@@ -98,6 +103,21 @@ const serveMetrics = async (deps: HttpDeps, req: IncomingMessage, res: ServerRes
     send(res, 200, contentType, body)
   } catch {
     send(res, 500, 'text/plain', 'error: metrics could not be rendered\n')
+  }
+}
+
+/**
+ * An admin endpoint: only with `Authorization: Bearer <admin key>` (never a query parameter, which request
+ * logs keep), compared in constant time; a 404 otherwise, as for /metrics.
+ */
+const serveAdmin = async (deps: HttpDeps, req: IncomingMessage, res: ServerResponse, answer: () => Promise<unknown>): Promise<void> => {
+  const key = deps.adminKey()
+  const presented = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim()
+  if (key === undefined || presented === undefined || !safeEqual(presented, key)) return send(res, 404, 'text/plain', 'not found\n')
+  try {
+    send(res, 200, 'application/json', `${JSON.stringify(await answer())}\n`)
+  } catch {
+    send(res, 500, 'text/plain', 'error: the answer could not be computed\n')
   }
 }
 

@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs'
 import { open, type Database, type RootDatabase } from 'lmdb'
 
 /** The named LMDB databases of the event store; see ARCHITECTURE.md for each key layout. */
@@ -33,7 +34,12 @@ export interface Databases {
 
 /** Opens (creating when absent) the store's LMDB environment under `path`. */
 export const openDatabases = (path: string): Databases => {
-  const root = open({ path, maxDbs: 16, keyEncoding: 'binary', encoding: 'binary', compression: false })
+  // Private to the relay's user: the store holds who writes to whom (p and h tags), whatever the encryption
+  // of the content. Applies when the directory and files are created; an existing store keeps its modes.
+  mkdirSync(path, { recursive: true, mode: 0o700 })
+  const options = { path, maxDbs: 16, keyEncoding: 'binary', encoding: 'binary', compression: false, permissionsMode: 0o600 } as const
+  // permissionsMode is read by lmdb-js's native open (src/env.cpp) but missing from its typings.
+  const root = open(options as Omit<typeof options, 'permissionsMode'>)
   const binary = (name: string) => root.openDB<Buffer, Buffer>({ name, keyEncoding: 'binary', encoding: 'binary' })
   return {
     root,

@@ -117,6 +117,11 @@ export class EventStore {
     for (const { value } of this.dbs.events.getRange({ snapshot: true })) yield value
   }
 
+  /** Ids of stored events in id order (32 bytes each, valid until the next read), from one read snapshot. */
+  *allIds(): Generator<Buffer> {
+    for (const key of this.dbs.events.getKeys({ snapshot: true })) yield key
+  }
+
   /** Whether the event's NIP-40 expiration is at or before `now` (expired events are never served). */
   isExpired(id: Buffer, now: number): boolean {
     const expiration = this.dbs.expiryById.get(id)

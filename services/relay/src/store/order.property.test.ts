@@ -11,6 +11,7 @@ import { after, describe, it } from 'node:test'
 import { parseFilter, type Filter, type NostrEvent } from '@msr/nostr'
 import { chooser, mulberry32, oracleMatch, oracleOrder, shuffled, unsigned, type RawFilter, type Ready } from '../testing/fixtures.js'
 import { EventStore } from './event-store.js'
+import { fingerprint } from './fingerprint.js'
 
 const SEED = Number(process.env.PROPERTY_SEED || 20261206)
 const SETS = 40
@@ -157,7 +158,13 @@ type Step = { event: Ready } | { sweep: number }
 const dirs: string[] = []
 
 /** Applies the steps in 1–3 write transactions to a fresh store and returns what it serves. */
-const run = async (set: EventSet, steps: Step[], cuts: number[]): Promise<Fingerprint> => {
+const run = (set: EventSet, steps: Step[], cuts: number[]): Promise<Fingerprint> =>
+  applyThen(steps, cuts, store =>
+    fingerprintOf(set, filter => store.query(filter, { limit: 10_000, now: NOW, deadline: Infinity, clock: () => 0 }).events.map(e => e.id)),
+  )
+
+/** Applies the steps in 1–3 write transactions to a fresh store and returns what `read` makes of it. */
+const applyThen = async <T>(steps: Step[], cuts: number[], read: (store: EventStore) => T | Promise<T>): Promise<T> => {
   const dir = mkdtempSync(join(tmpdir(), 'msr-order-property-'))
   dirs.push(dir)
   const store = EventStore.open(dir)
@@ -168,7 +175,7 @@ const run = async (set: EventSet, steps: Step[], cuts: number[]): Promise<Finger
       )
     }
     store.refresh()
-    return fingerprintOf(set, filter => store.query(filter, { limit: 10_000, now: NOW, deadline: Infinity, clock: () => 0 }).events.map(e => e.id))
+    return await read(store)
   } finally {
     await store.close()
     rmSync(dir, { recursive: true, force: true })
@@ -240,6 +247,23 @@ describe('EventStore arrival-order property', () => {
     }
     assert.ok(sweeps > SETS * PERMUTATIONS, `only ${sweeps} sweeps`)
     assert.equal(failures.length, 0, `${failures.length} of ${SETS * PERMUTATIONS} orders differ from the sorted order; first: ${failures[0]}`)
+  })
+
+  it(`every arrival order leaves the same store fingerprint (msr-relay fingerprint), sets without exempt kind 5s (seed ${SEED})`, async () => {
+    const failures: string[] = []
+    const compared = sets.filter(set => set.exempt.size === 0)
+    for (const set of compared) {
+      const expected = await applyThen(sortedSteps(set), [], store => fingerprint(store, NOW))
+      const rand = mulberry32(set.seed ^ 0xf1a9)
+      for (let order = 0; order < 5; order++) {
+        const { steps, cuts } = randomRun(set, rand)
+        const actual = await applyThen(steps, cuts, store => fingerprint(store, NOW))
+        if (actual.sha256 !== expected.sha256 || actual.events !== expected.events)
+          failures.push(`seed ${set.seed}, order ${order}: ${JSON.stringify(actual)} vs ${JSON.stringify(expected)}\n  ${describeSteps(set, steps, cuts)}`)
+      }
+    }
+    assert.ok(compared.length >= SETS / 4, `only ${compared.length} sets without exempt kind 5s`)
+    assert.equal(failures.length, 0, `${failures.length} orders leave another fingerprint; first: ${failures[0]}`)
   })
 
   it('the generated sets exercise what they are meant to', () => {
