@@ -2,7 +2,7 @@
 // and by `npm test` (fuzz.test.ts: a few thousand).
 //
 // The relay runs as a child process on loopback (relay-process.ts), once with its defaults (permissive) and
-// once hardened (NIP-42 auth enabled and required, rate limiter on), unless a flag picks one. Over four
+// once hardened (NIP-42 auth enabled and required, rate limiter on), unless `setups` picks one. Over four
 // connections (hardened: two of them authenticated) it sends a seeded mix of hostile frames in windows of
 // 1-12, each closed by a sync frame (`["FUZZ-SYNC"]`) whose NOTICE shows the window was read. An oracle
 // (the NIP-01 rules the relay's parser follows) says what each frame is owed: OK for an EVENT or AUTH with a
@@ -14,7 +14,8 @@
 // store (read from its LMDB at the end); a probe connection of its own, doing EVENT→OK true and REQ→that
 // event + EOSE round trips the whole time, gets every answer right; the relay's anonymous memory after forced
 // garbage collections grows by at most `maxGrowthMiB` over the run (memory.ts: LMDB's mapped pages are not
-// counted; read halfway too, to show the plateau); at the end a fresh connection gets EOSE and OK true. A failure is reported with the smallest frame that showed it (content clipped), replayed alone on a fresh
+// counted; read halfway too, to show the plateau); at the end a fresh connection gets EOSE and OK true. A
+// failure is reported with the smallest frame that showed it (content clipped), replayed alone on a fresh
 // connection. Bounded: a fixed number of frames, loopback only, a time cap per configuration.
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
@@ -22,7 +23,7 @@ import { fileURLToPath } from 'node:url'
 import type { NostrEvent } from '@msr/nostr'
 import WebSocket from 'ws'
 import {
-  clip, Counter, Findings, freePort, fuzzRow, hostileText, isAlive, loadSigner, printFindings, sec, summarize, ms, seededRandom,
+  clip, Counter, Findings, freePort, fuzzRow, hostileText, isAlive, loadSigner, ms, printFindings, sec, seededRandom, summarize,
   stopOnInterrupt, wrongValue, type Memory, type Random, type Signer, type Stopped,
 } from '@msr/bench'
 import { EventStore } from '../src/store/event-store.js'
