@@ -1,4 +1,4 @@
-// The relay fuzzer's short run in `npm test`: 2,500 seeded hostile frames in each configuration (permissive
+// The relay fuzzer's short run in `npm test`: 2,000 seeded hostile frames in each configuration (permissive
 // and hardened) against the compiled relay as a child process, failing on anything the fuzzer counts as a
 // failure: a crash, an answer not well-formed or without a NIP-01 prefix, an `error:` answer, an event
 // answered OK false found in the store, a wrong or missing answer to the probe connection doing round trips
@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { CLI, DEFAULT_MAX_GROWTH_MIB, fuzzRelay, type SetupName } from './relay-fuzzer.js'
 
-const FRAMES = 2500
+const FRAMES = 2000
 const SEED = 1616
 
 describe('relay fuzzer (short run)', () => {

@@ -34,8 +34,8 @@ import { startRelayProcess, type RelayProcess } from './relay-process.js'
 const QUERY_TIMEOUT = /^error: the (query|count) took too long \(db_query_timeout\)/
 /**
  * Default of `--max-growth-mib`: the relay's anonymous RSS warms up to a plateau, measured at 130–230 MiB
- * after 2,500, 3,000 and 10,000 frames alike (checkMemory); 320 leaves room for the machine's noise, and a
- * leak of 20 KiB per frame fails a 10,000-frame run, one of ~40 KiB the 2,500 of `npm test` (README, Reliability).
+ * after 2,000 to 10,000 frames alike (checkMemory); 320 leaves room for the machine's noise, and a leak of
+ * 20 KiB per frame fails a 10,000-frame run, one of ~45 KiB the 2,000 of `npm test` (README, Reliability).
  */
 export const DEFAULT_MAX_GROWTH_MIB = 320
 
@@ -1066,7 +1066,7 @@ const newRun = (relay: RelayProcess, limits: Limits, publicUrl: string): RunStat
 /**
  * The memory check over the whole run. The relay warms up to a plateau (allocator arenas that keep what
  * large frames used, worker threads' heaps, which the forced collection does not reach, the backfill slabs,
- * compiled code): 130–230 MiB measured after 2,500, 3,000 and 10,000 frames alike, hence the bound (README,
+ * compiled code): 70–230 MiB measured after 2,000 to 10,000 frames alike, hence the bound (README,
  * Reliability); the reading halfway shows the plateau. Growth past the bound, or no measurement of a live
  * relay, is a finding.
  */
