@@ -598,6 +598,11 @@ class Lane {
     if (this.authKey) await this.authenticate(this.authKey)
   }
 
+  /** Records that the relay, still running, refused a connection. */
+  refused(error: string): void {
+    this.run.findings.add('the relay refused a connection', 0, '(connect)', clip(error, 200))
+  }
+
   private async authenticate(key: Key): Promise<void> {
     for (let waited = 0; this.state.challenge === undefined && waited < 5000; waited += 20) await new Promise(resolve => setTimeout(resolve, 20))
     const challenge = this.state.challenge
@@ -813,11 +818,22 @@ const windowOf = (g: Gen, size: number): Frame[] => {
   return frames
 }
 
+/** Opens the lane's connection; false when that fails (a relay that exited is reported as such after the run). */
+const connected = async (lane: Lane, relay: RelayProcess): Promise<boolean> => {
+  try {
+    await lane.connect()
+    return true
+  } catch (error) {
+    if (isAlive(relay.pid)) lane.refused(String(error))
+    return false
+  }
+}
+
 /** Drives one lane: windows until its share of frames is sent, the relay is gone or time is up. */
 const drive = async (lane: Lane, g: Gen, share: number, deadline: number, relay: RelayProcess): Promise<number> => {
   let sent = 0
   while (sent < share && performance.now() < deadline && isAlive(relay.pid)) {
-    if (!lane.isOpen) await lane.connect()
+    if (!lane.isOpen && !(await connected(lane, relay))) break
     const frames = windowOf(g, Math.min(share - sent, g.random.between(1, MAX_WINDOW)))
     await lane.send(frames)
     sent += frames.length
