@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { followOutput, freePort, GC_NODE_ARGS, GcWatch, isWarning, settledMemory, terminate, waitUntilReady, type LogLine, type Memory, type ServiceChild } from '@msr/bench'
+import { followOutput, freePort, GC_NODE_ARGS, GcWatch, isWarning, MEASURED_MALLOC_ENV, settledMemory, terminate, waitUntilReady, type LogLine, type Memory, type ServiceChild } from '@msr/bench'
 
 /** How to start the API. */
 export interface ApiLaunch {
@@ -20,7 +20,7 @@ export interface ApiLaunch {
   /** When set, the child (and so its PostgreSQL, which inherits the affinity) runs on these CPUs only (taskset list). */
   cpus?: string | undefined
   readyTimeoutMs?: number
-  /** Start the child so that `settledMemory` can force a garbage collection in it (the fuzzer's memory check). */
+  /** Start the child so that `settledMemory` can force a garbage collection in it, with MEASURED_MALLOC_ENV (the fuzzer's memory check). */
   gc?: boolean
 }
 
@@ -113,7 +113,7 @@ export const startApiProcess = async (launch: ApiLaunch): Promise<ApiProcess> =>
   const child = spawn(file as string, args, {
     cwd: dataDir,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: childEnv(launch, dataDir, port, pgPort),
+    env: { ...childEnv(launch, dataDir, port, pgPort), ...(launch.gc ? MEASURED_MALLOC_ENV : {}) },
   })
   const pgDir = join(dataDir, 'pg')
   const removeDir = () => rmSync(dataDir, { recursive: true, force: true })

@@ -33,9 +33,9 @@ import { startRelayProcess, type RelayProcess } from './relay-process.js'
 /** The relay's answer to a scan its db_query_timeout stopped (README: Operations, Queries). */
 const QUERY_TIMEOUT = /^error: the (query|count) took too long \(db_query_timeout\)/
 /**
- * Default of `--max-growth-mib`: the relay's anonymous RSS warms up to a plateau, measured at 130–230 MiB
- * after 2,000 to 10,000 frames alike (checkMemory); 320 leaves room for the machine's noise, and a leak of
- * 20 KiB per frame fails a 10,000-frame run, one of ~45 KiB the 2,000 of `npm test` (README, Reliability).
+ * Default of `--max-growth-mib`: the relay's anonymous RSS warms up to a plateau (checkMemory), measured at
+ * 71–175 MiB after 2,000 frames and 96–108 after 10,000; 320 leaves room for the machine's noise, and a leak
+ * of ~25 KiB per frame fails a 10,000-frame run, one of ~100 KiB the 2,000 of `npm test` (README, Reliability).
  */
 export const DEFAULT_MAX_GROWTH_MIB = 320
 
@@ -526,6 +526,8 @@ interface RunState {
   refused: Map<string, string>
   /** EVENT ids sent, with how often (any connection): one sent twice may be stored by one sending and refused the other. */
   sentIds: Map<string, number>
+  /** Each lane's serial so far (subscription ids, contents): kept across the halves of a run, so none repeats. */
+  serials: number[]
   /** Connections the relay dropped as slow readers (1008): its defence against a client that does not keep up, here the fuzzer itself. */
   slowDrops: number
 }
@@ -1002,8 +1004,8 @@ const fuzzLanes = async (run: RunState, relay: RelayProcess, setup: Setup, opts:
   const shares = lanes.map((_, i) => Math.floor(opts.frames / LANES) + (i < opts.frames % LANES ? 1 : 0))
   const sent = await Promise.all(
     lanes.map((lane, i) => {
-      let serial = 0
-      const g: Gen = { random: random.fork(), signer, keys, stored: run.stored, limits: run.limits, publicUrl: setup.publicUrl, lane: lane.state, serial: () => ++serial * LANES + i }
+      const serial = (): number => (run.serials[i] = (run.serials[i] ?? 0) + 1) * LANES + i
+      const g: Gen = { random: random.fork(), signer, keys, stored: run.stored, limits: run.limits, publicUrl: setup.publicUrl, lane: lane.state, serial }
       return drive(lane, g, shares[i] as number, deadline, relay)
     }),
   )
@@ -1076,15 +1078,14 @@ export interface RelayFuzzResult {
 
 const newRun = (relay: RelayProcess, limits: Limits, publicUrl: string): RunState => ({
   url: relay.url, limits, publicUrl, findings: new Findings(), frames: new Counter(), answers: new Counter(), closes: new Counter(),
-  pongs: { wanted: 0, got: 0 }, candidates: new Map(), stored: [], acceptedIds: new Set(), refused: new Map(), sentIds: new Map(), slowDrops: 0,
+  pongs: { wanted: 0, got: 0 }, candidates: new Map(), stored: [], acceptedIds: new Set(), refused: new Map(), sentIds: new Map(), serials: [], slowDrops: 0,
 })
 
 /**
- * The memory check over the whole run. The relay warms up to a plateau (allocator arenas that keep what
- * large frames used, worker threads' heaps, which the forced collection does not reach, the backfill slabs,
- * compiled code): 70–230 MiB measured after 2,000 to 10,000 frames alike, hence the bound (README,
- * Reliability); the reading halfway shows the plateau. Growth past the bound, or no measurement of a live
- * relay, is a finding.
+ * The memory check over the whole run. The relay warms up to a plateau (worker threads' heaps, which the
+ * forced collection does not reach, the backfill slabs, compiled code; MEASURED_MALLOC_ENV keeps the
+ * allocator from holding what large frames used): hence the bound (DEFAULT_MAX_GROWTH_MIB); the reading
+ * halfway shows the plateau. Growth past the bound, or no measurement of a live relay, is a finding.
  */
 const checkMemory = (run: RunState, before: Memory | undefined, after: Memory | undefined, maxGrowthMiB: number): number | undefined => {
   if (!before || !after) return void run.findings.add('memory not measured (no /proc, or the forced garbage collection did not answer)', 0, '(memory)')

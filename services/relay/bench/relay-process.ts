@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { followOutput, freePort, GC_NODE_ARGS, GcWatch, isWarning, settledMemory, terminate, waitUntilReady, type Memory, type ServiceChild } from '@msr/bench'
+import { followOutput, freePort, GC_NODE_ARGS, GcWatch, isWarning, MEASURED_MALLOC_ENV, settledMemory, terminate, waitUntilReady, type Memory, type ServiceChild } from '@msr/bench'
 
 /** How to start the relay. */
 export interface RelayLaunch {
@@ -23,7 +23,7 @@ export interface RelayLaunch {
    */
   otel?: Record<string, string> | undefined
   readyTimeoutMs?: number
-  /** Start the child so that `settledMemory` can force a garbage collection in it (the fuzzer's memory check). */
+  /** Start the child so that `settledMemory` can force a garbage collection in it, with MEASURED_MALLOC_ENV (the fuzzer's memory check). */
   gc?: boolean
 }
 
@@ -82,6 +82,7 @@ export const startRelayProcess = async (launch: RelayLaunch): Promise<RelayProce
       // As the relay's launchers run it (npm start, the image): context kept within synchronous calls.
       MSR_TRACE_CONTEXT: launch.env.MSR_TRACE_CONTEXT || 'sync',
       ...launch.otel,
+      ...(launch.gc ? MEASURED_MALLOC_ENV : {}),
       RELAY_DATA__PATH: join(dataDir, 'lmdb'),
       RELAY_NETWORK__HOST: '127.0.0.1',
       PORT: String(port),
