@@ -158,10 +158,12 @@ export interface FuzzArgs {
   maxSeconds: number
   cli: string | undefined
   flags: Record<string, boolean | undefined>
+  /** The fuzzer's own valued options, as given. */
+  values: Record<string, string | undefined>
 }
 
-/** Parses `--seed N`, `--<countFlag> N`, `--max-seconds N`, `--cli PATH` and the fuzzer's boolean flags; a missing seed is drawn and printed. */
-export const parseFuzzArgs = (argv: string[], countFlag: string, defaultCount: number, booleans: string[] = []): FuzzArgs => {
+/** Parses `--seed N`, `--<countFlag> N`, `--max-seconds N`, `--cli PATH`, the fuzzer's boolean flags and valued options; a missing seed is drawn and printed. */
+export const parseFuzzArgs = (argv: string[], countFlag: string, defaultCount: number, booleans: string[] = [], strings: string[] = []): FuzzArgs => {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -170,6 +172,7 @@ export const parseFuzzArgs = (argv: string[], countFlag: string, defaultCount: n
       'max-seconds': { type: 'string' },
       cli: { type: 'string' },
       ...Object.fromEntries(booleans.map(b => [b, { type: 'boolean' as const }])),
+      ...Object.fromEntries(strings.map(o => [o, { type: 'string' as const }])),
     },
   })
   const raw = values as Record<string, string | boolean | undefined>
@@ -178,7 +181,7 @@ export const parseFuzzArgs = (argv: string[], countFlag: string, defaultCount: n
   if (!Number.isSafeInteger(seed) || seed < 0 || seed >= 2 ** 32) throw new Error(`--seed must be an integer in [0, 2^32), not "${seedText}"`)
   const maxSeconds = raw['max-seconds'] === undefined ? 180 : count('max-seconds', raw['max-seconds'] as string)
   const n = raw[countFlag] === undefined ? defaultCount : count(countFlag, raw[countFlag] as string)
-  return { seed, count: n, maxSeconds, cli: raw.cli as string | undefined, flags: Object.fromEntries(booleans.map(b => [b, raw[b] as boolean | undefined])) }
+  return { seed, count: n, maxSeconds, cli: raw.cli as string | undefined, flags: Object.fromEntries(booleans.map(b => [b, raw[b] as boolean | undefined])), values: Object.fromEntries(strings.map(o => [o, raw[o] as string | undefined])) }
 }
 
 /** Whether a process still runs (signal 0 only asks). */

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { followOutput, freePort, isWarning, terminate, waitUntilReady, type LogLine, type ServiceChild } from '@msr/bench'
+import { followOutput, freePort, GC_NODE_ARGS, GcWatch, isWarning, MEASURED_MALLOC_ENV, settledMemory, terminate, waitUntilReady, type LogLine, type Memory, type ServiceChild } from '@msr/bench'
 
 /** How to start the API. */
 export interface ApiLaunch {
@@ -20,6 +20,8 @@ export interface ApiLaunch {
   /** When set, the child (and so its PostgreSQL, which inherits the affinity) runs on these CPUs only (taskset list). */
   cpus?: string | undefined
   readyTimeoutMs?: number
+  /** Start the child so that `settledMemory` can force a garbage collection in it, with MEASURED_MALLOC_ENV (the fuzzer's memory check). */
+  gc?: boolean
 }
 
 /** A log line at warning level or above (or any non-JSON output). */
@@ -35,6 +37,8 @@ export interface ApiProcess extends ServiceChild<ApiLogLine> {
   startup: { verifier?: string; database?: string }
   /** Disk space of the PostgreSQL data directory. */
   dataMiB(): number
+  /** Its memory after forced garbage collections (undefined unless started with `gc`, or when it is gone). */
+  settledMemory(): Promise<Memory | undefined>
 }
 
 const allocatedBytes = (path: string): number => {
@@ -67,8 +71,9 @@ const signal = (pid: number | undefined, name: NodeJS.Signals): void => {
 }
 
 /** Follows the child's output: remembers the startup lines and every warning. */
-const watchOutput = (child: ChildProcess, api: Pick<ApiProcess, 'startup' | 'warnings' | 'warningCount'>, stopping: () => boolean): void => {
+const watchOutput = (child: ChildProcess, api: Pick<ApiProcess, 'startup' | 'warnings' | 'warningCount'>, stopping: () => boolean, gc: GcWatch): void => {
   followOutput(child, (entry, line) => {
+    gc.seen(entry.message)
     if (entry.message === 'mailbox API listening' && typeof entry.verifier === 'string') api.startup.verifier = entry.verifier
     if (entry.message === 'database ready' && typeof entry.database === 'string') api.startup.database = entry.database
     if (!isWarning(entry, line)) return
@@ -101,14 +106,14 @@ export const startApiProcess = async (launch: ApiLaunch): Promise<ApiProcess> =>
   // Run as root, the API hands the data directory to a `postgres` user, which must be able to reach it.
   chmodSync(dataDir, 0o755)
   const [port, pgPort] = [await freePort(), await freePort()]
-  const nodeArgs = launch.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', launch.cpuProfDir] : []
+  const nodeArgs = [...(launch.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', launch.cpuProfDir] : []), ...(launch.gc ? GC_NODE_ARGS : [])]
   const command = [process.execPath, ...nodeArgs, launch.cli, 'serve']
   // taskset execs node in its own process, so the pid is the API's.
   const [file, ...args] = launch.cpus ? ['taskset', '-c', launch.cpus, ...command] : command
   const child = spawn(file as string, args, {
     cwd: dataDir,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: childEnv(launch, dataDir, port, pgPort),
+    env: { ...childEnv(launch, dataDir, port, pgPort), ...(launch.gc ? MEASURED_MALLOC_ENV : {}) },
   })
   const pgDir = join(dataDir, 'pg')
   const removeDir = () => rmSync(dataDir, { recursive: true, force: true })
@@ -121,6 +126,7 @@ export const startApiProcess = async (launch: ApiLaunch): Promise<ApiProcess> =>
   }
   process.once('exit', killOnExit)
   let stopping = false
+  const gc = new GcWatch()
   const api: ApiProcess = {
     pid: child.pid ?? -1,
     port,
@@ -131,6 +137,7 @@ export const startApiProcess = async (launch: ApiLaunch): Promise<ApiProcess> =>
     warnings: [],
     warningCount: 0,
     dataMiB: () => allocatedBytes(pgDir) / 2 ** 20,
+    settledMemory: async () => (launch.gc ? settledMemory(child.pid ?? -1, () => gc.collect(child)) : undefined),
     stop: async () => {
       const started = performance.now()
       const postmaster = postmasterPid(pgDir)
@@ -143,7 +150,7 @@ export const startApiProcess = async (launch: ApiLaunch): Promise<ApiProcess> =>
       return { code: child.exitCode, signal: child.signalCode, seconds: (performance.now() - started) / 1000 }
     },
   }
-  watchOutput(child, api, () => stopping)
+  watchOutput(child, api, () => stopping, gc)
   await waitUntilReady({ child, port, name: 'the mailbox API', timeoutMs: launch.readyTimeoutMs ?? 60_000, warnings: api.warnings, stop: api.stop })
   return api
 }

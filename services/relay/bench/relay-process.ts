@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { followOutput, freePort, isWarning, terminate, waitUntilReady, type ServiceChild } from '@msr/bench'
+import { followOutput, freePort, GC_NODE_ARGS, GcWatch, isWarning, MEASURED_MALLOC_ENV, settledMemory, terminate, waitUntilReady, type Memory, type ServiceChild } from '@msr/bench'
 
 /** How to start the relay. */
 export interface RelayLaunch {
@@ -23,6 +23,8 @@ export interface RelayLaunch {
    */
   otel?: Record<string, string> | undefined
   readyTimeoutMs?: number
+  /** Start the child so that `settledMemory` can force a garbage collection in it, with MEASURED_MALLOC_ENV (the fuzzer's memory check). */
+  gc?: boolean
 }
 
 /** A running relay child. */
@@ -31,6 +33,8 @@ export interface RelayProcess extends ServiceChild {
   verifier: string | undefined
   /** Disk space the store's files take (allocated blocks: LMDB files are sparse). */
   storeMiB(): number
+  /** Its memory after forced garbage collections (undefined unless started with `gc`, or when it is gone). */
+  settledMemory(): Promise<Memory | undefined>
 }
 
 const allocatedMiB = (dir: string): number => {
@@ -42,8 +46,9 @@ const allocatedMiB = (dir: string): number => {
 }
 
 /** Follows the child's output: remembers the verifier from the startup line and every warning. */
-const watchOutput = (child: ChildProcess, relay: Pick<RelayProcess, 'verifier' | 'warnings' | 'warningCount'>): void => {
+const watchOutput = (child: ChildProcess, relay: Pick<RelayProcess, 'verifier' | 'warnings' | 'warningCount'>, gc: GcWatch): void => {
   followOutput(child, (entry, line) => {
+    gc.seen(entry.message)
     if (entry.message === 'relay listening' && typeof entry.verifier === 'string') relay.verifier = entry.verifier
     if (!isWarning(entry, line)) return
     relay.warningCount++
@@ -65,7 +70,7 @@ export const SERVICE_NAME = 'msr-relay'
 export const startRelayProcess = async (launch: RelayLaunch): Promise<RelayProcess> => {
   const dataDir = mkdtempSync(join(tmpdir(), 'msr-bench-'))
   const port = await freePort()
-  const nodeArgs = [...(launch.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', launch.cpuProfDir] : []), '--import', TELEMETRY_REGISTER]
+  const nodeArgs = [...(launch.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', launch.cpuProfDir] : []), ...(launch.gc ? GC_NODE_ARGS : []), '--import', TELEMETRY_REGISTER]
   const configArgs = launch.configFile ? ['--config', launch.configFile] : []
   // cwd is the temp dir so that no config/relay.toml of the working tree is picked up by accident.
   const child = spawn(process.execPath, [...nodeArgs, launch.cli, 'serve', ...configArgs], {
@@ -77,6 +82,7 @@ export const startRelayProcess = async (launch: RelayLaunch): Promise<RelayProce
       // As the relay's launchers run it (npm start, the image): context kept within synchronous calls.
       MSR_TRACE_CONTEXT: launch.env.MSR_TRACE_CONTEXT || 'sync',
       ...launch.otel,
+      ...(launch.gc ? MEASURED_MALLOC_ENV : {}),
       RELAY_DATA__PATH: join(dataDir, 'lmdb'),
       RELAY_NETWORK__HOST: '127.0.0.1',
       PORT: String(port),
@@ -87,6 +93,7 @@ export const startRelayProcess = async (launch: RelayLaunch): Promise<RelayProce
   // If the generator dies, the relay must not outlive it.
   const killOnExit = () => (child.kill('SIGKILL'), removeDir())
   process.once('exit', killOnExit)
+  const gc = new GcWatch()
   const relay: RelayProcess = {
     pid: child.pid ?? -1,
     port,
@@ -96,6 +103,7 @@ export const startRelayProcess = async (launch: RelayLaunch): Promise<RelayProce
     warnings: [],
     warningCount: 0,
     storeMiB: () => allocatedMiB(join(dataDir, 'lmdb')),
+    settledMemory: async () => (launch.gc ? settledMemory(child.pid ?? -1, () => gc.collect(child)) : undefined),
     stop: async () => {
       const started = performance.now()
       await terminate(child, 15_000)
@@ -104,7 +112,7 @@ export const startRelayProcess = async (launch: RelayLaunch): Promise<RelayProce
       return { code: child.exitCode, signal: child.signalCode, seconds: (performance.now() - started) / 1000 }
     },
   }
-  watchOutput(child, relay)
+  watchOutput(child, relay, gc)
   await waitUntilReady({ child, port, name: 'the relay', timeoutMs: launch.readyTimeoutMs ?? 30_000, warnings: relay.warnings, stop: relay.stop })
   return relay
 }

@@ -23,6 +23,11 @@ const data = z
     db_query_timeout: duration('100ms', 'Longest scan of one REQ (all its filters) or COUNT; past it the subscription ends with CLOSED "error:".'),
     expiration_sweep_interval: duration('1m', 'How often NIP-40 expired events are deleted from the store.'),
     query_workers: int(0, 0, 'Worker threads answering REQ backfills and COUNTs from the store (0: one per CPU core).'),
+    max_size: int(
+      0,
+      0,
+      'Bytes of LMDB pages the store may use (0: no cap). Once reached, EVENTs are refused OK false "error: the relay\'s storage is full; try again later" (deletions still stored, ephemeral events still relayed, REQs served) until deletions or expiry bring it under; reloadable. Cap below the memory of an instance whose store is in memory (Cloud Run).',
+    ),
   })
   .prefault({})
 

@@ -68,7 +68,8 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
   try {
     const store = EventStore.open(config.data.path)
     const released = claimStore(config.data.path)
-    const writer = await Writer.threaded(store, (error, context) => relay.report('write', error, context)).catch(async (error: unknown) => {
+    const maxBytes = () => settings.current.config.data.max_size
+    const writer = await Writer.threaded(store, (error, context) => relay.report('write', error, context), maxBytes).catch(async (error: unknown) => {
       await store.close().finally(released)
       throw error
     })
@@ -102,7 +103,7 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
     writer.onCommitted(batch => backups?.changed(batch.map(c => c.event.id)))
     writer.onCommitted(batch => batch.some(c => c.event.kind === 445 || c.event.kind === 446) && drainer?.notify())
 
-    const sampler = new MetricsSampler(metrics, store)
+    const sampler = new MetricsSampler(metrics, store, Date.now, maxBytes)
     const listener = new HttpListener(
       {
         information: () => relayDocument(settings.current.config),

@@ -51,7 +51,7 @@ describe('hint publish lag', () => {
 })
 
 describe('snapshot age', () => {
-  const store = { outbox: { size: () => 0 }, size: () => 0 } as unknown as EventStore
+  const store = { outbox: { size: () => 0 }, size: () => 0, usedBytes: () => 0 } as unknown as EventStore
 
   it('is the seconds since the last snapshot written, or since start before the first one, set at each sample', async () => {
     let now = 1_000_000

@@ -104,6 +104,8 @@ export const createRelayMetrics = (now: () => number = Date.now) => {
       ['where'],
     ),
     storedEvents: metrics.gauge('stored_events', 'Events in the store (sampled).'),
+    storeUsed: metrics.gauge('store_used_bytes', 'Bytes of LMDB pages holding data (sampled; freed pages LMDB reuses are not counted, the file never shrinks).'),
+    storeMax: metrics.gauge('store_max_bytes', 'data.max_size in force: past store_used_bytes of this, EVENTs are refused "error:" (0: no cap).'),
     reloads: metrics.counter('config_reloads_total', 'Configuration reloads (--watch), by outcome.', ['outcome']),
   }
 }
@@ -161,6 +163,8 @@ export class MetricsSampler implements Part {
     private readonly metrics: RelayMetrics,
     private readonly store: EventStore,
     private readonly now: () => number = Date.now,
+    /** `data.max_size` in force (0: no cap). */
+    private readonly maxBytes: () => number = () => 0,
   ) {}
 
   start(): void {
@@ -174,6 +178,8 @@ export class MetricsSampler implements Part {
     this.metrics.hintOutbox.set(this.store.outbox.size())
     if (this.store.replicating) this.metrics.replicationOutbox.set(this.store.replication.size())
     this.metrics.storedEvents.set(this.store.size())
+    this.metrics.storeUsed.set(this.store.usedBytes())
+    this.metrics.storeMax.set(this.maxBytes())
     this.metrics.snapshotAge.set(Math.max(0, this.now() / 1000 - this.metrics.snapshotBase.seconds))
   }
 

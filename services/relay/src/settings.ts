@@ -12,6 +12,7 @@ export interface Current {
 /** Keys that apply without a restart; every other change is reported as needing one. */
 const RELOADABLE_SECTIONS = ['information', 'limitation', 'count', 'auth', 'rate_limiter', 'metrics', 'admin'] as const
 const RELOADABLE_NETWORK_KEYS = ['public_url', 'trusted_proxies'] as const
+const RELOADABLE_DATA_KEYS = ['max_size'] as const
 
 /** What a reload did. */
 export interface ReloadOutcome {
@@ -52,6 +53,7 @@ export class Settings {
       ...old,
       ...Object.fromEntries(RELOADABLE_SECTIONS.map(s => [s, next[s]])),
       network: { ...old.network, ...Object.fromEntries(RELOADABLE_NETWORK_KEYS.map(k => [k, next.network[k]])) },
+      data: { ...old.data, ...Object.fromEntries(RELOADABLE_DATA_KEYS.map(k => [k, next.data[k]])) },
     } as RelayConfig
     const changed = changedKeys(old, next)
     const applied = changedKeys(old, effective)

@@ -19,6 +19,8 @@ export interface ApplyRequest {
   hints: boolean
   replicate: boolean
   replicas: Uint8Array
+  /** `data.max_size` in bytes (0: no cap): past it, events are refused STORE_FULL but deletions. */
+  maxBytes: number
 }
 
 export type WriteRequest =
@@ -42,11 +44,12 @@ const apply = (tx: StoreTransaction, request: ApplyRequest): WriteResponse => {
   const codes = new Uint8Array(request.ends.length)
   const reasons: Record<number, StoreOutcome & { status: 'rejected' }> = {}
   let start = 0
-  request.ends.forEach((end, i) => {
+  const events = Array.from(request.ends, end => {
     const json = bytes.subarray(start, end)
     start = end
-    const event = JSON.parse(json.toString('utf8')) as VerifiedEvent
-    const outcome = tx.apply(event, json, request.traces[i], request.replicas[i] === 1 ? 'replica' : 'client')
+    return { event: JSON.parse(json.toString('utf8')) as VerifiedEvent, json }
+  })
+  tx.applyAll(events, request.maxBytes, i => request.traces[i], i => (request.replicas[i] === 1 ? 'replica' : 'client')).forEach((outcome, i) => {
     codes[i] = APPLIED[outcome.status]
     if (outcome.status === 'rejected') reasons[i] = outcome
   })

@@ -23,8 +23,8 @@ export const writerThread = async (store: EventStore, module = new URL('./write-
     return answer
   }
   return {
-    apply: async batch => {
-      const { body, transfer } = applyRequest(batch, store.hintsEnabled, store.replicating)
+    apply: async (batch, maxBytes = 0) => {
+      const { body, transfer } = applyRequest(batch, store.hintsEnabled, store.replicating, maxBytes)
       const { codes, reasons } = await request(body, transfer)
       return batch.map((_, i) => reasons?.[i] ?? (OUTCOMES[codes?.[i] ?? -1] as StoreOutcome))
     },
@@ -40,7 +40,12 @@ export const writerThread = async (store: EventStore, module = new URL('./write-
 }
 
 /** One buffer holding the batch's JSON back to back (its own ArrayBuffer, to transfer), with where each ends. */
-const applyRequest = (batch: Parameters<Transactions['apply']>[0], hints: boolean, replicate: boolean): { body: ApplyRequest; transfer: ArrayBuffer[] } => {
+const applyRequest = (
+  batch: Parameters<Transactions['apply']>[0],
+  hints: boolean,
+  replicate: boolean,
+  maxBytes: number,
+): { body: ApplyRequest; transfer: ArrayBuffer[] } => {
   let size = 0
   for (const p of batch) size += p.json.length
   const bytes = Buffer.allocUnsafeSlow(size)
@@ -56,6 +61,6 @@ const applyRequest = (batch: Parameters<Transactions['apply']>[0], hints: boolea
     const trace = (hints || replicate) && p.span ? traceCarrierOf(p.span) : undefined
     if (trace) traces[i] = trace
   })
-  const body: ApplyRequest = { op: 'apply', bytes, ends, traces, hints, replicate, replicas }
+  const body: ApplyRequest = { op: 'apply', bytes, ends, traces, hints, replicate, replicas, maxBytes }
   return { body, transfer: [bytes.buffer as ArrayBuffer, ends.buffer, replicas.buffer] }
 }

@@ -83,9 +83,9 @@ describe('Writer', () => {
     const gates: Array<() => void> = []
     const held: Transactions = {
       ...real,
-      apply: batch => {
+      apply: (batch, maxBytes) => {
         sizes.push(batch.length)
-        return new Promise<void>(resolve => gates.push(resolve)).then(() => real.apply(batch))
+        return new Promise<void>(resolve => gates.push(resolve)).then(() => real.apply(batch, maxBytes))
       },
     }
     const writer = new Writer(store, error => assert.fail(String(error)), held)

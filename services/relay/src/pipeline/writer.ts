@@ -2,6 +2,7 @@ import { statfsSync } from 'node:fs'
 import type { Hint } from '@msr/hints'
 import type { VerifiedEvent } from '@msr/nostr'
 import type { Span } from '@opentelemetry/api'
+import { STORE_FULL } from '../store/capacity.js'
 import type { EventSource, EventStore, StoreOutcome } from '../store/event-store.js'
 import { writerThread } from './writer-thread.js'
 
@@ -32,8 +33,8 @@ export type WriteErrorHandler = (error: unknown, context: { events: number; firs
 /** The answer every event of a batch gets when its transaction failed: nothing of it was stored. */
 export const WRITE_FAILED = 'error: the event could not be stored; try again'
 
-/** The answer instead when the store could not grow: the disk (or LMDB's map) is full. Reads go on. */
-export const STORE_FULL = "error: the relay's storage is full; try again later"
+/** The answer instead when the store could not grow: the disk, LMDB's map or `data.max_size` is full. Reads go on. */
+export { STORE_FULL }
 
 /** Free bytes below which a failed write is put down to a full disk (a full disk may also fail a flush with EIO). */
 const NEARLY_FULL_BYTES = 16 * 1024 * 1024
@@ -62,7 +63,8 @@ const MAX_COMMITTING = 2
  * (`inProcess`) or on the writer thread (writer-thread.ts), which takes LMDB's write encoding off the loop.
  */
 export interface Transactions {
-  apply(batch: readonly Pending[]): Promise<StoreOutcome[]>
+  /** Stores a batch; once the store uses `maxBytes` or more (0: no cap), refuses all but deletions (store/capacity.ts). */
+  apply(batch: readonly Pending[], maxBytes?: number): Promise<StoreOutcome[]>
   deleteExpired(now: number, max: number): Promise<number>
   removeHints(keys: Buffer[]): Promise<void>
   removeReplicated(keys: Buffer[]): Promise<void>
@@ -73,7 +75,7 @@ export interface Transactions {
 
 /** Transactions on this thread, through `EventStore.write`. */
 export const inProcess = (store: EventStore): Transactions => ({
-  apply: batch => store.write(tx => batch.map(p => tx.apply(p.event, p.json, p.span, p.source))),
+  apply: (batch, maxBytes = 0) => store.write(tx => tx.applyAll(batch, maxBytes, i => batch[i]?.span, i => batch[i]?.source ?? 'client')),
   deleteExpired: (now, max) => store.write(tx => tx.deleteExpired(now, max)),
   removeHints: keys => store.write(tx => tx.removeHints(keys)),
   removeReplicated: keys => store.write(tx => tx.removeReplicated(keys)),
@@ -105,11 +107,13 @@ export class Writer {
     private readonly store: EventStore,
     private readonly onError: WriteErrorHandler,
     private readonly transactions: Transactions = inProcess(store),
+    /** `data.max_size` in force (0: no cap), read for each transaction (a reload changes it). */
+    private readonly maxBytes: () => number = () => 0,
   ) {}
 
   /** A writer whose transactions run on a writer thread of their own (started and ready when this resolves). */
-  static async threaded(store: EventStore, onError: WriteErrorHandler): Promise<Writer> {
-    return new Writer(store, onError, await writerThread(store))
+  static async threaded(store: EventStore, onError: WriteErrorHandler, maxBytes?: () => number): Promise<Writer> {
+    return new Writer(store, onError, await writerThread(store), maxBytes)
   }
 
   /** Adds a listener for committed batches (called in the order listeners were added). */
@@ -145,7 +149,7 @@ export class Writer {
   private commit(batch: Pending[]): void {
     // Handled at once (a failure waiting for its turn is not an unhandled rejection), settled in turn.
     this.committing++
-    const outcome = attempt(() => this.transactions.apply(batch)).then(
+    const outcome = attempt(() => this.transactions.apply(batch, this.maxBytes())).then(
       outcomes => () => this.settle(batch, outcomes),
       (error: unknown) => () => this.fail(batch, error),
     )

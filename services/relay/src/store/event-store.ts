@@ -3,6 +3,7 @@ import type { Filter, VerifiedEvent } from '@msr/nostr'
 import type { TraceCarrier } from '@msr/telemetry'
 import type { Span } from '@opentelemetry/api'
 import { applyEvent, loadEvent, removeEvent, type EventSource, type StoreOutcome } from './apply.js'
+import { isFull, STORE_FULL, storedWhenFull, usedBytes } from './capacity.js'
 import { openDatabases, type Databases } from './databases.js'
 import { migrate } from './migrate.js'
 import { Outbox } from './outbox.js'
@@ -82,6 +83,10 @@ export class EventStore {
       if (outcome.status === 'stored' && this.replicating && source === 'client') this.replication.add(event, json, trace)
       return outcome
     },
+    applyAll: (events, maxBytes, trace, source = () => 'client') => {
+      const full = isFull(this.dbs, maxBytes)
+      return events.map(({ event, json }, i) => (full && !storedWhenFull(event) ? FULL : this.tx.apply(event, json, trace(i), source(i))))
+    },
     deleteExpired: (now, max) => this.deleteExpired(now, max),
     removeHints: keys => this.outbox.remove(keys),
     removeReplicated: keys => this.replication.remove(keys),
@@ -137,6 +142,11 @@ export class EventStore {
     return (this.dbs.events.getStats() as { entryCount: number }).entryCount
   }
 
+  /** Bytes of LMDB pages holding data (capacity.ts: what `data.max_size` caps), as of the latest read view. */
+  usedBytes(): number {
+    return usedBytes(this.dbs)
+  }
+
   /** Makes the next reads see the latest commit (called before fan-out of a committed batch). */
   refresh(): void {
     this.dbs.root.resetReadTxn()
@@ -161,6 +171,14 @@ export class EventStore {
   }
 }
 
+/** An event to store and its canonical JSON. */
+export interface Applied {
+  event: VerifiedEvent
+  json: Buffer
+}
+
+const FULL: StoreOutcome = { status: 'rejected', reason: STORE_FULL }
+
 /** The operations available inside a write transaction. */
 export interface StoreTransaction {
   /**
@@ -169,6 +187,17 @@ export interface StoreTransaction {
    * its replication entry when replicating; a replica's (`source = 'replica'`) gets store rules only.
    */
   apply(event: VerifiedEvent, json: Buffer, trace?: Span | TraceCarrier, source?: EventSource): StoreOutcome
+  /**
+   * Stores events in order as `apply` does, unless the store uses `maxBytes` or more (0: no cap) when the
+   * batch starts: then each is refused STORE_FULL but deletions (capacity.ts). `trace(i)`: event i's context;
+   * `source(i)`: where it came from (a client, or another replica).
+   */
+  applyAll(
+    events: readonly Applied[],
+    maxBytes: number,
+    trace: (i: number) => Span | TraceCarrier | undefined,
+    source?: (i: number) => EventSource,
+  ): StoreOutcome[]
   /** Deletes up to `max` events whose expiration is at or before `now`; returns how many. */
   deleteExpired(now: number, max: number): number
   /** Removes published hints from the outbox. */
