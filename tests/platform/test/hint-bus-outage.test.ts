@@ -118,10 +118,17 @@ describe('relay → Pub/Sub emulator down for a while → back', () => {
       await traffic.stop()
       const duringOutage = ok.size - sentBefore
 
-      // Back on the same port; the operator re-creates what the emulator forgot.
-      emulator = await startEmulator({ projectId: PROJECT, port: Number(emulator.host.split(':')[1]) })
+      // Back on the same port; the operator re-creates what the emulator forgot. The relay is frozen
+      // meanwhile: a hint it published between the topic's creation and the subscription's would go to a
+      // topic without subscribers, which Pub/Sub drops (on Google Cloud both outlive an outage).
+      relay.child.kill('SIGSTOP')
+      try {
+        emulator = await startEmulator({ projectId: PROJECT, port: Number(emulator.host.split(':')[1]) })
+        await createBus(emulator)
+      } finally {
+        relay.child.kill('SIGCONT')
+      }
       const back = Date.now()
-      await createBus(emulator)
       subscriber = listen()
       const atBack = (await metrics()).depth
       let firstSeconds = 0
@@ -145,6 +152,7 @@ describe('relay → Pub/Sub emulator down for a while → back', () => {
       assert.ok(figures.failures > 0, `failed publishes counted: ${summary(figures)}`)
       assert.equal(figures.missing, 0, summary(figures))
     } finally {
+      relay?.child.kill('SIGCONT')
       await subscriber?.close().catch(() => undefined)
       await relay?.stop()
       await emulator.stop()

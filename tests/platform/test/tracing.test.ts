@@ -88,6 +88,12 @@ describe('tracing across the platform (npm start, OTLP http/json)', () => {
       "the mailbox's registry update in the 445's trace",
     )
     const trace = () => receiver.spans.filter(s => s.traceId === event.traceId)
+    // The two services export in batches of their own: the relay's publish span may arrive after the
+    // mailbox's spans, so the chain is complete only once it has.
+    await eventually(
+      async () => (descendsFrom(trace(), update, event) ? true : undefined),
+      'the registry update under relay.event',
+    ).catch(() => undefined)
     assert.ok(descendsFrom(trace(), update, event), `registry update under relay.event: ${ancestry(trace(), update).join(' ← ')}`)
     const publish = trace().find(s => s.name === 'relay.hint.publish')
     const consume = trace().find(s => s.name === 'mailbox.hint.consume')
