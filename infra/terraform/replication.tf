@@ -9,7 +9,7 @@
 # = auto), and deletes it at a clean stop. Subscriptions made here for a fixed count would not do: Cloud Run
 # cannot give instance k the k-th one, and two instances overlapping during a deploy or a replacement would
 # split one subscription's messages between them, each missing the other's half. (On GKE a StatefulSet gives
-# stable ids, and there the subscriptions can be made in advance.)
+# stable ids, and there the subscriptions are made in advance: docs/gke.md.)
 #
 # IAM, the narrowest that lets a replica make its own subscription (iam.tf's rule: each grant on the
 # narrowest resource that takes it):
@@ -24,7 +24,7 @@
 # subscriptions (the mailbox's hint subscriptions, which carry hints the relay itself publishes). What it
 # does not, unlike roles/pubsub.editor: creating or deleting topics, publishing elsewhere, changing any
 # subscription (push endpoints, dead-lettering), seeing or setting IAM policies. Operators who want even that
-# gone run the relay's topic in a project of its own.
+# gone run the relay's topic in a project of its own, or the GKE variant (no project-level grant at all).
 
 locals {
   replication = var.relay_replicas > 1

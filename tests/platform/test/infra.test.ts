@@ -3,14 +3,14 @@
 // service, Cloud Armor guards both backends, ingress and scaling are as the design says, every IAM grant is
 // one of an allowed list, and no secret value is written in any file. Relay replicas are opt-in: the default
 // makes nothing of them; with them, the events topic, its grants and the relay's [replication] settings
-// hold.
+// hold (and infra/gke's StatefulSet passes the relay's own configuration schema).
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
 import { pathToFileURL } from 'node:url'
-import { parse as parseYaml } from 'yaml'
+import { parse as parseYaml, parseAllDocuments } from 'yaml'
 import { ROOT } from './platform.js'
 import { appContainer, child, children, containerEnv, dynamicEnv, loadTerraform, refersTo, resource, TERRAFORM_DIR, type Block, type Terraform } from './terraform.js'
 
@@ -365,7 +365,7 @@ const relayConfig = async () =>
     loadRelayConfig(file: string | undefined, env: Record<string, string>): { ok: true; value: { replication: Record<string, unknown> } } | { ok: false; errors: string[] }
   }
 
-/** Stand-ins for values the platform fills in (secrets, Terraform references). */
+/** Stand-ins for values the platform fills in (secrets, Terraform references, the pod's name). */
 const standIn = (name: string, value: string | undefined): string =>
   /__(AUTH|KEY)$/.test(name) ? 'a-generated-secret-of-40-characters-0123' : (value ?? '').replace(/\$\(POD_NAME\)/g, 'relay-0').replace(/\$\{[^}]+\}/g, 'msr-relay-events')
 
@@ -465,6 +465,49 @@ describe('relay replicas (opt-in, replication.tf)', () => {
     const loaded = loadRelayConfig(undefined, vars)
     assert.ok(loaded.ok, `the relay accepts them: ${loaded.ok ? '' : loaded.errors.join('; ')}`)
     assert.equal(loaded.value.replication.subscription, 'auto')
+  })
+})
+
+describe('the GKE StatefulSet variant (infra/gke)', () => {
+  type Doc = { kind: string; metadata: { name: string }; spec: Record<string, unknown> }
+  const docs = (): Doc[] =>
+    readdirSync(join(ROOT, 'infra/gke'))
+      .filter(f => f.endsWith('.yaml'))
+      .flatMap(f => parseAllDocuments(readFileSync(join(ROOT, 'infra/gke', f), 'utf8')).map(d => d.toJS() as Doc))
+  type Container = { env: { name: string; value?: string; valueFrom?: { secretKeyRef?: unknown; fieldRef?: { fieldPath: string } } }[]; readinessProbe?: { httpGet: { path: string } }; volumeMounts: { name: string; mountPath: string }[] }
+  const statefulSet = () => docs().find(d => d.kind === 'StatefulSet') as Doc
+  const relayContainer = () => ((statefulSet().spec.template as { spec: { containers: Container[] } }).spec.containers[0] as Container)
+
+  it('parses, with a StatefulSet, its headless service and a client service', () => {
+    const kinds = docs().map(d => d.kind)
+    for (const k of ['StatefulSet', 'Service', 'ServiceAccount']) assert.ok(kinds.includes(k), k)
+    const headless = docs().find(d => d.kind === 'Service' && d.spec.clusterIP === 'None')
+    assert.equal(statefulSet().spec.serviceName, headless?.metadata.name)
+    assert.ok(docs().some(d => d.kind === 'Service' && d.spec.sessionAffinity === 'ClientIP'), 'clients come back to the replica they read from')
+  })
+
+  it('gives each replica its stable name as replica id, its own pre-made subscription, its own disk and a readiness probe', () => {
+    const env = new Map(relayContainer().env.map(e => [e.name, e]))
+    assert.equal(env.get('POD_NAME')?.valueFrom?.fieldRef?.fieldPath, 'metadata.name')
+    assert.equal(env.get('RELAY_REPLICATION__REPLICA_ID')?.value, '$(POD_NAME)')
+    assert.equal(env.get('RELAY_REPLICATION__SUBSCRIPTION')?.value, `${env.get('RELAY_REPLICATION__TOPIC')?.value}-$(POD_NAME)`, 'named, so the relay neither makes nor deletes it')
+    const claims = statefulSet().spec.volumeClaimTemplates as { metadata: { name: string }; spec: { accessModes: string[] } }[]
+    assert.equal(claims.length, 1)
+    assert.deepEqual(claims[0]?.spec.accessModes, ['ReadWriteOnce'])
+    const mount = relayContainer().volumeMounts.find(m => m.name === claims[0]?.metadata.name)
+    assert.ok(mount && String(env.get('RELAY_DATA__PATH')?.value).startsWith(`${mount.mountPath}/`), 'the store is on the claim')
+    assert.equal(relayContainer().readinessProbe?.httpGet.path, '/readyz')
+    for (const [name, e] of env) if (/__(AUTH|KEY)$/.test(name)) assert.ok(e.valueFrom?.secretKeyRef && e.value === undefined, `${name} comes from a Secret`)
+  })
+
+  it('sets only variables the relay knows: its configuration schema accepts them all', async () => {
+    const { loadRelayConfig } = await relayConfig()
+    const vars = Object.fromEntries(relayContainer().env.filter(e => e.name.startsWith('RELAY_')).map(e => [e.name, standIn(e.name, e.value)]))
+    assert.ok(Object.keys(vars).length >= 10)
+    const loaded = loadRelayConfig(undefined, vars)
+    assert.ok(loaded.ok, `the relay accepts them: ${loaded.ok ? '' : loaded.errors.join('; ')}`)
+    assert.equal(loaded.value.replication.replica_id, 'relay-0')
+    assert.equal(loaded.value.replication.subscription, 'msr-relay-events-relay-0')
   })
 })
 
