@@ -1,9 +1,12 @@
 # Every identity and every grant of the platform, each on the narrowest resource that takes it. No
 # primitive role anywhere; a project-level grant only where the role has no finer resource
-# (roles/cloudtrace.agent, roles/monitoring.metricWriter, roles/cloudsql.client, roles/logging.logWriter).
+# (roles/cloudtrace.agent, roles/monitoring.metricWriter, roles/cloudsql.client, roles/logging.logWriter,
+# and with relay replicas the custom role of replication.tf).
 #
 #   msr-relay        publish to the two hint topics; objects of the snapshot bucket; its metrics key and
-#                    metrics sidecar configuration; write spans and metrics
+#                    metrics sidecar configuration; write spans and metrics; with replicas only
+#                    (replication.tf): publish to and attach to the events topic, make/pull/delete its
+#                    own subscriptions (a custom role: the one project-level Pub/Sub grant), its admin key
 #   msr-mailbox-api  Cloud SQL client; its four secrets; write spans and metrics (push mode: no subscriber role)
 #   msr-hints-push   the identity in push OIDC tokens: run.invoker on the mailbox service only
 #   msr-deployer     what cloudbuild.yaml does: push images to the repository, deploy the two services

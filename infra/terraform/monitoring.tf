@@ -11,12 +11,18 @@
 # the configuration is a secret of its own, mounted as a file, generated from the key here.
 
 locals {
-  kit_alerts     = yamldecode(file("${path.module}/../monitoring/alerts.yaml")).alerts
-  kit_dashboards = yamldecode(file("${path.module}/../monitoring/dashboards.yaml")).dashboards
-  kit_slos       = yamldecode(file("${path.module}/../monitoring/slos.yaml"))
+  # Alerts and dashboards marked `replication: true` read the metrics of relay replicas: they exist here only
+  # with relay_replicas > 1 (replication.tf), so the default creates nothing for them.
+  kit_alert_names = [for a in yamldecode(file("${path.module}/../monitoring/alerts.yaml")).alerts : a.name]
+  kit_alerts      = [for a in yamldecode(file("${path.module}/../monitoring/alerts.yaml")).alerts : a if local.replication || !try(a.replication, false)]
+  kit_dashboards  = [for d in yamldecode(file("${path.module}/../monitoring/dashboards.yaml")).dashboards : d if local.replication || !try(d.replication, false)]
+  kit_slos        = yamldecode(file("${path.module}/../monitoring/slos.yaml"))
 
-  # Alert thresholds: the defaults of alerts.yaml, overridden by var.alert_thresholds.
-  alert_threshold = { for a in local.kit_alerts : a.name => lookup(var.alert_thresholds, a.name, a.threshold) }
+  # Thresholds that follow this configuration rather than alerts.yaml: a snapshot older than half of what the
+  # events topic keeps before the seek margin (a new replica could not replay the rest).
+  derived_threshold = { SnapshotOlderThanRetention = floor((local.relay_events_retention_sec - local.relay_seek_margin_minutes * 60) / 2) }
+  # Alert thresholds: the defaults of alerts.yaml (or derived above), overridden by var.alert_thresholds.
+  alert_threshold = { for a in local.kit_alerts : a.name => lookup(var.alert_thresholds, a.name, lookup(local.derived_threshold, a.name, a.threshold)) }
   slo_target      = { for s in local.kit_slos.slos : s.name => lookup(var.slo_targets, s.name, s.target) }
 
   notification_channels = concat(var.notification_channels, [for c in google_monitoring_notification_channel.email : c.id])
@@ -139,7 +145,7 @@ resource "google_monitoring_alert_policy" "incident" {
 
   lifecycle {
     precondition {
-      condition     = alltrue([for k in keys(var.alert_thresholds) : contains(keys(local.alert_threshold), k)])
+      condition     = alltrue([for k in keys(var.alert_thresholds) : contains(local.kit_alert_names, k)])
       error_message = "alert_thresholds names an alert that infra/monitoring/alerts.yaml does not define."
     }
   }

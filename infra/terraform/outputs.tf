@@ -42,3 +42,8 @@ output "deployer_service_account" {
   description = "The identity Cloud Build deploys as (cloudbuild.yaml)."
   value       = google_service_account.deployer.email
 }
+
+output "relay_events_topic" {
+  description = "With relay_replicas > 1: the topic the relay replicas share (each replica's subscription is msr-relay-events-<replica id>); null with one instance."
+  value       = one(google_pubsub_topic.relay_events[*].id)
+}

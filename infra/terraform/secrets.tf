@@ -5,10 +5,11 @@
 
 locals {
   # *_gmp_config: the metrics sidecar's configuration, which holds the metrics key (monitoring.tf).
-  relay_secrets   = { relay_metrics_key = "msr-relay-metrics-key", relay_gmp_config = "msr-relay-gmp-config" }
+  # relay_admin_key (GET /admin/fingerprint) exists only with replicas (replication.tf).
+  relay_secrets   = merge({ relay_metrics_key = "msr-relay-metrics-key", relay_gmp_config = "msr-relay-gmp-config" }, { for k, v in { relay_admin_key = "msr-relay-admin-key" } : k => v if local.replication })
   mailbox_secrets = { mailbox_metrics_key = "msr-mailbox-metrics-key", mailbox_admin_token = "msr-mailbox-admin-token", mailbox_database_url = "msr-mailbox-database-url", mailbox_gmp_config = "msr-mailbox-gmp-config" }
   # The secrets whose value is a random key (the database URL is built below).
-  generated_secrets = toset(["relay_metrics_key", "mailbox_metrics_key", "mailbox_admin_token"])
+  generated_secrets = toset(concat(["relay_metrics_key", "mailbox_metrics_key", "mailbox_admin_token"], local.replication ? ["relay_admin_key"] : []))
 }
 
 resource "google_secret_manager_secret" "all" {

@@ -12,8 +12,10 @@ resource "google_artifact_registry_repository" "msr" {
   description   = "mls-secure-relay images"
 }
 
-# The relay: exactly one instance (LMDB is local to it), gen2, CPU always allocated (fan-out, the hint
-# drainer and snapshots run between requests), session affinity, one-hour requests for WebSocket sessions.
+# The relay: relay_replicas instances, min = max (1 by default: one instance, LMDB local to it; more are
+# replicas coupled by the events topic, replication.tf), gen2, CPU always allocated (fan-out, the drainers
+# and snapshots run between requests), session affinity (a client reconnecting comes back to the replica it
+# read from), one-hour requests for WebSocket sessions.
 resource "google_cloud_run_v2_service" "relay" {
   name                 = "msr-relay"
   location             = var.region
@@ -29,8 +31,8 @@ resource "google_cloud_run_v2_service" "relay" {
     max_instance_request_concurrency = 1000
 
     scaling {
-      min_instance_count = 1
-      max_instance_count = 1
+      min_instance_count = var.relay_replicas
+      max_instance_count = var.relay_replicas
     }
 
     containers {
@@ -88,7 +90,28 @@ resource "google_cloud_run_v2_service" "relay" {
       }
       env {
         name  = "RELAY_BACKUP__INTERVAL"
-        value = "5m"
+        value = "${local.relay_backup_interval_minutes}m"
+      }
+      # Replicas only (replication.tf): the [replication] section, and the admin key of GET
+      # /admin/fingerprint (compare replicas, docs/runbook.md).
+      dynamic "env" {
+        for_each = local.relay_replication_env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+      dynamic "env" {
+        for_each = local.replication ? ["RELAY_ADMIN__KEY"] : []
+        content {
+          name = env.value
+          value_source {
+            secret_key_ref {
+              secret  = google_secret_manager_secret.all["relay_admin_key"].secret_id
+              version = "latest"
+            }
+          }
+        }
       }
       # Spans to Cloud Trace; 1 % of the traces the relay starts (docs/tracing.md).
       env {

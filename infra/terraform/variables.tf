@@ -115,3 +115,33 @@ variable "gmp_sidecar_image" {
   description = "Google's Managed Service for Prometheus sidecar for Cloud Run, run beside each service to send its /metrics to Cloud Monitoring (monitoring.tf)."
   default     = "us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:1.2.0"
 }
+
+variable "relay_replicas" {
+  type        = number
+  description = "Relay instances. 1 (the default): one instance exactly as without replication, and nothing below is created. 2 to 5: replicas coupled by the events topic (replication.tf, README \"Replication\"), Cloud Run min = max = this; every replica pays for every event, hence the bound."
+  default     = 1
+  validation {
+    condition     = var.relay_replicas >= 1 && var.relay_replicas <= 5 && floor(var.relay_replicas) == var.relay_replicas
+    error_message = "relay_replicas is a whole number from 1 to 5."
+  }
+}
+
+variable "relay_events_retention_hours" {
+  type        = number
+  description = "With relay_replicas > 1: how long the events topic keeps every message, so that a replica started empty can restore the newest snapshot and replay the topic from before it. Must cover the snapshot interval plus the seek margin (checked at plan); 7 days by default, for snapshots that failed for a while (alert SnapshotOlderThanRetention). Retained messages are billed (README Replication)."
+  default     = 168
+  validation {
+    condition     = var.relay_events_retention_hours >= 24 && var.relay_events_retention_hours <= 744
+    error_message = "relay_events_retention_hours is from 24 (one day) to 744 (Pub/Sub's 31 days)."
+  }
+}
+
+variable "relay_on_bus_outage" {
+  type        = string
+  description = "With relay_replicas > 1: what an EVENT's OK says when the events topic has not confirmed it within ack_timeout (RELAY_REPLICATION__ON_BUS_OUTAGE): \"refuse\" (OK false \"error:\", nothing acknowledged is lost with an instance) or \"local\" (OK true after the local commit: available, but an instance lost during the outage loses what it acknowledged)."
+  default     = "refuse"
+  validation {
+    condition     = contains(["refuse", "local"], var.relay_on_bus_outage)
+    error_message = "relay_on_bus_outage is \"refuse\" or \"local\"."
+  }
+}

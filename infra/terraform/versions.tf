@@ -1,8 +1,8 @@
 # The whole platform on Google Cloud: `terraform apply` here, then `make deploy` (cloudbuild.yaml) for the
 # images. Files by concern: gateway.tf (load balancer), armor.tf (Cloud Armor), services.tf (Cloud Run),
-# bus.tf (Pub/Sub), data.tf (Cloud SQL, snapshot bucket), secrets.tf (Secret Manager), iam.tf (service
-# accounts and every grant), monitoring.tf (dashboards, alerts, SLOs from infra/monitoring), variables.tf,
-# outputs.tf. docs/runbook.md walks through the first deploy.
+# bus.tf (Pub/Sub), replication.tf (relay replicas, opt-in), data.tf (Cloud SQL, snapshot bucket),
+# secrets.tf (Secret Manager), iam.tf (service accounts and every grant), monitoring.tf (dashboards, alerts,
+# SLOs from infra/monitoring), variables.tf, outputs.tf. docs/runbook.md walks through the first deploy.
 terraform {
   required_version = ">= 1.5"
   required_providers {

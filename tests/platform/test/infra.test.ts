@@ -1,15 +1,18 @@
 // The platform as code, checked offline (no Google Cloud account exists here): the Terraform parsed with
 // HashiCorp's HCL parser, and cloudbuild.yaml. Every route of the load balancer reaches the right Cloud Run
 // service, Cloud Armor guards both backends, ingress and scaling are as the design says, every IAM grant is
-// one of an allowed list, and no secret value is written in any file.
+// one of an allowed list, and no secret value is written in any file. Relay replicas are opt-in: the default
+// makes nothing of them; with them, the events topic, its grants and the relay's [replication] settings
+// hold (and infra/gke's StatefulSet passes the relay's own configuration schema).
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
-import { parse as parseYaml } from 'yaml'
+import { pathToFileURL } from 'node:url'
+import { parse as parseYaml, parseAllDocuments } from 'yaml'
 import { ROOT } from './platform.js'
-import { appContainer, child, children, containerEnv, loadTerraform, refersTo, resource, TERRAFORM_DIR, type Block, type Terraform } from './terraform.js'
+import { appContainer, child, children, containerEnv, dynamicEnv, loadTerraform, refersTo, resource, TERRAFORM_DIR, type Block, type Terraform } from './terraform.js'
 
 let tf: Terraform
 
@@ -191,9 +194,10 @@ describe('the services', () => {
     }
   })
 
-  it('keep the relay at exactly one gen2 instance, CPU always allocated, session affinity, one-hour requests', () => {
+  it('keep the relay at relay_replicas gen2 instances (one by default), CPU always allocated, session affinity, one-hour requests', () => {
     const template = child(relay(), 'template')
-    assert.deepEqual(child(template, 'scaling'), { max_instance_count: 1, min_instance_count: 1 })
+    assert.deepEqual(child(template, 'scaling'), { max_instance_count: '${var.relay_replicas}', min_instance_count: '${var.relay_replicas}' })
+    assert.equal(tf.variable.relay_replicas?.default, 1, 'one instance unless asked')
     assert.equal(template.execution_environment, 'EXECUTION_ENVIRONMENT_GEN2')
     assert.equal(template.session_affinity, true)
     assert.equal(template.timeout, '3600s')
@@ -289,6 +293,8 @@ describe('least privilege', () => {
   // Who may hold what, and on which kind of resource. Anything else fails.
   const ALLOWED = new Set([
     'google_pubsub_topic_iam_member roles/pubsub.publisher relay',
+    'google_pubsub_topic_iam_member roles/pubsub.subscriber relay',
+    'google_project_iam_member ${google_project_iam_custom_role.relay_replica_subscriptions[0].name} relay',
     'google_storage_bucket_iam_member roles/storage.objectUser relay',
     'google_secret_manager_secret_iam_member roles/secretmanager.secretAccessor relay',
     'google_project_iam_member roles/cloudtrace.agent each',
@@ -319,7 +325,13 @@ describe('least privilege', () => {
 
   it('grants at project level only roles with no finer resource, the trace role to the two services', () => {
     const project = grants().filter(g => g.type === 'google_project_iam_member')
-    assert.deepEqual([...new Set(project.map(g => g.role))].sort(), ['roles/cloudsql.client', 'roles/cloudtrace.agent', 'roles/logging.logWriter', 'roles/monitoring.metricWriter'])
+    assert.deepEqual([...new Set(project.map(g => g.role))].sort(), [
+      '${google_project_iam_custom_role.relay_replica_subscriptions[0].name}',
+      'roles/cloudsql.client',
+      'roles/cloudtrace.agent',
+      'roles/logging.logWriter',
+      'roles/monitoring.metricWriter',
+    ])
     const trace = resource(tf, 'google_project_iam_member', 'trace_writers')
     assert.deepEqual(trace.for_each, { mailbox_api: '${google_service_account.mailbox_api.email}', relay: '${google_service_account.relay.email}' })
   })
@@ -329,17 +341,173 @@ describe('least privilege', () => {
     assert.equal(invoke.name, '${google_cloud_run_v2_service.mailbox_api.name}')
     assert.equal(resource(tf, 'google_secret_manager_secret_iam_member', 'relay_reads').for_each, '${local.relay_secrets}')
     assert.equal(resource(tf, 'google_secret_manager_secret_iam_member', 'mailbox_reads').for_each, '${local.mailbox_secrets}')
-    const relaySecrets = Object.values(tf.locals.relay_secrets as Record<string, string>)
+    // The relay's: two always, the admin key only with replicas (a for expression filtered on local.replication).
+    assert.equal(
+      tf.locals.relay_secrets,
+      '${merge({ relay_metrics_key = "msr-relay-metrics-key", relay_gmp_config = "msr-relay-gmp-config" }, { for k, v in { relay_admin_key = "msr-relay-admin-key" } : k => v if local.replication })}',
+    )
     const mailboxSecrets = Object.values(tf.locals.mailbox_secrets as Record<string, string>)
-    assert.deepEqual(relaySecrets.sort(), ['msr-relay-gmp-config', 'msr-relay-metrics-key'])
     assert.deepEqual(mailboxSecrets.sort(), ['msr-mailbox-admin-token', 'msr-mailbox-database-url', 'msr-mailbox-gmp-config', 'msr-mailbox-metrics-key'])
     // Each secret a service reads is one it is granted.
-    const granted = (service: 'relay' | 'mailbox_api') => (service === 'relay' ? tf.locals.relay_secrets : tf.locals.mailbox_secrets) as Record<string, string>
+    const relayGranted = { relay_metrics_key: '', relay_gmp_config: '', relay_admin_key: '' }
+    const granted = (service: 'relay' | 'mailbox_api') => (service === 'relay' ? relayGranted : tf.locals.mailbox_secrets) as Record<string, string>
     for (const service of ['relay', 'mailbox_api'] as const)
       for (const [name, env] of containerEnv(resource(tf, 'google_cloud_run_v2_service', service))) {
         const secret = env.value_source ? SECRET_REF.exec(String(child(child(env, 'value_source'), 'secret_key_ref').secret))?.[1] : undefined
         if (secret) assert.ok(secret in granted(service), `${service} reads ${name} from ${secret}, which it is granted`)
       }
+  })
+})
+
+/** The relay's configuration loader, from its build: the schema is the source of truth for every RELAY_ variable. */
+const relayConfig = async () =>
+  (await import(pathToFileURL(join(ROOT, 'services/relay/dist/src/config.js')).href)) as {
+    loadRelayConfig(file: string | undefined, env: Record<string, string>): { ok: true; value: { replication: Record<string, unknown> } } | { ok: false; errors: string[] }
+  }
+
+/** Stand-ins for values the platform fills in (secrets, Terraform references, the pod's name). */
+const standIn = (name: string, value: string | undefined): string =>
+  /__(AUTH|KEY)$/.test(name) ? 'a-generated-secret-of-40-characters-0123' : (value ?? '').replace(/\$\(POD_NAME\)/g, 'relay-0').replace(/\$\{[^}]+\}/g, 'msr-relay-events')
+
+describe('relay replicas (opt-in, replication.tf)', () => {
+  // Every resource of the platform before replicas existed: with relay_replicas = 1 these, and only these.
+  const SINGLE_INSTANCE = [
+    'google_artifact_registry_repository.msr', 'google_artifact_registry_repository_iam_member.deployer_pushes', 'google_cloud_run_v2_service.mailbox_api',
+    'google_cloud_run_v2_service.relay', 'google_cloud_run_v2_service_iam_member.deployer_deploys', 'google_cloud_run_v2_service_iam_member.push_invokes_mailbox',
+    'google_compute_backend_service.mailbox_api', 'google_compute_backend_service.relay', 'google_compute_global_address.gateway', 'google_compute_global_forwarding_rule.http',
+    'google_compute_global_forwarding_rule.https', 'google_compute_managed_ssl_certificate.gateway', 'google_compute_region_network_endpoint_group.mailbox_api',
+    'google_compute_region_network_endpoint_group.relay', 'google_compute_security_policy.armor', 'google_compute_target_http_proxy.https_redirect',
+    'google_compute_target_https_proxy.gateway', 'google_compute_url_map.gateway', 'google_compute_url_map.https_redirect', 'google_monitoring_alert_policy.incident',
+    'google_monitoring_alert_policy.slo_burn', 'google_monitoring_custom_service.kit', 'google_monitoring_dashboard.kit', 'google_monitoring_notification_channel.email',
+    'google_monitoring_slo.kit', 'google_project_iam_member.deployer_logs', 'google_project_iam_member.mailbox_sql_client', 'google_project_iam_member.metric_writers',
+    'google_project_iam_member.trace_writers', 'google_pubsub_subscription.dead_letters', 'google_pubsub_subscription.mailbox_hints',
+    'google_pubsub_subscription_iam_member.dead_letter_subscriber', 'google_pubsub_topic.hints', 'google_pubsub_topic.hints_dead_letter',
+    'google_pubsub_topic_iam_member.dead_letter_publisher', 'google_pubsub_topic_iam_member.relay_publishes', 'google_secret_manager_secret.all',
+    'google_secret_manager_secret_iam_member.mailbox_reads', 'google_secret_manager_secret_iam_member.relay_reads', 'google_secret_manager_secret_version.generated',
+    'google_secret_manager_secret_version.gmp_config', 'google_secret_manager_secret_version.mailbox_database_url', 'google_service_account.deployer',
+    'google_service_account.hints_push', 'google_service_account.mailbox_api', 'google_service_account.relay', 'google_service_account_iam_member.deployer_acts_as',
+    'google_service_account_iam_member.pubsub_mints_push_tokens', 'google_sql_database.mailbox', 'google_sql_database_instance.mailbox', 'google_sql_user.mailbox',
+    'google_storage_bucket.backups', 'google_storage_bucket_iam_member.relay_snapshots', 'random_password.mailbox_db', 'random_password.secret',
+  ]
+  const ONLY_WITH_REPLICAS = '${local.replication ? 1 : 0}'
+  const relay = () => resource(tf, 'google_cloud_run_v2_service', 'relay')
+  const kit = (file: string) => parseYaml(readFileSync(join(ROOT, 'infra/monitoring', file), 'utf8')) as Record<string, Array<{ name: string; replication?: boolean; expr?: string; panels?: unknown[] }>>
+
+  it('creates nothing new by default: one instance, every added resource counted 0, no secret, env, alert or dashboard added', () => {
+    assert.equal(tf.variable.relay_replicas?.default, 1)
+    const gate = /^\$\{var\.relay_replicas > (\d+)\}$/.exec(String(tf.locals.replication))
+    assert.ok(gate, `local.replication is var.relay_replicas > N: ${String(tf.locals.replication)}`)
+    assert.ok(1 <= Number(gate[1]), 'and false for the default of 1')
+    const all = Object.entries(tf.resource).flatMap(([type, byName]) => Object.entries(byName).map(([name, block]) => ({ address: `${type}.${name}`, block })))
+    const added = all.filter(r => !SINGLE_INSTANCE.includes(r.address))
+    assert.ok(added.length >= 5, `the replica resources: ${added.map(r => r.address).join(', ')}`)
+    for (const r of added) assert.equal(r.block.count, ONLY_WITH_REPLICAS, `${r.address} exists only with replicas`)
+    for (const address of SINGLE_INSTANCE) assert.ok(all.some(r => r.address === address), `${address} is still there`)
+    // The for_each resources that gain members with replicas gain them only then.
+    assert.match(String(tf.locals.relay_secrets), /\{ for k, v in \{ relay_admin_key = "msr-relay-admin-key" \} : k => v if local\.replication \}/)
+    assert.match(String(tf.locals.generated_secrets), /local\.replication \? \["relay_admin_key"\] : \[\]/)
+    assert.deepEqual(dynamicEnv(relay()).map(e => e.for_each), ['${local.relay_replication_env}', '${local.replication ? ["RELAY_ADMIN__KEY"] : []}'])
+    assert.match(String(tf.locals.relay_replication_env), / : name => value if local\.replication \}\}$/)
+    assert.match(String(tf.locals.kit_alerts), /: a if local\.replication \|\| !try\(a\.replication, false\)\]/)
+    assert.match(String(tf.locals.kit_dashboards), /: d if local\.replication \|\| !try\(d\.replication, false\)\]/)
+    // Every alert and dashboard about replicas is marked, so the default makes none of them.
+    for (const a of kit('alerts.yaml').alerts ?? [])
+      if (/msr_relay_replication_|msr-relay-events/.test(String(a.expr)) || /^51[0-3]-/.test(String((a as { runbook?: string }).runbook))) assert.equal(a.replication, true, `alert ${a.name}`)
+    for (const d of kit('dashboards.yaml').dashboards ?? []) assert.equal(!!d.replication, JSON.stringify(d.panels).includes('msr_relay_replication_'), `dashboard ${d.name}`)
+  })
+
+  it('makes the events topic with a retention that covers the snapshot interval plus the seek margin', () => {
+    const topic = resource(tf, 'google_pubsub_topic', 'relay_events')
+    assert.equal(topic.message_retention_duration, '${local.relay_events_retention_sec}s')
+    assert.equal(tf.locals.relay_events_retention_sec, '${var.relay_events_retention_hours * 3600}')
+    const retention = tf.variable.relay_events_retention_hours as Block
+    const interval = Number(tf.locals.relay_backup_interval_minutes)
+    const margin = Number(tf.locals.relay_seek_margin_minutes)
+    assert.ok(interval > 0 && margin >= 10, `interval ${interval} min, margin ${margin} min`)
+    assert.ok((retention.default as number) * 3600 >= (interval + margin) * 60, 'the default covers them')
+    assert.equal(retention.default, 168, '7 days by default')
+    assert.match(String(child(retention, 'validation').condition), /var\.relay_events_retention_hours >= 24 && var\.relay_events_retention_hours <= 744/, 'at least a day, at most 31')
+    const check = child(child(topic, 'lifecycle'), 'precondition')
+    assert.equal(check.condition, '${local.relay_events_retention_sec >= (local.relay_backup_interval_minutes + local.relay_seek_margin_minutes) * 60}')
+    // The interval checked is the one the relay runs with.
+    assert.equal(containerEnv(relay()).get('RELAY_BACKUP__INTERVAL')?.value, '${local.relay_backup_interval_minutes}m')
+    assert.equal(tf.variable.relay_replicas && String(child(tf.variable.relay_replicas, 'validation').condition).includes('var.relay_replicas <= 5'), true, 'a bounded maximum')
+  })
+
+  it('grants publish and attach on the events topic only, and at project level a custom role of four subscription permissions', () => {
+    const relayMember = 'serviceAccount:${google_service_account.relay.email}'
+    const onTopic = Object.entries(tf.resource.google_pubsub_topic_iam_member ?? {}).filter(([, g]) => g.topic === '${google_pubsub_topic.relay_events[0].name}')
+    assert.deepEqual(onTopic.map(([, g]) => g.role).sort(), ['roles/pubsub.publisher', 'roles/pubsub.subscriber'])
+    for (const [, g] of onTopic) assert.equal(g.member, relayMember)
+    const role = resource(tf, 'google_project_iam_custom_role', 'relay_replica_subscriptions')
+    assert.deepEqual(role.permissions, ['pubsub.subscriptions.consume', 'pubsub.subscriptions.create', 'pubsub.subscriptions.delete', 'pubsub.subscriptions.get'])
+    const projectGrants = Object.values(tf.resource.google_project_iam_member ?? {})
+    assert.ok(!projectGrants.some(g => /^roles\/pubsub\./.test(String(g.role))), 'no predefined Pub/Sub role (editor, subscriber, admin…) at project level')
+    assert.deepEqual(projectGrants.filter(g => String(g.role).includes('relay_replica_subscriptions')).map(g => g.member), [relayMember])
+    assert.match(readFileSync(join(TERRAFORM_DIR, 'replication.tf'), 'utf8'), /IAM conditions cannot\n# +match resource names/, 'the reason is written beside the grant')
+  })
+
+  it('wires [replication] into the relay: the topic, a per-boot subscription (random id), and the admin key from a secret', async () => {
+    const names = [...String(tf.locals.relay_replication_env).matchAll(/(RELAY_[A-Z_]+) += ("[^"]*"|[^\n]+)/g)].map(m => [m[1] as string, (m[2] as string).replace(/^"|"$/g, '')] as const)
+    const env = new Map(names)
+    assert.equal(env.get('RELAY_REPLICATION__TOPIC'), 'one(google_pubsub_topic.relay_events[*].name)')
+    assert.equal(env.get('RELAY_REPLICATION__SUBSCRIPTION'), 'auto', 'each instance makes its own (Cloud Run instances have no stable id)')
+    assert.equal(env.get('RELAY_REPLICATION__ON_BUS_OUTAGE'), 'var.relay_on_bus_outage')
+    assert.ok(!env.has('RELAY_REPLICATION__REPLICA_ID'), 'a random id per start: its subscription is deleted at a clean stop')
+    const admin = dynamicEnv(relay())[1] as Block
+    assert.equal(child(child(child(admin, 'content'), 'value_source'), 'secret_key_ref').secret, '${google_secret_manager_secret.all["relay_admin_key"].secret_id}')
+    // What the relay makes of these variables: a valid [replication] section, every key known to its schema.
+    const { loadRelayConfig } = await relayConfig()
+    // Terraform expressions resolved as the default would: a variable's default, the topic's name.
+    const resolve = (v: string) =>
+      v.startsWith('one(') ? String(resource(tf, 'google_pubsub_topic', 'relay_events').name) : v.startsWith('var.') ? String(tf.variable[v.slice(4)]?.default ?? 'my-project') : v
+    const vars = Object.fromEntries([...names.map(([n, v]) => [n, standIn(n, resolve(v))]), ['RELAY_ADMIN__KEY', standIn('RELAY_ADMIN__KEY', '')]])
+    const loaded = loadRelayConfig(undefined, vars)
+    assert.ok(loaded.ok, `the relay accepts them: ${loaded.ok ? '' : loaded.errors.join('; ')}`)
+    assert.equal(loaded.value.replication.subscription, 'auto')
+  })
+})
+
+describe('the GKE StatefulSet variant (infra/gke)', () => {
+  type Doc = { kind: string; metadata: { name: string }; spec: Record<string, unknown> }
+  const docs = (): Doc[] =>
+    readdirSync(join(ROOT, 'infra/gke'))
+      .filter(f => f.endsWith('.yaml'))
+      .flatMap(f => parseAllDocuments(readFileSync(join(ROOT, 'infra/gke', f), 'utf8')).map(d => d.toJS() as Doc))
+  type Container = { env: { name: string; value?: string; valueFrom?: { secretKeyRef?: unknown; fieldRef?: { fieldPath: string } } }[]; readinessProbe?: { httpGet: { path: string } }; volumeMounts: { name: string; mountPath: string }[] }
+  const statefulSet = () => docs().find(d => d.kind === 'StatefulSet') as Doc
+  const relayContainer = () => ((statefulSet().spec.template as { spec: { containers: Container[] } }).spec.containers[0] as Container)
+
+  it('parses, with a StatefulSet, its headless service and a client service', () => {
+    const kinds = docs().map(d => d.kind)
+    for (const k of ['StatefulSet', 'Service', 'ServiceAccount']) assert.ok(kinds.includes(k), k)
+    const headless = docs().find(d => d.kind === 'Service' && d.spec.clusterIP === 'None')
+    assert.equal(statefulSet().spec.serviceName, headless?.metadata.name)
+    assert.ok(docs().some(d => d.kind === 'Service' && d.spec.sessionAffinity === 'ClientIP'), 'clients come back to the replica they read from')
+  })
+
+  it('gives each replica its stable name as replica id, its own pre-made subscription, its own disk and a readiness probe', () => {
+    const env = new Map(relayContainer().env.map(e => [e.name, e]))
+    assert.equal(env.get('POD_NAME')?.valueFrom?.fieldRef?.fieldPath, 'metadata.name')
+    assert.equal(env.get('RELAY_REPLICATION__REPLICA_ID')?.value, '$(POD_NAME)')
+    assert.equal(env.get('RELAY_REPLICATION__SUBSCRIPTION')?.value, `${env.get('RELAY_REPLICATION__TOPIC')?.value}-$(POD_NAME)`, 'named, so the relay neither makes nor deletes it')
+    const claims = statefulSet().spec.volumeClaimTemplates as { metadata: { name: string }; spec: { accessModes: string[] } }[]
+    assert.equal(claims.length, 1)
+    assert.deepEqual(claims[0]?.spec.accessModes, ['ReadWriteOnce'])
+    const mount = relayContainer().volumeMounts.find(m => m.name === claims[0]?.metadata.name)
+    assert.ok(mount && String(env.get('RELAY_DATA__PATH')?.value).startsWith(`${mount.mountPath}/`), 'the store is on the claim')
+    assert.equal(relayContainer().readinessProbe?.httpGet.path, '/readyz')
+    for (const [name, e] of env) if (/__(AUTH|KEY)$/.test(name)) assert.ok(e.valueFrom?.secretKeyRef && e.value === undefined, `${name} comes from a Secret`)
+  })
+
+  it('sets only variables the relay knows: its configuration schema accepts them all', async () => {
+    const { loadRelayConfig } = await relayConfig()
+    const vars = Object.fromEntries(relayContainer().env.filter(e => e.name.startsWith('RELAY_')).map(e => [e.name, standIn(e.name, e.value)]))
+    assert.ok(Object.keys(vars).length >= 10)
+    const loaded = loadRelayConfig(undefined, vars)
+    assert.ok(loaded.ok, `the relay accepts them: ${loaded.ok ? '' : loaded.errors.join('; ')}`)
+    assert.equal(loaded.value.replication.replica_id, 'relay-0')
+    assert.equal(loaded.value.replication.subscription, 'msr-relay-events-relay-0')
   })
 })
 

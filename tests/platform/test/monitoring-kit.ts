@@ -7,7 +7,7 @@ import { parsePromql, selectors, type Expr } from './promql.js'
 import { ROOT } from './platform.js'
 
 export type Matcher = { label: string; op: string; value: string }
-export type Alert = { name: string; service: string; runbook: string; summary: string; expr: string; threshold: number; for: string; cloud_only?: boolean }
+export type Alert = { name: string; service: string; runbook: string; summary: string; expr: string; threshold: number; for: string; cloud_only?: boolean; replication?: boolean }
 export type Panel = { title: string; description: string; unit: string; cloud_only?: boolean; queries: { expr: string; legend: string }[] }
 export type Slo = {
   name: string

@@ -339,7 +339,11 @@ describe('the kit on Google Cloud (infra/terraform/monitoring.tf) and in docker-
     const incident = resource(tf, 'google_monitoring_alert_policy', 'incident')
     const condition = child(child(incident, 'conditions'), 'condition_prometheus_query_language')
     assert.equal(condition.query, '${replace(each.value.expr, "$threshold", tostring(local.alert_threshold[each.key]))}', 'the alert expression, threshold filled in as generate.mjs does')
-    assert.match(String(source('alert_threshold')), /lookup\(var\.alert_thresholds, a\.name, a\.threshold\)/, 'thresholds default to alerts.yaml')
+    assert.match(String(source('alert_threshold')), /lookup\(var\.alert_thresholds, a\.name, lookup\(local\.derived_threshold, a\.name, a\.threshold\)\)/, 'thresholds default to alerts.yaml')
+    // …but for the one that follows the events topic's retention (relay replicas, replication.tf).
+    assert.deepEqual(tf.locals.derived_threshold, { SnapshotOlderThanRetention: '${floor((local.relay_events_retention_sec - local.relay_seek_margin_minutes * 60) / 2)}' })
+    const derivedDefault = Math.floor((168 * 3600 - 10 * 60) / 2)
+    assert.equal(kit.alerts.find(a => a.name === 'SnapshotOlderThanRetention')?.threshold, derivedDefault, 'alerts.yaml holds what Terraform derives from the defaults')
     assert.match(String(child(incident, 'documentation').content), /Runbook: \$\{local\.runbook_link\[each\.key\]\}/)
     assert.deepEqual(incident.notification_channels, '${local.notification_channels}')
     const burn = resource(tf, 'google_monitoring_alert_policy', 'slo_burn')

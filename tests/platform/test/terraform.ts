@@ -66,3 +66,6 @@ export const appContainer = (service: Block): Block => {
 
 /** The `env` entries of a Cloud Run v2 service's app container, by name. */
 export const containerEnv = (service: Block): Map<string, Block> => new Map(children(appContainer(service), 'env').map(e => [String(e.name), e]))
+
+/** The `dynamic "env"` blocks of a Cloud Run v2 service's app container (hcl2json: `dynamic` is one object of block lists). */
+export const dynamicEnv = (service: Block): Block[] => children((appContainer(service).dynamic ?? {}) as Block, 'env')
