@@ -50,6 +50,7 @@ class MemoryBus implements ReplicationBus {
   subscribe(onMessage: (message: BusMessage) => void): void {
     this.onMessage = onMessage
   }
+  async seek(): Promise<void> {}
 
   /** Hands one message to the subscriber; resolves with what it did with it. */
   deliver(data: string, attributes: Record<string, string>): Promise<'ack' | 'nack'> {
