@@ -141,6 +141,7 @@ export interface RunningEmulator {
    * retains; seeking it to its creation time gives Pub/Sub's behaviour.
    */
   seek(subscription: string, time: Date): Promise<void>
+  deleteSubscription(name: string): Promise<void>
   /** Streaming pull of `subscription`: each message's data goes to `onMessage`, then is acked. */
   listen(subscription: string, onMessage: (data: Buffer) => void): { close(): Promise<void> }
   /**
@@ -196,6 +197,7 @@ const running = (host: string, projectId: string, control: { stop: () => Promise
       void (await admin.createTopic({ name, ...(opts.retentionSeconds && { messageRetentionDuration: { seconds: opts.retentionSeconds } }) })),
     createSubscription: async (topic, name, opts = {}) => void (await admin.topic(topic).createSubscription(name, opts)),
     seek: async (name, time) => void (await admin.subscription(name).seek(time)),
+    deleteSubscription: async name => void (await admin.subscription(name).delete()),
     listen: (name, onMessage) => {
       const subscription = admin.subscription(name)
       subscription.on('message', (message: Message) => (onMessage(message.data), message.ack()))
