@@ -132,8 +132,16 @@ export interface RunningEmulator {
   /** `127.0.0.1:PORT`, for `PUBSUB_EMULATOR_HOST` or a client's `apiEndpoint`. */
   host: string
   projectId: string
-  createTopic(name: string): Promise<void>
+  /** Creates a topic; `retentionSeconds` keeps its messages (acknowledged or not) that long, for seeks back in time. */
+  createTopic(name: string, opts?: { retentionSeconds?: number }): Promise<void>
   createSubscription(topic: string, name: string, opts?: { enableMessageOrdering?: boolean; ackDeadlineSeconds?: number }): Promise<void>
+  /**
+   * Seeks a subscription to a time (messages published before it count as acknowledged). Note: unlike
+   * Pub/Sub, the emulator hands a subscription created on a topic with retention everything the topic
+   * retains; seeking it to its creation time gives Pub/Sub's behaviour.
+   */
+  seek(subscription: string, time: Date): Promise<void>
+  deleteSubscription(name: string): Promise<void>
   /** Streaming pull of `subscription`: each message's data goes to `onMessage`, then is acked. */
   listen(subscription: string, onMessage: (data: Buffer) => void): { close(): Promise<void> }
   /**
@@ -185,8 +193,11 @@ const running = (host: string, projectId: string, control: { stop: () => Promise
   return {
     host,
     projectId,
-    createTopic: async name => void (await admin.createTopic(name)),
+    createTopic: async (name, opts = {}) =>
+      void (await admin.createTopic({ name, ...(opts.retentionSeconds && { messageRetentionDuration: { seconds: opts.retentionSeconds } }) })),
     createSubscription: async (topic, name, opts = {}) => void (await admin.topic(topic).createSubscription(name, opts)),
+    seek: async (name, time) => void (await admin.subscription(name).seek(time)),
+    deleteSubscription: async name => void (await admin.subscription(name).delete()),
     listen: (name, onMessage) => {
       const subscription = admin.subscription(name)
       subscription.on('message', (message: Message) => (onMessage(message.data), message.ack()))

@@ -106,7 +106,7 @@ test('the Marmot keys refuse what they cannot mean, naming the key', () => {
 test('[replication] is off by default and checks its keys together, naming each', () => {
   const off = loadRelayConfig(undefined, {})
   assert.ok(off.ok)
-  assert.deepEqual(off.value.replication, { topic: '', subscription: 'auto', replica_id: '', project_id: '', ack_timeout: 3000, on_bus_outage: 'refuse', verify: true })
+  assert.deepEqual(off.value.replication, { topic: '', subscription: 'auto', replica_id: '', project_id: '', ack_timeout: 3000, on_bus_outage: 'refuse', verify: true, seek_margin: 600_000, catch_up_quiet: 5000, shutdown_drain: 3000 })
   const on = loadRelayConfig(undefined, { RELAY_REPLICATION__TOPIC: 'relay-events', RELAY_REPLICATION__REPLICA_ID: 'r-1', RELAY_REPLICATION__ON_BUS_OUTAGE: 'local' })
   assert.ok(on.ok, on.ok ? '' : on.errors.join('\n'))
   assert.equal(on.value.replication.on_bus_outage, 'local')

@@ -246,6 +246,9 @@ const replication = z
       .default('refuse')
       .describe('When the bus has not confirmed within ack_timeout: "refuse" answers OK false "error: …" (the event stays committed here and is published when the bus is back; a retry then gets "duplicate"), "local" answers OK true on the local commit alone (the single-instance promise).'),
     verify: z.boolean().default(true).describe('Check the signature of every event received from another replica (the origin checked it already; off saves CPU).'),
+    seek_margin: duration('10m', 'A replica started on an empty store seeks its subscription back to this long before the restored snapshot was started (at least the worst replication lag you alert on); the topic\'s retention must exceed `[backup] interval` plus this margin. With no snapshot it seeks to the start of the topic\'s retention.'),
+    catch_up_quiet: duration('5s', 'At start, the replica is ready (/readyz 200, snapshots allowed) once no message published before its start has arrived for this long and none is being applied.'),
+    shutdown_drain: duration('3s', 'On SIGTERM, how long the replication outbox may keep publishing until empty (within the 9 s shutdown deadline, before the shutdown snapshot); what is left is logged and published at the next start on the same disk.'),
   })
   .prefault({})
 

@@ -14,6 +14,7 @@ import { Writer } from './pipeline/writer.js'
 import { clientIp } from './policies/ip.js'
 import { installProcessGuards } from './process-guards.js'
 import { Relay } from './relay.js'
+import { seekBack } from './replication/bootstrap.js'
 import { replicationOf } from './replication/replication.js'
 import { Settings } from './settings.js'
 import { fingerprint } from './store/fingerprint.js'
@@ -87,12 +88,25 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
       fanOutEphemeral: valid => relay.fanOut.enqueue([valid]),
     })
     const relay = new Relay({ settings, writer, verifier, queries, logger, metrics, replication: replication?.gate })
+    const startedEmpty = store.size() === 0
+    // A replica's subscription exists before anything is restored: what is published meanwhile is kept for it.
+    if (replication) await lifecycle.start(replication.bus)
 
     const transport = hintTransport(config.hints)
     const snapshots = config.backup.target ? openSnapshotStore(config.backup.target, options.storage ? { storage: options.storage } : {}) : undefined
     const backups = snapshots
-      ? await openBackups(config.backup, { store, snapshots, writer, queueHints: transport !== undefined, logger, observer: backupObserver(metrics) })
+      ? await openBackups(config.backup, {
+          store,
+          snapshots,
+          writer,
+          queueHints: transport !== undefined,
+          logger,
+          observer: backupObserver(metrics),
+          ...(replication && { complete: () => replication.catchUp.caughtUp }),
+        })
       : undefined
+    // An empty replica replays the topic from before its snapshot (or from the start of the topic's retention).
+    if (replication && startedEmpty) await seekBack(replication.bus, { snapshotStartedAt: backups?.restored?.startedAt, marginMs: config.replication.seek_margin }, logger)
     store.hintsEnabled = transport !== undefined
     const drainer = transport && new HintDrainer(
       { store, writer, transport, logger, observer: drainerObserver(metrics) },
@@ -107,6 +121,7 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
     const listener = new HttpListener(
       {
         information: () => relayDocument(settings.current.config),
+        ready: () => replication?.catchUp.caughtUp ?? true,
         metricsKey: () => (settings.current.config.metrics.enabled ? settings.current.config.metrics.auth : undefined),
         renderMetrics: () => sampler.render(),
         adminKey: () => settings.current.config.admin.key || undefined,

@@ -72,10 +72,10 @@ export interface CrashReport {
   problems: string[]
 }
 
-type Status = 'acked' | 'inflight' | 'refused'
+export type Status = 'acked' | 'inflight' | 'refused'
 
 /** One author's events and what the relay said about them. */
-interface Author {
+export interface Author {
   signer: Signer
   clock: number
   events: NostrEvent[]
@@ -93,10 +93,10 @@ const slotOf = (e: NostrEvent): string | undefined => {
   return undefined
 }
 
-const acked = (a: Author) => a.events.filter(e => a.status.get(e.id) === 'acked')
+export const acked = (a: Author): NostrEvent[] => a.events.filter(e => a.status.get(e.id) === 'acked')
 
 /** The next event of the mix for `author`: deletions target only its own events that got OK true. */
-const nextEvent = (a: Author, others: Signer[], rand: Random): NostrEvent => {
+export const nextEvent = (a: Author, others: Signer[], rand: Random): NostrEvent => {
   const pick = rand.pick
   const created_at = ++a.clock
   const r = rand.next()
@@ -129,7 +129,7 @@ const publishUntilClosed = async (client: TestClient, a: Author, others: Signer[
 }
 
 /** The ids among `wanted` the relay serves (REQs by ids, 200 a filter). */
-const served = async (client: TestClient, wanted: string[]): Promise<Set<string>> => {
+export const served = async (client: TestClient, wanted: string[]): Promise<Set<string>> => {
   const found = new Set<string>()
   for (let i = 0; i < wanted.length; i += 200) {
     const chunk = wanted.slice(i, i + 200)
@@ -139,7 +139,7 @@ const served = async (client: TestClient, wanted: string[]): Promise<Set<string>
 }
 
 /** What the model says must be served and must not be, from the events that got OK true. */
-const expectations = (a: Author): { present: Set<string>; deleted: Set<string>; replaced: Set<string> } => {
+export const expectations = (a: Author): { present: Set<string>; deleted: Set<string>; replaced: Set<string> } => {
   const events = acked(a)
   const deletedIds = new Set<string>()
   const slotDeletedAt = new Map<string, number>()

@@ -10,6 +10,7 @@ import { samples } from './client-helpers.js'
 import { join } from 'node:path'
 import { AUTH_ON, freePort, newSigner, serveCli, stopCli, now, sign, signTied, startTestRelay, tempDir, TestClient, waitUntil, type NostrEvent, type TestRelay } from './harness.js'
 import { PushEndpoint } from './push-endpoint.js'
+import { snapshotTime } from '@msr/storage'
 import { EventStore } from '../src/store/event-store.js'
 import { fingerprint } from '../src/store/fingerprint.js'
 
@@ -52,26 +53,27 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
   const accepted: NostrEvent[] = []
 
   /** A replica on the topic; `on_bus_outage` and the rest by overrides. */
-  const replica = (id: string, overrides: Record<string, unknown> = {}, dataDir?: string): Promise<TestRelay> =>
+  const replica = (id: string, overrides: Record<string, unknown> = {}, dataDir?: string, logLevel?: 'info'): Promise<TestRelay> =>
     startTestRelay(
       {
       'replication.topic': TOPIC,
       'replication.replica_id': id,
       'replication.project_id': emulator.projectId,
       'replication.ack_timeout': '1s',
+      'replication.catch_up_quiet': '1s',
       'metrics.enabled': true,
       'metrics.auth': METRICS_KEY,
       'data.query_workers': 1,
       'data.db_query_timeout': '5s', // a loaded 2-core machine runs four relays and a JVM here
       ...overrides,
       },
-      dataDir === undefined ? {} : { dataDir },
+      { ...(dataDir !== undefined && { dataDir }), ...(logLevel && { logLevel }) },
     )
 
   before(async () => {
     emulator = await startEmulator()
     process.env.PUBSUB_EMULATOR_HOST = emulator.host // read by the client library, as in production
-    await emulator.createTopic(TOPIC)
+    await emulator.createTopic(TOPIC, { retentionSeconds: 86_400 }) // retained: an empty replica seeks back into it
     replicas.push(await replica('r0'), await replica('r1', { 'replication.on_bus_outage': 'local' }), await replica('r2'))
   })
 
@@ -335,6 +337,66 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
       assert.equal(await metric(refusing, 'msr_relay_replication_bus_outage'), 0)
     } finally {
       await Promise.all([a.close(), b.close(), watcher.close(), late.close()])
+    }
+  })
+
+  /** The replica's /readyz status. */
+  const readyz = async (relay: TestRelay): Promise<number> => (await fetch(`http://127.0.0.1:${relay.port}/readyz`)).status
+
+  /** Its store's fingerprint now, once stable. */
+  const printOf = async (relay: TestRelay, at: number): Promise<string> => {
+    relay.running.store.refresh()
+    return JSON.stringify(await fingerprint(relay.running.store, at))
+  }
+
+  it('a replica started empty restores the newest snapshot, seeks its subscription back before it, applies the backlog, and only then reports ready; with no snapshot it rebuilds from the topic', async () => {
+    const snapshots = await tempDir('msr-replication-snapshots-')
+    dirs.push(snapshots)
+    const backup = { 'backup.target': snapshots, 'backup.interval': '1h', 'backup.on_shutdown': false }
+    const writer = await replica('snapshots', backup)
+    const [r0, r1, r2] = replicas as [TestRelay, TestRelay, TestRelay]
+    const author = newSigner()
+    const a = await TestClient.connect(r1.url)
+    const b = await TestClient.connect(r2.url)
+    try {
+      const before = Array.from({ length: 20 }, (_, i) => sign(author, { content: `before the snapshot ${i}` }))
+      for (const e of before) await a.publishOk(e)
+      await waitUntil(async () => (await printOf(writer, now())) === (await printOf(r0, now())), 'the snapshot writer to catch up', 30_000)
+      await waitUntil(async () => (await readyz(writer)) === 200, 'the snapshot writer to be ready (no snapshot before)', 30_000)
+      await (writer.running.backups as NonNullable<typeof writer.running.backups>).run('interval')
+      const after = Array.from({ length: 20 }, (_, i) => sign(author, { content: `after the snapshot ${i}` }))
+      for (const e of after) await b.publishOk(e)
+      accepted.push(...before, ...after)
+      await waitUntil(async () => (await printOf(r1, now())) === (await printOf(r2, now())) && (await printOf(r0, now())) === (await printOf(r2, now())), 'the replicas to agree', 30_000)
+
+      for (const withSnapshot of [true, false]) {
+        // A subscription as Pub/Sub makes it: from its creation on (the emulator would replay the topic's retention).
+        const subscription = `fresh-${withSnapshot ? 'restored' : 'topic'}`
+        await emulator.createSubscription(TOPIC, subscription)
+        await emulator.seek(subscription, new Date())
+        const fresh = await replica(subscription, { ...(withSnapshot && backup), 'replication.subscription': subscription, 'replication.catch_up_quiet': '3s' }, undefined, 'info')
+        try {
+          assert.equal(await readyz(fresh), 503, 'ready before catching up')
+          await waitUntil(async () => (await readyz(fresh)) === 200, 'the fresh replica to report ready', 60_000, 50)
+          const at = now()
+          assert.equal(await printOf(fresh, at), await printOf(r0, at), 'ready, but its store differs from the others')
+          const client = await TestClient.connect(fresh.url)
+          assert.equal((await client.query({ authors: [author.pubkey] })).length, 40)
+          await client.close()
+          const seek = await fresh.waitForLog(l => String(l.message).startsWith('replication bootstrap'), 1000)
+          if (withSnapshot) {
+            const restored = await fresh.waitForLog(l => l.message === 'restored the newest snapshot', 1000)
+            const started = snapshotTime(String(restored.snapshot)) as Date
+            assert.equal(seek.snapshotStartedAt, started.toISOString())
+            assert.equal(seek.seekTo, new Date(started.getTime() - 10 * 60_000).toISOString(), 'sought back by seek_margin (10 min)')
+          } else assert.equal(seek.seekTo, new Date(0).toISOString())
+        } finally {
+          await fresh.close()
+        }
+      }
+    } finally {
+      await Promise.all([a.close(), b.close()])
+      await writer.close()
     }
   })
 })

@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream'
 import type { SnapshotInfo, SnapshotStore } from '@msr/storage'
-import { readLines } from '@msr/storage'
+import { readLines, snapshotTime } from '@msr/storage'
 import type { Logger } from '@msr/telemetry'
 import { acceptUnverified } from '../pipeline/validate.js'
 import type { Writer } from '../pipeline/writer.js'
@@ -23,6 +23,11 @@ export interface BackupOptions {
   keep: number
   /** A last snapshot at shutdown, given at most this long (and never past the shutdown deadline); absent: none. */
   shutdownBudgetMs?: number
+  /**
+   * Whether the store holds what it should (default: always). A replica still catching up with the topic
+   * does not: a snapshot of it would miss events older than its name says, so none is written until then.
+   */
+  complete?: () => boolean
 }
 
 const now = () => Math.floor(Date.now() / 1000)
@@ -124,6 +129,15 @@ export interface RestoreTarget {
   queueHints: boolean
 }
 
+/** What a restore brought back. */
+export interface Restored {
+  name: string
+  /** When the oldest snapshot restored (the full one, or the first delta) was started: it holds what was committed before. */
+  startedAt: Date
+  summary: ImportSummary
+  hints: number
+}
+
 /**
  * Restores the newest readable snapshot into an empty store (the relay's own snapshots: signatures were
  * verified when the events arrived, so they are not checked again; ids are). A snapshot that cannot be
@@ -135,7 +149,7 @@ export const restoreNewest = (
   snapshots: SnapshotStore,
   target: RestoreTarget,
   logger: Logger,
-): Promise<{ name: string; summary: ImportSummary; hints: number } | undefined> =>
+): Promise<Restored | undefined> =>
   traced('relay.restore', {}, async span => {
     const restored = await restoreFrom(snapshots, target, logger)
     span.setAttributes({ 'snapshot.restored': restored !== undefined, 'snapshot.events': restored?.summary.imported ?? 0 })
@@ -146,7 +160,7 @@ const restoreFrom = async (
   snapshots: SnapshotStore,
   target: RestoreTarget,
   logger: Logger,
-): Promise<{ name: string; summary: ImportSummary; hints: number } | undefined> => {
+): Promise<Restored | undefined> => {
   const { writer } = target
   const listed = await snapshots.list()
   const fulls = listed.filter(s => s.kind === 'full')
@@ -168,11 +182,12 @@ const restoreFrom = async (
       const queued = target.queueHints ? hints.inStore(target.store) : []
       if (queued.length > 0) await writer.queueHints(queued)
       const name = base?.name ?? deltas.at(-1)?.name ?? ''
+      const startedAt = snapshotTime(base?.name ?? deltas[0]?.name ?? '') ?? new Date(0)
       logger.info(
         { snapshot: base?.name ?? null, deltas: deltas.length, target: snapshots.target, summary: describeImport(total)[0], hintsQueued: queued.length },
         'restored the newest snapshot',
       )
-      return { name, summary: total, hints: queued.length }
+      return { name, startedAt, summary: total, hints: queued.length }
     } catch (error) {
       logger.error({ err: error, snapshot: base?.name }, 'snapshot unreadable; trying the one before it')
     }
@@ -190,6 +205,8 @@ export class Backups implements Part {
   private running: Promise<void> | undefined
   private dirty = true
   private readonly abort = new AbortController()
+  /** What the restore on boot brought back, if it ran and found a snapshot. */
+  restored: Restored | undefined
   /** Ids committed since the last full snapshot began (what a delta holds). */
   private since: string[] = []
   /**
@@ -223,7 +240,7 @@ export class Backups implements Part {
    */
   run(why: 'interval' | 'shutdown'): Promise<void> {
     if (this.running) return this.running
-    if (!this.dirty) return Promise.resolve()
+    if (!this.dirty || this.opts.complete?.() === false) return Promise.resolve()
     this.dirty = false
     const delta = why === 'shutdown' && this.covered
     this.running = (delta ? this.delta() : this.snapshot(why)).finally(() => (this.running = undefined))
@@ -300,12 +317,12 @@ export type BackupSettings = Pick<RelayConfig['backup'], 'interval' | 'keep' | '
  */
 export const openBackups = async (
   settings: BackupSettings,
-  deps: { store: EventStore; snapshots: SnapshotStore; writer: Writer; queueHints: boolean; logger: Logger; observer: BackupObserver },
+  deps: { store: EventStore; snapshots: SnapshotStore; writer: Writer; queueHints: boolean; logger: Logger; observer: BackupObserver; complete?: () => boolean },
 ): Promise<Backups> => {
   const { store, snapshots, writer, logger } = deps
   const startedEmpty = store.size() === 0
-  if (settings.restore_on_boot && startedEmpty) await restoreNewest(snapshots, { store, writer, queueHints: deps.queueHints }, logger)
-  return new Backups(
+  const restored = settings.restore_on_boot && startedEmpty ? await restoreNewest(snapshots, { store, writer, queueHints: deps.queueHints }, logger) : undefined
+  const backups = new Backups(
     { store, snapshots, logger, observer: deps.observer },
     {
       intervalMs: settings.interval,
@@ -313,6 +330,9 @@ export const openBackups = async (
       ...(settings.on_shutdown && { shutdownBudgetMs: settings.shutdown_budget }),
       // Restored or new: the snapshots cover what is stored, so a delta at shutdown is enough.
       startedEmpty: startedEmpty && settings.restore_on_boot,
+      ...(deps.complete && { complete: deps.complete }),
     },
   )
+  backups.restored = restored
+  return backups
 }

@@ -5,7 +5,8 @@ import type { Part } from '../lifecycle.js'
 import { createHttpServer, type HttpDeps } from './server.js'
 
 /**
- * The one port, as a part of the relay: ready (for /readyz) from the moment it listens until it stops.
+ * The one port, as a part of the relay: ready (for /readyz) from the moment it listens (and, for a replica,
+ * has caught up with the topic) until it stops.
  * Stopping refuses new connections, lets the relay answer and close its clients (`drainClients`), then
  * closes whatever HTTP connections are left.
  */
@@ -16,11 +17,12 @@ export class HttpListener implements Part {
   private accepting = false
 
   constructor(
-    deps: Omit<HttpDeps, 'ready'>,
+    /** `ready`: what else readiness waits for beyond listening (a replica catching up); default nothing. */
+    deps: Omit<HttpDeps, 'ready'> & { ready?: () => boolean },
     private readonly address: { host: string; port: number },
     private readonly drainClients: (deadline: number) => Promise<void>,
   ) {
-    ;({ server: this.server, wss: this.wss } = createHttpServer({ ...deps, ready: () => this.accepting }))
+    ;({ server: this.server, wss: this.wss } = createHttpServer({ ...deps, ready: () => this.accepting && (deps.ready?.() ?? true) }))
   }
 
   /** The port listened on (the configured one, or the one the system chose for 0). */

@@ -23,6 +23,11 @@ export interface ReplicationBus extends Part {
   publish(data: Buffer, attributes: Record<string, string>): Promise<string>
   /** Starts the streaming pull; `onMessage` gets every message, the replica's own included. */
   subscribe(onMessage: (message: BusMessage) => void): void
+  /**
+   * Marks every message the topic (or the subscription) retains that was published at or after `time` as
+   * not yet acknowledged, so it is delivered again; older ones as acknowledged. Call before `subscribe`.
+   */
+  seek(time: Date): Promise<void>
 }
 
 /** Settings of the bus, from `[replication]`. */
@@ -104,5 +109,10 @@ export const pubSubBus = (options: BusOptions, logger: Logger): ReplicationBus =
     stop,
     publish: (data, attributes) => topic.publishMessage({ data, attributes }),
     subscribe,
+    seek: async time => {
+      await client.subscription(name).seek(time).catch((error: { message?: string }) => {
+        throw new Error(`[replication] could not seek subscription ${name} to ${time.toISOString()}: ${error.message ?? String(error)}`)
+      })
+    },
   }
 }

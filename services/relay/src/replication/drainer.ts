@@ -13,7 +13,7 @@ const FIRST_BACKOFF_MS = 250
 const MAX_BACKOFF_MS = 10_000
 /** Wait when nothing signalled (a safety net: commits notify). */
 const IDLE_POLL_MS = 1000
-/** How long a stop waits for the publishes in flight. */
+/** How long a stop waits for the publishes in flight once the drain is over. */
 const STOP_WAIT_MS = 1500
 
 /**
@@ -35,6 +35,8 @@ export class ReplicationDrainer implements Part {
   private publishing = 0
   private backoffMs = 0
   private backingOff = false
+  /** Stopping: publishing what is left before the stop. */
+  private draining = false
   private failedRound = false
   private stopped = false
   /** Set once stopped: a publish answered later must not write to a store being closed. */
@@ -43,7 +45,11 @@ export class ReplicationDrainer implements Part {
   private signalled = false
   private loop: Promise<void> | undefined
 
-  constructor(private readonly deps: { store: EventStore; writer: Writer; bus: ReplicationBus; acks: PublishAcks; health: BusHealth; logger: Logger; observer: ReplicationObserver }) {}
+  constructor(
+    private readonly deps: { store: EventStore; writer: Writer; bus: ReplicationBus; acks: PublishAcks; health: BusHealth; logger: Logger; observer: ReplicationObserver },
+    /** `[replication] shutdown_drain`: how long a stop keeps publishing until the outbox is empty. */
+    private readonly drainMs = 0,
+  ) {}
 
   /** Starts draining; what an earlier run left is tracked first, so a duplicate EVENT of it waits for its acknowledgment too. */
   start(): void {
@@ -59,8 +65,18 @@ export class ReplicationDrainer implements Part {
     else this.signalled = true
   }
 
-  /** Stops reading the outbox, gives the publishes in flight a moment, removes what they confirmed. What is left is published at the next start. */
+  /**
+   * Drains: keeps publishing (a back-off cut short) until the outbox is empty or `drainMs` (and the deadline)
+   * passed; then stops reading it, gives the publishes in flight a moment, removes what they confirmed. What
+   * is left is logged, and published at the next start on the same disk.
+   */
   async stop(deadline: number): Promise<void> {
+    const started = Date.now()
+    const before = this.outboxSize()
+    const drainEnd = Math.min(deadline, started + this.drainMs)
+    this.draining = true
+    if (this.backingOff) this.wake?.() // try now: the bus may be back
+    while (this.outboxSize() > 0 && Date.now() < drainEnd) await sleep(25)
     this.stopped = true
     this.wake?.()
     await within(this.loop ?? Promise.resolve(), remaining(deadline))
@@ -68,7 +84,15 @@ export class ReplicationDrainer implements Part {
     while (this.publishing > 0 && Date.now() < end) await sleep(25)
     await within(this.removeConfirmed(), remaining(deadline))
     this.closed = true
-    if (this.inFlight.size > 0) this.deps.logger.warn({ waiting: this.deps.store.replication.size() }, 'replication outbox not empty at stop; it is published at the next start')
+    const left = this.outboxSize()
+    const figures = { atStop: before, left, seconds: (Date.now() - started) / 1000 }
+    if (left > 0) this.deps.logger.warn(figures, 'replication outbox not empty at stop; what is left is published at the next start on this disk')
+    else if (before > 0) this.deps.logger.info(figures, 'replication outbox drained at stop')
+  }
+
+  private outboxSize(): number {
+    this.deps.store.refresh()
+    return this.deps.store.replication.size()
   }
 
   private async run(): Promise<void> {
@@ -77,7 +101,8 @@ export class ReplicationDrainer implements Part {
         this.failedRound = false
         this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs === 0 ? FIRST_BACKOFF_MS : this.backoffMs * 2)
         this.backingOff = true
-        await this.sleep(this.backoffMs * (0.75 + Math.random() / 2)) // jittered: replicas that failed together do not retry together
+        // While draining at stop, retry at the first step: the time left is short.
+        await this.sleep((this.draining ? FIRST_BACKOFF_MS : this.backoffMs) * (0.75 + Math.random() / 2)) // jittered: replicas that failed together do not retry together
         this.backingOff = false
         this.cursor = undefined // read again from the oldest entry, skipping those in flight
         continue

@@ -50,6 +50,7 @@ class MemoryBus implements ReplicationBus {
   subscribe(onMessage: (message: BusMessage) => void): void {
     this.onMessage = onMessage
   }
+  async seek(): Promise<void> {}
 
   /** Hands one message to the subscriber; resolves with what it did with it. */
   deliver(data: string, attributes: Record<string, string>): Promise<'ack' | 'nack'> {
@@ -195,6 +196,28 @@ describe('replication parts', () => {
     assert.deepEqual(await duplicate, { status: 'duplicate' })
     await until(() => (store.refresh(), store.replication.size() === 0), 'the old entry to be removed')
     assert.deepEqual(bus.published.map(p => p.data), [left.json])
+  })
+
+  it('a stop keeps publishing until the outbox is empty, within shutdown_drain, cutting a back-off short; what the bus leaves unconfirmed stays for the next start', async () => {
+    replication = await start({ RELAY_REPLICATION__SHUTDOWN_DRAIN: '"5s"' })
+    bus.mode = false
+    const notes = [signed(11, { content: 'one' }), signed(12, { content: 'two' })]
+    for (const note of notes) assert.equal((await accept(note)).status, 'rejected')
+    bus.mode = true // the bus is back, the drainer is backing off
+    for (const part of [...replication.parts].reverse()) await part.stop(Date.now() + 8000)
+    store.refresh()
+    assert.equal(store.replication.size(), 0, 'entries left in the outbox at stop')
+    for (const note of notes) assert.ok(bus.published.some(p => p.data === note.json))
+
+    replication = await start({ RELAY_REPLICATION__SHUTDOWN_DRAIN: '"200ms"' })
+    bus.mode = undefined // publishes go unanswered
+    const stuck = signed(13, { content: 'never confirmed' })
+    await writer.submit(stuck.event, Buffer.from(stuck.json))
+    await until(() => bus.waiting === 1, 'the publish')
+    for (const part of [...replication.parts].reverse()) await part.stop(Date.now() + 8000)
+    bus.answer(false)
+    store.refresh()
+    assert.deepEqual([...store.replication.ids()], [stuck.event.id], 'the unconfirmed entry is kept for the next start')
   })
 
   it("applies other replicas' events under store rules only, drops its own and invalid ones, fans out ephemeral ones", async () => {

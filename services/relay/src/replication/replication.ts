@@ -10,6 +10,7 @@ import { PublishAcks } from './acks.js'
 import { pubSubBus, type ReplicationBus } from './bus.js'
 import { ReplicationDrainer } from './drainer.js'
 import { BusHealth, ReplicationGate, type ReplicationObserver } from './gate.js'
+import type { CatchUp } from './catch-up.js'
 import { ReplicationSubscriber } from './subscriber.js'
 
 /** A publish the bus has not confirmed within this is failed by the client library, and retried from the outbox. */
@@ -19,7 +20,9 @@ const PUBLISH_TIMEOUT_MS = 10_000
 export interface Replication {
   gate: ReplicationGate
   bus: ReplicationBus
-  /** The bus (its subscription made), the outbox drainer, the subscriber. */
+  /** Whether the replica has caught up with the topic since it started (readiness; snapshots wait for it). */
+  catchUp: CatchUp
+  /** The outbox drainer and the subscriber, to start after the bus (and after a bootstrap's seek). */
   parts: Part[]
 }
 
@@ -61,7 +64,7 @@ export const replicationOf = (config: RelayConfig['replication'], deps: Replicat
   const acks = new PublishAcks()
   const health = new BusHealth({ logger, observer, waiting: () => store.replication.size() })
   const gate = new ReplicationGate({ acks, bus, health, logger, observer }, { ackTimeoutMs: config.ack_timeout, onBusOutage: config.on_bus_outage })
-  const drainer = new ReplicationDrainer({ store, writer, bus, acks, health, logger, observer })
+  const drainer = new ReplicationDrainer({ store, writer, bus, acks, health, logger, observer }, config.shutdown_drain)
   // Before any other listener (the relay's fan-out) and before any OK: every client event is tracked from its commit.
   writer.onCommitted(batch => {
     const mine = batch.filter(c => c.source !== 'replica')
@@ -77,6 +80,7 @@ export const replicationOf = (config: RelayConfig['replication'], deps: Replicat
     logger,
     observer,
     now: () => Math.floor(Date.now() / 1000),
+    catchUpQuietMs: config.catch_up_quiet,
   })
-  return { gate, bus, parts: [bus, drainer, subscriber] }
+  return { gate, bus, catchUp: subscriber.catchUp, parts: [drainer, subscriber] }
 }

@@ -6,6 +6,7 @@ import type { Part } from '../lifecycle.js'
 import { acceptUnverified, isExpired, isInvalid, precheckReplicated, verifySignature, type ValidEvent } from '../pipeline/validate.js'
 import type { Writer } from '../pipeline/writer.js'
 import type { BusMessage, ReplicationBus } from './bus.js'
+import { CatchUp } from './catch-up.js'
 import type { ReplicationObserver } from './gate.js'
 
 /** What the subscriber is built from. */
@@ -21,6 +22,9 @@ export interface SubscriberDeps {
   observer: ReplicationObserver
   /** Unix seconds. */
   now: () => number
+  /** `[replication] catch_up_quiet`: how long no backlog message may arrive before the replica is caught up. */
+  catchUpQuietMs: number
+  onCaughtUp?: (seconds: number, backlog: number) => void
 }
 
 /** How long a stop waits for the messages being applied. */
@@ -36,21 +40,28 @@ const STOP_WAIT_MS = 2000
 export class ReplicationSubscriber implements Part {
   readonly name = 'replication subscriber'
   private applying = 0
+  /** When this replica has caught up with the topic (readiness). */
+  readonly catchUp: CatchUp
 
-  constructor(private readonly deps: SubscriberDeps) {}
+  constructor(private readonly deps: SubscriberDeps) {
+    this.catchUp = new CatchUp({ applying: () => this.applying, logger: deps.logger, ...(deps.onCaughtUp && { onCaughtUp: deps.onCaughtUp }) }, deps.catchUpQuietMs)
+  }
 
   start(): void {
+    this.catchUp.start()
     this.deps.bus.subscribe(message => void this.receive(message))
   }
 
   /** The bus closes the stream; this waits (briefly) for the messages being applied. */
   async stop(deadline: number): Promise<void> {
+    this.catchUp.stop()
     const end = Math.min(deadline, Date.now() + STOP_WAIT_MS)
     while (this.applying > 0 && remaining(end) > 0) await sleep(25)
   }
 
   private async receive(message: BusMessage): Promise<void> {
     const { bus, observer } = this.deps
+    this.catchUp.received(message.publishedAt)
     if (message.attributes.origin === bus.replicaId) return (message.ack(), observer.received('own'))
     this.applying++
     try {
