@@ -59,7 +59,9 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
       'replication.topic': TOPIC,
       'replication.replica_id': id,
       'replication.project_id': emulator.projectId,
-      'replication.ack_timeout': '1s',
+      // Long enough for a loaded machine (a publish to the emulator took over 1 s in a CI run); r0, the
+      // replica the frozen-bus test times out on, has 1 s.
+      'replication.ack_timeout': '10s',
       'replication.catch_up_quiet': '1s',
       'metrics.enabled': true,
       'metrics.auth': METRICS_KEY,
@@ -74,7 +76,11 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
     emulator = await startEmulator()
     process.env.PUBSUB_EMULATOR_HOST = emulator.host // read by the client library, as in production
     await emulator.createTopic(TOPIC, { retentionSeconds: 86_400 }) // retained: an empty replica seeks back into it
-    replicas.push(await replica('r0'), await replica('r1', { 'replication.on_bus_outage': 'local' }), await replica('r2'))
+    replicas.push(
+      await replica('r0', { 'replication.ack_timeout': '1s' }),
+      await replica('r1', { 'replication.on_bus_outage': 'local', 'replication.ack_timeout': '1s' }),
+      await replica('r2'),
+    )
   })
 
   after(async () => {
