@@ -41,3 +41,12 @@ export const runMain = (main: () => Promise<number>): void => {
     },
   )
 }
+
+/** A non-negative integer setting from the environment (soak runs), or `fallback` when unset or empty. */
+export const envInteger = (name: string, fallback: number): number => {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, not ${JSON.stringify(raw)}`)
+  return value
+}

@@ -8,17 +8,8 @@
 // SOAK_KILL_MIN_MS (200), SOAK_KILL_MAX_MS (800). Prints one summary line; exit 1 when an acknowledged event
 // was missing anywhere, a deleted or replaced one came back, the fingerprints differed, an OK true came
 // during the outage or its events did not drain; a progress line every 10 cycles on stderr.
-import { runMain } from '@msr/bench'
+import { envInteger as setting, runMain } from '@msr/bench'
 import { runReplicationCycles, summary } from '../test/replication-cycles.js'
-
-/** A non-negative integer from the environment, or the default. */
-const setting = (name: string, fallback: number): number => {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, not ${JSON.stringify(raw)}`)
-  return value
-}
 
 runMain(async () => {
   const seed = setting('SOAK_SEED', Date.now() % 2 ** 31)

@@ -5,17 +5,8 @@
 // from the clock, printed, so a failing run can be repeated), SOAK_CLIENTS (3), SOAK_KILL_MIN_MS (50) and
 // SOAK_KILL_MAX_MS (500). Prints one summary line; exit 1 when anything acknowledged was lost, anything
 // deleted or replaced came back, or a hint never arrived; a progress line every 10 cycles on stderr.
-import { runMain } from '@msr/bench'
+import { envInteger as setting, runMain } from '@msr/bench'
 import { runCrashCycles, summary } from '../test/crash-cycles.js'
-
-/** A positive integer from the environment, or the default. */
-const setting = (name: string, fallback: number): number => {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, not ${JSON.stringify(raw)}`)
-  return value
-}
 
 runMain(async () => {
   const seed = setting('SOAK_SEED', Date.now() % 2 ** 31)
