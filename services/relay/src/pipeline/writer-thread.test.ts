@@ -1,5 +1,5 @@
 // The writer thread: outcomes in order, readable on the event loop as soon as they are answered, the answer
-// only after the flush, a failed transaction storing nothing of its batch, hints with their trace context.
+// only once the store's write has returned, a failed transaction storing nothing of its batch, hints with their trace context.
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -67,7 +67,7 @@ describe('the writer thread', () => {
     assert.equal(store.get(older.event.id), undefined)
   })
 
-  it('answers only once the transaction is flushed, though it is committed before', async () => {
+  it('answers only once the store says the transaction is done, even when readers see it before', async () => {
     const note = signed(3, { kind: 1, content: 'durable' })
     await gate(store.path, 'hold')
     let answered = false

@@ -11,7 +11,7 @@ const OUTCOMES: readonly StoreOutcome[] = [{ status: 'stored' }, { status: 'dupl
  * batch crosses as one buffer of canonical JSON (transferred, not cloned); the answer comes once the
  * transaction is on disk, and this thread's read view is renewed before anyone hears of it. A thread that
  * dies fails what it held (each event answered `error:`) and is replaced. `module` is the thread's entry
- * (tests give one that holds the flush).
+ * (tests give one that holds each answer after its commit).
  */
 export const writerThread = async (store: EventStore, module = new URL('./write-worker.js', import.meta.url)): Promise<Transactions> => {
   const pool = await WorkerPool.start<WriteRequest, WriteResponse>(module, 1, { path: store.path })

@@ -26,10 +26,10 @@ const submit = (writer: Writer, i: number) => {
 }
 
 describe('Writer', () => {
-  it('answers and tells its listeners in submission order even when a later flush finishes first', async () => {
-    const flushed = store.flushed.bind(store)
+  it('answers and tells its listeners in submission order even when a later transaction finishes first', async () => {
+    const write = store.write.bind(store)
     const delays = [60, 0]
-    store.flushed = () => new Promise(resolve => setTimeout(resolve, delays.shift() ?? 0)).then(flushed)
+    store.write = fn => write(fn).then(result => new Promise(resolve => setTimeout(() => resolve(result), delays.shift() ?? 0)))
     try {
       const answered: number[] = []
       const committed: string[] = []
@@ -42,7 +42,7 @@ describe('Writer', () => {
       assert.deepEqual(answered, [1, 2])
       assert.deepEqual(committed, ['n1', 'n2'])
     } finally {
-      delete (store as Partial<EventStore>).flushed
+      delete (store as Partial<EventStore>).write
     }
   })
 

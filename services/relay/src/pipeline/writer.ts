@@ -52,7 +52,7 @@ const isStoreFull = (error: unknown, path: string): boolean => {
 
 const MAX_BATCH = 2000
 /**
- * Transactions in flight at once. Each costs LMDB a commit and a flush whatever its size, and is answered
+ * Transactions in flight at once. Each costs LMDB a commit and a sync whatever its size, and is answered
  * only after its own: more in flight means more, smaller ones, each OK waiting behind those before it.
  * With this bound, what arrives while they are on their way is committed together next.
  */
@@ -88,8 +88,8 @@ const attempt = async <T>(run: () => Promise<T>): Promise<T> => run()
 
 /**
  * The single writer: queues verified events, commits them in arrival order in batched LMDB
- * transactions, resolves each event's outcome only once its transaction is on disk (committed, then
- * flushed), then hands the stored events to the commit listeners in the same order. `submit` never
+ * transactions, resolves each event's outcome only once its transaction is on disk (committed and
+ * synced), then hands the stored events to the commit listeners in the same order. `submit` never
  * rejects: a failed batch answers each of its events with `error:`.
  */
 export class Writer {
@@ -99,7 +99,7 @@ export class Writer {
   private committing = 0
   private readonly inFlight = new Set<Promise<void>>()
   private readonly listeners: CommitListener[] = []
-  /** Settling is chained so that outcomes and listeners follow commit order even though flushes overlap. */
+  /** Settling is chained so that outcomes and listeners follow commit order whatever order the answers come in. */
   private settled: Promise<void> = Promise.resolve()
 
   /** A writer whose transactions run on this thread (the CLI's import, tests); the relay uses `Writer.threaded`. */

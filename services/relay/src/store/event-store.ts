@@ -57,22 +57,14 @@ export class EventStore {
   }
 
   /**
-   * Runs `fn` inside one write transaction; resolves with its result once the transaction has committed
-   * and been flushed to disk. LMDB commits with overlapping sync (lmdb-js's default): a commit is visible
-   * at once and synced just after, so the commit alone is not yet durable. `fn` runs in a child transaction:
-   * when it throws, everything it wrote is rolled back and the promise rejects (lmdb-js's plain
-   * `transaction` would commit what was written before the throw).
+   * Runs `fn` inside one write transaction and commits it synchronously: LMDB writes the transaction's pages,
+   * syncs them, then writes the meta page through its O_DSYNC handle, so when this resolves the transaction
+   * is on disk, and readers see it only from then on. When `fn` throws, or the commit fails, nothing of the
+   * transaction is stored and the promise rejects. It blocks its thread for the whole commit: the relay calls
+   * it on the writer thread (writer-thread.ts), the CLI's import and tests on theirs.
    */
   write<T>(fn: (tx: StoreTransaction) => T): Promise<T> {
-    const committed = this.dbs.root.childTransaction(() => fn(this.tx))
-    // Asked now, while this transaction's flush is the pending one (lmdb-js forgets it once a later write starts).
-    const flushed = this.flushed()
-    return Promise.all([committed, flushed]).then(([result]) => result)
-  }
-
-  /** Resolves once the pending flush (the last transaction queued so far) has reached the disk. */
-  flushed(): Promise<void> {
-    return new Promise((resolve, reject) => void this.dbs.root.flushed.then(() => resolve(), reject))
+    return new Promise<T>(resolve => resolve(this.dbs.root.transactionSync(() => fn(this.tx))))
   }
 
   private readonly tx: StoreTransaction = {

@@ -1,5 +1,6 @@
 // A writer thread for tests (writer-thread.test.ts): the real one, except that while "hold" is on, every
-// flush waits until "release" arrives on the BroadcastChannel named `flush-gate:<store path>`.
+// transaction, once committed, waits until "release" arrives on the BroadcastChannel named
+// `flush-gate:<store path>` before the thread is told it is done (as a slow disk would hold the commit).
 import { BroadcastChannel, workerData } from 'node:worker_threads'
 import { serveWrites } from '../pipeline/write-requests.js'
 import { EventStore } from '../store/event-store.js'
@@ -16,6 +17,10 @@ gate.onmessage = message => {
   gate.postMessage(`${String(data)}: done`)
 }
 gate.unref()
-const flushed = store.flushed.bind(store)
-store.flushed = () => (held ? new Promise<void>(resolve => held?.push(resolve)).then(flushed) : flushed())
+const write = store.write.bind(store)
+store.write = fn =>
+  write(fn).then(result => {
+    const gated = held
+    return gated ? new Promise<void>(resolve => gated.push(resolve)).then(() => result) : result
+  })
 serveWrites(store)
