@@ -1,7 +1,7 @@
 import { orAfter } from '../deadline.js'
 
-/** Ids confirmed before anyone asked about them, remembered at most (the oldest forgotten first). */
-const MAX_EARLY = 10_000
+/** Confirmed ids remembered at most (the oldest forgotten first). */
+const MAX_CONFIRMED = 10_000
 
 interface Waiting {
   promise: Promise<void>
@@ -15,12 +15,16 @@ interface Waiting {
  */
 export class PublishAcks {
   private readonly waiting = new Map<string, Waiting>()
-  /** Confirmed while untracked: the drainer can read a commit before the writer's answer reaches this thread. */
-  private readonly early = new Set<string>()
+  /**
+   * Recently confirmed ids. The drainer can read a commit, publish it and have it confirmed before the writer's
+   * answer reaches this thread; the commit's `track` then comes after the confirmation and must not wait again
+   * (it did: the OK waited for an acknowledgment that had already come, and was refused at ack_timeout).
+   */
+  private readonly confirmed = new Set<string>()
 
   /** Starts waiting for this id's acknowledgment (nothing when it is tracked or already confirmed). */
   track(id: string): void {
-    if (this.waiting.has(id) || this.early.delete(id)) return
+    if (this.waiting.has(id) || this.confirmed.has(id)) return
     let resolve = (): void => undefined
     const promise = new Promise<void>(r => (resolve = r))
     this.waiting.set(id, { promise, resolve })
@@ -28,13 +32,12 @@ export class PublishAcks {
 
   /** The bus confirmed this id. */
   published(id: string): void {
+    this.confirmed.add(id)
+    if (this.confirmed.size > MAX_CONFIRMED) this.confirmed.delete(this.confirmed.values().next().value as string)
     const waiting = this.waiting.get(id)
-    if (waiting) {
-      this.waiting.delete(id)
-      return waiting.resolve()
-    }
-    this.early.add(id)
-    if (this.early.size > MAX_EARLY) this.early.delete(this.early.values().next().value as string)
+    if (!waiting) return
+    this.waiting.delete(id)
+    waiting.resolve()
   }
 
   /** Whether this id was committed here and is not yet confirmed. */
