@@ -405,7 +405,11 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
         const fresh = await replica(subscription, { ...(withSnapshot && backup), 'replication.subscription': subscription, 'replication.catch_up_quiet': '3s' }, undefined, 'info')
         try {
           assert.equal(await readyz(fresh), 503, 'ready before catching up')
+          assert.equal(await metric(fresh, 'msr_relay_replication_ready'), 0, 'the readiness gauge says not ready')
           await waitUntil(async () => (await readyz(fresh)) === 200, 'the fresh replica to report ready', 60_000, 50)
+          assert.equal(await metric(fresh, 'msr_relay_replication_ready'), 1)
+          assert.ok((await metric(fresh, 'msr_relay_replication_catch_up_backlog')) >= (withSnapshot ? 20 : 40), 'the replayed backlog is counted')
+          assert.ok((await metric(fresh, 'msr_relay_replication_catch_up_seconds')) >= 3, 'at least catch_up_quiet')
           const at = now()
           assert.equal(await printOf(fresh, at), await printOf(r0, at), 'ready, but its store differs from the others')
           const client = await TestClient.connect(fresh.url)
