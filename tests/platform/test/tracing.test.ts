@@ -1,7 +1,8 @@
 // One trace across the platform (the observability issue): `npm start` with OTLP/JSON export to a receiver
 // in this test; a client's 445 gives one trace whose spans come from the relay and the mailbox API, the
 // registry update a descendant of the relay's `relay.event`. Incoming traceparent and X-Cloud-Trace-Context
-// on HTTP requests are honoured, log lines inside a span carry its trace, and no span carries content.
+// on HTTP requests are honoured, log lines inside a span carry its trace, and no span carries content. On the
+// Pub/Sub emulator: the hint's trace through a pull consumer, and an EVENT's trace across two relay replicas.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
@@ -213,12 +214,8 @@ describe('tracing through Pub/Sub (emulator, streaming pull)', () => {
       await removeDir(dir)
     }
   })
-})
 
-describe('tracing across relay replicas (emulator, two msr-relay serve processes)', () => {
-  const pubsub = useEmulator('msr-replica-tracing')
-
-  it("finds replica B's apply span, with its fan-out, in the trace of the EVENT sent to replica A", async t => {
+  it("across relay replicas (two msr-relay serve processes): finds replica B's apply span, with its fan-out, in the trace of the EVENT sent to replica A", async t => {
     const emulator = pubsub.current()
     if (!emulator) return t.skip(`no Pub/Sub emulator on this machine (${pubsub.missing})`)
     await emulator.createTopic('msr-relay-events', { retentionSeconds: 86_400 })
