@@ -131,7 +131,11 @@ resource "google_cloud_run_v2_service" "relay" {
         value = var.project_id
       }
 
-      # /readyz answers once the newest snapshot is restored: up to 240 s (Cloud Run's longest startup probe).
+      # No traffic before /readyz answers 200: the newest snapshot restored and, with replicas, the events
+      # topic's backlog applied (a bootstrap: seconds here, minutes for a large store or a long seek). Up to
+      # 60 × 4 s = 240 s from the container's start, the longest failure_threshold × period_seconds Cloud Run
+      # allows; no initial delay, which would hold back every start, the fast ones too. Past it the instance is
+      # stopped and replaced (docs/runbook.md 5.14). Liveness stays on /healthz: a replica catching up is alive.
       startup_probe {
         http_get {
           path = "/readyz"
@@ -149,10 +153,11 @@ resource "google_cloud_run_v2_service" "relay" {
 
     # Managed Service for Prometheus: scrapes /metrics over the instance's loopback and writes the
     # samples to Cloud Monitoring (monitoring.tf); its configuration, with the metrics key, is a secret.
+    # It starts with the relay, not after it (no depends_on: that would wait for the startup probe), so a
+    # replica still catching up is scraped: msr_relay_replication_ready 0 and its backlog (runbook 5.14).
     containers {
-      name       = "metrics"
-      image      = var.gmp_sidecar_image
-      depends_on = ["relay"]
+      name  = "metrics"
+      image = var.gmp_sidecar_image
       resources {
         limits = {
           cpu    = "1"

@@ -26,7 +26,7 @@ export const kindLabel = (kind: unknown): string => {
 /** The relay's Prometheus metrics, on a registry of its own. */
 export const createRelayMetrics = (now: () => number = Date.now) => {
   const metrics = createMetrics({ prefix: 'msr_relay_' })
-  return {
+  const handles = {
     metrics,
     connections: metrics.gauge('connections', 'Open WebSocket connections.'),
     connectionsTotal: metrics.counter('connections_total', 'WebSocket connections accepted since start.'),
@@ -88,6 +88,15 @@ export const createRelayMetrics = (now: () => number = Date.now) => {
       [],
       [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
     ),
+    replicationReady: metrics.gauge(
+      'replication_ready',
+      '1 once this replica has caught up with the replication topic since its start (/readyz waits for it), 0 before; 1 without replication.',
+    ),
+    replicationCatchUpBacklog: metrics.gauge(
+      'replication_catch_up_backlog',
+      'Messages published before this replica started that it received while catching up (grows during a bootstrap; kept once ready).',
+    ),
+    replicationCatchUpSeconds: metrics.gauge('replication_catch_up_seconds', 'Seconds from the subscriber starting (after the restore and the seek) to caught up; 0 until then.'),
     snapshots: metrics.counter('snapshots_total', 'Snapshots to [backup] target, by outcome (written, failed).', ['outcome']),
     snapshotSeconds: metrics.histogram('snapshot_seconds', 'Time to write one snapshot.', [], [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300]),
     snapshotEvents: metrics.gauge('snapshot_events', 'Events in the last snapshot written.'),
@@ -108,6 +117,8 @@ export const createRelayMetrics = (now: () => number = Date.now) => {
     storeMax: metrics.gauge('store_max_bytes', 'data.max_size in force: past store_used_bytes of this, EVENTs are refused "error:" (0: no cap).'),
     reloads: metrics.counter('config_reloads_total', 'Configuration reloads (--watch), by outcome.', ['outcome']),
   }
+  handles.replicationReady.set(1) // nothing to catch up with until replication says otherwise
+  return handles
 }
 
 /** The relay's metric handles. */
@@ -136,6 +147,12 @@ export const replicationObserver = (metrics: RelayMetrics): ReplicationObserver 
   received: (outcome, lagSeconds) => {
     metrics.replicationReceived.inc({ outcome })
     if (lagSeconds !== undefined && outcome === 'stored') metrics.replicationLagSeconds.observe(lagSeconds)
+  },
+  catchingUp: backlog => (metrics.replicationReady.set(0), metrics.replicationCatchUpBacklog.set(backlog)),
+  caughtUp: (seconds, backlog) => {
+    metrics.replicationCatchUpBacklog.set(backlog)
+    metrics.replicationCatchUpSeconds.set(seconds)
+    metrics.replicationReady.set(1)
   },
 })
 

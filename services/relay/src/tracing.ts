@@ -51,6 +51,16 @@ export interface RunningSpan {
   end(outcome: string, error?: unknown): void
 }
 
+/** `span` as a RunningSpan. */
+const running = (span: Span): RunningSpan => ({
+  span,
+  run: fn => inSpan(span, fn),
+  end: (outcome, error) => {
+    if (error !== undefined && span.isRecording()) span.recordException(error instanceof Error ? error : String(error))
+    endSpan(span, 'nostr.outcome', outcome)
+  },
+})
+
 /**
  * The `relay.hint.publish` span of one hint, a child of its EVENT's span when the outbox kept that context
  * (after a restart too), else a root. Attributes: kind, event id, the transport (`local`, `pubsub`).
@@ -59,14 +69,34 @@ export const hintPublishSpan = (hint: Hint, parent: TraceCarrier | undefined, tr
   const parentContext = (parent && contextFromAttributes(parent)) ?? ROOT_CONTEXT
   const span = tracer.startSpan('relay.hint.publish', { kind: SpanKind.PRODUCER }, parentContext)
   annotate(span, () => ({ 'nostr.kind': hint.kind, 'nostr.event_id': hint.id, 'messaging.system': transport === 'pubsub' ? 'gcp_pubsub' : transport }))
-  return {
-    span,
-    run: fn => inSpan(span, fn),
-    end: (outcome, error) => {
-      if (error !== undefined && span.isRecording()) span.recordException(error instanceof Error ? error : String(error))
-      endSpan(span, 'nostr.outcome', outcome)
-    },
-  }
+  return running(span)
+}
+
+/**
+ * The `relay.replication.publish` span of one replication-outbox entry on its origin: a child of its EVENT's
+ * span when the entry kept that context (after a restart too), else a root. Attributes: kind, event id. Its
+ * own context goes out in the message's `traceparent`, so the replicas' apply spans continue the trace.
+ */
+export const replicationPublishSpan = (entry: { id: string; kind: number; traceparent?: string | undefined }): RunningSpan => {
+  const parentContext = (entry.traceparent && contextFromAttributes({ traceparent: entry.traceparent })) || ROOT_CONTEXT
+  const span = tracer.startSpan('relay.replication.publish', { kind: SpanKind.PRODUCER }, parentContext)
+  annotate(span, () => ({ 'nostr.kind': entry.kind, 'nostr.event_id': entry.id, 'messaging.system': 'gcp_pubsub' }))
+  return running(span)
+}
+
+/**
+ * The `relay.replication.apply` span of one message from another replica: a child of the message's
+ * `traceparent` (the origin's publish span) when it has one, else a root. Attributes: the origin replica and
+ * kind (from the message's attributes), the event id once parsed, and the outcome (`stored`, `duplicate`…).
+ */
+export const replicationApplySpan = (attributes: Readonly<Record<string, string>>): RunningSpan => {
+  const span = tracer.startSpan('relay.replication.apply', { kind: SpanKind.CONSUMER }, contextFromAttributes(attributes) ?? ROOT_CONTEXT)
+  annotate(span, () => ({
+    'nostr.origin_replica': attributes.origin ?? '',
+    ...(attributes.kind !== undefined && { 'nostr.kind': Number(attributes.kind) }),
+    'messaging.system': 'gcp_pubsub',
+  }))
+  return running(span)
 }
 
 /**

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict'
 import { rm } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
+import { PubSub } from '@google-cloud/pubsub'
 import { findEmulator, startEmulator, type RunningEmulator } from '@msr/hints/emulator'
 import type { VerifiedEvent } from '@msr/nostr'
 import { samples } from './client-helpers.js'
@@ -72,6 +73,16 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
       { ...(dataDir !== undefined && { dataDir }), ...(logLevel && { logLevel }) },
     )
 
+  /** A Pub/Sub client of the emulator, as an operator's gcloud would be. */
+  let adminClient: PubSub | undefined
+  const admin = (): PubSub => (adminClient ??= new PubSub({ projectId: emulator.projectId }))
+  /** An existing subscription's labels and expiration period (seconds; undefined: none set), as the emulator returns them. */
+  const subscriptionSettings = async (name: string) => {
+    const [metadata] = await admin().subscription(name).getMetadata()
+    const ttl = metadata.expirationPolicy?.ttl?.seconds
+    return { labels: metadata.labels, expiresAfter: ttl === undefined || ttl === null ? undefined : String(ttl) }
+  }
+
   before(async () => {
     emulator = await startEmulator()
     process.env.PUBSUB_EMULATOR_HOST = emulator.host // read by the client library, as in production
@@ -86,6 +97,7 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
   after(async () => {
     emulator?.resume()
     await Promise.all(replicas.map(r => r.close()))
+    await adminClient?.close()
     await emulator?.stop()
     delete process.env.PUBSUB_EMULATOR_HOST
     await Promise.all(dirs.map(d => rm(d, { recursive: true, force: true })))
@@ -284,11 +296,15 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
       dir,
     )
     let stopped: Awaited<ReturnType<typeof stopCli>> | undefined
+    let subscription = ''
     const onCli = await TestClient.connect(`ws://127.0.0.1:${port}`)
     const other = await TestClient.connect((replicas[1] as TestRelay).url)
     try {
       const started = await cli.waitForLog(r => r.message === 'relay listening')
       assert.match(String(started.replication), new RegExp(`^topic ${TOPIC} as [0-9a-f]{12}, on bus outage: refuse$`))
+      subscription = `${TOPIC}-${String(started.replica)}`
+      // A per-start id: its subscription, made by the relay, is labelled and expires a day after its last pull.
+      assert.deepEqual(await subscriptionSettings(subscription), { labels: { 'msr-relay': 'replica', replica_id: String(started.replica) }, expiresAfter: '86400' })
       const fromProcess = sign(newSigner(), { content: 'from the CLI replica' })
       const toProcess = sign(newSigner(), { content: 'to the CLI replica' })
       await onCli.publishOk(fromProcess)
@@ -300,6 +316,12 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
       stopped = await stopCli(cli)
     }
     assert.deepEqual(stopped, { code: 0, signal: null }, cli.stderr.join('\n'))
+    assert.equal((await admin().subscription(subscription).exists())[0], false, 'a per-start subscription is deleted at a clean stop')
+  })
+
+  it("labels every auto subscription with its replica id; one of a stable id keeps Pub/Sub's default expiration", async () => {
+    // r0's id is set: it comes back to its subscription's backlog after a restart, so no one-day expiration.
+    assert.deepEqual(await subscriptionSettings(`${TOPIC}-r0`), { labels: { 'msr-relay': 'replica', replica_id: 'r0' }, expiresAfter: undefined })
   })
 
   it('with the bus frozen, "refuse" answers OK false "error:" after ack_timeout and "local" OK true, REQs go on, and everything is published once it answers', async t => {
@@ -383,7 +405,11 @@ describe('replication over the Pub/Sub emulator', { skip: 'missing' in found ? f
         const fresh = await replica(subscription, { ...(withSnapshot && backup), 'replication.subscription': subscription, 'replication.catch_up_quiet': '3s' }, undefined, 'info')
         try {
           assert.equal(await readyz(fresh), 503, 'ready before catching up')
+          assert.equal(await metric(fresh, 'msr_relay_replication_ready'), 0, 'the readiness gauge says not ready')
           await waitUntil(async () => (await readyz(fresh)) === 200, 'the fresh replica to report ready', 60_000, 50)
+          assert.equal(await metric(fresh, 'msr_relay_replication_ready'), 1)
+          assert.ok((await metric(fresh, 'msr_relay_replication_catch_up_backlog')) >= (withSnapshot ? 20 : 40), 'the replayed backlog is counted')
+          assert.ok((await metric(fresh, 'msr_relay_replication_catch_up_seconds')) >= 3, 'at least catch_up_quiet')
           const at = now()
           assert.equal(await printOf(fresh, at), await printOf(r0, at), 'ready, but its store differs from the others')
           const client = await TestClient.connect(fresh.url)

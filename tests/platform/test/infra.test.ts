@@ -204,6 +204,18 @@ describe('the services', () => {
     assert.equal(child(appContainer(relay()), 'resources').cpu_idle, false)
   })
 
+  it('keep a relay instance out of traffic until /readyz answers (restored, and with replicas caught up), for up to 240 s; liveness on /healthz', () => {
+    const container = appContainer(relay())
+    const startup = child(container, 'startup_probe')
+    assert.equal(child(startup, 'http_get').path, '/readyz', 'a replica catching up must not take traffic')
+    const window = Number(startup.period_seconds) * Number(startup.failure_threshold)
+    // Cloud Run stops an instance whose startup probe has not passed within failure_threshold × period_seconds,
+    // at most 240 s: a bootstrap (restore, seek, backlog) of a few minutes needs the whole of it.
+    assert.ok(window >= 180 && window <= 240, `startup window ${window} s: a few minutes, within Cloud Run's 240 s`)
+    assert.equal(startup.initial_delay_seconds ?? 0, 0, 'no delay before the first probe: a fast start takes traffic at once')
+    assert.equal(child(child(container, 'liveness_probe'), 'http_get').path, '/healthz', 'a replica catching up is alive')
+  })
+
   it('scale the mailbox API on its own, between two variables', () => {
     assert.deepEqual(child(child(mailbox(), 'template'), 'scaling'), { max_instance_count: '${var.mailbox_max_instances}', min_instance_count: '${var.mailbox_min_instances}' })
   })
@@ -474,7 +486,7 @@ describe('the GKE StatefulSet variant (infra/gke)', () => {
     readdirSync(join(ROOT, 'infra/gke'))
       .filter(f => f.endsWith('.yaml'))
       .flatMap(f => parseAllDocuments(readFileSync(join(ROOT, 'infra/gke', f), 'utf8')).map(d => d.toJS() as Doc))
-  type Container = { env: { name: string; value?: string; valueFrom?: { secretKeyRef?: unknown; fieldRef?: { fieldPath: string } } }[]; readinessProbe?: { httpGet: { path: string } }; volumeMounts: { name: string; mountPath: string }[] }
+  type Container = { env: { name: string; value?: string; valueFrom?: { secretKeyRef?: unknown; fieldRef?: { fieldPath: string } } }[]; readinessProbe?: { httpGet: { path: string } }; startupProbe?: { httpGet: { path: string } }; livenessProbe?: { httpGet: { path: string } }; volumeMounts: { name: string; mountPath: string }[] }
   const statefulSet = () => docs().find(d => d.kind === 'StatefulSet') as Doc
   const relayContainer = () => ((statefulSet().spec.template as { spec: { containers: Container[] } }).spec.containers[0] as Container)
 
@@ -497,6 +509,8 @@ describe('the GKE StatefulSet variant (infra/gke)', () => {
     const mount = relayContainer().volumeMounts.find(m => m.name === claims[0]?.metadata.name)
     assert.ok(mount && String(env.get('RELAY_DATA__PATH')?.value).startsWith(`${mount.mountPath}/`), 'the store is on the claim')
     assert.equal(relayContainer().readinessProbe?.httpGet.path, '/readyz')
+    assert.equal(relayContainer().startupProbe?.httpGet.path, '/readyz', 'no traffic before caught up')
+    assert.equal(relayContainer().livenessProbe?.httpGet.path, '/healthz')
     for (const [name, e] of env) if (/__(AUTH|KEY)$/.test(name)) assert.ok(e.valueFrom?.secretKeyRef && e.value === undefined, `${name} comes from a Secret`)
   })
 

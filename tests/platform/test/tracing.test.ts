@@ -1,7 +1,8 @@
 // One trace across the platform (the observability issue): `npm start` with OTLP/JSON export to a receiver
 // in this test; a client's 445 gives one trace whose spans come from the relay and the mailbox API, the
 // registry update a descendant of the relay's `relay.event`. Incoming traceparent and X-Cloud-Trace-Context
-// on HTTP requests are honoured, log lines inside a span carry its trace, and no span carries content.
+// on HTTP requests are honoured, log lines inside a span carry its trace, and no span carries content. On the
+// Pub/Sub emulator: the hint's trace through a pull consumer, and an EVENT's trace across two relay replicas.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
@@ -209,6 +210,71 @@ describe('tracing through Pub/Sub (emulator, streaming pull)', () => {
     } finally {
       await relay.stop()
       await mailbox.stop()
+      await receiver.close()
+      await removeDir(dir)
+    }
+  })
+
+  it("across relay replicas (two msr-relay serve processes): finds replica B's apply span, with its fan-out, in the trace of the EVENT sent to replica A", async t => {
+    const emulator = pubsub.current()
+    if (!emulator) return t.skip(`no Pub/Sub emulator on this machine (${pubsub.missing})`)
+    await emulator.createTopic('msr-relay-events', { retentionSeconds: 86_400 })
+    const dir = await tempDir()
+    const receiver = await startOtlpReceiver()
+    const [portA, portB] = [await freePort(), await freePort()]
+    /** A replica exporting its spans to the receiver as `msr-relay-<id>`. */
+    const replica = (id: string, port: number) =>
+      spawnService(RELAY_CLI, ['serve'], {
+        PUBSUB_EMULATOR_HOST: emulator.host,
+        METADATA_SERVER_DETECTION: 'none',
+        NODE_OPTIONS: '--import @msr/telemetry/register',
+        OTEL_TRACES_EXPORTER: 'otlp',
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_BSP_SCHEDULE_DELAY: '100',
+        OTEL_SERVICE_NAME: `msr-relay-${id}`,
+        MSR_TRACE_CONTEXT: 'sync',
+        PORT: String(port),
+        RELAY_DATA__PATH: join(dir, id),
+        RELAY_REPLICATION__TOPIC: 'msr-relay-events',
+        RELAY_REPLICATION__REPLICA_ID: id,
+        RELAY_REPLICATION__PROJECT_ID: emulator.projectId,
+        RELAY_REPLICATION__CATCH_UP_QUIET: '"500ms"',
+        RELAY_REPLICATION__ACK_TIMEOUT: '"10s"',
+      })
+    const [a, b] = [replica('a', portA), replica('b', portB)]
+    try {
+      await waitReady(a, `http://127.0.0.1:${portA}/readyz`, 'replica a')
+      await waitReady(b, `http://127.0.0.1:${portB}/readyz`, 'replica b')
+      const author = newSigner()
+      const reader = await RelayClient.connect(`ws://127.0.0.1:${portB}`)
+      const writer = await RelayClient.connect(`ws://127.0.0.1:${portA}`)
+      const message = sign(author, 1, [], `replicated ${randomBytes(8).toString('hex')}`)
+      try {
+        reader.send(['REQ', 'live', { authors: [author.pubkey] }])
+        await reader.next(m => m[0] === 'EOSE' && m[1] === 'live', 'the live subscription on b')
+        assert.deepEqual(await writer.publish(message), ['OK', message.id, true, ''])
+        await reader.next(m => m[0] === 'EVENT' && m[1] === 'live', 'the event delivered live on b')
+      } finally {
+        writer.close()
+        reader.close()
+      }
+      const find = (predicate: (s: ReceivedSpan) => boolean, what: string) =>
+        eventually(async () => receiver.spans.find(predicate), `${what} (received: ${[...new Set(receiver.spans.map(s => `${s.service}:${s.name}`))].join(', ')})`)
+      const event = await find(s => s.service === 'msr-relay-a' && s.name === 'relay.event' && s.attributes['nostr.event_id'] === message.id, "a's relay.event span")
+      const apply = await find(s => s.service === 'msr-relay-b' && s.name === 'relay.replication.apply' && s.attributes['nostr.event_id'] === message.id, "b's apply span")
+      const fanout = await find(s => s.service === 'msr-relay-b' && s.name === 'relay.fanout' && s.traceId === event.traceId, "b's fan-out in the EVENT's trace")
+      const publish = await find(s => s.service === 'msr-relay-a' && s.name === 'relay.replication.publish' && s.traceId === event.traceId, "a's publish span in the EVENT's trace")
+      const trace = receiver.spans.filter(s => s.traceId === event.traceId)
+      assert.equal(apply.traceId, event.traceId, "b's apply span is in the trace of the EVENT sent to a")
+      assert.equal(publish.parentSpanId, event.spanId, 'the publish is a child of the EVENT (its context kept in the replication outbox)')
+      assert.equal(apply.parentSpanId, publish.spanId, "the apply's parent is the message's traceparent: a's publish span")
+      assert.ok(descendsFrom(trace, fanout, apply), `b's fan-out under its apply: ${ancestry(trace, fanout).join(' ← ')}`)
+      assert.deepEqual(apply.attributes, { 'nostr.origin_replica': 'a', 'nostr.kind': 1, 'nostr.event_id': message.id, 'messaging.system': 'gcp_pubsub', 'nostr.outcome': 'stored' })
+      assert.deepEqual(publish.attributes, { 'nostr.kind': 1, 'nostr.event_id': message.id, 'messaging.system': 'gcp_pubsub', 'nostr.outcome': 'published' })
+      assert.equal(receiver.spans.filter(s => s.service === 'msr-relay-a' && s.name === 'relay.replication.apply').length, 0, 'a drops its own message without an apply span')
+    } finally {
+      await Promise.all([a.stop(), b.stop()])
       await receiver.close()
       await removeDir(dir)
     }

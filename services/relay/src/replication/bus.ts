@@ -50,6 +50,24 @@ const MAX_UNACKED = 1000
 const REOPEN_MS = 1000
 /** gRPC ALREADY_EXISTS. */
 const ALREADY_EXISTS = 6
+/** Pub/Sub deletes a subscription nobody pulled for this long; one day is the shortest it allows. */
+const EXPIRE_AFTER_SECONDS = 86_400
+/** Pub/Sub label values: at most 63 lowercase letters, digits, `_` and `-`. */
+const LABEL_VALUE_LENGTH = 63
+
+/** A replica id as a Pub/Sub label value: lowercased, other characters than letters, digits, `_` and `-` as `_`. */
+export const labelValue = (id: string): string => id.toLowerCase().replace(/[^a-z0-9_-]/g, '_').slice(0, LABEL_VALUE_LENGTH)
+
+/**
+ * What an `auto` subscription is made with: labels that say whose it is (`msr-relay` = `replica`, `replica_id`),
+ * and, when the id is made up at each start (Cloud Run), a one-day expiration, so one a killed replica never
+ * deleted goes by itself. A stable id keeps Pub/Sub's default (31 days): its replica comes back to the backlog.
+ */
+export const autoSubscriptionOptions = (replicaId: string, ephemeralId: boolean) => ({
+  ackDeadlineSeconds: 60,
+  labels: { 'msr-relay': 'replica', replica_id: labelValue(replicaId) },
+  ...(ephemeralId && { expirationPolicy: { ttl: { seconds: EXPIRE_AFTER_SECONDS } } }),
+})
 
 /**
  * The Google Cloud Pub/Sub bus of `[replication]`: one topic, no ordering key (the store's rules do not
@@ -64,7 +82,7 @@ export const pubSubBus = (options: BusOptions, logger: Logger): ReplicationBus =
   let subscription: Subscription | undefined
   let stopped = false
 
-  /** Makes an `auto` subscription; a named one must exist (infra makes it), or the relay does not start. */
+  /** Makes an `auto` subscription (labelled, expiring when ephemeral); a named one must exist (infra makes it), or the relay does not start. */
   const open = async (): Promise<void> => {
     const failed = (what: string) => (error: { code?: number; message?: string }) => {
       throw new Error(`[replication] ${what}: ${error.message ?? String(error)}`)
@@ -74,7 +92,7 @@ export const pubSubBus = (options: BusOptions, logger: Logger): ReplicationBus =
       if (!exists) throw new Error(`[replication] subscription ${name} does not exist (make it, or set subscription = "auto")`)
       return
     }
-    await topic.createSubscription(name, { ackDeadlineSeconds: 60 }).catch((error: { code?: number; message?: string }) => {
+    await topic.createSubscription(name, autoSubscriptionOptions(options.replicaId, options.ephemeralId)).catch((error: { code?: number; message?: string }) => {
       if (error.code !== ALREADY_EXISTS) failed(`could not create subscription ${name} on topic ${options.topic}`)(error)
     })
   }

@@ -8,8 +8,10 @@ export interface CatchUpDeps {
   /** Messages being applied now. */
   applying: () => number
   logger: Logger
-  /** Called once, when caught up (metrics). */
-  onCaughtUp?: (seconds: number, backlog: number) => void
+  /** Called with the backlog received so far, at each backlog message while catching up. */
+  onCatchingUp: (backlog: number) => void
+  /** Called once, when caught up. */
+  onCaughtUp: (seconds: number, backlog: number) => void
 }
 
 /**
@@ -53,6 +55,7 @@ export class CatchUp {
     if (this.done || publishedAt >= this.startedAt) return
     this.backlog++
     this.lastBacklogAt = now
+    this.deps.onCatchingUp(this.backlog)
   }
 
   stop(): void {
@@ -64,7 +67,7 @@ export class CatchUp {
     this.done = true
     this.stop()
     const seconds = (now - this.startedAt) / 1000
-    this.deps.onCaughtUp?.(seconds, this.backlog)
+    this.deps.onCaughtUp(seconds, this.backlog)
     this.deps.logger.info({ seconds, backlog: this.backlog, quietMs: this.quietMs }, 'replication caught up; ready')
     for (const resolve of this.waiters.splice(0)) resolve()
   }

@@ -1,8 +1,9 @@
-import type { Logger } from '@msr/telemetry'
+import { traceCarrierOf, type Logger } from '@msr/telemetry'
 import { remaining, sleep, within } from '../deadline.js'
 import type { Part } from '../lifecycle.js'
 import type { Writer } from '../pipeline/writer.js'
 import type { EventStore, ReplicationEntry } from '../store/event-store.js'
+import { replicationPublishSpan } from '../tracing.js'
 import type { PublishAcks } from './acks.js'
 import type { ReplicationBus } from './bus.js'
 import type { BusHealth, ReplicationObserver } from './gate.js'
@@ -131,9 +132,13 @@ export class ReplicationDrainer implements Part {
     this.deps.acks.track(entry.id)
     const started = process.hrtime.bigint()
     this.publishing++
-    const attributes = { origin: this.deps.bus.replicaId, kind: String(entry.kind), ...(entry.traceparent && { traceparent: entry.traceparent }) }
+    const span = replicationPublishSpan(entry)
+    // The publish span's context (or, untraced here, the EVENT's as the outbox kept it) travels with the message.
+    const traceparent = traceCarrierOf(span.span)?.traceparent ?? entry.traceparent
+    const attributes = { origin: this.deps.bus.replicaId, kind: String(entry.kind), ...(traceparent && { traceparent }) }
     this.deps.bus.publish(entry.json, attributes).then(
       () => {
+        span.end('published')
         this.publishing--
         this.deps.acks.published(entry.id)
         this.deps.observer.published(Number(process.hrtime.bigint() - started) / 1e9)
@@ -144,6 +149,7 @@ export class ReplicationDrainer implements Part {
         void this.removeConfirmed()
       },
       (error: unknown) => {
+        span.end('error: publish failed', error)
         this.publishing--
         this.inFlight.delete(key)
         this.deps.observer.publishFailed()

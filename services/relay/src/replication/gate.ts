@@ -16,6 +16,10 @@ export interface ReplicationObserver {
   outage(on: boolean): void
   /** A message from the topic, by what became of it; `lagSeconds` from its publication to its commit here. */
   received(outcome: 'own' | 'stored' | 'duplicate' | 'rejected' | 'ephemeral' | 'invalid' | 'failed', lagSeconds?: number): void
+  /** Not caught up with the topic yet (not ready): `backlog` messages from before the start received so far. */
+  catchingUp(backlog: number): void
+  /** Caught up (ready), `seconds` after the subscriber started, having received `backlog` messages from before it. */
+  caughtUp(seconds: number, backlog: number): void
 }
 
 /** How `[replication]` answers an EVENT. */

@@ -53,8 +53,8 @@ class MemoryBus implements ReplicationBus {
   async seek(): Promise<void> {}
 
   /** Hands one message to the subscriber; resolves with what it did with it. */
-  deliver(data: string, attributes: Record<string, string>): Promise<'ack' | 'nack'> {
-    return new Promise(resolve => this.onMessage?.({ data: Buffer.from(data), attributes, publishedAt: Date.now(), ack: () => resolve('ack'), nack: () => resolve('nack') }))
+  deliver(data: string, attributes: Record<string, string>, publishedAt = Date.now()): Promise<'ack' | 'nack'> {
+    return new Promise(resolve => this.onMessage?.({ data: Buffer.from(data), attributes, publishedAt, ack: () => resolve('ack'), nack: () => resolve('nack') }))
   }
 }
 
@@ -67,6 +67,8 @@ const recorder = () => {
     okTimedOut: mode => heard.push(`timed out (${mode})`),
     outage: on => heard.push(on ? 'outage' : 'bus back'),
     received: outcome => heard.push(`received ${outcome}`),
+    catchingUp: backlog => heard.push(`catching up (${backlog})`),
+    caughtUp: (_, backlog) => heard.push(`caught up (${backlog})`),
   }
   return { heard, observer }
 }
@@ -243,5 +245,16 @@ describe('replication parts', () => {
     assert.equal(store.get(ephemeral.event.id), undefined)
     assert.deepEqual(heard.filter(h => h.startsWith('received')), ['received stored', 'received own', 'received invalid', 'received invalid', 'received rejected', 'received ephemeral'])
     assert.equal(store.replication.size(), 0, "another replica's event is not published again")
+  })
+
+  it('reports not ready from the start, counts the backlog from before the start, then ready once it is quiet', async () => {
+    replication = await start({ RELAY_REPLICATION__CATCH_UP_QUIET: '"300ms"' })
+    assert.equal(heard[0], 'catching up (0)', 'not ready before the subscriber even starts (restore, seek)')
+    const old = signed(21, { content: 'from before the start' })
+    assert.equal(await bus.deliver(old.json, { origin: 'other' }, Date.now() - 60_000), 'ack')
+    assert.equal(await bus.deliver(signed(22, { content: 'live' }).json, { origin: 'other' }), 'ack')
+    assert.equal(replication.catchUp.caughtUp, false)
+    await replication.catchUp.reached()
+    assert.deepEqual(heard.filter(h => h.startsWith('catching') || h.startsWith('caught')), ['catching up (0)', 'catching up (1)', 'caught up (1)'], 'the live message is not backlog')
   })
 })

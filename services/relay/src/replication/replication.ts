@@ -60,6 +60,7 @@ export const replicationOf = (config: RelayConfig['replication'], deps: Replicat
       deps.logger,
     )
   const { store, writer, logger, observer } = deps
+  observer.catchingUp(0) // not ready until caught up: the restore and the seek come first
   store.replicating = true
   const acks = new PublishAcks()
   const health = new BusHealth({ logger, observer, waiting: () => store.replication.size() })

@@ -1,10 +1,12 @@
 import { isEphemeral, prefixOf, type Reason } from '@msr/nostr'
 import type { Logger } from '@msr/telemetry'
 import type { VerifierPool } from '@msr/workers'
+import type { Span } from '@opentelemetry/api'
 import { remaining, sleep } from '../deadline.js'
 import type { Part } from '../lifecycle.js'
 import { acceptUnverified, isExpired, isInvalid, precheckReplicated, verifySignature, type ValidEvent } from '../pipeline/validate.js'
 import type { Writer } from '../pipeline/writer.js'
+import { annotate, replicationApplySpan } from '../tracing.js'
 import type { BusMessage, ReplicationBus } from './bus.js'
 import { CatchUp } from './catch-up.js'
 import type { ReplicationObserver } from './gate.js'
@@ -24,7 +26,6 @@ export interface SubscriberDeps {
   now: () => number
   /** `[replication] catch_up_quiet`: how long no backlog message may arrive before the replica is caught up. */
   catchUpQuietMs: number
-  onCaughtUp?: (seconds: number, backlog: number) => void
 }
 
 /** How long a stop waits for the messages being applied. */
@@ -44,7 +45,11 @@ export class ReplicationSubscriber implements Part {
   readonly catchUp: CatchUp
 
   constructor(private readonly deps: SubscriberDeps) {
-    this.catchUp = new CatchUp({ applying: () => this.applying, logger: deps.logger, ...(deps.onCaughtUp && { onCaughtUp: deps.onCaughtUp }) }, deps.catchUpQuietMs)
+    const { logger, observer } = deps
+    this.catchUp = new CatchUp(
+      { applying: () => this.applying, logger, onCatchingUp: backlog => observer.catchingUp(backlog), onCaughtUp: (seconds, backlog) => observer.caughtUp(seconds, backlog) },
+      deps.catchUpQuietMs,
+    )
   }
 
   start(): void {
@@ -64,12 +69,15 @@ export class ReplicationSubscriber implements Part {
     this.catchUp.received(message.publishedAt)
     if (message.attributes.origin === bus.replicaId) return (message.ack(), observer.received('own'))
     this.applying++
+    const span = replicationApplySpan(message.attributes)
     try {
-      const outcome = await this.apply(message)
+      const outcome = await span.run(() => this.apply(message, span.span))
+      span.end(outcome === 'retry' ? 'error: not stored, delivered again' : outcome)
       if (outcome === 'retry') return message.nack()
       message.ack()
       observer.received(outcome, Math.max(0, Date.now() - message.publishedAt) / 1000)
     } catch (error) {
+      span.end('error: not applied, delivered again', error)
       message.nack()
       observer.received('failed')
       this.deps.logger.error({ err: error }, 'replicated event could not be applied; the bus delivers it again')
@@ -78,14 +86,16 @@ export class ReplicationSubscriber implements Part {
     }
   }
 
-  private async apply(message: BusMessage): Promise<'stored' | 'duplicate' | 'rejected' | 'ephemeral' | 'invalid' | 'retry'> {
+  /** Checks and applies one message; `span` (its apply span) gets the event id and goes with the write (its hints continue the trace). */
+  private async apply(message: BusMessage, span: Span): Promise<'stored' | 'duplicate' | 'rejected' | 'ephemeral' | 'invalid' | 'retry'> {
     const checked = precheckReplicated(parse(message.data))
+    annotate(span, () => ({ 'nostr.event_id': isInvalid(checked) ? (checked.eventId ?? '') : checked.event.id }))
     if (isInvalid(checked)) return this.invalid(checked.eventId, checked.reason)
     if (isExpired(checked.event, this.deps.now())) return 'rejected' // expired on its way: served nowhere, as everywhere
     const valid = this.deps.verify ? await verifySignature(this.deps.verifier, checked) : acceptUnverified(checked, 'replica, verify off')
     if (isInvalid(valid)) return prefixOf(valid.reason) === 'error' ? 'retry' : this.invalid(valid.eventId, valid.reason)
     if (isEphemeral(valid.event.kind)) return (this.deps.fanOutEphemeral(valid), 'ephemeral')
-    const outcome = await this.deps.writer.submit(valid.event, valid.json, undefined, 'replica')
+    const outcome = await this.deps.writer.submit(valid.event, valid.json, span, 'replica')
     if (outcome.status !== 'rejected') return outcome.status
     if (prefixOf(outcome.reason) === 'error') {
       this.deps.observer.received('failed')
