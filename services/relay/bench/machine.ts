@@ -36,6 +36,26 @@ export const startClusterCpu = (relayPids: readonly number[], emulatorGroup?: nu
   }
 }
 
+/** Before a run: other processes must use at most this many cores over half a second … */
+const QUIET_CORES = 0.25
+/** … but the run starts anyway after this long (by default). */
+const QUIET_MAX_MS = 20_000
+
+/**
+ * Waits until the rest of the machine (all but the relays, the emulator and the generator) uses at most
+ * QUIET_CORES, at most `maxMs`; returns how long it waited (0.5 s at least: one sample).
+ */
+export const waitForQuiet = async (relayPids: readonly number[], emulatorGroup?: number, maxMs = QUIET_MAX_MS): Promise<number> => {
+  const started = performance.now()
+  while (performance.now() - started < maxMs) {
+    const end = startClusterCpu(relayPids, emulatorGroup)
+    await new Promise(resolve => setTimeout(resolve, 500))
+    const { otherSeconds, wallSeconds } = end()
+    if (otherSeconds === undefined || otherSeconds / wallSeconds <= QUIET_CORES) break
+  }
+  return (performance.now() - started) / 1000
+}
+
 /**
  * Starts measuring CPU use of the relay, the generator and the rest; call the result when the phase ends.
  * Without a relay pid (`--url`: the bench did not start it) the relay is not measured, and the rest of the
