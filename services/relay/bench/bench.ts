@@ -2,6 +2,7 @@
 // The relay benchmark (DESIGN.md §8): the real relay as a child process, real WebSocket clients, signed events.
 // Order: sign every event ahead → start the relay → 1. ingest → store load → 2. REQ latency → 3. fan-out → stop.
 // With --url the same scenarios run against a relay the bench does not start (NIP-42 AUTH answered if asked).
+// With --tracing (tracing-bench.ts) or --replication (replication-bench.ts) only scenario 1 runs, on relays of its own.
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
@@ -23,7 +24,7 @@ import { randomBytes } from 'node:crypto'
 import { measureReqs, warmUp, type ReqResult, type StoreShape } from './req-latency.js'
 import * as report from './report.js'
 import { runTracing, type TracingResults } from './tracing-bench.js'
-import { faultsOf, relayCpuSeconds, REPLICATION_WARMUP_EVENTS, replicationFigures, runReplication } from './replication-bench.js'
+import { REPLICATION_WARMUP_EVENTS, replicationFigures, replicationSummary, runReplication } from './replication-bench.js'
 import { findEmulator } from '@msr/hints/emulator'
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url))
@@ -529,20 +530,9 @@ const replicationMain = async (options: BenchOptions, corpus: Corpus, env: Recor
     onRun: run => report.printReplicationRun(run),
     onInterruptible: stop => stopOnInterrupt(stop),
   })
-  const base = results.runs[0]
-  const lines = results.runs.map(r => {
-    const cpu = relayCpuSeconds(r)
-    const vs = base && r !== base ? ` (${(100 * (r.okPerSecond / base.okPerSecond - 1)).toFixed(1)} % vs ${base.label})` : ''
-    const visibility = r.visibility ? `; visibility p50 ${ms(r.visibility.p50)}, p99 ${ms(r.visibility.p99)}` : ''
-    return `${r.label.padEnd(15)}${int(r.okPerSecond)} OK/s${vs}, EVENT→OK p50 ${ms(r.ingest.ackLatency.p50)}, p99 ${ms(r.ingest.ackLatency.p99)}; ` +
-      `relay CPU ${cpu === undefined ? '?' : `${((1e6 * cpu) / Math.max(1, r.accepted)).toFixed(0)} ms`} per 1k OK${visibility}; on every relay ${int(r.everywhere)} of ${int(r.accepted)}`
-  })
+  const { lines, faults } = replicationSummary(results.runs)
   const others = otherProcessesText(results.runs.map(r => r.cpu))
-  if (others) lines.push(`machine        ${others}; load avg at the end ${machineInfo().loadAverage.toFixed(2)}`)
-  const { rejected, missing, closed } = results.runs.map(faultsOf).reduce((a, f) => ({ rejected: a.rejected + f.rejected, missing: a.missing + f.missing, closed: a.closed + f.closed }))
-  const faults = rejected + missing + closed
-  if (faults > 0)
-    lines.push(`FAULTS         ${int(rejected)} events rejected (other than "not yet replicated"), ${int(missing)} (accepted event, relay) pairs missing, ${closed} subscriptions closed by a relay (exit code 1)`)
+  if (others) lines.splice(results.runs.length, 0, `machine        ${others}; load avg at the end ${machineInfo().loadAverage.toFixed(2)}`)
   report.printReplicationClosing(results.runs, lines)
   const figures = replicationFigures(results.runs)
   report.printTable(figures, `the bench's relay children; replicas on the Pub/Sub emulator at ${results.emulator}`)

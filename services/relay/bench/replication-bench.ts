@@ -6,7 +6,7 @@
 // live subscription per relay records when each event arrived there: every accepted event must reach every
 // relay (live, or else served by REQ), and with three replicas the visibility is the OK on the origin → the
 // live EVENT on each other replica, both on the bench's clock.
-import { summarize, type Summary } from '@msr/bench'
+import { int, ms, summarize, type Summary } from '@msr/bench'
 import { startEmulator, type RunningEmulator } from '@msr/hints/emulator'
 import { BenchSocket, closeSockets, messageOf, openSockets, verbOf } from './bench-socket.js'
 import { IdTable } from './fanout.js'
@@ -383,11 +383,27 @@ export const runReplication = async (setup: ReplicationSetup): Promise<Replicati
 }
 
 /** Faults of a run: refusals other than "not yet replicated" (the bench's events are valid), accepted events missing on a relay, subscriptions the relay closed. */
-export const faultsOf = (run: ReplicationRun): { rejected: number; missing: number; closed: number } => ({
+const faultsOf = (run: ReplicationRun): { rejected: number; missing: number; closed: number } => ({
   rejected: run.ingest.rejected - run.notYetReplicated,
   missing: run.coverage.reduce((sum, c) => sum + c.missing, 0),
   closed: run.coverage.filter(c => c.closedCode !== undefined).length,
 })
+
+/** One summary line per configuration (against the first), a FAULTS line when any; `faults` > 0 means exit 1. */
+export const replicationSummary = (runs: readonly ReplicationRun[]): { lines: string[]; faults: number } => {
+  const base = runs[0]
+  const lines = runs.map(r => {
+    const cpu = relayCpuSeconds(r)
+    const vs = base && r !== base ? ` (${(100 * (r.okPerSecond / base.okPerSecond - 1)).toFixed(1)} % vs ${base.label})` : ''
+    const visibility = r.visibility ? `; visibility p50 ${ms(r.visibility.p50)}, p99 ${ms(r.visibility.p99)}` : ''
+    return `${r.label.padEnd(15)}${int(r.okPerSecond)} OK/s${vs}, EVENT→OK p50 ${ms(r.ingest.ackLatency.p50)}, p99 ${ms(r.ingest.ackLatency.p99)}; ` +
+      `relay CPU ${cpu === undefined ? '?' : `${((1e6 * cpu) / Math.max(1, r.accepted)).toFixed(0)} ms`} per 1k OK${visibility}; on every relay ${int(r.everywhere)} of ${int(r.accepted)}`
+  })
+  const { rejected, missing, closed } = runs.map(faultsOf).reduce((a, f) => ({ rejected: a.rejected + f.rejected, missing: a.missing + f.missing, closed: a.closed + f.closed }))
+  if (rejected + missing + closed > 0)
+    lines.push(`FAULTS         ${int(rejected)} events rejected (other than "not yet replicated"), ${int(missing)} (accepted event, relay) pairs missing, ${closed} subscriptions closed by a relay (exit code 1)`)
+  return { lines, faults: rejected + missing + closed }
+}
 
 const sum = (values: ReadonlyArray<number | undefined>): number | undefined => (values.some(v => v === undefined) ? undefined : values.reduce<number>((a, v) => a + (v ?? 0), 0))
 
