@@ -1,6 +1,6 @@
 // What the figures were measured on, and the CPU time and memory of processes (Linux /proc), so that a report
 // can say how the cores were shared between the service under test, the load generator and the rest.
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { arch, availableParallelism, cpus, loadavg, platform, release, totalmem } from 'node:os'
 
 /** The machine, as printed at the top of the report. */
@@ -30,6 +30,8 @@ const TICKS_PER_SECOND = 100
 export interface ProcStat {
   pid: number
   ppid: number
+  /** The process group it belongs to. */
+  pgrp: number
   /** utime + stime: all its threads, seconds. */
   own: number
   /** stime: in the kernel on the process's behalf (syscalls: socket writes and reads, fsync), seconds. */
@@ -47,10 +49,24 @@ export const readProcStat = (pid: number, file = `/proc/${pid}/stat`): ProcStat 
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number)
     const at = (i: number) => f[i] ?? 0
     const seconds = (ticks: number) => ticks / TICKS_PER_SECOND
-    return { pid, ppid: at(1), own: seconds(at(11) + at(12)), kernel: seconds(at(12)), children: seconds(at(13) + at(14)), childrenKernel: seconds(at(14)) }
+    return { pid, ppid: at(1), pgrp: at(2), own: seconds(at(11) + at(12)), kernel: seconds(at(12)), children: seconds(at(13) + at(14)), childrenKernel: seconds(at(14)) }
   } catch {
     return undefined
   }
+}
+
+/** CPU seconds used so far by the live processes of a process group (all their threads), or undefined off Linux. */
+export const processGroupCpuSeconds = (pgid: number): number | undefined => {
+  let pids: string[]
+  try {
+    pids = readdirSync('/proc').filter(d => /^\d+$/.test(d))
+  } catch {
+    return undefined
+  }
+  return pids.reduce((sum, d) => {
+    const stat = readProcStat(Number(d))
+    return stat?.pgrp === pgid ? sum + stat.own : sum
+  }, 0)
 }
 
 /** CPU seconds used so far by this process (the load generator, all its threads). */

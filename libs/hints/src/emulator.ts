@@ -132,6 +132,8 @@ export interface RunningEmulator {
   /** `127.0.0.1:PORT`, for `PUBSUB_EMULATOR_HOST` or a client's `apiEndpoint`. */
   host: string
   projectId: string
+  /** The id of the emulator's process group (its supervising shell leads it; the JVM runs in it): for CPU accounting. */
+  processGroup: number
   /** Creates a topic; `retentionSeconds` keeps its messages (acknowledged or not) that long, for seeks back in time. */
   createTopic(name: string, opts?: { retentionSeconds?: number }): Promise<void>
   createSubscription(topic: string, name: string, opts?: { enableMessageOrdering?: boolean; ackDeadlineSeconds?: number }): Promise<void>
@@ -184,15 +186,16 @@ export const startEmulator = async (opts: { projectId?: string; timeoutMs?: numb
     throw err
   }
   const signal = (name: NodeJS.Signals) => (): void => signalGroup(child, name)
-  return running(host, opts.projectId ?? DEFAULT_PROJECT, { stop, pause: signal('SIGSTOP'), resume: signal('SIGCONT') })
+  return running(host, opts.projectId ?? DEFAULT_PROJECT, child.pid ?? -1, { stop, pause: signal('SIGSTOP'), resume: signal('SIGCONT') })
 }
 
 /** The admin side, over the real client so tests exercise what production uses. */
-const running = (host: string, projectId: string, control: { stop: () => Promise<void>; pause: () => void; resume: () => void }): RunningEmulator => {
+const running = (host: string, projectId: string, processGroup: number, control: { stop: () => Promise<void>; pause: () => void; resume: () => void }): RunningEmulator => {
   const admin = new PubSub({ projectId, apiEndpoint: host, emulatorMode: true, universeDomain: 'googleapis.com' })
   return {
     host,
     projectId,
+    processGroup,
     createTopic: async (name, opts = {}) =>
       void (await admin.createTopic({ name, ...(opts.retentionSeconds && { messageRetentionDuration: { seconds: opts.retentionSeconds } }) })),
     createSubscription: async (topic, name, opts = {}) => void (await admin.topic(topic).createSubscription(name, opts)),

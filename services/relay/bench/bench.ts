@@ -2,6 +2,7 @@
 // The relay benchmark (DESIGN.md §8): the real relay as a child process, real WebSocket clients, signed events.
 // Order: sign every event ahead → start the relay → 1. ingest → store load → 2. REQ latency → 3. fan-out → stop.
 // With --url the same scenarios run against a relay the bench does not start (NIP-42 AUTH answered if asked).
+// With --tracing (tracing-bench.ts) or --replication (replication-bench.ts) only scenario 1 runs, on relays of its own.
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
@@ -23,6 +24,8 @@ import { randomBytes } from 'node:crypto'
 import { measureReqs, warmUp, type ReqResult, type StoreShape } from './req-latency.js'
 import * as report from './report.js'
 import { runTracing, type TracingResults } from './tracing-bench.js'
+import { REPLICATION_WARMUP_EVENTS, replicationFigures, replicationSummary, runReplication } from './replication-bench.js'
+import { findEmulator } from '@msr/hints/emulator'
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url))
 const DAY = 86_400
@@ -36,6 +39,8 @@ interface Corpus {
   fanoutSaturation: Buffer[]
   /** Untimed events published before each fan-out round, one slice per round. */
   fanoutWarmup: Buffer[][]
+  /** `--replication`: untimed events each configuration's relays take first (a replica's first publishes are slow). */
+  replicationWarmup: Buffer[]
   shape: StoreShape
   /** The signing keys (64 hex): with --url, one of them answers NIP-42 challenges. */
   secrets: string[]
@@ -123,14 +128,15 @@ const prepare = async (options: BenchOptions): Promise<Corpus & { seconds: numbe
   const saturation = options.scenarios.has('fanout') && options.saturation ? options.saturationEvents : 0
   const rounds = 1 + (options.separate ? 1 : 0) + (saturation > 0 ? 1 : 0)
   const warm = Math.min(100, Math.ceil(fanout / 10))
-  const counts = [notes, extra, fanout, options.separate ? fanout : 0, saturation, warm * rounds]
+  const counts = [notes, extra, fanout, options.separate ? fanout : 0, saturation, warm * rounds, options.replication ? REPLICATION_WARMUP_EVENTS : 0]
   const starts = counts.map((_, i) => counts.slice(0, i).reduce((a, b) => a + b, 0))
-  const mixes: Array<'notes' | 'mixed'> = ['notes', 'mixed', 'notes', 'notes', 'notes', 'notes']
+  const mixes: Array<'notes' | 'mixed'> = ['notes', 'mixed', 'notes', 'notes', 'notes', 'notes', 'notes']
   const jobs: CorpusJob[] = counts.map((count, i) => ({ ...(i < 2 ? stored : live), mix: mixes[i] ?? 'notes', start: starts[i] ?? 0, count }))
-  const [n, x, f, s, sat, w] = await signCorpus(jobs)
+  const [n, x, f, s, sat, w, rw] = await signCorpus(jobs)
   return {
     notes: n ?? [], extra: x ?? [], fanout: f ?? [], fanoutSeparate: s ?? [], fanoutSaturation: sat ?? [],
     fanoutWarmup: Array.from({ length: rounds }, (_, r) => (w ?? []).slice(r * warm, (r + 1) * warm)),
+    replicationWarmup: rw ?? [],
     shape: { pubkeys, pools, ids: idSample([...(n ?? []), ...(x ?? [])], 20_000), createdFrom: stored.createdFrom, createdTo: stored.createdTo },
     secrets,
     seconds: (performance.now() - started) / 1000,
@@ -404,8 +410,10 @@ const main = async (): Promise<number> => {
     return 0
   }
   report.printHeader(machineInfo(), options.quick)
+  const emulator = options.replication ? findEmulator() : undefined
+  if (emulator && 'missing' in emulator) return replicationSkipped(options, emulator.missing)
   const corpus = await prepare(options)
-  const total = [corpus.notes, corpus.extra, corpus.fanout, corpus.fanoutSeparate, corpus.fanoutSaturation, ...corpus.fanoutWarmup].reduce((sum, f) => sum + f.length, 0)
+  const total = [corpus.notes, corpus.extra, corpus.fanout, corpus.fanoutSeparate, corpus.fanoutSaturation, ...corpus.fanoutWarmup, corpus.replicationWarmup].reduce((sum, f) => sum + f.length, 0)
   report.printPrepared(total, corpus.seconds, availableParallelism(), corpus.signer, options.keys)
   if (options.url) return remoteMain(options, options.url, corpus)
 
@@ -421,6 +429,7 @@ const main = async (): Promise<number> => {
     ...(pinned && { RELAY_VERIFICATION__BACKEND: 'native' }),
   }
   if (options.tracing) return tracingMain(options, corpus.notes, env, pinned, profDir)
+  if (options.replication) return replicationMain(options, corpus, env, pinned)
   const results: Results = {}
   // Scenario 4 on a relay of its own: the others leave garbage, a store and a grown heap behind that blur a
   // per-connection figure, and 10,000 connections just closed would slow the others.
@@ -502,6 +511,32 @@ const tracingMain = async (
   if (rejected > 0) lines.push(`FAULTS      ${rejected} rejected events (exit code 1)`)
   report.printTracingClosing(results.runs, lines)
   if (options.json) writeFileSync(options.json, JSON.stringify({ options: { ...options, scenarios: [...options.scenarios] }, tracing: results }, resultsReplacer('samples'), 2))
+  return faults > 0 ? 1 : 0
+}
+
+/** `--replication` where the machine has no Pub/Sub emulator: said, written to the JSON, exit 0 (as the tests skip). */
+const replicationSkipped = (options: BenchOptions, why: string): number => {
+  report.printReplicationSkipped(why)
+  if (options.json) writeFileSync(options.json, JSON.stringify({ options: { ...options, scenarios: [...options.scenarios] }, skipped: why, figures: [] }, null, 2))
+  return 0
+}
+
+/** `--replication`: scenario 1 on one relay without replication, one replica, three replicas; exit 1 on faults (rejects, events missing on a relay). */
+const replicationMain = async (options: BenchOptions, corpus: Corpus, env: Record<string, string | undefined>, pinned: boolean): Promise<number> => {
+  report.printReplicationSetup(verifierText({ verifier: undefined }, pinned), options.relayLogLevel, corpus.notes.length, options.connections, options.window)
+  const results = await runReplication({
+    launch: { cli: CLI, env, logLevel: options.relayLogLevel, configFile: options.relayConfig },
+    frames: corpus.notes, warmup: corpus.replicationWarmup, connections: options.connections, window: options.window, quietMaxMs: options.quick ? 5000 : 20_000,
+    onRun: run => report.printReplicationRun(run),
+    onInterruptible: stop => stopOnInterrupt(stop),
+  })
+  const { lines, faults } = replicationSummary(results.runs)
+  const others = otherProcessesText(results.runs.map(r => r.cpu))
+  if (others) lines.splice(results.runs.length, 0, `machine        ${others}; load avg at the end ${machineInfo().loadAverage.toFixed(2)}`)
+  report.printReplicationClosing(results.runs, lines)
+  const figures = replicationFigures(results.runs)
+  report.printTable(figures, `the bench's relay children; replicas on the Pub/Sub emulator at ${results.emulator}`)
+  if (options.json) writeFileSync(options.json, JSON.stringify({ options: { ...options, scenarios: [...options.scenarios] }, replication: results, figures }, resultsReplacer('samples'), 2))
   return faults > 0 ? 1 : 0
 }
 

@@ -2,6 +2,20 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { parseBenchOptions, UsageError } from './options.js'
 
+describe('bench options: --replication', () => {
+  it('runs scenario 1 only, from the flag or BENCH_REPLICATION, with the ingest preset', () => {
+    for (const options of [parseBenchOptions(['--replication', '--quick'], {}), parseBenchOptions([], { BENCH_REPLICATION: '1', BENCH_QUICK: '1' })]) {
+      assert.deepEqual([options.replication, [...options.scenarios], options.events, options.connections, options.window], [true, ['ingest'], 5000, 20, 10])
+    }
+    assert.equal(parseBenchOptions([], {}).replication, false)
+  })
+
+  it('is refused with --url, --tracing, --cpu-prof and --only', () => {
+    for (const args of [['--url', 'ws://127.0.0.1:1'], ['--tracing'], ['--cpu-prof'], ['--only', 'ingest']])
+      assert.throws(() => parseBenchOptions(['--replication', ...args], {}), (e: unknown) => e instanceof UsageError && e.message.includes('--replication'), args.join(' '))
+  })
+})
+
 describe('bench options: fan-out at saturation', () => {
   it('runs by default: 8 publishers, 20,000 events, window 50 (quick: 4 and 2,000)', () => {
     const full = parseBenchOptions([], {})

@@ -36,6 +36,11 @@ export interface BenchOptions {
   /** `--tracing`: only scenario 1, on fresh relays with tracing off, sampled at 1 % and at 100 %, `tracingRounds` times each. */
   tracing: boolean
   tracingRounds: number
+  /**
+   * `--replication`: only scenario 1, on one relay without replication, one replica and three replicas on the
+   * Pub/Sub emulator (each its own process), connections spread round-robin over the replicas.
+   */
+  replication: boolean
   /** Scenario 4: idle connections held while the relay's memory is read. */
   idle: number
   scenarios: Set<Scenario>
@@ -78,6 +83,7 @@ const FLAGS: Record<Numeric, string> = {
 
 /** The --help text. */
 export const USAGE = `usage: npm run bench [-- options]        (or: node services/relay/dist/bench/bench.js [options])
+       npm run bench:replication [-- options]   (the same with --replication)
 
 Starts the compiled relay on a temp data dir and a free loopback port, drives it over WebSocket with
 signed events, prints a report and a table of the figures, stops it with SIGTERM and removes the temp dir.
@@ -115,6 +121,12 @@ With --url it runs the same scenarios against a relay that is already running, a
                             the bench); a table of OK/s, EVENT→OK p50/p99, relay
                             CPU per 1k OK and the change vs off
   --tracing-rounds N        --tracing: rounds of off,1 %,100 % (default 3; quick 2) BENCH_TRACING_ROUNDS
+  --replication             only 1. ingest, on one relay without replication, one  BENCH_REPLICATION=1
+                            replica and three replicas on the Pub/Sub emulator
+                            (skipped, saying why, without it); connections spread
+                            round-robin over the replicas; OK/s, EVENT→OK p50/p99,
+                            CPU of each relay and of the emulator, visibility on
+                            the other replicas, every event on every replica
   --cpu-prof [DIR]          run the relay with --cpu-prof, summarize hot functions  BENCH_CPU_PROF=DIR|1
   --profile [DIR]           the same as --cpu-prof                                  BENCH_PROFILE=DIR|1
   --url ws://HOST:PORT      run against this relay instead of starting one          BENCH_URL
@@ -157,6 +169,7 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
     'relay-log-level': { type: 'string' },
     'relay-config': { type: 'string' },
     tracing: { type: 'boolean' },
+    replication: { type: 'boolean' },
     url: { type: 'string' },
     'no-load': { type: 'boolean' },
   } as const
@@ -172,12 +185,15 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
   const { flags, numbers, quick, cpuProf, json, help } = parsed
   // npm_config_tracing: `npm run bench --tracing` without `--`, as for --quick.
   const tracing = Boolean(flags.tracing) || truthy(env.BENCH_TRACING) === true || env.npm_config_tracing === 'true'
+  const replication = Boolean(flags.replication) || truthy(env.BENCH_REPLICATION) === true || env.npm_config_replication === 'true'
+  if (replication) refuseWithReplication(tracing, cpuProf, (flags.only as string | undefined) ?? env.BENCH_ONLY)
   const url = urlOf((flags.url as string | undefined) ?? (env.BENCH_URL || undefined))
   const load = !flags['no-load'] && truthy(env.BENCH_LOAD) !== false
   if (url !== undefined) {
     const refused = [
       cpuProf !== undefined && '--cpu-prof/--profile (it profiles the relay child the bench starts)',
       tracing && '--tracing (it starts a relay per tracing mode)',
+      replication && '--replication (it starts the relays and the emulator)',
       flags['relay-config'] !== undefined && '--relay-config',
       flags['relay-log-level'] !== undefined && '--relay-log-level',
     ].filter(Boolean)
@@ -190,7 +206,8 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
     saturation: !flags['no-saturation'] && truthy(env.BENCH_SATURATION) !== false,
     reqBaseline: !flags['no-req-baseline'] && truthy(env.BENCH_REQ_BASELINE) !== false,
     tracing,
-    scenarios: tracing ? new Set<Scenario>(['ingest']) : scenariosOf((flags.only as string | undefined) ?? env.BENCH_ONLY),
+    replication,
+    scenarios: tracing || replication ? new Set<Scenario>(['ingest']) : scenariosOf((flags.only as string | undefined) ?? env.BENCH_ONLY),
     cpuProf,
     relayLogLevel: (flags['relay-log-level'] as string | undefined) ?? env.BENCH_RELAY_LOG_LEVEL ?? 'warn',
     relayConfig: flags['relay-config'] as string | undefined,
@@ -199,6 +216,12 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
     load,
     help,
   }
+}
+
+/** `--replication` runs scenario 1 only, on relays and an emulator of its own, unprofiled. */
+const refuseWithReplication = (tracing: boolean, cpuProf: string | undefined, only: string | undefined): void => {
+  const refused = [tracing && '--tracing', cpuProf !== undefined && '--cpu-prof/--profile', only && '--only'].filter(Boolean)
+  if (refused.length > 0) throw new UsageError(`--replication runs scenario 1 (ingest) on relays of its own; it cannot be combined with ${refused.join(', ')}`)
 }
 
 /** The --url value: a ws:// or wss:// URL (http(s):// is taken as ws(s)://). */

@@ -38,8 +38,12 @@ interface Lane {
 export interface PublishTrace {
   /** Filled with the performance.now() at which frames[i] was sent. */
   sentAt?: Float64Array
+  /** Filled with the performance.now() at which the OK to frames[i] arrived. */
+  okAt?: Float64Array
   /** Filled with the ids (64 hex) of the events answered `OK false`, rate limited included. */
   notAccepted?: Set<string>
+  /** Filled with the message of each `OK false`, by event id. */
+  refusals?: Map<string, string>
 }
 
 /** Frames per socket when `count` frames are split over `sockets` (contiguous slices; the last may be shorter). */
@@ -101,8 +105,9 @@ const runLane = (
       const now = performance.now()
       progressAt = now
       latencies.push(now - (lane.sentAt[lane.acked - lane.from] as number))
+      if (trace.okAt) trace.okAt[lane.acked] = now
       lane.acked++
-      tally(frame, result, trace.notAccepted)
+      tally(frame, result, trace)
       onOk(now)
       if (lane.acked === lane.to) return void (clearInterval(watchdog), resolve())
       if (!refillScheduled) {
@@ -113,12 +118,14 @@ const runLane = (
     refill()
   })
 
-const tally = (frame: Buffer, result: PublishResult, notAccepted: Set<string> | undefined): void => {
+const tally = (frame: Buffer, result: PublishResult, trace: PublishTrace): void => {
   const outcome = okOutcome(frame)
   if (outcome === 'stored') return void result.stored++
   if (outcome === 'duplicate') return void result.duplicates++
-  notAccepted?.add(String((JSON.parse(frame.toString('utf8')) as unknown[])[1]))
+  const id = String((JSON.parse(frame.toString('utf8')) as unknown[])[1])
   const message = messageOf(frame)
+  trace.notAccepted?.add(id)
+  trace.refusals?.set(id, message)
   if (isRateLimited(message)) {
     result.rateLimited++
     result.rateLimitedExample ??= message

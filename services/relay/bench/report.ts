@@ -5,6 +5,7 @@ import type { FanoutResult } from './fanout.js'
 import type { CpuShare } from './machine.js'
 import type { PublishResult } from './publish.js'
 import type { ReqResult } from './req-latency.js'
+import { relayCpuSeconds, type ReplicationRun } from './replication-bench.js'
 
 /** DESIGN.md §8 targets on the 2-core development machines; fan-out at saturation: the performance issue's. */
 export const TARGETS = { ingestPerSecond: 5000, reqP99Ms: 20, fanoutPerSecond: 100_000, saturationPerSecond: 1_000_000 }
@@ -314,4 +315,55 @@ export const printTracingClosing = (
   line()
   line('Summary')
   for (const s of summary) line(`  ${s}`)
+}
+
+/** `--replication` without an emulator: why nothing ran. */
+export const printReplicationSkipped = (why: string): void => {
+  line()
+  row('SKIPPED', `--replication needs the Google Cloud SDK's Pub/Sub emulator: ${why}`)
+}
+
+/** `--replication`: the relays and what each configuration runs. */
+export const printReplicationSetup = (verifier: string, logLevel: string, events: number, connections: number, window: number): void => {
+  row('relays', `a fresh child per relay on a temp data dir and a free loopback port, log level ${logLevel}`)
+  row('verifier', verifier)
+  row('replicas', `a fresh topic of the Pub/Sub emulator per configuration, a subscription per replica made first; on_bus_outage "refuse", ack_timeout default`)
+  line()
+  line(`1. Ingest, ${int(events)} distinct signed kind-1 events, ${connections} connections (round-robin over the replicas), ≤${window} unanswered each,`)
+  line(`   on one relay without replication, one replica, three replicas; one live subscription {kinds:[1]} per relay`)
+}
+
+const coresText = (seconds: number | undefined, wall: number): string => (seconds === undefined ? '?' : `${seconds.toFixed(2)} s (${(seconds / wall).toFixed(2)} cores)`)
+
+/** One configuration, as it ends. */
+export const printReplicationRun = (r: ReplicationRun): void => {
+  const { cpu } = r
+  line()
+  const warm = r.warmupSeconds === undefined ? 'warm-up events NOT on every relay within 30 s' : `warm-up events on every relay after ${sec(r.warmupSeconds)}`
+  const waited = r.waitedSeconds >= 1 ? `; waited ${sec(r.waitedSeconds)} for a quiet machine` : ''
+  line(`  ${r.label}${r.relays > 1 ? ` (connections per replica ${r.connectionsPerRelay.join('/')})` : ''}: started in ${sec(r.startSeconds)}; ${warm}${waited}`)
+  row('  accepted', `${int(r.accepted)} of ${int(r.ingest.sent)} in ${sec(r.ingest.seconds)}: ${int(r.okPerSecond)} OK/s; rejected ${int(r.ingest.rejected)}` +
+    (r.replication ? ` (of them OK false "not yet replicated": ${int(r.notYetReplicated)})` : ''))
+  for (const [prefix, { count, example }] of r.ingest.rejectReasons) row('    rejected', `${int(count)} × ${prefix}: e.g. "${example}"`)
+  row('  EVENT→OK', latencyText(r.ingest.ackLatency))
+  const each = r.relays > 1 ? ` (${cpu.relaySeconds.map((s, i) => `replica ${i} ${s === undefined ? '?' : s.toFixed(2)}`).join(', ')} s)` : ''
+  row('  cpu', `relay${r.relays > 1 ? 's' : ''} ${coresText(relayCpuSeconds(r), cpu.wallSeconds)}${each}, emulator ${coresText(cpu.emulatorSeconds, cpu.wallSeconds)}, ` +
+    `generator ${coresText(cpu.generatorSeconds, cpu.wallSeconds)}, other processes ${cpu.otherSeconds === undefined ? '?' : (cpu.otherSeconds / cpu.wallSeconds).toFixed(2)} cores ` +
+    `(first EVENT → last delivery, ${sec(cpu.wallSeconds)})`)
+  row('  delivered', `accepted events on every relay ${int(r.everywhere)} of ${int(r.accepted)}; per relay live ${r.coverage.map(c => int(c.live)).join('/')}, ` +
+    `by REQ ${r.coverage.map(c => int(c.servedByReq)).join('/')}, missing ${r.coverage.map(c => int(c.missing)).join('/')}` +
+    (r.coverage.some(c => c.duplicates) ? `, duplicates ${r.coverage.map(c => int(c.duplicates)).join('/')}` : '') +
+    (r.coverage.some(c => c.closedCode !== undefined) ? `; subscription closed by the relay (code ${r.coverage.map(c => c.closedCode ?? '-').join('/')})` : ''))
+  if (r.visibility) row('  visibility', `${latencyText(r.visibility)} (OK on the origin → live EVENT on each other replica, bench clock; n ${int(r.visibility.n)})`)
+}
+
+/** `--replication`: the relays' warnings and stops over all configurations, and the summary lines. */
+export const printReplicationClosing = (runs: readonly ReplicationRun[], summary: string[]): void => {
+  line()
+  const warnings = runs.reduce((n, r) => n + r.warningCount, 0)
+  row('relay log', warnings === 0 ? 'no warnings or errors on any relay' : `${warnings} warnings/errors:`)
+  for (const r of runs) for (const w of r.warnings.slice(0, 5)) row(`  ${w.severity}`, `[${r.label}] ${w.message}`)
+  const stops = runs.flatMap(r => r.stops)
+  row('relay stop', `SIGTERM → exit ${[...new Set(stops.map(s => String(s.code ?? s.signal)))].join(', ')}; slowest stop ${sec(Math.max(...stops.map(s => s.seconds)))}; temp dirs removed`)
+  printSummary(summary)
 }

@@ -5,7 +5,7 @@
 import { join } from 'node:path'
 import { nowUs, type Phase, type Stopped } from '@msr/bench'
 import { closeSockets, openSockets } from './bench-socket.js'
-import { startCpuShare, type CpuShare } from './machine.js'
+import { startCpuShare, waitForQuiet, type CpuShare } from './machine.js'
 import { startOtlpSink, type SinkCounts } from './otlp-sink.js'
 import { publish, type PublishResult } from './publish.js'
 import { startRelayProcess, type RelayLaunch } from './relay-process.js'
@@ -92,26 +92,6 @@ export interface TracingSetup {
   onRelay(stop: () => Promise<unknown>): () => void
 }
 
-/** Before a run: other processes must use at most this many cores over half a second … */
-const QUIET_CORES = 0.25
-/** … but the run starts anyway after this long. */
-const QUIET_MAX_MS = 20_000
-
-/**
- * Waits until the rest of the machine is quiet (a build or test elsewhere on 2 cores moves the figures more
- * than tracing does), at most QUIET_MAX_MS; returns how long it waited.
- */
-const waitForQuiet = async (relayPid: number): Promise<number> => {
-  const started = performance.now()
-  while (performance.now() - started < QUIET_MAX_MS) {
-    const end = startCpuShare(relayPid)
-    await new Promise(resolve => setTimeout(resolve, 500))
-    const { otherSeconds, wallSeconds } = end()
-    if (otherSeconds === undefined || otherSeconds / wallSeconds <= QUIET_CORES) break
-  }
-  return (performance.now() - started) / 1000
-}
-
 const slug = (label: string): string => (label === 'off' ? 'off' : `${label.replace(/\D/g, '')}pct`)
 
 /** Runs every mode `rounds` times, alternating, and compares each mode's best round to off's. */
@@ -144,7 +124,8 @@ export const runTracing = async (setup: TracingSetup): Promise<TracingResults> =
         let waitedSeconds = 0
         try {
           const sockets = await openSockets(relay.url, setup.connections)
-          waitedSeconds = await waitForQuiet(relay.pid)
+          // A build or test elsewhere on 2 cores moves the figures more than tracing does.
+          waitedSeconds = await waitForQuiet([relay.pid])
           const endCpu = startCpuShare(relay.pid)
           const fromUs = nowUs()
           ingest = await publish(sockets, setup.frames, setup.window)
