@@ -523,11 +523,18 @@ export const runCli = (args: string[], env: Record<string, string>, cwd: string)
   }
 }
 
+/**
+ * How long `serveCli` waits for 'relay listening': a relay restoring a large snapshot at boot (a replacement
+ * replica in the replication soak, 40,000+ events by cycle 60, on a loaded machine) listens only after it.
+ * A relay that fails to start exits, which ends the wait at once.
+ */
+const LISTEN_TIMEOUT_MS = 90_000
+
 /** Starts `msr-relay serve` on `port` and waits until it listens; a process that does not come up is killed. */
 export const serveCli = async (port: number, env: Record<string, string>, cwd: string, args: string[] = []): Promise<CliProcess> => {
   const cli = runCli(['serve', ...args], { PORT: String(port), RELAY_VERIFICATION__WORKERS: '1', RELAY_LOG__LEVEL: 'info', ...env }, cwd)
   try {
-    await cli.waitForLog(r => r.message === 'relay listening')
+    await cli.waitForLog(r => r.message === 'relay listening', LISTEN_TIMEOUT_MS)
   } catch (error) {
     if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL')
     throw error
