@@ -197,7 +197,10 @@ class Cluster {
         RELAY_LOG__LEVEL: 'info', // serveCli waits for the 'relay listening' line
       },
       this.dir,
-    )
+    ).catch(async (error: unknown) => {
+      await link.close() // nothing else would: the process would not exit
+      throw error
+    })
     const replica = { slot, generation, port, cli, dataDir, link }
     this.replicas[slot] = replica
     await waitUntil(async () => (await get(replica, '/readyz')).status === 200, `replica ${slot} (generation ${generation}) to report ready`, 60_000, 50)
