@@ -1,6 +1,7 @@
 // The long replication kill-cycle run: `npm run soak:replication` from the repository root (it builds first),
 // or node services/relay/dist/bench/soak-replication.js. Three relay CLI replicas on the Pub/Sub emulator;
-// SOAK_CYCLES times (default 100) one of them is SIGKILLed mid-ingest, its data directory deleted and an
+// SOAK_CYCLES times (default 100) one of them (the snapshot writer too, cut off the bus first until it has
+// snapshotted events only it holds) is SIGKILLed mid-ingest, its data directory deleted and an
 // empty replacement bootstrapped from the newest snapshot plus a seek of its subscription; then the emulator
 // is frozen for SOAK_PAUSE_MS (default 30000) while clients publish ("refuse": OK false "error: …"), and
 // everything must reach every replica once it answers (test/replication-cycles.ts says what is checked).

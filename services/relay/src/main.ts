@@ -85,7 +85,7 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
       verifier,
       logger,
       observer: replicationObserver(metrics),
-      fanOutEphemeral: valid => relay.fanOut.enqueue([valid]),
+      fanOut: events => relay.fanOut.enqueue(events),
     })
     const relay = new Relay({ settings, writer, verifier, queries, logger, metrics, replication: replication?.gate })
     const startedEmpty = store.size() === 0
@@ -100,6 +100,7 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
           snapshots,
           writer,
           queueHints: transport !== undefined,
+          queueReplication: replication !== undefined,
           logger,
           observer: backupObserver(metrics),
           ...(replication && { complete: () => replication.catchUp.caughtUp }),

@@ -115,7 +115,7 @@ export class Relay {
     this.fanOut = new FanOut(this.live, n => metrics.deliveries.inc(n), visible)
     const { replication } = deps
     const fanOut = (batch: Parameters<FanOut['enqueue']>[0]) => this.fanOut.enqueue(batch)
-    deps.writer.onCommitted(replication ? batch => replication.deliver(batch, fanOut) : fanOut)
+    deps.writer.onCommitted(replication ? batch => replication.deliver(batch) : fanOut)
     this.ingest = createIngest({
       settings,
       verifier: deps.verifier,

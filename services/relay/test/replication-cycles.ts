@@ -2,21 +2,27 @@
 // clients publish a seeded mix (test/crash-cycles.ts's: notes, replaceable, addressable, deletions by e and
 // by a, 445/446) across all three; each cycle SIGKILLs one replica mid-ingest, deletes its data directory
 // and starts a replacement on an empty one, which bootstraps from the newest snapshot plus a seek of its
-// subscription. After each cycle every event that got OK true must be served by every replica (the
-// survivors and the replacement), nothing deleted or replaced may be served, and the three fingerprints
-// must be equal. Optionally (the soak) the emulator is then frozen: OKs under "refuse" must be
-// `OK false "error: …"`, and everything must reach every replica once it answers again.
+// subscription. Any replica may be the victim, the one that writes the snapshots included: that one first
+// loses its link to the bus (a TCP relay between it and the emulator stops passing anything) until it has
+// written a snapshot, so it dies with events in its replication outbox that the newest snapshot holds and
+// no other replica does; its replacement (the same configuration, as Cloud Run or a StatefulSet would start
+// it: it writes the snapshots from then on) must publish them. After each cycle every event that got OK
+// true must be served by every replica (the survivors and the replacement), nothing deleted or replaced may
+// be served, and the three fingerprints must be equal. Optionally (the soak) the emulator is then frozen:
+// OKs under "refuse" must be `OK false "error: …"`, and everything must reach every replica once it answers again.
 import { rm } from 'node:fs/promises'
+import { createServer, connect, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { seededRandom, type Random } from '@msr/bench'
 import { startEmulator, type RunningEmulator } from '@msr/hints/emulator'
+import { snapshotTime } from '@msr/storage'
 import { acked, expectations, nextEvent, served, type Author } from './crash-cycles.js'
 import { freePort, newSigner, serveCli, sign, stopCli, tempDir, TestClient, waitUntil, withTimeout, type CliProcess, type NostrEvent, type Signer } from './harness.js'
 
 const TOPIC = 'relay-events'
 const ADMIN_KEY = 'replication-cycles-admin-key-0123'
-/** Replica 0 writes the snapshots and is never killed (see the README: a snapshot taken by a replica that then dies may hold events it never published). */
+/** Replica 0 writes the snapshots (every 5 s; the others' interval is longer than a cycle), and so does each replacement of it. */
 const SNAPSHOT_WRITER = 0
 const REPLICAS = 3
 /** A client's pause between batches: a steady load two cores carry alongside three relays and the emulator's JVM. */
@@ -65,6 +71,11 @@ export interface ReplicationCycleReport {
   bootstrapSeconds: number[]
   /** Events in the store of the last replica when it was ready. */
   lastStoreEvents: number
+  /**
+   * Each kill of the snapshot writer: its replication outbox when killed (cut off from the bus since before its
+   * newest snapshot) and the entries its replacement's restore queued again from that snapshot.
+   */
+  writerKills: Array<{ outbox: number; requeued: number }>
   /** The outage (pauseMs > 0): events sent while frozen, answered OK false "error:", OK true (must be 0), not reaching every replica afterwards (must be 0), and the seconds until they had. */
   outage?: { sent: number; refusedWithError: number; okTrueDuringPause: number; notDrained: number; drainSeconds: number }
   problems: string[]
@@ -76,6 +87,45 @@ interface Replica {
   port: number
   cli: CliProcess
   dataDir: string
+  /** Its way to the emulator. */
+  link: BusLink
+}
+
+/**
+ * A TCP relay between one replica and the emulator (its PUBSUB_EMULATOR_HOST) that can be cut: then nothing
+ * passes either way, as for a replica that lost its network to Pub/Sub. A publish sent meanwhile never
+ * reaches the emulator (freezing the emulator would not do: it reads what waited in its socket once resumed).
+ */
+class BusLink {
+  private cut = false
+  private readonly sockets = new Set<Socket>()
+  private server: Server | undefined
+
+  /** Listens on a free local port, relaying to `target` (host:port). */
+  async open(target: string): Promise<string> {
+    const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))]
+    const server = (this.server = createServer(inbound => {
+      const outbound = connect(port, host)
+      for (const [from, to] of [[inbound, outbound], [outbound, inbound]] as const) {
+        this.sockets.add(from)
+        from.on('data', chunk => void (this.cut || to.write(chunk)))
+        from.on('close', () => (this.sockets.delete(from), to.destroy()))
+        from.on('error', () => to.destroy())
+      }
+    }))
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    return `127.0.0.1:${(server.address() as { port: number }).port}`
+  }
+
+  /** From now on nothing passes. */
+  sever(): void {
+    this.cut = true
+  }
+
+  close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy()
+    return new Promise(resolve => (this.server ? this.server.close(() => resolve()) : resolve()))
+  }
 }
 
 const subscriptionOf = (slot: number, generation: number): string => `replica-${slot}-${generation}`
@@ -116,6 +166,8 @@ class Cluster {
     if (!this.made.has(subscription)) await this.make(subscription)
     this.log.push(`${new Date().toISOString()} starting replica ${slot} (generation ${generation})`)
     if (this.fromCreation) await this.emulator.seek(subscription, new Date())
+    const link = new BusLink()
+    const linkHost = await link.open(this.emulator.host) // first: freePort cannot hand out its port then
     const port = await freePort()
     const dataDir = join(this.dir, `data-${slot}-${generation}`)
     const started = Date.now()
@@ -123,7 +175,7 @@ class Cluster {
     const cli = await serveCli(
       port,
       {
-        PUBSUB_EMULATOR_HOST: this.emulator.host,
+        PUBSUB_EMULATOR_HOST: linkHost,
         RELAY_DATA__PATH: dataDir,
         RELAY_REPLICATION__TOPIC: TOPIC,
         RELAY_REPLICATION__PROJECT_ID: this.emulator.projectId,
@@ -145,8 +197,11 @@ class Cluster {
         RELAY_LOG__LEVEL: 'info', // serveCli waits for the 'relay listening' line
       },
       this.dir,
-    )
-    const replica = { slot, generation, port, cli, dataDir }
+    ).catch(async (error: unknown) => {
+      await link.close() // nothing else would: the process would not exit
+      throw error
+    })
+    const replica = { slot, generation, port, cli, dataDir, link }
     this.replicas[slot] = replica
     await waitUntil(async () => (await get(replica, '/readyz')).status === 200, `replica ${slot} (generation ${generation}) to report ready`, 60_000, 50)
     return (Date.now() - started) / 1000
@@ -164,23 +219,44 @@ class Cluster {
     await this.emulator.createSubscription(TOPIC, subscription)
   }
 
+  /**
+   * Cuts the replica of `slot` off the bus, waits for its clients to get an event committed, then for a
+   * snapshot it starts after that: what is in its replication outbox then is in that snapshot, and nowhere
+   * else. Resolves with its outbox depth then.
+   */
+  async cutOffUntilSnapshot(slot: number): Promise<number> {
+    const replica = this.replicas[slot] as Replica
+    this.log.push(`${new Date().toISOString()} cut replica ${slot} (generation ${replica.generation}) off the bus`)
+    replica.link.sever()
+    await waitUntil(async () => (await outboxDepth(replica)) > 0, `an event committed on replica ${slot} while cut off`, 30_000, 50)
+    const queuedAt = Date.now()
+    const written = await replica.cli.waitForLog(r => r.message === 'snapshot written' && (snapshotTime(String(r.snapshot))?.getTime() ?? 0) > queuedAt, 60_000)
+    this.log.push(`${new Date().toISOString()} replica ${slot} wrote ${String(written.snapshot)} while cut off`)
+    return outboxDepth(replica)
+  }
+
   /** SIGKILLs the replica of `slot` and deletes its data directory (Cloud Run: the disk goes with the instance). */
   async kill(slot: number): Promise<void> {
     const replica = this.replicas[slot] as Replica
     this.log.push(`${new Date().toISOString()} SIGKILL replica ${slot} (generation ${replica.generation})`)
     replica.cli.child.kill('SIGKILL')
     await withTimeout(replica.cli.exited, 'the killed replica to exit')
+    await replica.link.close()
     await rm(replica.dataDir, { recursive: true, force: true })
   }
 
   async stop(): Promise<void> {
     await Promise.all(this.replicas.map(r => stopCli(r.cli)))
+    await Promise.all(this.replicas.map(r => r.link.close()))
   }
 }
 
 /** What a replica says about its bootstrap and what it received (for a failure message). */
 const diagnosis = async (r: Replica): Promise<string> => {
-  const metrics = (await (await get(r, '/metrics')).text()).split('\n').filter(l => l.startsWith('msr_relay_replication_received_total'))
+  const metrics = await get(r, '/metrics').then(
+    async response => (await response.text()).split('\n').filter(l => l.startsWith('msr_relay_replication_received_total')),
+    (error: unknown) => [`unreachable: ${String(error)}; exit ${JSON.stringify(r.cli.child.exitCode ?? r.cli.child.signalCode)}`, ...r.cli.stderr.slice(-10)],
+  )
   const logs = r.cli.stdout.filter(l => /bootstrap|caught up|restored|"severity":"(WARNING|ERROR)"/.test(l)).map(l => l.slice(0, 400))
   return [...metrics, ...logs].join('\n    ')
 }
@@ -221,13 +297,23 @@ const converge = async (replicas: Replica[]): Promise<boolean> =>
     () => false,
   )
 
-/** Settles what was in flight to the killed replica (stored on the others or not), then checks every replica against the model. */
-const check = async (replicas: Replica[], authors: Author[], report: ReplicationCycleReport, faults: { lost: Set<string>; resurrected: Set<string>; stale: Set<string> }, when: string) => {
+/**
+ * Settles what was in flight to the killed replica (stored on the survivor `settler` or not), then checks
+ * every replica against the model.
+ */
+const check = async (
+  replicas: Replica[],
+  authors: Author[],
+  report: ReplicationCycleReport,
+  faults: { lost: Set<string>; resurrected: Set<string>; stale: Set<string> },
+  when: string,
+  settler: number,
+) => {
   const clients = await Promise.all(replicas.map(r => TestClient.connect(url(r))))
   try {
     for (const a of authors) {
       const inflight = a.events.filter(e => a.status.get(e.id) === 'inflight').map(e => e.id)
-      const stored = await served(clients[SNAPSHOT_WRITER] as TestClient, inflight)
+      const stored = await served(clients[settler] as TestClient, inflight)
       for (const id of inflight) a.status.set(id, stored.has(id) ? 'acked' : 'refused')
       for (const id of stored) settledAfterKill.add(id)
       report.inFlightStored += stored.size
@@ -250,26 +336,40 @@ const check = async (replicas: Replica[], authors: Author[], report: Replication
   }
 }
 
-/** One cycle: every author publishes on some replica; one replica (never the snapshot writer) is killed mid-ingest and replaced empty while the others go on. */
-const cycle = async (cluster: Cluster, c: number, authors: Author[], rand: Random, options: Required<ReplicationCycleOptions>, report: ReplicationCycleReport): Promise<void> => {
+/**
+ * One cycle: every author publishes on some replica; one replica is killed mid-ingest (the snapshot writer
+ * once cut off the bus and snapshotted) and replaced empty while the others go on. Resolves with the victim.
+ */
+const cycle = async (cluster: Cluster, c: number, authors: Author[], rand: Random, options: Required<ReplicationCycleOptions>, report: ReplicationCycleReport): Promise<number> => {
   const sent = { n: 0 }
   const stop = { now: false }
   const signers = authors.map(a => a.signer)
-  for (let slot = 0; slot < REPLICAS; slot++) if (slot !== SNAPSHOT_WRITER) await cluster.make(subscriptionOf(slot, c + 1))
+  for (let slot = 0; slot < REPLICAS; slot++) await cluster.make(subscriptionOf(slot, c + 1))
   const clients = await Promise.all(authors.map((_, i) => TestClient.connect(url(cluster.replicas[(i + c) % REPLICAS] as Replica))))
   const publishing = clients.map((client, i) => publishBatches(client, authors[i] as Author, signers, rand.fork(), options.batch, sent, stop))
   const [min, max] = options.killAfterMs
   await sleep(rand.between(min, max))
-  const victim = 1 + Math.floor(rand.next() * (REPLICAS - 1))
+  const victim = Math.floor(rand.next() * REPLICAS)
+  // The window in which the snapshot writer's newest snapshot holds entries it never publishes is a few
+  // milliseconds: cut it off the bus to open it, as a replica that lost its network before it died.
+  const outbox = victim === SNAPSHOT_WRITER ? await cluster.cutOffUntilSnapshot(victim) : undefined
   await cluster.kill(victim)
   // Ingest goes on at the survivors while the replacement boots: what they accept after the newest snapshot
   // and before the replacement's subscription exists reaches it only by the seek.
   report.bootstrapSeconds.push(await cluster.start(victim, c + 1))
-  for (let slot = 0; slot < REPLICAS; slot++) if (slot !== SNAPSHOT_WRITER && slot !== victim) await cluster.emulator.deleteSubscription(subscriptionOf(slot, c + 1))
+  if (outbox !== undefined) report.writerKills.push({ outbox, requeued: await requeuedBy(cluster.replicas[victim] as Replica) })
+  for (let slot = 0; slot < REPLICAS; slot++) if (slot !== victim) await cluster.emulator.deleteSubscription(subscriptionOf(slot, c + 1))
   stop.now = true
   await withTimeout(Promise.all(publishing), 'the clients to finish their batches')
   await Promise.all(clients.map(client => client.close().catch(() => undefined)))
   report.sent += sent.n
+  return victim
+}
+
+/** The replication entries a replacement's restore queued again (its log says so). */
+const requeuedBy = async (r: Replica): Promise<number> => {
+  const restored = await r.cli.waitForLog(l => l.message === 'restored the newest snapshot', 1000).catch(() => undefined)
+  return Number(restored?.replicationQueued ?? 0)
 }
 
 /** The outage (soak): clients on every replica publish while the emulator is frozen; then everything must drain everywhere. */
@@ -315,7 +415,7 @@ export const runReplicationCycles = async (opts: ReplicationCycleOptions): Promi
   const rand = seededRandom(options.seed)
   const report: ReplicationCycleReport = {
     cycles: 0, sent: 0, acknowledged: 0, refused: 0, inFlightStored: 0, inFlightLost: 0, losses: 0, resurrected: 0, stale: 0,
-    fingerprintMismatches: 0, bootstrapSeconds: [], lastStoreEvents: 0, problems: [],
+    fingerprintMismatches: 0, bootstrapSeconds: [], lastStoreEvents: 0, writerKills: [], problems: [],
   }
   const start = Math.floor(Date.now() / 1000) - 7 * 86_400
   const authors: Author[] = Array.from({ length: REPLICAS }, () => ({ signer: newSigner(), clock: start, events: [], status: new Map() }))
@@ -327,14 +427,15 @@ export const runReplicationCycles = async (opts: ReplicationCycleOptions): Promi
     await emulator.createTopic(TOPIC, { retentionSeconds: 86_400 })
     for (let slot = 0; slot < REPLICAS; slot++) await cluster.start(slot, 0)
     for (let c = 0; c < options.cycles; c++) {
-      await cycle(cluster, c, authors, rand, options, report)
+      const victim = await cycle(cluster, c, authors, rand, options, report)
       if (!(await converge(cluster.replicas))) {
         report.fingerprintMismatches++
-        report.problems.push(`after cycle ${c + 1}: fingerprints differ: ${(await fingerprints(cluster.replicas)).join(' ')}`)
+        const prints = await Promise.all(cluster.replicas.map(r => fingerprintOf(r).catch((error: unknown) => `unreachable (${String(error)})`)))
+        report.problems.push(`after cycle ${c + 1}: fingerprints differ: ${prints.join(' ')}`)
         report.problems.push(...cluster.log.slice(-6).map(l => `  ${l}`))
         for (const replica of cluster.replicas) report.problems.push(`  replica ${replica.slot} (generation ${replica.generation}): ${await diagnosis(replica)}`)
       }
-      await check(cluster.replicas, authors, report, faults, `after cycle ${c + 1}`)
+      await check(cluster.replicas, authors, report, faults, `after cycle ${c + 1}`, (victim + 1) % REPLICAS)
       report.cycles = c + 1
       Object.assign(report, { losses: faults.lost.size, resurrected: faults.resurrected.size, stale: faults.stale.size })
       options.onCheck(report)
@@ -366,7 +467,8 @@ export const summary = (r: ReplicationCycleReport, seed: number): string =>
   `replication cycles: seed ${seed}, ${r.cycles} cycles (3 replicas, one SIGKILLed and replaced empty each), ${r.sent} sent, ${r.acknowledged} OK true, ` +
   `${r.refused} OK false, in flight at the kill ${r.inFlightStored} stored / ${r.inFlightLost} not; losses ${r.losses}, resurrected ${r.resurrected}, ` +
   `stale ${r.stale}, fingerprint mismatches ${r.fingerprintMismatches}; bootstrap to ready p50 ${percentile(r.bootstrapSeconds, 50).toFixed(1)} s, ` +
-  `max ${Math.max(...r.bootstrapSeconds).toFixed(1)} s (last store ${r.lastStoreEvents} events)` +
+  `max ${Math.max(...r.bootstrapSeconds).toFixed(1)} s (last store ${r.lastStoreEvents} events); snapshot writer killed ${r.writerKills.length} times ` +
+  `(outbox at the kill ${r.writerKills.map(k => k.outbox).join('/') || '-'}, queued again by its replacement ${r.writerKills.map(k => k.requeued).join('/') || '-'})` +
   (r.outage
     ? `; outage: ${r.outage.sent} sent while frozen, ${r.outage.refusedWithError} OK false "error:", ${r.outage.okTrueDuringPause} OK true, ` +
       `${r.outage.notDrained} not on every replica afterwards, drained in ${r.outage.drainSeconds.toFixed(1)} s`

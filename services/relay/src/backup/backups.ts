@@ -67,7 +67,7 @@ const writeSnapshot = async (
   })
   let events: number
   try {
-    // The outbox is read after the events' view: a hint unconfirmed by then is in the snapshot.
+    // The outboxes are read after the events' view: a hint or replication entry unconfirmed by then is in the snapshot.
     events = await exportEvents(store, body, { now: now(), ...(signal && { signal }), trailer: () => outboxRecords(store) })
     body.end()
   } catch (error) {
@@ -84,7 +84,7 @@ const writeSnapshot = async (
 /**
  * Writes a delta snapshot: the stored events among `ids` (what was committed since the last full
  * snapshot; an event since replaced or deleted is left out, its replacement or deletion is in `ids`),
- * then the hints waiting in the outbox. Small and quick where a full snapshot would not fit in time: at
+ * then the records of what waits in the outboxes. Small and quick where a full snapshot would not fit in time: at
  * shutdown.
  */
 export const takeDelta = (store: EventStore, snapshots: SnapshotStore, ids: Iterable<string>): Promise<{ info: SnapshotInfo; events: number }> =>
@@ -109,24 +109,36 @@ const writeDelta = async (store: EventStore, snapshots: SnapshotStore, ids: Iter
   return { info, events }
 }
 
-/** Imports one snapshot, gathering its hint records; rejects when it cannot be read through. */
-const restoreOne = async (snapshots: SnapshotStore, name: string, writer: Writer, hints: RestoredHints): Promise<ImportSummary> => {
+/** What a restore gathers from its snapshots' outbox records. */
+interface Records {
+  hints: RestoredHints
+  /** Event ids of replication records, in the order first seen. */
+  replicate: Set<string>
+}
+
+/** Imports one snapshot, gathering its outbox records; rejects when it cannot be read through. */
+const restoreOne = async (snapshots: SnapshotStore, name: string, writer: Writer, records: Records): Promise<ImportSummary> => {
   const summary = await importEvents(readLines(await snapshots.get(name)), {
     writer,
     now: now(),
     admit: checked => acceptUnverified(checked, 'own snapshot'),
-    onHint: hint => hints.add(hint),
+    onHint: hint => records.hints.add(hint),
+    onReplicate: id => records.replicate.add(id),
     source: 'replica',
   })
   await writer.drain()
   return summary
 }
 
-/** Where a restore goes, and whether the hints the snapshots held are queued again (only with a transport). */
+/**
+ * Where a restore goes, whether the hints the snapshots held are queued again (only with a transport), and
+ * whether their replication entries are (only with `[replication]`).
+ */
 export interface RestoreTarget {
   store: EventStore
   writer: Writer
   queueHints: boolean
+  queueReplication: boolean
 }
 
 /** What a restore brought back. */
@@ -136,14 +148,19 @@ export interface Restored {
   startedAt: Date
   summary: ImportSummary
   hints: number
+  /** Replication entries queued again (published by this replica's drainer). */
+  replicate: number
 }
 
 /**
  * Restores the newest readable snapshot into an empty store (the relay's own snapshots: signatures were
  * verified when the events arrived, so they are not checked again; ids are). A snapshot that cannot be
  * read through is skipped for the one before it. The hints the restored snapshots held (unconfirmed by
- * the bus when they were written) go back into the outbox, for the events that were restored; restored
- * events produce no hints of their own. Resolves with what was restored, or undefined.
+ * the bus when they were written) go back into the outbox, for the events that were restored, and so do
+ * their replication entries (events committed by the snapshot's writer and not yet confirmed by the bus:
+ * had that replica died before publishing them, this one holds what no other does), published again with
+ * this replica as origin (a duplicate is dropped by the others). Restored events produce no hints or
+ * replication entries of their own. Resolves with what was restored, or undefined.
  */
 export const restoreNewest = (
   snapshots: SnapshotStore,
@@ -167,27 +184,28 @@ const restoreFrom = async (
   // Each full snapshot newest first (an unreadable one falls back to the one before it), or with none, only deltas.
   for (const base of fulls.length > 0 ? fulls : [undefined]) {
     const deltas = listed.filter(s => s.kind === 'delta' && (base === undefined || s.name > base.name)).reverse()
-    const hints = new RestoredHints()
+    const records: Records = { hints: new RestoredHints(), replicate: new Set() }
     try {
-      const summary = base ? await restoreOne(snapshots, base.name, writer, hints) : undefined
-      let total = summary ?? { read: 0, imported: 0, duplicate: 0, rejected: new Map(), invalid: new Map(), hints: 0 }
+      const summary = base ? await restoreOne(snapshots, base.name, writer, records) : undefined
+      let total = summary ?? { read: 0, imported: 0, duplicate: 0, rejected: new Map(), invalid: new Map(), hints: 0, replicate: 0 }
       for (const delta of deltas) {
-        const more = await restoreOne(snapshots, delta.name, writer, hints).catch(error => {
+        const more = await restoreOne(snapshots, delta.name, writer, records).catch(error => {
           logger.error({ err: error, snapshot: delta.name }, 'delta snapshot unreadable; skipped')
           return undefined
         })
-        if (more) total = { ...total, read: total.read + more.read, imported: total.imported + more.imported, duplicate: total.duplicate + more.duplicate, hints: total.hints + more.hints }
+        if (more) total = { ...total, read: total.read + more.read, imported: total.imported + more.imported, duplicate: total.duplicate + more.duplicate, hints: total.hints + more.hints, replicate: total.replicate + more.replicate }
       }
       if (!base && deltas.length === 0) return undefined
-      const queued = target.queueHints ? hints.inStore(target.store) : []
+      const queued = target.queueHints ? records.hints.inStore(target.store) : []
       if (queued.length > 0) await writer.queueHints(queued)
+      const replicate = target.queueReplication && records.replicate.size > 0 ? await writer.queueReplication([...records.replicate]) : 0
       const name = base?.name ?? deltas.at(-1)?.name ?? ''
       const startedAt = snapshotTime(base?.name ?? deltas[0]?.name ?? '') ?? new Date(0)
       logger.info(
-        { snapshot: base?.name ?? null, deltas: deltas.length, target: snapshots.target, summary: describeImport(total)[0], hintsQueued: queued.length },
+        { snapshot: base?.name ?? null, deltas: deltas.length, target: snapshots.target, summary: describeImport(total)[0], hintsQueued: queued.length, replicationQueued: replicate },
         'restored the newest snapshot',
       )
-      return { name, startedAt, summary: total, hints: queued.length }
+      return { name, startedAt, summary: total, hints: queued.length, replicate }
     } catch (error) {
       logger.error({ err: error, snapshot: base?.name }, 'snapshot unreadable; trying the one before it')
     }
@@ -317,11 +335,11 @@ export type BackupSettings = Pick<RelayConfig['backup'], 'interval' | 'keep' | '
  */
 export const openBackups = async (
   settings: BackupSettings,
-  deps: { store: EventStore; snapshots: SnapshotStore; writer: Writer; queueHints: boolean; logger: Logger; observer: BackupObserver; complete?: () => boolean },
+  deps: { store: EventStore; snapshots: SnapshotStore; writer: Writer; queueHints: boolean; queueReplication: boolean; logger: Logger; observer: BackupObserver; complete?: () => boolean },
 ): Promise<Backups> => {
   const { store, snapshots, writer, logger } = deps
   const startedEmpty = store.size() === 0
-  const restored = settings.restore_on_boot && startedEmpty ? await restoreNewest(snapshots, { store, writer, queueHints: deps.queueHints }, logger) : undefined
+  const restored = settings.restore_on_boot && startedEmpty ? await restoreNewest(snapshots, { store, writer, queueHints: deps.queueHints, queueReplication: deps.queueReplication }, logger) : undefined
   const backups = new Backups(
     { store, snapshots, logger, observer: deps.observer },
     {

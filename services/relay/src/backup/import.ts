@@ -3,7 +3,7 @@ import type { Hint } from '@msr/hints'
 import { isInvalid, precheckStored, type Invalid, type ValidEvent } from '../pipeline/validate.js'
 import type { Writer } from '../pipeline/writer.js'
 import type { EventSource } from '../store/event-store.js'
-import { isOutboxRecord, parseOutboxRecord } from './outbox-records.js'
+import { isOutboxRecord, isReplicationRecord, parseOutboxRecord, parseReplicationRecord } from './outbox-records.js'
 
 /** What an import did, line by line. */
 export interface ImportSummary {
@@ -18,6 +18,8 @@ export interface ImportSummary {
   invalid: Map<string, number>
   /** A snapshot's hint records (outbox-records.ts): handed to `onHint`, or skipped without it. */
   hints: number
+  /** A snapshot's replication records (outbox-records.ts): handed to `onReplicate`, or skipped without it. */
+  replicate: number
 }
 
 /** What an import needs. */
@@ -33,6 +35,8 @@ export interface ImportDeps {
   onProgress?: (summary: ImportSummary) => void
   /** Takes a snapshot's hint records (a restore on boot queues them again); without it they are skipped. */
   onHint?: (hint: Hint) => void
+  /** Takes the event id of each of a snapshot's replication records (a restore on boot queues them again); without it they are skipped. */
+  onReplicate?: (id: string) => void
   /**
    * `replica` for the relay's own snapshot: its events were admitted when first published, so only the store
    * rules apply again (the same store comes back whatever the line order) and none is queued for replication.
@@ -54,7 +58,7 @@ const count = (map: Map<string, number>, reason: string) => map.set(reason, (map
  * of the lines. Bad lines are counted with their reason and skipped; nothing stops the import.
  */
 export const importEvents = async (lines: AsyncIterable<{ line: string; tooLong: boolean }>, deps: ImportDeps): Promise<ImportSummary> => {
-  const summary: ImportSummary = { read: 0, imported: 0, duplicate: 0, rejected: new Map(), invalid: new Map(), hints: 0 }
+  const summary: ImportSummary = { read: 0, imported: 0, duplicate: 0, rejected: new Map(), invalid: new Map(), hints: 0, replicate: 0 }
   const inFlight = new Set<Promise<void>>()
   for await (const { line, tooLong } of lines) {
     if (!tooLong && line.trim() === '') continue
@@ -70,6 +74,10 @@ export const importEvents = async (lines: AsyncIterable<{ line: string; tooLong:
       deps.onHint?.(record.hint)
       continue
     }
+    if (!tooLong && isReplicationRecord(line)) {
+      readReplicationRecord(line, deps, summary)
+      continue
+    }
     const checked = tooLong ? undefined : parse(line, deps.now, summary)
     if (checked === undefined) {
       if (tooLong) count(summary.invalid, 'invalid: line too long')
@@ -82,6 +90,13 @@ export const importEvents = async (lines: AsyncIterable<{ line: string; tooLong:
   await Promise.all(inFlight)
   deps.onProgress?.(summary)
   return summary
+}
+
+const readReplicationRecord = (line: string, deps: ImportDeps, summary: ImportSummary): void => {
+  const record = parseReplicationRecord(line)
+  if (!record.ok) return void count(summary.invalid, `invalid: replication record: ${record.reason}`)
+  summary.replicate++
+  deps.onReplicate?.(record.id)
 }
 
 /** A line as an event that may be stored, or undefined (counted) when it is not one. */
@@ -110,9 +125,10 @@ export const describeImport = (s: ImportSummary): string[] => {
   const top = (map: Map<string, number>) => [...map].sort((a, b) => b[1] - a[1]).map(([reason, n]) => `    ${n} × ${reason}`)
   const total = (map: Map<string, number>) => [...map.values()].reduce((a, b) => a + b, 0)
   return [
-    `read ${s.read}, imported ${s.imported}, duplicate ${s.duplicate}, rejected ${total(s.rejected)}, invalid ${total(s.invalid)}${s.hints > 0 ? `, hint records ${s.hints}` : ''}`,
+    `read ${s.read}, imported ${s.imported}, duplicate ${s.duplicate}, rejected ${total(s.rejected)}, invalid ${total(s.invalid)}${s.hints > 0 ? `, hint records ${s.hints}` : ''}${s.replicate > 0 ? `, replication records ${s.replicate}` : ''}`,
     ...(s.rejected.size > 0 ? ['  rejected by the store rules:', ...top(s.rejected)] : []),
     ...(s.invalid.size > 0 ? ['  invalid:', ...top(s.invalid)] : []),
     ...(s.hints > 0 ? [`  hint records (a snapshot's outbox: a restore on boot queues them again, an import does not): ${s.hints}`] : []),
+    ...(s.replicate > 0 ? [`  replication records (a snapshot's replication outbox: a replica's restore on boot publishes them again, an import does not): ${s.replicate}`] : []),
   ]
 }

@@ -2,12 +2,14 @@ import { decodeHint, type Hint } from '@msr/hints'
 import type { EventStore } from '../store/event-store.js'
 
 /**
- * A snapshot carries, after its events, the hints still waiting in the outbox when it was written, one
- * `{"outbox":<hint JSON>}` line each: on Cloud Run the outbox goes with the instance's disk, and a hint the
- * bus never confirmed must not go with it. A restore on boot queues them again (those whose event it
- * restored); `msr-relay import` counts and skips them.
+ * A snapshot carries, after its events, what its outboxes still held when it was written: one
+ * `{"outbox":<hint JSON>}` line per hint, and with `[replication]` one `{"replicate":"<event id>"}` line per
+ * entry of the replication outbox (its event is in the snapshot; the id names it). On Cloud Run the outboxes
+ * go with the instance's disk, and what the bus never confirmed must not go with them. A restore on boot
+ * queues both again (those whose event it restored); `msr-relay import` counts and skips them.
  */
 const PREFIX = '{"outbox":'
+const REPLICATE = '{"replicate":"'
 
 /** Whether a snapshot line is a hint record rather than an event. */
 export const isOutboxRecord = (line: string): boolean => line.startsWith(PREFIX)
@@ -19,9 +21,23 @@ export const parseOutboxRecord = (line: string): ReturnType<typeof decodeHint> =
   return decodeHint(record.slice(PREFIX.length, -1))
 }
 
-/** The hint records of everything waiting in the store's outbox now, oldest first. */
+/** Whether a snapshot line is a replication record. */
+export const isReplicationRecord = (line: string): boolean => line.startsWith(REPLICATE)
+
+/** The event id of a replication record, or why it is not one. */
+export const parseReplicationRecord = (line: string): { ok: true; id: string } | { ok: false; reason: string } => {
+  const id = /^\{"replicate":"([0-9a-f]{64})"\}$/.exec(line.trimEnd())?.[1]
+  return id ? { ok: true, id } : { ok: false, reason: 'not a replication record' }
+}
+
+/**
+ * The records of everything waiting in the store's outboxes now, oldest first: hints, then (when replicating;
+ * a relay without `[replication]` publishes none) the replication entries.
+ */
 export function* outboxRecords(store: EventStore): Generator<Buffer> {
   for (const hint of store.outbox.all()) yield Buffer.from(`${PREFIX}${JSON.stringify(hint)}}\n`)
+  if (!store.replicating) return
+  for (const id of store.replication.ids()) yield Buffer.from(`${REPLICATE}${id}"}\n`)
 }
 
 /** Hints gathered from a restore's snapshots: one per event, the newest record winning. */

@@ -124,6 +124,8 @@ export type UnverifiedOrigin =
   | 'operator vouched'
   /** An event from another replica with `[replication] verify = false`: the origin checked it, and the topic is the relays' own. */
   | 'replica, verify off'
+  /** An entry of this replica's replication outbox, fanned out once published: it was verified when it was stored here. */
+  | 'own replication outbox'
 
 /**
  * Door 2: an event from storage (already through `precheckStored`: shape, id, storable) whose signature

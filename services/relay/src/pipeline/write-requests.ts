@@ -29,11 +29,12 @@ export type WriteRequest =
   | { op: 'remove-hints'; keys: Uint8Array[] }
   | { op: 'remove-replicated'; keys: Uint8Array[] }
   | { op: 'queue-hints'; hints: Hint[] }
+  | { op: 'queue-replication'; ids: string[] }
   | { op: 'close' }
 
-/** Each event's outcome (APPLIED codes, a reason for each refused one), or how many expired events were deleted. */
+/** Each event's outcome (APPLIED codes, a reason for each refused one), how many expired events were deleted, or how many replication entries were queued. */
 export type WriteResponse =
-  | { ok: true; codes?: Uint8Array; reasons?: Record<number, StoreOutcome & { status: 'rejected' }>; deleted?: number }
+  | { ok: true; codes?: Uint8Array; reasons?: Record<number, StoreOutcome & { status: 'rejected' }>; deleted?: number; queued?: number }
   | { ok: false; error: string }
 
 /** Outcome codes of an apply answer. */
@@ -73,6 +74,8 @@ const handle = async (store: EventStore, request: WriteRequest): Promise<WriteRe
     case 'queue-hints':
       await store.write(tx => tx.queueHints(request.hints))
       return { ok: true }
+    case 'queue-replication':
+      return { ok: true, queued: await store.write(tx => tx.queueReplication(request.ids)) }
     case 'close':
       await store.close()
       return { ok: true }

@@ -32,6 +32,7 @@ export const writerThread = async (store: EventStore, module = new URL('./write-
     removeHints: async keys => void (await request({ op: 'remove-hints', keys })),
     removeReplicated: async keys => void (await request({ op: 'remove-replicated', keys })),
     queueHints: async hints => void (await request({ op: 'queue-hints', hints: [...hints] })),
+    queueReplication: async ids => (await request({ op: 'queue-replication', ids: [...ids] })).queued ?? 0,
     close: async () => {
       await request({ op: 'close' }).catch(() => undefined)
       await pool.close()

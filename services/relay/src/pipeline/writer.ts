@@ -69,6 +69,7 @@ export interface Transactions {
   removeHints(keys: Buffer[]): Promise<void>
   removeReplicated(keys: Buffer[]): Promise<void>
   queueHints(hints: readonly Hint[]): Promise<void>
+  queueReplication(ids: readonly string[]): Promise<number>
   /** Ends the thread, if any, once its transactions are done. */
   close(): Promise<void>
 }
@@ -80,6 +81,7 @@ export const inProcess = (store: EventStore): Transactions => ({
   removeHints: keys => store.write(tx => tx.removeHints(keys)),
   removeReplicated: keys => store.write(tx => tx.removeReplicated(keys)),
   queueHints: hints => store.write(tx => tx.queueHints(hints)),
+  queueReplication: ids => store.write(tx => tx.queueReplication(ids)),
   close: async () => undefined,
 })
 
@@ -215,6 +217,11 @@ export class Writer {
   /** Queues hints in the outbox as they are (a restore puts back those a snapshot held). */
   queueHints(hints: readonly Hint[]): Promise<void> {
     return attempt(() => this.transactions.queueHints(hints))
+  }
+
+  /** Queues the replication entries of these stored events again (a restore); resolves with how many were stored. */
+  queueReplication(ids: readonly string[]): Promise<number> {
+    return attempt(() => this.transactions.queueReplication(ids))
   }
 
   /** Resolves once everything submitted so far has been committed and answered (graceful shutdown). */

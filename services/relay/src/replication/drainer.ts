@@ -6,7 +6,7 @@ import type { EventStore, ReplicationEntry } from '../store/event-store.js'
 import { replicationPublishSpan } from '../tracing.js'
 import type { PublishAcks } from './acks.js'
 import type { ReplicationBus } from './bus.js'
-import type { BusHealth, ReplicationObserver } from './gate.js'
+import type { BusHealth, ReplicationGate, ReplicationObserver } from './gate.js'
 
 /** Publishes in flight at once (the client library batches them every 10 ms). */
 const MAX_IN_FLIGHT = 1000
@@ -19,7 +19,8 @@ const STOP_WAIT_MS = 1500
 
 /**
  * Publishes the replication outbox to the events topic, oldest first and many at once (no ordering key),
- * reports each acknowledgment (the OKs and fan-out waiting on it go on), and removes what the bus
+ * reports each acknowledgment (the OKs and fan-out waiting on it go on; an entry inherited from before
+ * this start is fanned out by the gate then), and removes what the bus
  * confirmed through the writer. A failed publish leaves its entry where it is; after a back-off (250 ms
  * doubling to 10 s, ±25 %) the outbox is read again from its start, so an entry is published at least once,
  * after a restart too. Other replicas drop duplicates by event id.
@@ -47,15 +48,30 @@ export class ReplicationDrainer implements Part {
   private loop: Promise<void> | undefined
 
   constructor(
-    private readonly deps: { store: EventStore; writer: Writer; bus: ReplicationBus; acks: PublishAcks; health: BusHealth; logger: Logger; observer: ReplicationObserver },
+    private readonly deps: {
+      store: EventStore
+      writer: Writer
+      bus: ReplicationBus
+      acks: PublishAcks
+      gate: ReplicationGate
+      health: BusHealth
+      logger: Logger
+      observer: ReplicationObserver
+    },
     /** `[replication] shutdown_drain`: how long a stop keeps publishing until the outbox is empty. */
     private readonly drainMs = 0,
   ) {}
 
-  /** Starts draining; what an earlier run left is tracked first, so a duplicate EVENT of it waits for its acknowledgment too. */
+  /**
+   * Starts draining; what the outbox holds already (an earlier run's, a restore's) is tracked first, so a
+   * duplicate EVENT of it waits for its acknowledgment too, and handed to the gate, which fans it out once published.
+   */
   start(): void {
     if (this.loop) return
-    for (const id of this.deps.store.replication.ids()) this.deps.acks.track(id)
+    for (const id of this.deps.store.replication.ids()) {
+      this.deps.acks.track(id)
+      this.deps.gate.inherit(id)
+    }
     this.loop = this.run()
   }
 
@@ -141,6 +157,7 @@ export class ReplicationDrainer implements Part {
         span.end('published')
         this.publishing--
         this.deps.acks.published(entry.id)
+        this.deps.gate.published(entry)
         this.deps.observer.published(Number(process.hrtime.bigint() - started) / 1e9)
         this.backoffMs = 0
         this.deps.health.confirmed()

@@ -1,7 +1,8 @@
 import type { Reason } from '@msr/nostr'
 import type { Logger } from '@msr/telemetry'
+import { acceptUnverified, isInvalid, precheckStored } from '../pipeline/validate.js'
 import type { Committed } from '../pipeline/writer.js'
-import type { StoreOutcome } from '../store/event-store.js'
+import type { ReplicationEntry, StoreOutcome } from '../store/event-store.js'
 import type { PublishAcks } from './acks.js'
 import type { ReplicationBus } from './bus.js'
 
@@ -56,17 +57,35 @@ export class BusHealth {
 export const notReplicated = (ms: number): Reason =>
   `error: not yet replicated: the replication bus did not confirm this event within ${ms / 1000} s; it is kept here and will be published when the bus answers, send it again later`
 
+/** What the gate is built from. */
+export interface GateDeps {
+  acks: PublishAcks
+  bus: ReplicationBus
+  health: BusHealth
+  logger: Logger
+  observer: ReplicationObserver
+  /** Delivers events to local live subscriptions (the relay's fan-out: private kinds and NIP-42 apply there). */
+  fanOut: (events: readonly Committed[]) => void
+  /** Whether the event is stored now (an inherited entry's event may have been replaced or deleted since). */
+  isStored: (id: string) => boolean
+  /** Unix seconds. */
+  now: () => number
+}
+
 /**
  * Where `[replication]` meets the EVENT path: an OK waits for the bus's acknowledgment of the event (a
  * duplicate of a pending event too), and so does its local fan-out; events from other replicas fan out
- * as soon as they are committed; ephemeral events are published best effort.
+ * as soon as they are committed; ephemeral events are published best effort. Entries the outbox held
+ * before this start (inherited) have no OK and no fan-out waiting: each is fanned out once published.
  */
 export class ReplicationGate {
   /** This replica's committed events whose live fan-out has not run yet (it waits for the bus). */
   private readonly undelivered = new Set<string>()
+  /** Ids of inherited entries not yet published (see `inherit`). */
+  private readonly inherited = new Set<string>()
 
   constructor(
-    private readonly deps: { acks: PublishAcks; bus: ReplicationBus; health: BusHealth; logger: Logger; observer: ReplicationObserver },
+    private readonly deps: GateDeps,
     private readonly options: GateOptions,
   ) {}
 
@@ -87,7 +106,8 @@ export class ReplicationGate {
    * (under "local", at ack_timeout at the latest). Their acknowledgments are tracked from the commit (by the
    * listener `replicationOf` adds first).
    */
-  deliver(batch: Committed[], fanOut: (batch: Committed[]) => void): void {
+  deliver(batch: Committed[]): void {
+    const { fanOut } = this.deps
     const now = batch.filter(c => c.source === 'replica')
     if (now.length > 0) fanOut(now)
     const wait = this.options.onBusOutage === 'local' ? this.options.ackTimeoutMs : Infinity
@@ -104,6 +124,24 @@ export class ReplicationGate {
     }
   }
 
+  /**
+   * An entry the outbox held when the drainer started: left by an earlier run (a restart) or queued again
+   * by a restore. Nobody's OK or fan-out waits on it, so its live fan-out follows its publish (`published`);
+   * until then a backfill that sends it marks it, as for this run's events.
+   */
+  inherit(id: string): void {
+    this.inherited.add(id)
+    this.undelivered.add(id)
+  }
+
+  /** The bus confirmed an entry: an inherited one is fanned out now, when still stored and not expired. */
+  published(entry: ReplicationEntry): void {
+    if (!this.inherited.delete(entry.id)) return
+    const checked = precheckStored(parse(entry.json), this.deps.now())
+    if (!isInvalid(checked) && this.deps.isStored(entry.id)) this.deps.fanOut([acceptUnverified(checked, 'own replication outbox')])
+    setImmediate(() => this.undelivered.delete(entry.id)) // after the fan-out, as in deliver
+  }
+
   /** Whether this event's live fan-out is still to come (see RequestDeps.fanOutPending). */
   fanOutPending(id: string): boolean {
     return this.undelivered.has(id)
@@ -115,5 +153,13 @@ export class ReplicationGate {
       this.deps.observer.publishFailed()
       this.deps.logger.debug({ err: error, kind }, 'ephemeral event not replicated')
     })
+  }
+}
+
+const parse = (json: Buffer): unknown => {
+  try {
+    return JSON.parse(json.toString('utf8'))
+  } catch {
+    return undefined
   }
 }

@@ -9,7 +9,6 @@ import { createLogger } from '@msr/telemetry'
 import { VerifierPool } from '@msr/workers'
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base'
 import { loadRelayConfig } from '../config.js'
-import type { ValidEvent } from '../pipeline/validate.js'
 import { Writer } from '../pipeline/writer.js'
 import { EventStore } from '../store/event-store.js'
 import { signed, type Ready } from '../testing/fixtures.js'
@@ -107,7 +106,7 @@ describe('replication parts', () => {
       verifier,
       logger,
       observer: recorded.observer,
-      fanOutEphemeral: (valid: ValidEvent) => fannedOut.push(valid.event.id),
+      fanOut: events => fannedOut.push(...events.map(e => e.event.id)),
       bus,
     })
     assert.ok(built)
@@ -198,6 +197,31 @@ describe('replication parts', () => {
     assert.deepEqual(await duplicate, { status: 'duplicate' })
     await until(() => (store.refresh(), store.replication.size() === 0), 'the old entry to be removed')
     assert.deepEqual(bus.published.map(p => p.data), [left.json])
+  })
+
+  it('fans out locally, once the bus confirms it, what an earlier run or a restore left in the outbox (nobody waits for it): once each, not when replaced since; this run\'s events only from their commit', async () => {
+    store.replicating = true
+    const left = signed(14, { content: 'left behind, live subscribers never saw it' })
+    const replaced = signed(15, { kind: 0, created_at: 1_700_000_000, content: '{"name":"old"}' })
+    for (const e of [left, replaced]) await writer.submit(e.event, Buffer.from(e.json))
+    const newer = signed(15, { kind: 0, created_at: 1_700_000_100, content: '{"name":"new"}' })
+    assert.equal((await writer.submit(newer.event, Buffer.from(newer.json), undefined, 'replica')).status, 'stored')
+    bus.mode = undefined
+    replication = await start()
+    writer.onCommitted(batch => replication.gate.deliver(batch)) // as the relay wires it
+    assert.equal(replication.gate.fanOutPending(left.event.id), true, 'a backfill sending it before its fan-out marks it')
+    const current = signed(16, { content: 'this run' })
+    const ok = accept(current)
+    await until(() => bus.waiting === 3, 'the publishes')
+    await new Promise(resolve => setImmediate(resolve))
+    assert.deepEqual(fannedOut, [], 'fanned out before the bus confirmed')
+    bus.answer(true)
+    assert.deepEqual(await ok, { status: 'stored' })
+    await until(() => fannedOut.length >= 2, 'the fan-out')
+    await new Promise(resolve => setTimeout(resolve, 50))
+    assert.deepEqual([...fannedOut].sort(), [left.event.id, current.event.id].sort(), 'each once; the replaced event not at all')
+    assert.equal(replication.gate.fanOutPending(left.event.id), false)
+    await until(() => (store.refresh(), store.replication.size() === 0), 'the entries to be removed')
   })
 
   it('a stop keeps publishing until the outbox is empty, within shutdown_drain, cutting a back-off short; what the bus leaves unconfirmed stays for the next start', async () => {

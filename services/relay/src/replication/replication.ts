@@ -3,8 +3,7 @@ import type { Logger } from '@msr/telemetry'
 import type { VerifierPool } from '@msr/workers'
 import type { RelayConfig } from '../config.js'
 import type { Part } from '../lifecycle.js'
-import type { ValidEvent } from '../pipeline/validate.js'
-import type { Writer } from '../pipeline/writer.js'
+import type { Committed, Writer } from '../pipeline/writer.js'
 import type { EventStore } from '../store/event-store.js'
 import { PublishAcks } from './acks.js'
 import { pubSubBus, type ReplicationBus } from './bus.js'
@@ -26,14 +25,15 @@ export interface Replication {
   parts: Part[]
 }
 
-/** What replication is built from; `fanOutEphemeral` is called only once messages arrive (after the relay exists). */
+/** What replication is built from; `fanOut` is called only once messages arrive or publishes are confirmed (after the relay exists). */
 export interface ReplicationDeps {
   store: EventStore
   writer: Writer
   verifier: VerifierPool
   logger: Logger
   observer: ReplicationObserver
-  fanOutEphemeral: (valid: ValidEvent) => void
+  /** Delivers events to local live subscriptions (the relay's fan-out). */
+  fanOut: (events: readonly Committed[]) => void
   /** The bus (tests inject one); default: Google Cloud Pub/Sub (or its emulator, by PUBSUB_EMULATOR_HOST). */
   bus?: ReplicationBus
 }
@@ -64,8 +64,12 @@ export const replicationOf = (config: RelayConfig['replication'], deps: Replicat
   store.replicating = true
   const acks = new PublishAcks()
   const health = new BusHealth({ logger, observer, waiting: () => store.replication.size() })
-  const gate = new ReplicationGate({ acks, bus, health, logger, observer }, { ackTimeoutMs: config.ack_timeout, onBusOutage: config.on_bus_outage })
-  const drainer = new ReplicationDrainer({ store, writer, bus, acks, health, logger, observer }, config.shutdown_drain)
+  const now = () => Math.floor(Date.now() / 1000)
+  const gate = new ReplicationGate(
+    { acks, bus, health, logger, observer, fanOut: deps.fanOut, isStored: id => store.get(id) !== undefined, now },
+    { ackTimeoutMs: config.ack_timeout, onBusOutage: config.on_bus_outage },
+  )
+  const drainer = new ReplicationDrainer({ store, writer, bus, acks, gate, health, logger, observer }, config.shutdown_drain)
   // Before any other listener (the relay's fan-out) and before any OK: every client event is tracked from its commit.
   writer.onCommitted(batch => {
     const mine = batch.filter(c => c.source !== 'replica')
@@ -77,10 +81,10 @@ export const replicationOf = (config: RelayConfig['replication'], deps: Replicat
     writer,
     verifier: deps.verifier,
     verify: config.verify,
-    fanOutEphemeral: deps.fanOutEphemeral,
+    fanOutEphemeral: valid => deps.fanOut([valid]),
     logger,
     observer,
-    now: () => Math.floor(Date.now() / 1000),
+    now,
     catchUpQuietMs: config.catch_up_quiet,
   })
   return { gate, bus, catchUp: subscriber.catchUp, parts: [drainer, subscriber] }

@@ -83,6 +83,15 @@ export class EventStore {
     removeHints: keys => this.outbox.remove(keys),
     removeReplicated: keys => this.replication.remove(keys),
     queueHints: hints => hints.forEach(hint => this.outbox.put(hint)),
+    queueReplication: ids => ids.filter(id => this.requeue(id)).length,
+  }
+
+  /** Queues a stored event's replication entry again (a restore); false when the event is not stored. */
+  private requeue(id: string): boolean {
+    const json = this.dbs.events.get(Buffer.from(id, 'hex'))
+    if (json === undefined) return false
+    this.replication.add({ id, kind: (JSON.parse(json.toString('utf8')) as { kind: number }).kind }, json)
+    return true
   }
 
   /** The canonical JSON of a stored event. */
@@ -198,6 +207,11 @@ export interface StoreTransaction {
   removeReplicated(keys: readonly Uint8Array[]): void
   /** Queues hints as they are (a restore puts back those a snapshot held). */
   queueHints(hints: readonly Hint[]): void
+  /**
+   * Queues a replication entry for each of these events that is stored (a restore puts back those a
+   * snapshot's replication outbox held, to be published with this replica as origin); returns how many.
+   */
+  queueReplication(ids: readonly string[]): number
 }
 
 const expiryEnd = (now: number): Buffer => {
