@@ -30,6 +30,17 @@ import {
 /** OTLP's SpanKind value for a server span. */
 const SERVER = 2
 
+/** A service on the Pub/Sub emulator exporting its spans over OTLP/HTTP JSON to the test's receiver, batched every 100 ms. */
+const exportingTo = (endpoint: string, emulatorHost: string): Record<string, string> => ({
+  PUBSUB_EMULATOR_HOST: emulatorHost,
+  METADATA_SERVER_DETECTION: 'none',
+  NODE_OPTIONS: '--import @msr/telemetry/register',
+  OTEL_TRACES_EXPORTER: 'otlp',
+  OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+  OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+  OTEL_BSP_SCHEDULE_DELAY: '100',
+})
+
 describe('tracing across the platform (npm start, OTLP http/json)', () => {
   let dir: string
   let receiver: OtlpReceiver
@@ -160,16 +171,7 @@ describe('tracing through Pub/Sub (emulator, streaming pull)', () => {
     const receiver = await startOtlpReceiver()
     const [relayPort, mailboxPort, pg] = [await freePort(), await freePort(), await freePort()]
     const relayUrl = `ws://127.0.0.1:${relayPort}`
-    const common = {
-      PUBSUB_EMULATOR_HOST: emulator.host,
-      GOOGLE_CLOUD_PROJECT: emulator.projectId,
-      METADATA_SERVER_DETECTION: 'none',
-      NODE_OPTIONS: '--import @msr/telemetry/register',
-      OTEL_TRACES_EXPORTER: 'otlp',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_BSP_SCHEDULE_DELAY: '100',
-    }
+    const common = { ...exportingTo(receiver.endpoint, emulator.host), GOOGLE_CLOUD_PROJECT: emulator.projectId }
     const relay = spawnService(RELAY_CLI, ['serve'], {
       ...common,
       OTEL_SERVICE_NAME: 'msr-relay',
@@ -225,13 +227,7 @@ describe('tracing through Pub/Sub (emulator, streaming pull)', () => {
     /** A replica exporting its spans to the receiver as `msr-relay-<id>`. */
     const replica = (id: string, port: number) =>
       spawnService(RELAY_CLI, ['serve'], {
-        PUBSUB_EMULATOR_HOST: emulator.host,
-        METADATA_SERVER_DETECTION: 'none',
-        NODE_OPTIONS: '--import @msr/telemetry/register',
-        OTEL_TRACES_EXPORTER: 'otlp',
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-        OTEL_BSP_SCHEDULE_DELAY: '100',
+        ...exportingTo(receiver.endpoint, emulator.host),
         OTEL_SERVICE_NAME: `msr-relay-${id}`,
         MSR_TRACE_CONTEXT: 'sync',
         PORT: String(port),
