@@ -22,4 +22,9 @@ describe('auto subscription options', () => {
     assert.equal('expirationPolicy' in autoSubscriptionOptions('relay-0', false), false, "Pub/Sub's default (31 days): the replica comes back to its backlog")
     assert.equal(autoSubscriptionOptions('relay-0', false).ackDeadlineSeconds, 60)
   })
+
+  it("keeps a per-start id's own messages from its subscription, and a stable id's not (a lost disk gets them back by the seek)", () => {
+    assert.equal(autoSubscriptionOptions('3f9a0c1b2d4e', true).filter, 'NOT attributes.origin = "3f9a0c1b2d4e"')
+    assert.equal('filter' in autoSubscriptionOptions('relay-0', false), false)
+  })
 })

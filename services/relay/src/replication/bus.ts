@@ -61,12 +61,16 @@ export const labelValue = (id: string): string => id.toLowerCase().replace(/[^a-
 /**
  * What an `auto` subscription is made with: labels that say whose it is (`msr-relay` = `replica`, `replica_id`),
  * and, when the id is made up at each start (Cloud Run), a one-day expiration, so one a killed replica never
- * deleted goes by itself. A stable id keeps Pub/Sub's default (31 days): its replica comes back to the backlog.
+ * deleted goes by itself, and a filter that keeps this replica's own messages from it (Pub/Sub acknowledges
+ * them itself: 1/N of the delivered bytes saved; the emulator stores the filter and ignores it). A stable id
+ * keeps Pub/Sub's default expiration (31 days: its replica comes back to the backlog) and gets no filter: its
+ * replica, started again on a lost disk, must get back by the seek what it published under that id.
  */
 export const autoSubscriptionOptions = (replicaId: string, ephemeralId: boolean) => ({
   ackDeadlineSeconds: 60,
   labels: { 'msr-relay': 'replica', replica_id: labelValue(replicaId) },
-  ...(ephemeralId && { expirationPolicy: { ttl: { seconds: EXPIRE_AFTER_SECONDS } } }),
+  // The id's characters (config: letters, digits, - _ . ~ + %) need no escaping in a filter's string.
+  ...(ephemeralId && { expirationPolicy: { ttl: { seconds: EXPIRE_AFTER_SECONDS } }, filter: `NOT attributes.origin = "${replicaId}"` }),
 })
 
 /**

@@ -271,6 +271,17 @@ describe('replication parts', () => {
     assert.equal(store.replication.size(), 0, "another replica's event is not published again")
   })
 
+  it('applies its own messages published before this start (a stable replica id whose disk was lost), drops its echoes', async () => {
+    replication = await start()
+    const lost = signed(11, { content: 'published under this id before its disk was lost' })
+    assert.equal(await bus.deliver(lost.json, { origin: 'me' }, Date.now() - 60_000), 'ack')
+    assert.equal(store.get(lost.event.id), lost.json, 'its own message from before the start is applied')
+    const echo = signed(12, { content: 'an echo of this run' })
+    assert.equal(await bus.deliver(echo.json, { origin: 'me' }), 'ack')
+    assert.equal(store.get(echo.event.id), undefined, 'an echo is dropped')
+    assert.equal(store.replication.size(), 0, 'neither is published again')
+  })
+
   it('reports not ready from the start, counts the backlog from before the start, then ready once it is quiet', async () => {
     replication = await start({ RELAY_REPLICATION__CATCH_UP_QUIET: '"300ms"' })
     assert.equal(heard[0], 'catching up (0)', 'not ready before the subscriber even starts (restore, seek)')

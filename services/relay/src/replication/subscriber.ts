@@ -43,6 +43,8 @@ export class ReplicationSubscriber implements Part {
   private applying = 0
   /** When this replica has caught up with the topic (readiness). */
   readonly catchUp: CatchUp
+  /** When this run started pulling (epoch ms): its own messages published since are echoes of its commits. */
+  private startedAt = 0
 
   constructor(private readonly deps: SubscriberDeps) {
     const { logger, observer } = deps
@@ -53,7 +55,8 @@ export class ReplicationSubscriber implements Part {
   }
 
   start(): void {
-    this.catchUp.start()
+    this.startedAt = Date.now()
+    this.catchUp.start(this.startedAt)
     this.deps.bus.subscribe(message => void this.receive(message))
   }
 
@@ -67,7 +70,9 @@ export class ReplicationSubscriber implements Part {
   private async receive(message: BusMessage): Promise<void> {
     const { bus, observer } = this.deps
     this.catchUp.received(message.publishedAt)
-    if (message.attributes.origin === bus.replicaId) return (message.ack(), observer.received('own'))
+    // Its own echoes are dropped; its own messages from before this start are applied like any other: a stable
+    // replica id whose disk was lost gets back, by the seek, what it published after its newest snapshot.
+    if (message.attributes.origin === bus.replicaId && message.publishedAt >= this.startedAt) return (message.ack(), observer.received('own'))
     this.applying++
     const span = replicationApplySpan(message.attributes)
     try {
