@@ -41,13 +41,13 @@ export interface CrashOptions {
   onCheck?: (report: Readonly<CrashReport>) => void
 }
 
-/** What a campaign found: `losses`, `resurrected`, `stale` and `hintsMissing` must all be 0. */
-export interface CrashReport {
+/** What any kill-cycle campaign counts (this one's crash cycles, and replication-cycles.ts's). */
+export interface CycleTally {
   cycles: number
   sent: number
   acknowledged: number
   refused: number
-  /** Sent events with no OK before the kill, found stored after the restart. */
+  /** Sent with no OK before the kill, found stored afterwards / not. */
   inFlightStored: number
   inFlightLost: number
   /** Events that must be served (OK true, not deleted, not replaced) and were not at some check (distinct ids). */
@@ -56,6 +56,12 @@ export interface CrashReport {
   resurrected: number
   /** Replaced versions of replaceable/addressable events served again. */
   stale: number
+  /** One line per problem found (first 20), for the failure message. */
+  problems: string[]
+}
+
+/** What a campaign found: `losses`, `resurrected`, `stale` and `hintsMissing` must all be 0. */
+export interface CrashReport extends CycleTally {
   hintsExpected: number
   hintsSeen: number
   hintsMissing: number
@@ -68,8 +74,6 @@ export interface CrashReport {
   restoredEvents: number
   /** The same check on that restored relay: lost, deleted but served, replaced but served (distinct ids). */
   restoreFaults: number
-  /** One line per problem found (first 20), for the failure message. */
-  problems: string[]
 }
 
 export type Status = 'acked' | 'inflight' | 'refused'

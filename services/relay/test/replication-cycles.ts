@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { seededRandom, type Random } from '@msr/bench'
 import { startEmulator, type RunningEmulator } from '@msr/hints/emulator'
 import { snapshotTime } from '@msr/storage'
-import { acked, expectations, nextEvent, served, type Author } from './crash-cycles.js'
+import { acked, expectations, nextEvent, served, type Author, type CycleTally } from './crash-cycles.js'
 import { freePort, newSigner, serveCli, sign, stopCli, tempDir, TestClient, waitUntil, withTimeout, type CliProcess, type NostrEvent, type Signer } from './harness.js'
 
 const TOPIC = 'relay-events'
@@ -53,18 +53,7 @@ export interface ReplicationCycleOptions {
 }
 
 /** What a campaign found: `losses`, `resurrected`, `stale`, `fingerprintMismatches` and the outage's `okTrueDuringPause` and `notDrained` must be 0. */
-export interface ReplicationCycleReport {
-  cycles: number
-  sent: number
-  acknowledged: number
-  refused: number
-  /** Sent to the killed replica with no OK before the kill, found on the others afterwards / not. */
-  inFlightStored: number
-  inFlightLost: number
-  /** Events that must be served (OK true, not deleted, not replaced) and were not, by some replica at some check (distinct ids). */
-  losses: number
-  resurrected: number
-  stale: number
+export interface ReplicationCycleReport extends CycleTally {
   /** Checks after which the three replicas' fingerprints differed. */
   fingerprintMismatches: number
   /** Seconds from starting a replacement to its /readyz 200, each cycle. */
@@ -78,7 +67,6 @@ export interface ReplicationCycleReport {
   writerKills: Array<{ outbox: number; requeued: number }>
   /** The outage (pauseMs > 0): events sent while frozen, answered OK false "error:", OK true (must be 0), not reaching every replica afterwards (must be 0), and the seconds until they had. */
   outage?: { sent: number; refusedWithError: number; okTrueDuringPause: number; notDrained: number; drainSeconds: number }
-  problems: string[]
 }
 
 interface Replica {
