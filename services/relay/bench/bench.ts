@@ -18,7 +18,7 @@ import { measureFanout, type FanoutResult } from './fanout.js'
 import { startCpuShare, type CpuShare } from './machine.js'
 import { parseBenchOptions, USAGE, UsageError, type BenchOptions, type Scenario } from './options.js'
 import { publish, type PublishResult } from './publish.js'
-import { startRelayProcess, type RelayProcess } from './relay-process.js'
+import { fileSystemOf, startRelayProcess, type RelayProcess } from './relay-process.js'
 import { idleConnections, type IdleResult } from './idle.js'
 import { randomBytes } from 'node:crypto'
 import { measureReqs, warmUp, type ReqResult, type StoreShape } from './req-latency.js'
@@ -435,7 +435,7 @@ const main = async (): Promise<number> => {
   // per-connection figure, and 10,000 connections just closed would slow the others.
   if (options.scenarios.has('idle')) results.idle = await idleScenario(env, options)
   if (!usesMainRelay(options)) return idleOnly(results, options)
-  const relay = await startRelayProcess({ cli: CLI, env, logLevel: options.relayLogLevel, configFile: options.relayConfig, cpuProfDir: profDir })
+  const relay = await startRelayProcess({ cli: CLI, env, logLevel: options.relayLogLevel, configFile: options.relayConfig, storeDir: options.storeDir, cpuProfDir: profDir })
   const offInterrupt = stopOnInterrupt(relay.stop)
   report.printRelay(relay, verifierText(relay, pinned), options.relayLogLevel, profDir)
   report.printTracingState(env)
@@ -457,7 +457,7 @@ const main = async (): Promise<number> => {
   report.printClosing(relay, stop, peakRss, lines)
   const figures = figuresOf(results, options)
   report.printTable(figures, `the bench's relay child, ${relay.url}`)
-  writeJson(options, results, figures, { url: relay.url, started: true, verifier: relay.verifier, peakRssMiB: peakRss })
+  writeJson(options, results, figures, { url: relay.url, started: true, verifier: relay.verifier, peakRssMiB: peakRss, store: fileSystemOf(relay.dataDir) })
   return faults > 0 ? 1 : 0
 }
 
@@ -482,7 +482,7 @@ const tracingMain = async (
 ): Promise<number> => {
   report.printTracingVerifier(verifierText({ verifier: undefined }, pinned), options.relayLogLevel, profDir)
   const results: TracingResults = await runTracing({
-    launch: { cli: CLI, env, logLevel: options.relayLogLevel, configFile: options.relayConfig },
+    launch: { cli: CLI, env, logLevel: options.relayLogLevel, configFile: options.relayConfig, storeDir: options.storeDir },
     frames, connections: options.connections, window: options.window, rounds: options.tracingRounds, profDir,
     onSetup: setup => report.printTracingSetup(setup, options.tracingRounds, frames.length, options.connections, options.window),
     onRun: run => report.printTracingRun(run),
@@ -525,7 +525,7 @@ const replicationSkipped = (options: BenchOptions, why: string): number => {
 const replicationMain = async (options: BenchOptions, corpus: Corpus, env: Record<string, string | undefined>, pinned: boolean): Promise<number> => {
   report.printReplicationSetup(verifierText({ verifier: undefined }, pinned), options.relayLogLevel, corpus.notes.length, options.connections, options.window)
   const results = await runReplication({
-    launch: { cli: CLI, env, logLevel: options.relayLogLevel, configFile: options.relayConfig },
+    launch: { cli: CLI, env, logLevel: options.relayLogLevel, configFile: options.relayConfig, storeDir: options.storeDir },
     frames: corpus.notes, warmup: corpus.replicationWarmup, connections: options.connections, window: options.window, quietMaxMs: options.quick ? 5000 : 20_000,
     onRun: run => report.printReplicationRun(run),
     onInterruptible: stop => stopOnInterrupt(stop),

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { parseBenchOptions, UsageError } from './options.js'
 
 describe('bench options: --replication', () => {
@@ -35,5 +37,23 @@ describe('bench options: fan-out at saturation', () => {
   it('refuses a count that is not a positive integer, naming the flag', () => {
     for (const args of [['--publishers', '0'], ['--saturation-events', 'many'], ['--saturation-window', '-1']])
       assert.throws(() => parseBenchOptions(args, {}), (e: unknown) => e instanceof UsageError && e.message.includes(args[0] as string))
+  })
+})
+
+describe('bench options: --store-dir', () => {
+  it('takes the flag, then BENCH_STORE_DIR; unset by default (the OS temp dir)', () => {
+    const here = tmpdir()
+    assert.equal(parseBenchOptions(['--store-dir', here], {}).storeDir, here)
+    assert.equal(parseBenchOptions([], { BENCH_STORE_DIR: here }).storeDir, here)
+    assert.equal(parseBenchOptions([], {}).storeDir, undefined)
+  })
+
+  it('refuses a directory that does not exist, and --url (the bench starts no relay there)', () => {
+    const missing = join(tmpdir(), 'msr-no-such-dir-for-the-bench')
+    assert.throws(() => parseBenchOptions(['--store-dir', missing], {}), (e: unknown) => e instanceof UsageError && e.message.includes(missing))
+    assert.throws(
+      () => parseBenchOptions(['--store-dir', tmpdir(), '--url', 'ws://127.0.0.1:1'], {}),
+      (e: unknown) => e instanceof UsageError && e.message.includes('--store-dir'),
+    )
   })
 })

@@ -1,4 +1,5 @@
 // The benchmark's settings: flags, then BENCH_* environment variables, then the preset (full or --quick).
+import { statSync } from 'node:fs'
 import { parseBenchArgs, truthy } from '@msr/bench'
 
 /** The scenarios a run can include. */
@@ -48,6 +49,8 @@ export interface BenchOptions {
   cpuProf: string | undefined
   relayLogLevel: string
   relayConfig: string | undefined
+  /** `--store-dir`: where the relay's temp data dir is made (the OS's temp dir when unset). */
+  storeDir: string | undefined
   /** Also write the results as JSON to this file. */
   json: string | undefined
   /** `--url`: run against this relay instead of starting one (no child, no CPU shares of the relay, no profiling). */
@@ -142,6 +145,10 @@ With --url it runs the same scenarios against a relay that is already running, a
                             holds (the bench's authors; 0 events is fine)
   --relay-log-level L       relay log level (default warn)                          BENCH_RELAY_LOG_LEVEL
   --relay-config FILE       relay config file (default: none; defaults + RELAY_* env)
+  --store-dir DIR           make the relay's temp data dir in DIR (default: the OS's  BENCH_STORE_DIR
+                            temp dir); the report names its file system. On Cloud
+                            Run the disk is memory: --store-dir /dev/shm measures
+                            that case (nothing to sync) on a Linux machine
   --json FILE               also write the results (and the table's figures) as JSON
   -h, --help                this text
 
@@ -168,6 +175,7 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
     only: { type: 'string' },
     'relay-log-level': { type: 'string' },
     'relay-config': { type: 'string' },
+    'store-dir': { type: 'string' },
     tracing: { type: 'boolean' },
     replication: { type: 'boolean' },
     url: { type: 'string' },
@@ -189,6 +197,7 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
   if (replication) refuseWithReplication(tracing, cpuProf, (flags.only as string | undefined) ?? env.BENCH_ONLY)
   const url = urlOf((flags.url as string | undefined) ?? (env.BENCH_URL || undefined))
   const load = !flags['no-load'] && truthy(env.BENCH_LOAD) !== false
+  const storeDir = storeDirOf((flags['store-dir'] as string | undefined) ?? (env.BENCH_STORE_DIR || undefined))
   if (url !== undefined) {
     const refused = [
       cpuProf !== undefined && '--cpu-prof/--profile (it profiles the relay child the bench starts)',
@@ -196,6 +205,7 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
       replication && '--replication (it starts the relays and the emulator)',
       flags['relay-config'] !== undefined && '--relay-config',
       flags['relay-log-level'] !== undefined && '--relay-log-level',
+      storeDir !== undefined && '--store-dir',
     ].filter(Boolean)
     if (refused.length > 0) throw new UsageError(`--url runs against a relay the bench does not start; it cannot be combined with ${refused.join(', ')}`)
   } else if (!load) throw new UsageError('--no-load needs --url: the relay the bench starts is empty, so the REQs need the store load')
@@ -211,6 +221,7 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
     cpuProf,
     relayLogLevel: (flags['relay-log-level'] as string | undefined) ?? env.BENCH_RELAY_LOG_LEVEL ?? 'warn',
     relayConfig: flags['relay-config'] as string | undefined,
+    storeDir,
     json,
     url,
     load,
@@ -222,6 +233,19 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
 const refuseWithReplication = (tracing: boolean, cpuProf: string | undefined, only: string | undefined): void => {
   const refused = [tracing && '--tracing', cpuProf !== undefined && '--cpu-prof/--profile', only && '--only'].filter(Boolean)
   if (refused.length > 0) throw new UsageError(`--replication runs scenario 1 (ingest) on relays of its own; it cannot be combined with ${refused.join(', ')}`)
+}
+
+/** The --store-dir value: an existing directory. */
+const storeDirOf = (raw: string | undefined): string | undefined => {
+  if (raw === undefined) return undefined
+  let directory = false
+  try {
+    directory = statSync(raw).isDirectory()
+  } catch {
+    directory = false
+  }
+  if (!directory) throw new UsageError(`--store-dir expects an existing directory, not "${raw}"`)
+  return raw
 }
 
 /** The --url value: a ws:// or wss:// URL (http(s):// is taken as ws(s)://). */

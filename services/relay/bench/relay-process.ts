@@ -1,6 +1,6 @@
 // The relay under test: the compiled CLI as a child process, on a fresh temp data dir and a free loopback port.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, statfsSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { followOutput, freePort, GC_NODE_ARGS, GcWatch, isWarning, MEASURED_MALLOC_ENV, settledMemory, terminate, waitUntilReady, type Memory, type ServiceChild } from '@msr/bench'
@@ -15,6 +15,8 @@ export interface RelayLaunch {
   logLevel: string
   /** Passed as `serve --config FILE` when set; otherwise defaults and environment only. */
   configFile?: string | undefined
+  /** Where the relay's temp data dir is made (`--store-dir`); the OS's temp dir when unset. */
+  storeDir?: string | undefined
   /** When set, the child runs with `--cpu-prof` and writes its profiles here. */
   cpuProfDir?: string | undefined
   /**
@@ -45,6 +47,32 @@ const allocatedMiB = (dir: string): number => {
   }
 }
 
+/** statfs magic numbers of the file systems a store is likely to be on (linux/magic.h). */
+const FILE_SYSTEMS: ReadonlyMap<number, string> = new Map([
+  [0xef53, 'ext4'],
+  [0x01021994, 'tmpfs: memory'],
+  [0x58465342, 'xfs'],
+  [0x9123683e, 'btrfs'],
+  [0x794c7630, 'overlayfs'],
+  [0x6969, 'nfs'],
+  [0x65735546, 'fuse'],
+  [0x2fc12fc1, 'zfs'],
+  [0x858458f6, 'ramfs: memory'],
+])
+
+/**
+ * The file system `dir` is on, by name where known (the store's commits cost most where syncing means
+ * writing to a device: tmpfs, as on Cloud Run, where the disk is memory, syncs nothing).
+ */
+export const fileSystemOf = (dir: string): string => {
+  try {
+    const { type } = statfsSync(dir)
+    return FILE_SYSTEMS.get(type) ?? `file system 0x${type.toString(16)}`
+  } catch {
+    return 'file system unknown'
+  }
+}
+
 /** Follows the child's output: remembers the verifier from the startup line and every warning. */
 const watchOutput = (child: ChildProcess, relay: Pick<RelayProcess, 'verifier' | 'warnings' | 'warningCount'>, gc: GcWatch): void => {
   followOutput(child, (entry, line) => {
@@ -68,7 +96,7 @@ export const SERVICE_NAME = 'msr-relay'
 
 /** Starts the relay and resolves once /readyz answers 200. */
 export const startRelayProcess = async (launch: RelayLaunch): Promise<RelayProcess> => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'msr-bench-'))
+  const dataDir = mkdtempSync(join(launch.storeDir ?? tmpdir(), 'msr-bench-'))
   const port = await freePort()
   const nodeArgs = [...(launch.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', launch.cpuProfDir] : []), ...(launch.gc ? GC_NODE_ARGS : []), '--import', TELEMETRY_REGISTER]
   const configArgs = launch.configFile ? ['--config', launch.configFile] : []

@@ -5,6 +5,7 @@ import type { FanoutResult } from './fanout.js'
 import type { CpuShare } from './machine.js'
 import type { PublishResult } from './publish.js'
 import type { ReqResult } from './req-latency.js'
+import { fileSystemOf } from './relay-process.js'
 import { relayCpuSeconds, type ReplicationRun } from './replication-bench.js'
 
 /** DESIGN.md §8 targets on the 2-core development machines; fan-out at saturation: the performance issue's. */
@@ -24,7 +25,7 @@ export const printHeader = (machine: MachineInfo, quick: boolean): void => {
 
 /** Where the relay runs and with which verifier. */
 export const printRelay = (relay: { pid: number; url: string; dataDir: string }, verifier: string, logLevel: string, profDir: string | undefined): void => {
-  row('relay', `pid ${relay.pid}, ${relay.url}, data ${relay.dataDir}, log level ${logLevel}`)
+  row('relay', `pid ${relay.pid}, ${relay.url}, data ${relay.dataDir} (${fileSystemOf(relay.dataDir)}), log level ${logLevel}`)
   row('verifier', verifier)
   if (profDir) row('cpu-prof', `relay runs with --cpu-prof; profiles in ${profDir}`)
 }
