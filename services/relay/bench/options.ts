@@ -235,16 +235,18 @@ const refuseWithReplication = (tracing: boolean, cpuProf: string | undefined, on
   if (refused.length > 0) throw new UsageError(`--replication runs scenario 1 (ingest) on relays of its own; it cannot be combined with ${refused.join(', ')}`)
 }
 
+const isDirectory = (path: string): boolean => {
+  try {
+    return statSync(path).isDirectory()
+  } catch {
+    return false
+  }
+}
+
 /** The --store-dir value: an existing directory. */
 const storeDirOf = (raw: string | undefined): string | undefined => {
   if (raw === undefined) return undefined
-  let directory = false
-  try {
-    directory = statSync(raw).isDirectory()
-  } catch {
-    directory = false
-  }
-  if (!directory) throw new UsageError(`--store-dir expects an existing directory, not "${raw}"`)
+  if (!isDirectory(raw)) throw new UsageError(`--store-dir expects an existing directory, not "${raw}"`)
   return raw
 }
 
