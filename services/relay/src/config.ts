@@ -23,6 +23,10 @@ const data = z
     db_query_timeout: duration('100ms', 'Longest scan of one REQ (all its filters) or COUNT; past it the subscription ends with CLOSED "error:".'),
     expiration_sweep_interval: duration('1m', 'How often NIP-40 expired events are deleted from the store.'),
     query_workers: int(0, 0, 'Worker threads answering REQ backfills and COUNTs from the store (0: one per CPU core).'),
+    query_inline: duration(
+      '5ms',
+      "Longest scan of a REQ page done on the event loop for a connection querying alone (no query running on a worker, no other connection's REQ in the last 20 ms), which saves the hand-off to a worker and back; a page not done by then is answered by a worker from the start. 0: always a worker.",
+    ),
     max_size: int(
       0,
       0,

@@ -76,7 +76,7 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
     })
     await lifecycle.start(startedPart('store', () => writer.close().then(() => store.close()).finally(released)))
     const verifier = await VerifierPool.start(config.verification.workers, config.verification.backend)
-    const queries = await QueryPool.start(config.data.path, config.data.query_workers)
+    const queries = await QueryPool.start(config.data.path, config.data.query_workers, { store, budgetMs: config.data.query_inline })
     await lifecycle.start(startedPart('workers', () => Promise.all([verifier.close(), queries.close()]).then(() => undefined)))
     // Before the relay, whose fan-out listener then goes through its gate.
     const replication = replicationOf(config.replication, {

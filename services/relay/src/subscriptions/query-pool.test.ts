@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { EventStore } from '../store/event-store.js'
+import { publicKey, unsigned } from '../testing/fixtures.js'
+import type { BackfillRequest, BackfillResponse } from './query-engine.js'
 import { QueryPool } from './query-pool.js'
-import type { BackfillRequest } from './query-worker.js'
+import { releaseSlab, slabBuffer } from './slabs.js'
 
 let dir: string
 let pool: QueryPool
@@ -41,5 +43,90 @@ describe('QueryPool: a query worker that dies', () => {
     const answer = await pool.backfill(request([{}]))
     assert.ok(answer, 'the replacement worker answered')
     assert.deepEqual([answer.frames, answer.framesEnd], [0, 0])
+  })
+})
+
+describe('QueryPool: REQ pages of a connection querying alone, on the event loop', () => {
+  const EVENTS = 3000
+  let store: EventStore
+  let inline: QueryPool
+  let tight: QueryPool
+  let answers: QueryPool
+
+  before(async () => {
+    const events = Array.from({ length: EVENTS }, (_, i) =>
+      unsigned({ pubkey: publicKey(1), created_at: 1_600_000_000 + i, kind: 1, tags: [['t', i % 2 ? 'odd' : 'even']], content: `note ${i}` }),
+    )
+    store = EventStore.open(dir)
+    await store.write(tx => events.map(e => tx.apply(e.event, Buffer.from(e.json))))
+    inline = await QueryPool.start(dir, 1, { store, budgetMs: 1000 })
+    // A budget no scan of thousands of events fits in: the scan stops at its first deadline check.
+    tight = await QueryPool.start(dir, 1, { store, budgetMs: 0.000_001 })
+    answers = await QueryPool.start(dir, 1)
+  })
+  after(async () => {
+    await Promise.all([inline.close(), tight.close(), answers.close()])
+    await store.close()
+  })
+
+  /** The frames of an answer as text, its slab freed. */
+  const framesOf = (queries: QueryPool, answer: BackfillResponse | undefined): string => {
+    assert.ok(answer)
+    const length = answer.framesEnd + 36 * answer.frames
+    const bytes = answer.slab >= 0 ? slabBuffer(queries.arena, answer.slab, length) : Buffer.from(answer.bytes as Uint8Array)
+    const text = bytes.toString('utf8', 0, answer.framesEnd)
+    if (answer.slab >= 0) releaseSlab(queries.arena, answer.slab)
+    return text
+  }
+  const page = (filters: unknown, limit: number) => ({ ...request(filters), limits: [limit] })
+  const connection = () => ({})
+
+  it('answers a lone connection on the event loop with the bytes a worker sends', async () => {
+    const alone = connection()
+    const before = { ...inline.answered }
+    for (const filter of [{ kinds: [1] }, { tags: { t: ['odd'] } }, { ids: ['00'.repeat(32)] }]) {
+      const here = framesOf(inline, await inline.backfill(page([filter], 100), alone))
+      assert.equal(here, framesOf(answers, await answers.backfill(page([filter], 100))))
+    }
+    assert.deepEqual(inline.answered, { inline: before.inline + 3, worker: before.worker })
+    assert.equal(Array.from(inline.arena.states).filter(s => s !== 0).length, 0)
+  })
+
+  it('sends to the workers while another connection queries', async () => {
+    const [a, b] = [connection(), connection()]
+    await inline.backfill(page([{ kinds: [1] }], 10), a).then(answer => framesOf(inline, answer))
+    const before = { ...inline.answered }
+    // b starts right after a: two connections query, so both go to the workers until one is quiet for a while.
+    framesOf(inline, await inline.backfill(page([{ kinds: [1] }], 10), b))
+    framesOf(inline, await inline.backfill(page([{ kinds: [1] }], 10), a))
+    assert.deepEqual(inline.answered, { inline: before.inline, worker: before.worker + 2 })
+    await new Promise(resolve => setTimeout(resolve, 40))
+    framesOf(inline, await inline.backfill(page([{ kinds: [1] }], 10), a))
+    assert.deepEqual(inline.answered, { inline: before.inline + 1, worker: before.worker + 2 })
+  })
+
+  it('sends to the workers while a page is on one', async () => {
+    const alone = connection()
+    const before = { ...tight.answered }
+    // The first page outlasts the budget, so a worker has it; the second would fit, but waits its turn there.
+    const long = tight.backfill(page([{ kinds: [1] }], 2500), alone)
+    const short = tight.backfill(page([{ kinds: [1] }], 1), alone)
+    framesOf(tight, await long)
+    framesOf(tight, await short)
+    assert.deepEqual(tight.answered, { inline: before.inline, worker: before.worker + 2 })
+    framesOf(tight, await tight.backfill(page([{ kinds: [1] }], 1), alone))
+    assert.deepEqual(tight.answered, { inline: before.inline + 1, worker: before.worker + 2 })
+  })
+
+  it('gives a page that outlasts the inline budget to a worker, which answers it whole', async () => {
+    const alone = connection()
+    const before = { ...tight.answered }
+    const answer = await tight.backfill(page([{ kinds: [1] }], 2500), alone)
+    assert.ok(answer)
+    assert.equal(answer.timedOut, false)
+    assert.equal(answer.frames, 2500)
+    assert.deepEqual(tight.answered, { inline: before.inline, worker: before.worker + 1 })
+    framesOf(tight, answer)
+    assert.equal(Array.from(tight.arena.states).filter(s => s !== 0).length, 0, 'the dropped inline scan kept its slab')
   })
 })

@@ -9,7 +9,7 @@ import type { LiveIndex } from './live-index.js'
 import type { QueryPool } from './query-pool.js'
 import { orAfter } from '../deadline.js'
 import { releaseSlab, slabBuffer } from './slabs.js'
-import type { BackfillRequest, BackfillResponse } from './query-worker.js'
+import type { BackfillRequest, BackfillResponse } from './query-engine.js'
 import { createSubscription, type Subscription } from './subscription.js'
 import { annotate, endSpan, inSpan, startSpan } from '../tracing.js'
 
@@ -146,7 +146,7 @@ const historyCut = (max: number): Reason =>
   `blocked: history cut at ${max} events (max_history), more may match; ask again with until (older) or since (newer) to read the rest`
 
 /**
- * The rate limit, then the query on a worker (bounded in time), then the answer. History filters go on
+ * The rate limit, then the query (bounded in time), then the answer. History filters go on
  * in pages: each page starts at the oldest created_at of the last one (`until`, skipping the ids already
  * sent there) and waits until the client has read the page before; EOSE comes after the last page.
  */
@@ -165,7 +165,7 @@ const backfill = async (deps: RequestDeps, subscription: Subscription, first: Om
   let served = 0
   let pages = 0
   for (;;) {
-    const result = await queryPage(deps, request, subId, span)
+    const result = await queryPage(deps, request, subscription, span)
     pages++
     if (!sendPage(deps, subscription, result, span)) return
     const page = result as BackfillResponse
@@ -193,10 +193,13 @@ const backfill = async (deps: RequestDeps, subscription: Subscription, first: Om
   for (const { frame } of held) client.sendLive(frame)
 }
 
-/** One worker job, bounded in time: the answer, or undefined when no answer came in time. */
-const queryPage = async (deps: RequestDeps, request: Omit<BackfillRequest, 'op'>, subId: string, span: Span): Promise<BackfillResponse | undefined> => {
+/**
+ * One page, bounded in time: the answer (scanned on the event loop for a client querying alone, else by a
+ * worker; see QueryPool.backfill), or undefined when no answer came in time.
+ */
+const queryPage = async (deps: RequestDeps, request: Omit<BackfillRequest, 'op'>, { client, id: subId }: Subscription, span: Span): Promise<BackfillResponse | undefined> => {
   const stopTimer = deps.metrics.querySeconds.startTimer({ verb: 'REQ' })
-  const answering = deps.queries.backfill(request)
+  const answering = deps.queries.backfill(request, client)
   const result = await orAfter(answering, request.timeoutMs + ANSWER_GRACE_MS, 'late' as const)
   const seconds = stopTimer()
   annotate(span, () => ({ 'nostr.scan_ms': seconds * 1000 }))

@@ -1,0 +1,222 @@
+// What a query worker does (query-worker.ts), as functions of a store and the slab arena: REQ backfills
+// framed straight from the store's bytes, and NIP-45 counts.
+import type { Filter, NostrEvent } from '@msr/nostr'
+import { visibleTo } from '../policies/access.js'
+import type { EventStore, Visit } from '../store/event-store.js'
+import { storedCreatedAt, storedKind } from '../store/stored-json.js'
+import type { Answer } from '@msr/workers'
+import { claimSlab, releaseSlab, slabBuffer, type SlabArena } from './slabs.js'
+
+/** A REQ backfill: each filter's newest `limits[i]` events, each once, framed with `prefix`. */
+export interface BackfillRequest {
+  op: 'req'
+  filters: Filter[]
+  limits: number[]
+  prefix: string
+  now: number
+  timeoutMs: number
+  /** Also write each frame's WebSocket header, so the whole answer is wire bytes for one socket write. */
+  wire: boolean
+  /** The pubkeys the connection authenticated as, and the kinds only their author or recipients may read. */
+  viewer: string[]
+  privateKinds: number[]
+  /** Per filter, ids already sent (a history page's boundary): skipped, not counted against the limit. */
+  skip?: string[][]
+}
+
+/** A NIP-45 count over the filters. */
+export interface CountRequest {
+  op: 'count'
+  filters: Filter[]
+  now: number
+  timeoutMs: number
+  viewer: string[]
+  privateKinds: number[]
+}
+
+/**
+ * The frames back to back, then the 32-byte ids, then where each frame ends (u32 LE), in a slab of the
+ * shared arena (`slab` ≥ 0) or, when none was free or the answer outgrew it, in the transferred `bytes`.
+ * The message itself stays small (no per-event array to clone). With `wire`, each frame carries its
+ * WebSocket header, so the frames are ready for the socket as they are.
+ */
+export interface BackfillResponse {
+  slab: number
+  bytes: Uint8Array | undefined
+  /** How many frames (events) the answer holds. */
+  frames: number
+  /** Where the last frame ends: the ids start here, the frame ends 32 bytes per frame later. */
+  framesEnd: number
+  timedOut: boolean
+  wire: boolean
+  /**
+   * Per filter that stopped at its limit (more may match): the created_at of its last (oldest) event and
+   * the ids sent at that created_at, where the next page starts (`until` it, skipping those).
+   */
+  cursors: (PageCursor | undefined)[]
+}
+
+/** Where a filter's next page starts. */
+export interface PageCursor {
+  createdAt: number
+  ids: string[]
+}
+
+/** The count, or how far it got before the deadline. */
+export interface CountResponse {
+  count: number
+  timedOut: boolean
+}
+
+export type QueryRequest = BackfillRequest | CountRequest
+export type QueryResponse = BackfillResponse | CountResponse
+
+const CLOSE = 0x5d // ']'
+
+/** Bytes of the header of an unmasked server frame with this payload length (RFC 6455 §5.2). */
+const headerBytes = (length: number): number => (length < 126 ? 2 : length < 65536 ? 4 : 10)
+
+/**
+ * Where a backfill is written: a slab of the shared arena while it fits, else a private buffer that
+ * grows by doubling (its ArrayBuffer is its own, so it can be transferred).
+ */
+class Output {
+  slab: number
+  bytes: Buffer
+  at = 0
+
+  constructor(private readonly arena: SlabArena) {
+    this.slab = claimSlab(arena)
+    this.bytes = this.slab >= 0 ? slabBuffer(arena, this.slab) : Buffer.allocUnsafeSlow(1 << 16)
+  }
+
+  reserve(n: number): void {
+    if (this.at + n <= this.bytes.length) return
+    let size = this.bytes.length * 2
+    while (size < this.at + n) size *= 2
+    const grown = Buffer.allocUnsafeSlow(size)
+    this.bytes.copy(grown, 0, 0, this.at)
+    this.bytes = grown
+    if (this.slab >= 0) releaseSlab(this.arena, this.slab)
+    this.slab = -1
+  }
+}
+
+/** Writes a FIN text-frame header for `length` payload bytes (RFC 6455 §5.2, unmasked). */
+const writeHeader = (out: Output, length: number): void => {
+  const b = out.bytes
+  b[out.at] = 0x81
+  if (length < 126) {
+    b[out.at + 1] = length
+    out.at += 2
+  } else if (length < 65536) {
+    b[out.at + 1] = 126
+    b.writeUInt16BE(length, out.at + 2)
+    out.at += 4
+  } else {
+    b[out.at + 1] = 127
+    b.writeBigUInt64BE(BigInt(length), out.at + 2)
+    out.at += 10
+  }
+}
+
+/**
+ * A visit wrapper that skips private-kind events the viewer may not read. Filters that cannot match a
+ * private kind skip the check; otherwise only private-kind candidates are parsed.
+ */
+const visibleOnly = (filter: Filter, request: { viewer: string[]; privateKinds: number[] }, visit: Visit): Visit => {
+  const privateKinds = new Set(request.privateKinds)
+  if (privateKinds.size === 0 || (filter.kinds && !filter.kinds.some(k => privateKinds.has(k)))) return visit
+  const viewer = new Set(request.viewer)
+  return (id, json) => {
+    if (!privateKinds.has(storedKind(json))) return visit(id, json)
+    const event = JSON.parse(json.toString('utf8')) as NostrEvent
+    return visibleTo(privateKinds, viewer, event) ? visit(id, json) : true
+  }
+}
+
+/** Frames each event straight from the store's read buffer into one output, then appends the ids and frame ends. */
+const backfill = (store: EventStore, arena: SlabArena, request: BackfillRequest): Answer<QueryResponse> => {
+  const out = new Output(arena)
+  const ids: Buffer[] = []
+  const ends: number[] = []
+  const cursors: (PageCursor | undefined)[] = []
+  let timedOut = false
+  try {
+    timedOut = scanInto(store, request, out, ids, ends, cursors)
+  } catch (error) {
+    // The worker dies of this (the pool answers the REQ and starts another); its slab must not die with it.
+    if (out.slab >= 0) releaseSlab(arena, out.slab)
+    throw error
+  }
+  const framesEnd = out.at
+  out.reserve(36 * ids.length)
+  for (const id of ids) out.at += id.copy(out.bytes, out.at)
+  for (const end of ends) out.at = out.bytes.writeUInt32LE(end, out.at)
+  const bytes = out.slab >= 0 ? undefined : new Uint8Array(out.bytes.buffer, out.bytes.byteOffset, out.at)
+  const body: BackfillResponse = { slab: out.slab, bytes, frames: ids.length, framesEnd, timedOut, wire: request.wire, cursors }
+  return { body, transfer: bytes ? [bytes.buffer as ArrayBuffer] : [] }
+}
+
+/**
+ * Each filter's events framed into `out` (ids and frame ends recorded, and where a filter that reached
+ * its limit would go on); true when the deadline stopped it.
+ */
+const scanInto = (store: EventStore, request: BackfillRequest, out: Output, ids: Buffer[], ends: number[], cursors: (PageCursor | undefined)[]): boolean => {
+  const { filters, limits, prefix, now, timeoutMs, wire } = request
+  const prefixBytes = Buffer.from(prefix, 'utf8')
+  const sent = filters.length > 1 ? new Set<string>() : undefined
+  const bounds = { now, deadline: performance.now() + timeoutMs, clock: () => performance.now() }
+  let timedOut = false
+  filters.forEach((filter, i) => {
+    let remaining = limits[i] ?? 0
+    if (timedOut || remaining <= 0) return
+    const skip = request.skip?.[i]?.length ? new Set(request.skip[i]) : undefined
+    let cursor: PageCursor | undefined
+    timedOut = store.scan(filter, bounds, visibleOnly(filter, request, (id, json) => {
+      if (skip?.has(id.toString('hex'))) return true
+      if (request.skip) {
+        const createdAt = storedCreatedAt(json)
+        if (cursor?.createdAt !== createdAt) cursor = { createdAt, ids: [] }
+        cursor.ids.push(id.toString('hex'))
+      }
+      if (sent) {
+        const hex = id.toString('hex')
+        if (sent.has(hex)) return --remaining > 0
+        sent.add(hex)
+      }
+      const payload = prefixBytes.length + json.length + 1
+      out.reserve(payload + (wire ? headerBytes(payload) : 0))
+      if (wire) writeHeader(out, payload)
+      out.at += prefixBytes.copy(out.bytes, out.at)
+      out.at += json.copy(out.bytes, out.at)
+      out.bytes[out.at++] = CLOSE
+      ends.push(out.at)
+      ids.push(id)
+      return --remaining > 0
+    }))
+    cursors[i] = remaining <= 0 ? cursor : undefined
+  })
+  return timedOut
+}
+
+/** NIP-45: distinct events matching any filter that the viewer may read. */
+const count = (store: EventStore, request: CountRequest): CountResponse => {
+  const bounds = { now: request.now, deadline: performance.now() + request.timeoutMs, clock: () => performance.now() }
+  const seen = new Set<string>()
+  for (const filter of request.filters) {
+    const timedOut = store.scan(filter, bounds, visibleOnly(filter, request, id => (seen.add(id.toString('hex')), true)))
+    if (timedOut) return { count: seen.size, timedOut }
+  }
+  return { count: seen.size, timedOut: false }
+}
+
+/**
+ * Answers one query from `store` as of its latest commit: a REQ backfill written into a slab of `arena`
+ * (or a transferable buffer), or a count.
+ */
+export const answerQuery = (store: EventStore, arena: SlabArena, request: QueryRequest): Answer<QueryResponse> => {
+  store.refresh() // see every commit made up to now
+  if (request.op === 'req') return backfill(store, arena, request)
+  return { body: count(store, request) }
+}
