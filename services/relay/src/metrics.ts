@@ -41,6 +41,11 @@ export const createRelayMetrics = (now: () => number = Date.now) => {
     deliveries: metrics.counter('fanout_deliveries_total', 'Events delivered to live subscriptions.'),
     subscriptions: metrics.gauge('subscriptions', 'Open subscriptions.'),
     filterValues: metrics.gauge('subscription_filter_values', 'Filter values (ids, authors, kinds, tag values) held by open subscriptions.'),
+    reqPages: metrics.counter(
+      'req_pages_total',
+      'REQ backfill pages answered, by the thread that scanned them: the event loop (a connection querying alone, data.query_inline) or a query worker.',
+      ['thread'],
+    ),
     backfillsAllocated: metrics.counter(
       'backfills_allocated_total',
       'REQ backfills too large for a slab of the shared arena, or sent while every slab was in use: a buffer was allocated instead (garbage for the event loop to collect).',

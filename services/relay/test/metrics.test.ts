@@ -132,6 +132,20 @@ describe('/metrics enabled', () => {
     }
   })
 
+  it('counts REQ pages by the thread that scanned them: the event loop for a connection querying alone', async () => {
+    const pages = async () => samples((await fetchMetrics(relay, '/metrics', { Authorization: `Bearer ${KEY}` })).body).get('msr_relay_req_pages_total{thread="event_loop"}') ?? 0
+    const before = await pages()
+    // Quiet for longer than the window in which another connection's query means "not alone" (20 ms).
+    await new Promise(resolve => setTimeout(resolve, 50))
+    const client = await TestClient.connect(relay.url)
+    try {
+      await client.query({ kinds: [1], limit: 1 })
+    } finally {
+      await client.close()
+    }
+    assert.equal(await pages(), before + 1)
+  })
+
   it('counts a rejected AUTH by the check it failed, and a REQ/COUNT rate limit by its rule', async () => {
     const client = await TestClient.connect(relay.url)
     try {

@@ -60,9 +60,10 @@ describe('relay tracing', () => {
     client.send(['REQ', 'bad', { kinds: 'not a list' }])
     await client.next(m => m[0] === 'CLOSED' && m[1] === 'bad')
     const [answered, refused] = await ended('relay.req', 2)
-    const { 'nostr.scan_ms': scanMs, ...rest } = answered?.attributes ?? {}
+    const { 'nostr.scan_ms': scanMs, 'nostr.scan_thread': thread, ...rest } = answered?.attributes ?? {}
     assert.deepEqual(rest, { 'nostr.filters': 2, 'nostr.events_returned': 1, 'nostr.pages': 1, 'nostr.answer': 'eose' })
     assert.ok(typeof scanMs === 'number' && scanMs >= 0, 'the query time')
+    assert.ok(thread === 'event_loop' || thread === 'worker', `the thread that scanned it: ${String(thread)}`)
     assert.deepEqual(refused?.attributes, { 'nostr.filters': 1, 'nostr.closed_reason': 'invalid' })
   })
 

@@ -49,6 +49,8 @@ export interface BackfillResponse {
   framesEnd: number
   timedOut: boolean
   wire: boolean
+  /** Set when the event loop scanned it (QueryPool.backfill); absent from a worker's answer. */
+  inline?: true
   /**
    * Per filter that stopped at its limit (more may match): the created_at of its last (oldest) event and
    * the ids sent at that created_at, where the next page starts (`until` it, skipping those).

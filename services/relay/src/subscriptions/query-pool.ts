@@ -67,7 +67,7 @@ export class QueryPool {
     const inline = this.alone(requester) ? this.answerInline(request) : undefined
     if (inline) {
       this.answered.inline++
-      return Promise.resolve(inline)
+      return Promise.resolve({ ...inline, inline: true })
     }
     this.answered.worker++
     return this.onWorker({ op: 'req', ...request }) as Promise<BackfillResponse | undefined>

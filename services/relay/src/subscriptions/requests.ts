@@ -202,7 +202,9 @@ const queryPage = async (deps: RequestDeps, request: Omit<BackfillRequest, 'op'>
   const answering = deps.queries.backfill(request, client)
   const result = await orAfter(answering, request.timeoutMs + ANSWER_GRACE_MS, 'late' as const)
   const seconds = stopTimer()
-  annotate(span, () => ({ 'nostr.scan_ms': seconds * 1000 }))
+  const thread = result === 'late' || result === undefined ? undefined : result.inline ? 'event_loop' : 'worker'
+  annotate(span, () => ({ 'nostr.scan_ms': seconds * 1000, ...(thread && { 'nostr.scan_thread': thread }) }))
+  if (thread) deps.metrics.reqPages.inc({ thread })
   if (result !== 'late') return result
   // A late answer still owns a slab: free it when (if) it comes.
   void answering.then(late => late && answerBytes(deps.queries, late, deps.metrics).free())
