@@ -138,7 +138,7 @@ export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw:
 const isHistory = (filter: Filter, limits: RequestLimits): boolean =>
   filter.limit === undefined && filter.kinds !== undefined && filter.kinds.length > 0 && filter.kinds.every(k => limits.history_kinds.includes(k))
 
-/** Events per history page: a page is one query-worker job, bounded by db_query_timeout like any other. */
+/** Events per history page: a page is one scan (QueryPool.backfill), bounded by db_query_timeout like any other. */
 const historyPage = (limits: RequestLimits): number => Math.min(limits.max_limit, limits.max_history)
 
 /** What a history answer says when max_history cuts it short (never an EOSE that looks complete). */
