@@ -78,6 +78,23 @@ test('every bad key is listed at once', () => {
     assert.match(text, new RegExp(key.replace('.', '\\.')), `missing ${key} in:\n${text}`)
 })
 
+test('data.query_inline: a duration, 5 ms by default, 0 to turn it off; anything else is refused, naming the key', () => {
+  const inline = (env: Record<string, string>) => loadRelayConfig(undefined, env)
+  const byDefault = inline({})
+  assert.ok(byDefault.ok)
+  assert.equal(byDefault.value.data.query_inline, 5)
+  for (const [value, ms] of [['2.5ms', 2.5], ['0', 0], ['1s', 1000]] as const) {
+    const loaded = inline({ RELAY_DATA__QUERY_INLINE: value })
+    assert.ok(loaded.ok, value)
+    assert.equal(loaded.value.data.query_inline, ms)
+  }
+  for (const value of ['soon', '-1ms', '5 ms ago']) {
+    const loaded = inline({ RELAY_DATA__QUERY_INLINE: value })
+    assert.equal(loaded.ok, false, value)
+    if (!loaded.ok) assert.match(loaded.errors.join('\n'), /data\.query_inline.*expected a duration/, value)
+  }
+})
+
 test('the configuration is frozen', () => {
   const loaded = loadRelayConfig(undefined, {})
   assert.ok(loaded.ok)
