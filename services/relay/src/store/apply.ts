@@ -26,10 +26,8 @@ const DELETION = 5
 
 /** Index keys of an event, computed once for both insertion and removal. */
 const indexKeys = (dbs: Databases, e: NostrEvent, id: Buffer) => {
-  const author = hexBytes(e.pubkey)
   const keys: Array<[Databases['byTime'], Buffer]> = [
     [dbs.byTime, timeKey(EMPTY, e.created_at, id)],
-    [dbs.byAuthor, timeKey(author, e.created_at, id)],
     [dbs.byKind, timeKey(kindBytes(e.kind), e.created_at, id)],
     [dbs.byAuthorKind, timeKey(authorKindPrefix(e.pubkey, e.kind), e.created_at, id)],
   ]

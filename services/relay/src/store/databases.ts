@@ -8,11 +8,9 @@ export interface Databases {
   events: Database<Buffer, Buffer>
   /** inverted created_at + id. */
   byTime: Database<Buffer, Buffer>
-  /** pubkey + inverted created_at + id. */
-  byAuthor: Database<Buffer, Buffer>
   /** kind + inverted created_at + id. */
   byKind: Database<Buffer, Buffer>
-  /** pubkey + kind + inverted created_at + id. */
+  /** pubkey + kind + inverted created_at + id (also answers authors without kinds: one range per kind, merged). */
   byAuthorKind: Database<Buffer, Buffer>
   /** tag letter + value key + inverted created_at + id. */
   byTag: Database<Buffer, Buffer>
@@ -47,7 +45,6 @@ export const openDatabases = (path: string): Databases => {
     root,
     events: binary('events'),
     byTime: binary('by_time'),
-    byAuthor: binary('by_author'),
     byKind: binary('by_kind'),
     byAuthorKind: binary('by_author_kind'),
     byTag: binary('by_tag'),

@@ -129,6 +129,44 @@ describe('EventStore: query plans by range size', () => {
     assert.equal(ids({ kinds: [7], '#h': ['g'] }).length, 0)
   })
 
+  it('answers authors without kinds from one author+kind range per kind stored, merged newest first', async () => {
+    const dave = 'da'.repeat(32)
+    // Carol's kinds interleaved in time, two of them in the same second (ties by lowest id across ranges).
+    const events = [
+      [1, 0],
+      [7, 1],
+      [40000, 2],
+      [1, 3],
+      [7, 3],
+      [30023, 4],
+    ].map(([kind, dt], i) => unsigned({ pubkey: carol, created_at: T + (dt as number), kind: kind as number, tags: kind === 30023 ? [['d', 'x']] : [], content: `${i}` }))
+    await put(...events, ...notes(alice, 5))
+    const plan = store.plan(filter({ authors: [carol, dave] }))
+    assert.equal(plan.index, 'author')
+    assert.deepEqual(
+      plan.prefixes.map(p => [p.subarray(0, 32).toString('hex'), p.readUInt16BE(32)]),
+      [1, 7, 30023, 40000].map(kind => [carol, kind]),
+    )
+    const newestFirst = [...events].sort((a, b) => b.event.created_at - a.event.created_at || (a.event.id < b.event.id ? -1 : 1)).map(r => r.event.id)
+    assert.deepEqual(ids({ authors: [carol, dave] }), newestFirst)
+    assert.deepEqual(ids({ authors: [carol], since: T + 1, until: T + 3 }), newestFirst.slice(1, 5))
+    assert.deepEqual(store.query(filter({ authors: [carol] }), { ...bounds(), limit: 2 }).events.map(e => e.id), newestFirst.slice(0, 2))
+    assert.equal(count([{ authors: [carol, alice] }]), events.length + 5)
+    assert.deepEqual(store.plan(filter({ authors: [dave] })).prefixes, [])
+    assert.deepEqual(ids({ authors: [dave] }), [])
+  })
+
+  it('answers authors from by_time, checking each author, when their kinds make too many ranges', async () => {
+    // 16,385 kinds: one range more than an author plan opens.
+    const kinds = Array.from({ length: 16_385 }, (_, i) => unsigned({ pubkey: carol, created_at: T + (i % 50), kind: 40_000 + i, tags: [], content: '' }))
+    await put(...kinds, ...notes(alice, 3, [], 100))
+    const plan = store.plan(filter({ authors: [carol] }))
+    assert.deepEqual([plan.index, plan.check.authors], ['time', true])
+    const newest = [...kinds].sort((a, b) => b.event.created_at - a.event.created_at || (a.event.id < b.event.id ? -1 : 1))
+    assert.deepEqual(store.query(filter({ authors: [carol] }), { ...bounds(), limit: 3 }).events.map(e => e.id), newest.slice(0, 3).map(r => r.event.id))
+    assert.equal(count([{ authors: [carol] }]), kinds.length)
+  })
+
   it('serves ids newest first, ties by lowest id, within since and until', async () => {
     const events = [5, 1, 1, 3, 9].map((dt, i) => unsigned({ pubkey: carol, created_at: T + dt, kind: 1, tags: [], content: String(i) }))
     await put(...events)

@@ -3,10 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, it } from 'node:test'
+import { parseFilter, type Filter } from '@msr/nostr'
 import { publicKey, signed, type Ready } from '../testing/fixtures.js'
 import { openDatabases } from './databases.js'
 import { EventStore, type StoreOutcome } from './event-store.js'
-import { hexBytes } from './keys.js'
+import { hexBytes, timeKey, u32 } from './keys.js'
 import { SCHEMA_VERSION, schemaVersion } from './migrate.js'
 
 const T = 1_700_000_000
@@ -33,6 +34,21 @@ const inspect = async (): Promise<{ tombstones: string[]; version: number }> => 
   const version = schemaVersion(dbs)
   await dbs.root.close()
   return { tombstones, version }
+}
+
+/** The store's named databases whose names start with `by_author`, read with the store closed. */
+const names = async (): Promise<string[]> => {
+  const dbs = openDatabases(dir)
+  // LMDB stores each name with its terminating NUL.
+  const found = [...dbs.root.getKeys()].map(key => String(key).replace(/\0$/, '')).filter(name => name.startsWith('by_author')).sort()
+  await dbs.root.close()
+  return found
+}
+
+const parsed = (raw: Record<string, unknown>): Filter => {
+  const result = parseFilter(raw)
+  assert.ok(result.ok)
+  return result.value
 }
 
 describe('EventStore.open: migration of older layouts', () => {
@@ -66,6 +82,30 @@ describe('EventStore.open: migration of older layouts', () => {
     assert.deepEqual(await put(reopened, note), DELETED)
     await reopened.close()
     assert.deepEqual(await inspect(), migrated)
+  })
+
+  it('drops version 2\'s by_author index, and answers authors from by_author_kind', async () => {
+    const events = [signed(ALICE, { kind: 1, created_at: T }), signed(ALICE, { kind: 7, created_at: T + 1 }), signed(BOB, { kind: 1, created_at: T + 2 })]
+    const store = EventStore.open(dir)
+    for (const event of events) await put(store, event)
+    await store.close()
+    // The store as version 2 left it: each event also in by_author (pubkey + inverted created_at + id).
+    const old = openDatabases(dir)
+    const byAuthor = old.root.openDB<Buffer, Buffer>({ name: 'by_author', keyEncoding: 'binary', encoding: 'binary' })
+    await old.root.transaction(() => {
+      for (const { event } of events) byAuthor.putSync(timeKey(hexBytes(event.pubkey), event.created_at, hexBytes(event.id)), Buffer.alloc(0))
+      old.meta.putSync(Buffer.from('schema'), u32(2))
+    })
+    await old.root.close()
+    assert.deepEqual(await names(), ['by_author', 'by_author_kind'])
+
+    const migrated = EventStore.open(dir)
+    const bounds = { limit: 10, now: T + 10, deadline: Infinity, clock: () => 0 }
+    const served = migrated.query(parsed({ authors: [alice] }), bounds).events.map(e => e.id)
+    assert.deepEqual(served, [events[1]?.event.id, events[0]?.event.id])
+    await migrated.close()
+    assert.deepEqual(await names(), ['by_author_kind'])
+    assert.equal((await inspect()).version, SCHEMA_VERSION)
   })
 
   it('records the current version in a new store', async () => {

@@ -1,3 +1,4 @@
+import type { Database } from 'lmdb'
 import type { Databases } from './databases.js'
 import { u32 } from './keys.js'
 
@@ -6,8 +7,10 @@ import { u32 } from './keys.js'
  * 1. `deleted_ids`: target id (32 bytes) → pubkey of the deleter. A stranger's kind 5 naming a deleted
  *    event overwrote its author's tombstone, so the event could be published again.
  * 2. `deleted_ids`: target id + deleter pubkey (64 bytes) → empty.
+ * 3. `by_author` (pubkey + inverted created_at + id) is gone: authors without kinds are answered from
+ *    `by_author_kind`, one range per kind the author has, merged (query.ts). One index fewer per event.
  */
-export const SCHEMA_VERSION = 2
+export const SCHEMA_VERSION = 3
 
 const SCHEMA_KEY = Buffer.from('schema')
 const EMPTY = Buffer.alloc(0)
@@ -21,9 +24,16 @@ export const schemaVersion = (dbs: Databases): number => dbs.meta.get(SCHEMA_KEY
  */
 export const migrate = (dbs: Databases): void => {
   if (schemaVersion(dbs) >= SCHEMA_VERSION) return
+  // Opened before the transaction (lmdb-js opens a database in a transaction of its own); absent in a new store.
+  // `create: false` (undefined when absent) is read by lmdb-js's openDB (open.js) but missing from its typings.
+  const options = { name: 'by_author', create: false, keyEncoding: 'binary', encoding: 'binary' } as const
+  const byAuthor: Database<Buffer, Buffer> | undefined = dbs.root.openDB<Buffer, Buffer>(options as Omit<typeof options, 'create'>)
   dbs.root.transactionSync(() => {
-    if (schemaVersion(dbs) >= SCHEMA_VERSION) return // another opener got there first
-    rekeyTombstones(dbs)
+    const version = schemaVersion(dbs)
+    if (version >= SCHEMA_VERSION) return // another opener got there first
+    if (version < 2) rekeyTombstones(dbs)
+    // Version 2 → 3: its pages go back to the free list, in this transaction (a nested transactionSync).
+    byAuthor?.dropSync()
     dbs.meta.putSync(SCHEMA_KEY, u32(SCHEMA_VERSION))
   })
 }

@@ -8,7 +8,11 @@ import { readHead, storedPubkey, type StoredHead } from './stored-json.js'
 /** The index a filter is answered from, and what it leaves to check on each candidate. */
 export interface Plan {
   index: 'ids' | 'author_kind' | 'tag' | 'author' | 'kind' | 'time'
-  /** Range prefixes in the chosen index (unused for ids). */
+  /**
+   * Range prefixes in the chosen index (unused for ids). An `author` plan (authors without kinds) is read
+   * from `by_author_kind`: its prefixes are the pubkeys until `choosePlan` turns each into pubkey + kind,
+   * one for every kind that author has stored.
+   */
   prefixes: Buffer[]
   /** True when the index decides the whole filter, so stored JSON need not be read. */
   exact: boolean
@@ -48,6 +52,8 @@ export interface QueryResult {
 }
 
 const MAX_PREFIXES = 4096
+/** Ranges an author plan may open (its authors times their kinds); past this the filter is answered from by_time. */
+const MAX_AUTHOR_RANGES = 4 * MAX_PREFIXES
 const CHECK_EVERY = 64
 /** A range shorter than this is counted when estimating which plan scans least; a longer one is "large". */
 const ESTIMATE_CAP = 512
@@ -72,28 +78,61 @@ const planOf = (filter: Filter, index: Plan['index'], prefixes: Buffer[], tagDec
 /**
  * Every index that can answer a filter, in the order used when the store cannot tell them apart: ids alone;
  * else first those that leave no tag to parse, and within each group author+kind, each tag letter (fewest
- * values first), author, kind; time when none applies.
+ * values first), author (only without author+kind: it reads the same index with every kind), kind; time
+ * when none applies.
  */
 export const planOptions = (filter: Filter): Plan[] => {
   const { authors, kinds } = filter
   if (filter.ids) return [planOf(filter, 'ids', [])]
   const plans: Plan[] = []
-  if (authors && kinds && authors.length * kinds.length <= MAX_PREFIXES)
-    plans.push(planOf(filter, 'author_kind', authors.flatMap(a => kinds.map(k => authorKindPrefix(a, k)))))
+  const authorKind = authors && kinds && authors.length * kinds.length <= MAX_PREFIXES
+  if (authorKind) plans.push(planOf(filter, 'author_kind', authors.flatMap(a => kinds.map(k => authorKindPrefix(a, k)))))
   const tagEntries = Object.entries(filter.tags ?? {}).sort((a, b) => a[1].length - b[1].length)
   for (const [letter, values] of tagEntries) {
     const prefixes = values.map(v => tagPrefix(letter, v))
     // A hashed value key matches every value with that hash: the event itself must confirm it.
     plans.push(planOf(filter, 'tag', prefixes, !prefixes.some(p => isHashedValueKey(p.subarray(1)))))
   }
-  if (authors) plans.push(planOf(filter, 'author', authors.map(hexBytes)))
+  if (authors && !authorKind) plans.push(planOf(filter, 'author', authors.map(hexBytes)))
   if (kinds) plans.push(planOf(filter, 'kind', kinds.map(kindBytes)))
   if (plans.length === 0) plans.push(planOf(filter, 'time', [Buffer.alloc(0)]))
   // Stable: the order above holds within each group.
   return plans.sort((a, b) => Number(a.check.parse) - Number(b.check.parse))
 }
 
-/** The plan in the fixed order (planOptions' first), as chosen when the store is not consulted. */
+/** The kinds `author` (32 bytes) has entries of in by_author_kind, ascending: one native seek each, and one more. */
+const kindsOf = (dbs: Databases, author: Buffer, max: number): number[] | undefined => {
+  const kinds: number[] = []
+  const end = Buffer.alloc(author.length + 2 + SUFFIX_BYTES + 1, 0xff)
+  author.copy(end, 0)
+  let from = author
+  for (;;) {
+    let next: Buffer | undefined
+    for (const key of dbs.byAuthorKind.getKeys({ start: from, end, limit: 1 })) next = key
+    if (next === undefined) return kinds
+    if (kinds.length === max) return undefined
+    const kind = next.readUInt16BE(author.length)
+    kinds.push(kind)
+    if (kind === 0xffff) return kinds
+    from = Buffer.concat([author, kindBytes(kind + 1)])
+  }
+}
+
+/**
+ * An author plan made readable: each pubkey becomes one by_author_kind prefix per kind it has stored. An
+ * author with no event gets none. Past MAX_AUTHOR_RANGES ranges, by_time with the authors checked instead.
+ */
+const authorRanges = (dbs: Databases, filter: Filter, plan: Plan): Plan => {
+  const prefixes: Buffer[] = []
+  for (const author of plan.prefixes) {
+    const kinds = kindsOf(dbs, author, MAX_AUTHOR_RANGES - prefixes.length)
+    if (kinds === undefined) return planOf(filter, 'time', [Buffer.alloc(0)])
+    for (const kind of kinds) prefixes.push(Buffer.concat([author, kindBytes(kind)]))
+  }
+  return { ...plan, prefixes }
+}
+
+/** The plan in the fixed order (planOptions' first), as chosen when the store is not consulted (an author plan still holds pubkeys). */
 export const planFilter = (filter: Filter): Plan => planOptions(filter)[0] as Plan
 
 /**
@@ -118,7 +157,7 @@ const countUpTo = (dbs: Databases, plan: Plan, since: number, until: number, cap
  * each. When every range is past the cap, the fixed order of planOptions decides.
  */
 export const choosePlan = (dbs: Databases, filter: Filter): Plan => {
-  const plans = planOptions(filter)
+  const plans = planOptions(filter).map(plan => (plan.index === 'author' ? authorRanges(dbs, filter, plan) : plan))
   if (plans.length === 1) return plans[0] as Plan
   const { since, until } = timeBounds(filter)
   let best = plans[0] as Plan
@@ -138,7 +177,7 @@ const timeBounds = (filter: Filter): { since: number; until: number } => ({
 })
 
 const indexDb = (dbs: Databases, index: Plan['index']): Database<Buffer, Buffer> =>
-  ({ author_kind: dbs.byAuthorKind, tag: dbs.byTag, author: dbs.byAuthor, kind: dbs.byKind, time: dbs.byTime, ids: dbs.byTime })[index]
+  ({ author_kind: dbs.byAuthorKind, tag: dbs.byTag, author: dbs.byAuthorKind, kind: dbs.byKind, time: dbs.byTime, ids: dbs.byTime })[index]
 
 /**
  * The filter's existing events, newest first and ties by lowest id (the created_at read from their bytes):
@@ -169,7 +208,7 @@ function* candidates(dbs: Databases, filter: Filter, plan: Plan): Generator<Buff
     for (const key of ranges[0] as Iterable<Buffer>) yield key.subarray(key.length - 32)
     return
   }
-  for (const suffix of mergeBySuffix(ranges, SUFFIX_BYTES)) yield suffix.subarray(4)
+  for (const key of mergeBySuffix(ranges, SUFFIX_BYTES)) yield key.subarray(key.length - 32)
 }
 
 /** A stored event's JSON as a view of LMDB's shared read buffer (valid until the next read). */
