@@ -51,9 +51,8 @@ export interface QueryResult {
   timedOut: boolean
 }
 
+/** Ranges a plan may open (an author+kind plan's pairs; an author plan's authors, and then its authors' kinds). */
 const MAX_PREFIXES = 4096
-/** Ranges an author plan may open (its authors times their kinds); past this the filter is answered from by_time. */
-const MAX_AUTHOR_RANGES = 4 * MAX_PREFIXES
 const CHECK_EVERY = 64
 /** A range shorter than this is counted when estimating which plan scans least; a longer one is "large". */
 const ESTIMATE_CAP = 512
@@ -119,14 +118,15 @@ const kindsOf = (dbs: Databases, author: Buffer, max: number): number[] | undefi
 }
 
 /**
- * An author plan made readable: each pubkey becomes one by_author_kind prefix per kind it has stored. An
- * author with no event gets none. Past MAX_AUTHOR_RANGES ranges, by_time with the authors checked instead.
+ * An author plan made readable: each pubkey becomes one by_author_kind prefix per kind it has stored (an
+ * author with no event gets none). Undefined past MAX_PREFIXES authors or ranges: the plan is not offered.
  */
-const authorRanges = (dbs: Databases, filter: Filter, plan: Plan): Plan => {
+const authorRanges = (dbs: Databases, plan: Plan): Plan | undefined => {
+  if (plan.prefixes.length > MAX_PREFIXES) return undefined
   const prefixes: Buffer[] = []
   for (const author of plan.prefixes) {
-    const kinds = kindsOf(dbs, author, MAX_AUTHOR_RANGES - prefixes.length)
-    if (kinds === undefined) return planOf(filter, 'time', [Buffer.alloc(0)])
+    const kinds = kindsOf(dbs, author, MAX_PREFIXES - prefixes.length)
+    if (kinds === undefined) return undefined
     for (const kind of kinds) prefixes.push(Buffer.concat([author, kindBytes(kind)]))
   }
   return { ...plan, prefixes }
@@ -154,10 +154,12 @@ const countUpTo = (dbs: Databases, plan: Plan, since: number, until: number, cap
 /**
  * Chooses the plan expected to scan least. When the filter offers several indexes, each one's range is
  * counted up to a cap; a plan that must parse its candidates (a tag left to check) counts PARSE_COST times
- * each. When every range is past the cap, the fixed order of planOptions decides.
+ * each. When every range is past the cap, the fixed order of planOptions decides. An author plan that
+ * would open too many ranges is dropped; with nothing left, by_time (the authors checked on each event).
  */
 export const choosePlan = (dbs: Databases, filter: Filter): Plan => {
-  const plans = planOptions(filter).map(plan => (plan.index === 'author' ? authorRanges(dbs, filter, plan) : plan))
+  const plans = planOptions(filter).flatMap(plan => (plan.index === 'author' ? (authorRanges(dbs, plan) ?? []) : [plan]))
+  if (plans.length === 0) return planOf(filter, 'time', [Buffer.alloc(0)])
   if (plans.length === 1) return plans[0] as Plan
   const { since, until } = timeBounds(filter)
   let best = plans[0] as Plan
