@@ -108,6 +108,12 @@ export const printReqs = (r: ReqResult, store: number | string, connections: num
   const perReq = cpu.relaySeconds === undefined ? '' : `, relay CPU ${ms((1000 * cpu.relaySeconds) / r.all.n)} per REQ`
   row('rate', `${int(r.all.n / r.seconds)} REQs/s over ${sec(r.seconds)}${perReq}`)
   row('cpu', cpuText(cpu))
+  const gc = r.generatorGc
+  row(
+    'generator GC',
+    `${gc.count} collections in the generator (${ms(gc.totalMs)}, longest ${ms(gc.longestMs)}); ${int(gc.overlapping)} REQs waited across one, ` +
+      `${gc.slowestOverlapping} of the ${gc.slowest} slowest (their time counts in the figures above)`,
+  )
   for (const example of r.closedExamples) row('  CLOSED', example)
   if (r.rateLimited) row('rate-limited', `${int(r.rateLimited)} REQs ended by CLOSED "rate-limited:" (left out of the figures above): e.g. "${r.rateLimitedExample ?? ''}"`)
 }

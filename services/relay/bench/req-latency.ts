@@ -1,4 +1,5 @@
 // REQ latency: one REQ at a time per connection, timed from send to EOSE, then CLOSE.
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks'
 import { summarize, type Summary } from '@msr/bench'
 import { isRateLimited, messageOf, verbOf, type BenchSocket } from './bench-socket.js'
 import { mulberry32, type Pools } from './event-factory.js'
@@ -54,6 +55,8 @@ export const QUERY_TYPES: readonly QueryType[] = [
 /** One REQ's figures. */
 export interface ReqSample {
   type: number
+  /** When it was sent, on the bench's clock (performance.now()). */
+  at: number
   ms: number
   events: number
   /** The CLOSED message when the relay refused or timed out the query. */
@@ -73,6 +76,51 @@ export interface ReqResult {
   /** REQs the relay ended with CLOSED "rate-limited: …": counted apart and left out of every latency and events figure. */
   rateLimited: number
   rateLimitedExample?: string
+  /** The generator's own garbage collections during the pass, and the REQs whose wait one of them fell in. */
+  generatorGc: GeneratorGc
+}
+
+/**
+ * Pauses of the load generator itself: a REQ timed across one waited for the generator too, not only for
+ * the relay. Reported beside the latencies, never taken out of them.
+ */
+export interface GeneratorGc {
+  count: number
+  totalMs: number
+  longestMs: number
+  /** REQs (the figures' samples) sent before a collection ended and answered after it began. */
+  overlapping: number
+  /** Of the slowest 1 % of those REQs (at least one), how many overlapped a collection. */
+  slowest: number
+  slowestOverlapping: number
+}
+
+/** Collections of this process from now until `stop()`. */
+const watchGc = (): { stop: () => PerformanceEntry[] } => {
+  const entries: PerformanceEntry[] = []
+  const observer = new PerformanceObserver(list => entries.push(...list.getEntries()))
+  observer.observe({ entryTypes: ['gc'] })
+  return {
+    stop: () => {
+      entries.push(...observer.takeRecords())
+      observer.disconnect()
+      return entries
+    },
+  }
+}
+
+/** How the generator's collections (`gcs`) lay over the REQs in `samples`. */
+export const generatorGcOf = (gcs: readonly Pick<PerformanceEntry, 'startTime' | 'duration'>[], samples: readonly Pick<ReqSample, 'at' | 'ms'>[]): GeneratorGc => {
+  const overlaps = (s: Pick<ReqSample, 'at' | 'ms'>) => gcs.some(g => g.startTime < s.at + s.ms && g.startTime + g.duration > s.at)
+  const slowest = [...samples].sort((a, b) => b.ms - a.ms).slice(0, Math.max(1, Math.ceil(samples.length / 100)))
+  return {
+    count: gcs.length,
+    totalMs: gcs.reduce((sum, g) => sum + g.duration, 0),
+    longestMs: gcs.reduce((max, g) => Math.max(max, g.duration), 0),
+    overlapping: samples.filter(overlaps).length,
+    slowest: samples.length === 0 ? 0 : slowest.length,
+    slowestOverlapping: slowest.filter(overlaps).length,
+  }
 }
 
 /** True for a REQ the relay refused as rate limited. */
@@ -106,7 +154,8 @@ const drive = (socket: BenchSocket, requests: ReturnType<typeof buildRequests>):
     const finish = (closed?: string) => {
       const ms = performance.now() - sentAt
       const request = requests[i++] as (typeof requests)[number]
-      samples.push(closed === undefined ? { type: request.type, ms, events } : { type: request.type, ms, events, closed })
+      const sample = { type: request.type, at: sentAt, ms, events }
+      samples.push(closed === undefined ? sample : { ...sample, closed })
       if (closed === undefined) socket.send(request.close)
       next()
     }
@@ -132,9 +181,11 @@ export const warmUp = async (sockets: readonly BenchSocket[], shape: StoreShape,
 export const measureReqs = async (sockets: readonly BenchSocket[], shape: StoreShape, total: number): Promise<ReqResult> => {
   const share = (n: number, k: number) => shareOf(n, sockets.length, k)
   const batches = sockets.map((_, k) => buildRequests(share(total, k), shape, 7 + k, `r${k}-`))
+  const gc = watchGc()
   const started = performance.now()
   const all = (await Promise.all(sockets.map((s, k) => drive(s, batches[k] ?? [])))).flat()
   const seconds = (performance.now() - started) / 1000
+  const gcs = gc.stop().filter(g => g.startTime + g.duration >= started)
   const limited = all.filter(rateLimitedReq)
   const samples = all.filter(s => !rateLimitedReq(s))
   const byType = QUERY_TYPES.map((q, type) => {
@@ -157,5 +208,6 @@ export const measureReqs = async (sockets: readonly BenchSocket[], shape: StoreS
     closedExamples: [...new Set(samples.flatMap(s => (s.closed === undefined ? [] : [s.closed])))].slice(0, 5),
     rateLimited: limited.length,
     ...(limited[0]?.closed !== undefined && { rateLimitedExample: limited[0].closed }),
+    generatorGc: generatorGcOf(gcs, samples),
   }
 }

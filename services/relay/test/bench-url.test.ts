@@ -22,6 +22,7 @@ interface BenchJson {
   figures: Figure[]
   results: {
     ingest?: { stored: number; rateLimited: number; rejected: number }
+    reqs?: { all: { n: number }; generatorGc: { count: number; overlapping: number; slowest: number; slowestOverlapping: number } }
     fanoutSaturation?: { publishers: number; expected: number; delivered: number; missing: number; duplicates: number; outOfOrder: number; stray: number }
   }
 }
@@ -89,6 +90,12 @@ describe('relay bench --url', () => {
     assert.equal(body.results.ingest?.stored, 300)
     assert.ok(figure(body, 'REQ events per REQ (mean)') > 0, 'the REQs find the events the bench published')
     assert.equal(figure(body, 'ingest rate-limited'), 0)
+    // The generator's own collections, laid over the REQs it timed.
+    assert.match(run.stdout, /generator GC +\d+ collections in the generator \([\d.]+ ms, longest [\d.]+ ms\); [\d,]+ REQs waited across one, \d+ of the \d+ slowest/)
+    const gc = body.results.reqs?.generatorGc
+    const n = body.results.reqs?.all.n ?? 0
+    assert.ok(gc && n > 0, JSON.stringify(gc))
+    assert.ok(gc.overlapping <= n && gc.slowest === Math.max(1, Math.ceil(n / 100)) && gc.slowestOverlapping <= gc.slowest, JSON.stringify(gc))
   })
 
   it('authenticates (NIP-42) when the relay requires it and counts rate-limited events apart, still exiting 0', async () => {
