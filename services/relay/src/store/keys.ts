@@ -63,8 +63,9 @@ export const kindBytes = (kind: number): Buffer => {
 /** Hex → bytes (ids and pubkeys). */
 export const hexBytes = (hex: string): Buffer => Buffer.from(hex, 'hex')
 
-/** author + kind prefix. */
-export const authorKindPrefix = (pubkey: string, kind: number): Buffer => Buffer.concat([hexBytes(pubkey), kindBytes(kind)])
+/** author + kind prefix (the pubkey as hex, or as its 32 bytes). */
+export const authorKindPrefix = (pubkey: string | Buffer, kind: number): Buffer =>
+  Buffer.concat([typeof pubkey === 'string' ? hexBytes(pubkey) : pubkey, kindBytes(kind)])
 
 /** tag letter + value prefix. */
 export const tagPrefix = (letter: string, value: string): Buffer => Buffer.concat([Buffer.from(letter, 'latin1'), valueKey(value)])

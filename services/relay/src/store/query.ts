@@ -113,7 +113,7 @@ const kindsOf = (dbs: Databases, author: Buffer, max: number): number[] | undefi
     const kind = next.readUInt16BE(author.length)
     kinds.push(kind)
     if (kind === 0xffff) return kinds
-    from = Buffer.concat([author, kindBytes(kind + 1)])
+    from = authorKindPrefix(author, kind + 1)
   }
 }
 
@@ -127,7 +127,7 @@ const authorRanges = (dbs: Databases, plan: Plan): Plan | undefined => {
   for (const author of plan.prefixes) {
     const kinds = kindsOf(dbs, author, MAX_PREFIXES - prefixes.length)
     if (kinds === undefined) return undefined
-    for (const kind of kinds) prefixes.push(Buffer.concat([author, kindBytes(kind)]))
+    for (const kind of kinds) prefixes.push(authorKindPrefix(author, kind))
   }
   return { ...plan, prefixes }
 }
