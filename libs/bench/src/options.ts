@@ -5,10 +5,10 @@ import { parseArgs } from 'node:util'
 /** What parseArgs returned for the flags, by flag name. */
 export type Flags = Record<string, string | boolean | undefined>
 
-/** A positive integer (`_` allowed as a digit separator), or throws naming the flag. */
-export const count = (name: string, raw: string): number => {
+/** A positive integer (`_` allowed as a digit separator), or 0 too when `zero` allows it; else throws naming the flag. */
+export const count = (name: string, raw: string, zero = false): number => {
   const n = Number(raw.replace(/_/g, ''))
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, not "${raw}"`)
+  if (!Number.isSafeInteger(n) || n < (zero ? 0 : 1)) throw new Error(`--${name} must be a ${zero ? 'non-negative' : 'positive'} integer, not "${raw}"`)
   return n
 }
 
@@ -33,6 +33,8 @@ export interface NumericSettings<K extends string> {
   quick: Record<K, number>
   /** The environment variable of a setting is this plus the flag in upper snake case (`BENCH_`). */
   envPrefix: string
+  /** Settings that may also be 0 (none of it). */
+  zero?: readonly K[]
 }
 
 /**
@@ -62,7 +64,7 @@ export const parseBenchArgs = <K extends string>(argv: string[], env: Record<str
   const pick = (key: K): number => {
     const flag = numeric.flags[key]
     const raw = (flags[flag] as string | undefined) ?? env[`${numeric.envPrefix}${flag.toUpperCase().replace(/-/g, '_')}`]
-    return raw === undefined || raw === '' ? preset[key] : count(flag, raw)
+    return raw === undefined || raw === '' ? preset[key] : count(flag, raw, numeric.zero?.includes(key))
   }
   const numbers = Object.fromEntries((Object.keys(numeric.flags) as K[]).map(k => [k, pick(k)])) as Record<K, number>
   return { flags, numbers, quick, cpuProf, json: flags.json as string | undefined, help: Boolean(flags.help) }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The relay benchmark (DESIGN.md §8): the real relay as a child process, real WebSocket clients, signed events.
-// Order: sign every event ahead → start the relay → 1. ingest → store load → 2. REQ latency → 3. fan-out → stop.
+// Order: sign every event ahead → start the relay → 1. ingest (after its warm-up) → store load → 2. REQ latency →
+// 3. fan-out → stop.
 // With --url the same scenarios run against a relay the bench does not start (NIP-42 AUTH answered if asked).
 // With --tracing (tracing-bench.ts) or --replication (replication-bench.ts) only scenario 1 runs, on relays of its own.
 import { createHash } from 'node:crypto'
@@ -32,6 +33,8 @@ const DAY = 86_400
 
 /** Every signed event of a run, by use. */
 interface Corpus {
+  /** Published before scenario 1, timed apart (a fresh relay's first events run cold code). */
+  ingestWarmup: Buffer[]
   notes: Buffer[]
   extra: Buffer[]
   fanout: Buffer[]
@@ -78,6 +81,7 @@ const cpuShare = (pid: number | undefined): (() => CpuShare) => {
 }
 
 interface Results {
+  ingestWarmup?: PublishResult
   ingest?: PublishResult
   load?: PublishResult
   reqs?: ReqResult
@@ -123,17 +127,21 @@ const prepare = async (options: BenchOptions): Promise<Corpus & { seconds: numbe
   // --no-load: the REQs query what the relay holds; nothing is published for them (ingest still runs if chosen).
   const wantStore = options.scenarios.has('ingest') || (options.scenarios.has('req') && options.load)
   const notes = wantStore ? options.events : 0
-  const extra = options.scenarios.has('req') && options.load ? Math.max(options.store - notes, Math.ceil(options.store / 2)) : 0
+  // --tracing and --replication compare relays started alike, each with its own first events.
+  const ingestWarmup = options.scenarios.has('ingest') && !options.tracing && !options.replication ? options.ingestWarmup : 0
+  const extra = options.scenarios.has('req') && options.load ? Math.max(options.store - notes - ingestWarmup, Math.ceil(options.store / 2)) : 0
   const fanout = options.scenarios.has('fanout') ? options.fanoutEvents : 0
   const saturation = options.scenarios.has('fanout') && options.saturation ? options.saturationEvents : 0
   const rounds = 1 + (options.separate ? 1 : 0) + (saturation > 0 ? 1 : 0)
   const warm = Math.min(100, Math.ceil(fanout / 10))
-  const counts = [notes, extra, fanout, options.separate ? fanout : 0, saturation, warm * rounds, options.replication ? REPLICATION_WARMUP_EVENTS : 0]
+  const counts = [notes, extra, fanout, options.separate ? fanout : 0, saturation, warm * rounds, options.replication ? REPLICATION_WARMUP_EVENTS : 0, ingestWarmup]
   const starts = counts.map((_, i) => counts.slice(0, i).reduce((a, b) => a + b, 0))
-  const mixes: Array<'notes' | 'mixed'> = ['notes', 'mixed', 'notes', 'notes', 'notes', 'notes', 'notes']
-  const jobs: CorpusJob[] = counts.map((count, i) => ({ ...(i < 2 ? stored : live), mix: mixes[i] ?? 'notes', start: starts[i] ?? 0, count }))
-  const [n, x, f, s, sat, w, rw] = await signCorpus(jobs)
+  const mixes: Array<'notes' | 'mixed'> = ['notes', 'mixed', 'notes', 'notes', 'notes', 'notes', 'notes', 'notes']
+  // The store's events (notes, store load, ingest warm-up) are dated in the past week; the fan-out's now.
+  const jobs: CorpusJob[] = counts.map((count, i) => ({ ...(i < 2 || i === 7 ? stored : live), mix: mixes[i] ?? 'notes', start: starts[i] ?? 0, count }))
+  const [n, x, f, s, sat, w, rw, iw] = await signCorpus(jobs)
   return {
+    ingestWarmup: iw ?? [],
     notes: n ?? [], extra: x ?? [], fanout: f ?? [], fanoutSeparate: s ?? [], fanoutSaturation: sat ?? [],
     fanoutWarmup: Array.from({ length: rounds }, (_, r) => (w ?? []).slice(r * warm, (r + 1) * warm)),
     replicationWarmup: rw ?? [],
@@ -144,22 +152,26 @@ const prepare = async (options: BenchOptions): Promise<Corpus & { seconds: numbe
   }
 }
 
-/** Scenario 1, then the store load for scenario 2 over the same connections. */
+/** Events the run's publishes before scenario 2 stored (the store the REQs query). */
+const storedBy = (results: Results): number => [results.ingestWarmup, results.ingest, results.load].reduce((sum, r) => sum + (r?.stored ?? 0), 0)
+
+/** Scenario 1 (its warm-up first), then the store load for scenario 2 over the same connections. */
 const ingestAndLoad = async (relay: Target, options: BenchOptions, corpus: Corpus, results: Results): Promise<void> => {
   const sockets = await openSockets(relay.url, options.connections)
+  if (corpus.ingestWarmup.length > 0) results.ingestWarmup = await phase('1. ingest warm-up', () => publish(sockets, corpus.ingestWarmup, options.window))
   const cpu = cpuShare(relay.pid)
   results.ingest = await phase('1. ingest', () => publish(sockets, corpus.notes, options.window))
-  if (options.scenarios.has('ingest')) report.printIngest(results.ingest, options.connections, options.window, cpu())
+  if (options.scenarios.has('ingest')) report.printIngest(results.ingest, options.connections, options.window, cpu(), results.ingestWarmup)
   if (corpus.extra.length > 0) {
     results.load = await phase('store load', () => publish(sockets, corpus.extra, options.window))
-    report.printLoad(results.load, results.ingest.stored + results.load.stored, relay.storeMiB?.())
+    report.printLoad(results.load, storedBy(results), relay.storeMiB?.())
   }
   await closeSockets(sockets)
 }
 
 /** Scenario 2: a single-connection pass (the relay's own latency), then the concurrent pass the target is judged on. */
 const reqLatency = async (relay: Target, options: BenchOptions, corpus: Corpus, results: Results): Promise<void> => {
-  const published = (results.ingest?.stored ?? 0) + (results.load?.stored ?? 0)
+  const published = storedBy(results)
   const store = options.url === undefined ? published : `${int(published)} events stored by this run${options.load ? '' : ' (--no-load)'} plus what ${options.url} already held`
   const passes = [
     ...(options.reqBaseline && options.reqConnections > 1 ? [{ key: 'reqsBaseline' as const, connections: 1 }] : []),
@@ -234,9 +246,13 @@ const faultyRejections = (r: PublishResult | undefined, remote: boolean): number
   return [...r.rejectReasons].reduce((sum, [prefix, { count }]) => sum + (POLICY_PREFIXES.has(prefix) ? 0 : count), 0)
 }
 
+/** Every publish of the run. */
+const publishesOf = (results: Results): Array<PublishResult | undefined> =>
+  [results.ingestWarmup, results.ingest, results.load, ...fanoutRounds(results).map(([r]) => r.publish)]
+
 /** Rate-limited answers over the run: reported apart, never a fault. */
 const rateLimitedText = (results: Results): string | undefined => {
-  const events = [results.ingest, results.load, ...fanoutRounds(results).map(([r]) => r.publish)].reduce((sum, r) => sum + (r?.rateLimited ?? 0), 0)
+  const events = publishesOf(results).reduce((sum, r) => sum + (r?.rateLimited ?? 0), 0)
   const reqs = (results.reqs?.rateLimited ?? 0) + (results.reqsBaseline?.rateLimited ?? 0)
   return events + reqs === 0 ? undefined : `${int(events)} EVENTs answered OK false "rate-limited:", ${int(reqs)} REQs CLOSED "rate-limited:" (the relay's policy; not faults)`
 }
@@ -250,7 +266,7 @@ const summarize = (results: Results, remote = false): { lines: string[]; faults:
   if (ingest) {
     const rate = (ingest.stored + ingest.duplicates) / ingest.seconds
     lines.push(`ingest      ${int(rate)} events/s (target ≥ ${int(report.TARGETS.ingestPerSecond)}: ${met(rate >= report.TARGETS.ingestPerSecond)})`)
-    faults += faultyRejections(ingest, remote) + faultyRejections(load, remote)
+    faults += faultyRejections(results.ingestWarmup, remote) + faultyRejections(ingest, remote) + faultyRejections(load, remote)
   }
   if (base) lines.push(`REQ 1 conn  p50 ${ms(base.all.p50)}, p99 ${ms(base.all.p99)}; limit-500 p99 ${ms(base.limit500.p99)} (service time, no queueing)`)
   if (reqs) {
@@ -273,8 +289,7 @@ const summarize = (results: Results, remote = false): { lines: string[]; faults:
   }
   const limited = rateLimitedText(results)
   if (limited) lines.push(`rate limits ${limited}`)
-  const publishes = [results.ingest, results.load, ...fanoutRounds(results).map(([r]) => r.publish)]
-  const policy = publishes.reduce((sum, r) => sum + (r ? r.rejected - faultyRejections(r, remote) : 0), 0)
+  const policy = publishesOf(results).reduce((sum, r) => sum + (r ? r.rejected - faultyRejections(r, remote) : 0), 0)
   if (policy > 0) lines.push(`policy      ${int(policy)} events refused by the relay's policy (${[...POLICY_PREFIXES].join(':, ')}:; see above): not faults with --url`)
   const others = otherProcessesText(shares)
   if (others) lines.push(`machine     ${others}`)
@@ -292,6 +307,7 @@ const figuresOf = (results: Results, options: BenchOptions): report.Figure[] => 
     add('ingest OK/s', (ingest.stored + ingest.duplicates) / ingest.seconds, 'events/s')
     add('ingest OK latency p50', ingest.ackLatency.p50, 'ms')
     add('ingest OK latency p99', ingest.ackLatency.p99, 'ms')
+    if (results.ingestWarmup) add('ingest warm-up OK latency p99 (fresh relay)', results.ingestWarmup.ackLatency.p99, 'ms')
     if (remote || ingest.rateLimited) add('ingest rate-limited', ingest.rateLimited, 'events')
     if (ingest.rejected) add('ingest rejected', ingest.rejected, 'events')
   }
@@ -413,7 +429,7 @@ const main = async (): Promise<number> => {
   const emulator = options.replication ? findEmulator() : undefined
   if (emulator && 'missing' in emulator) return replicationSkipped(options, emulator.missing)
   const corpus = await prepare(options)
-  const total = [corpus.notes, corpus.extra, corpus.fanout, corpus.fanoutSeparate, corpus.fanoutSaturation, ...corpus.fanoutWarmup, corpus.replicationWarmup].reduce((sum, f) => sum + f.length, 0)
+  const total = [corpus.ingestWarmup, corpus.notes, corpus.extra, corpus.fanout, corpus.fanoutSeparate, corpus.fanoutSaturation, ...corpus.fanoutWarmup, corpus.replicationWarmup].reduce((sum, f) => sum + f.length, 0)
   report.printPrepared(total, corpus.seconds, availableParallelism(), corpus.signer, options.keys)
   if (options.url) return remoteMain(options, options.url, corpus)
 

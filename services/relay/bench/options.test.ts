@@ -57,3 +57,24 @@ describe('bench options: --store-dir', () => {
     )
   })
 })
+
+describe('bench options: --ingest-warmup', () => {
+  it('publishes 5,000 events first by default (quick: 500), from the flag, then BENCH_INGEST_WARMUP', () => {
+    assert.equal(parseBenchOptions([], {}).ingestWarmup, 5000)
+    assert.equal(parseBenchOptions(['--quick'], {}).ingestWarmup, 500)
+    assert.equal(parseBenchOptions(['--ingest-warmup', '12_000'], {}).ingestWarmup, 12_000)
+    assert.equal(parseBenchOptions([], { BENCH_INGEST_WARMUP: '700' }).ingestWarmup, 700)
+    assert.equal(parseBenchOptions(['--ingest-warmup', '2'], { BENCH_INGEST_WARMUP: '700' }).ingestWarmup, 2, 'the flag wins')
+  })
+
+  it('takes 0 for none, and refuses what is not a count, naming the flag', () => {
+    assert.equal(parseBenchOptions(['--ingest-warmup', '0'], {}).ingestWarmup, 0)
+    assert.equal(parseBenchOptions([], { BENCH_INGEST_WARMUP: '0' }).ingestWarmup, 0)
+    for (const raw of ['-1', '1.5', 'some'])
+      assert.throws(
+        () => parseBenchOptions([`--ingest-warmup=${raw}`], {}),
+        (e: unknown) => e instanceof UsageError && e.message === `--ingest-warmup must be a non-negative integer, not "${raw}"`,
+      )
+    assert.throws(() => parseBenchOptions(['--events', '0'], {}), (e: unknown) => e instanceof UsageError && e.message.includes('--events must be a positive integer'), 'other counts still refuse 0')
+  })
+})

@@ -10,6 +10,11 @@ export interface BenchOptions {
   quick: boolean
   /** Scenario 1: distinct kind-1 events, connections, unanswered EVENTs per connection (the store load too). */
   events: number
+  /**
+   * Scenario 1: kind-1 events published first over the same connections, timed apart from the figures (0: none):
+   * a fresh relay's first few thousand events run cold code (JIT, its threads' first batches).
+   */
+  ingestWarmup: number
   connections: number
   window: number
   /** Unanswered EVENTs of the one publisher of the fan-out rounds before saturation. */
@@ -64,22 +69,22 @@ export interface BenchOptions {
 export class UsageError extends Error {}
 
 type Numeric =
-  | 'events' | 'connections' | 'window' | 'store' | 'reqs' | 'reqConnections' | 'warmup' | 'subscribers' | 'perConnection' | 'fanoutEvents' | 'keys'
+  | 'events' | 'ingestWarmup' | 'connections' | 'window' | 'store' | 'reqs' | 'reqConnections' | 'warmup' | 'subscribers' | 'perConnection' | 'fanoutEvents' | 'keys'
   | 'tracingRounds' | 'idle' | 'publishers' | 'saturationEvents' | 'saturationWindow' | 'fanoutWindow'
 
 const FULL: Record<Numeric, number> = {
-  events: 50_000, connections: 50, window: 10, fanoutWindow: 500, store: 100_000, reqs: 2000, reqConnections: 4, warmup: 200,
+  events: 50_000, ingestWarmup: 5000, connections: 50, window: 10, fanoutWindow: 500, store: 100_000, reqs: 2000, reqConnections: 4, warmup: 200,
   subscribers: 500, perConnection: 10, fanoutEvents: 2000, keys: 8, tracingRounds: 3, idle: 10_000, publishers: 8, saturationEvents: 20_000, saturationWindow: 50,
 }
 
 const QUICK: Record<Numeric, number> = {
-  ...FULL, events: 5000, connections: 20, store: 10_000, reqs: 400, warmup: 50, subscribers: 100, fanoutEvents: 500, tracingRounds: 2, idle: 2000,
+  ...FULL, events: 5000, ingestWarmup: 500, connections: 20, store: 10_000, reqs: 400, warmup: 50, subscribers: 100, fanoutEvents: 500, tracingRounds: 2, idle: 2000,
   publishers: 4, saturationEvents: 2000,
 }
 
 /** Flag name (kebab-case) of each numeric setting; the env name is BENCH_ + the flag in upper snake case. */
 const FLAGS: Record<Numeric, string> = {
-  events: 'events', connections: 'connections', window: 'window', store: 'store', reqs: 'reqs', reqConnections: 'req-connections',
+  events: 'events', ingestWarmup: 'ingest-warmup', connections: 'connections', window: 'window', store: 'store', reqs: 'reqs', reqConnections: 'req-connections',
   warmup: 'warmup', subscribers: 'subscribers', perConnection: 'subs-per-connection', fanoutEvents: 'fanout-events', keys: 'keys',
   tracingRounds: 'tracing-rounds', idle: 'idle', publishers: 'publishers', saturationEvents: 'saturation-events', saturationWindow: 'saturation-window', fanoutWindow: 'fanout-window',
 }
@@ -95,6 +100,10 @@ With --url it runs the same scenarios against a relay that is already running, a
   --quick                   small run for CI (< 1 min)                              BENCH_QUICK=1
   --only LIST               scenarios to run: ingest,req,fanout,idle (default: all) BENCH_ONLY
   --events N                1. ingest: kind-1 events (default 50000; quick 5000)    BENCH_EVENTS
+  --ingest-warmup N         1. ingest: kind-1 events published first, reported on   BENCH_INGEST_WARMUP
+                            their own line, not in the figures (a fresh relay's
+                            first events run cold code; default 5000; quick 500;
+                            0: none)
   --connections C           1. ingest: publishing connections (default 50; quick 20) BENCH_CONNECTIONS
   --window W                1. ingest: unanswered EVENTs per connection (default 10) BENCH_WINDOW
   --store N                 2. REQ: events in the store at least (default 100000)   BENCH_STORE
@@ -186,7 +195,7 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
   const benchEnv = env.BENCH_CPU_PROF === undefined && env.BENCH_PROFILE !== undefined ? { ...env, BENCH_CPU_PROF: env.BENCH_PROFILE } : env
   let parsed: ReturnType<typeof parseBenchArgs<Numeric>>
   try {
-    parsed = parseBenchArgs(args, benchEnv, { flags: FLAGS, full: FULL, quick: QUICK, envPrefix: 'BENCH_' }, own)
+    parsed = parseBenchArgs<Numeric>(args, benchEnv, { flags: FLAGS, full: FULL, quick: QUICK, envPrefix: 'BENCH_', zero: ['ingestWarmup'] }, own)
   } catch (error) {
     throw new UsageError(error instanceof Error ? error.message : String(error))
   }

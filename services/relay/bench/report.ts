@@ -75,15 +75,23 @@ const printPublish = (r: PublishResult): void => {
   for (const notice of r.notices) row('  NOTICE', notice)
 }
 
-/** Scenario 1. */
-export const printIngest = (r: PublishResult, connections: number, window: number, cpu: CpuShare): void => {
+/** Scenario 1, after its warm-up when there was one (published first, over the same connections). */
+export const printIngest = (r: PublishResult, connections: number, window: number, cpu: CpuShare, warmup?: PublishResult): void => {
   line()
   line(`1. Ingest: ${int(r.sent)} distinct signed kind-1 events, ${connections} connections, ≤${window} unanswered each (every signature verified)`)
+  if (warmup) printWarmup(warmup)
   printPublish(r)
   row('time', `${sec(r.seconds)} from first EVENT to last OK`)
   row('throughput', `${int((r.stored + r.duplicates) / r.seconds)} accepted events/s   [target ≥ ${int(TARGETS.ingestPerSecond)}: ${verdict((r.stored + r.duplicates) / r.seconds >= TARGETS.ingestPerSecond)}]`)
   row('EVENT→OK', `${latencyText(r.ackLatency)} (mostly queueing: up to ${int(connections * window)} in flight)`)
   row('cpu', cpuText(cpu))
+}
+
+/** The warm-up: what a fresh relay's first events cost, apart from the figures (its rejections still count as faults). */
+const printWarmup = (w: PublishResult): void => {
+  const rejected = w.rejected ? `, rejected ${int(w.rejected)}` : ''
+  const limited = w.rateLimited ? `, rate-limited ${int(w.rateLimited)}` : ''
+  row('warm-up', `${int(w.sent)} events first, not in the figures below: ${sec(w.seconds)}, EVENT→OK ${latencyText(w.ackLatency)}${rejected}${limited}`)
 }
 
 /** Loading the rest of the store for scenario 2. */

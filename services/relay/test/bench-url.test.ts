@@ -21,7 +21,9 @@ interface BenchJson {
   relay: { url: string; started: boolean; auth?: { challenges: number; accepted: number; refused: number } }
   figures: Figure[]
   results: {
+    ingestWarmup?: { sent: number; stored: number; rejected: number }
     ingest?: { stored: number; rateLimited: number; rejected: number }
+    load?: { stored: number }
     reqs?: { all: { n: number }; generatorGc: { count: number; overlapping: number; slowest: number; slowestOverlapping: number } }
     fanoutSaturation?: { publishers: number; expected: number; delivered: number; missing: number; duplicates: number; outOfOrder: number; stray: number }
   }
@@ -39,7 +41,7 @@ const runBench = (args: string[], timeoutMs = 60_000): Promise<{ code: number | 
     child.once('exit', code => (clearTimeout(timer), resolve({ code, stdout, stderr })))
   })
 
-const SMALL = ['--quick', '--only', 'ingest,req', '--events', '300', '--store', '600', '--reqs', '50', '--warmup', '10']
+const SMALL = ['--quick', '--only', 'ingest,req', '--ingest-warmup', '40', '--events', '300', '--store', '600', '--reqs', '50', '--warmup', '10']
 
 const figure = (json: BenchJson, name: string): number => {
   const f = json.figures.find(x => x.figure === name)
@@ -88,6 +90,12 @@ describe('relay bench --url', () => {
     assert.equal(body.relay.started, false)
     assert.ok(figure(body, 'ingest OK/s') > 0)
     assert.equal(body.results.ingest?.stored, 300)
+    // The warm-up goes first, on its own line and figure; the timed figures are the 300 events after it.
+    assert.match(run.stdout, /warm-up +40 events first, not in the figures below: [\d.]+ s, EVENT→OK p50 [\d.]+ ms +p90 [\d.]+ ms +p99 [\d.]+ ms/)
+    assert.deepEqual([body.results.ingestWarmup?.sent, body.results.ingestWarmup?.stored, body.results.ingestWarmup?.rejected], [40, 40, 0])
+    assert.ok(figure(body, 'ingest warm-up OK latency p99 (fresh relay)') > 0)
+    const stored = [body.results.ingestWarmup, body.results.ingest, body.results.load].reduce((sum, r) => sum + (r?.stored ?? 0), 0)
+    assert.ok(run.stdout.includes(`REQs on ${stored} events stored by this run`), 'the store counts the warm-up, the ingest and the load')
     assert.ok(figure(body, 'REQ events per REQ (mean)') > 0, 'the REQs find the events the bench published')
     assert.equal(figure(body, 'ingest rate-limited'), 0)
     // The generator's own collections, laid over the REQs it timed.
