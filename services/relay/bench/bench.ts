@@ -174,14 +174,14 @@ const reqLatency = async (relay: Target, options: BenchOptions, corpus: Corpus, 
   const published = storedBy(results)
   const store = options.url === undefined ? published : `${int(published)} events stored by this run${options.load ? '' : ' (--no-load)'} plus what ${options.url} already held`
   const passes = [
-    ...(options.reqBaseline && options.reqConnections > 1 ? [{ key: 'reqsBaseline' as const, connections: 1 }] : []),
-    { key: 'reqs' as const, connections: options.reqConnections },
+    ...(options.reqBaseline && options.reqConnections > 1 ? [{ key: 'reqsBaseline' as const, connections: 1, reqs: options.baselineReqs }] : []),
+    { key: 'reqs' as const, connections: options.reqConnections, reqs: options.reqs },
   ]
   for (const pass of passes) {
     const sockets = await openSockets(relay.url, pass.connections)
     await warmUp(sockets, corpus.shape, options.warmup)
     const cpu = cpuShare(relay.pid)
-    const r = await phase(`2. REQ latency, ${pass.connections} connection(s)`, () => measureReqs(sockets, corpus.shape, options.reqs))
+    const r = await phase(`2. REQ latency, ${pass.connections} connection(s)`, () => measureReqs(sockets, corpus.shape, pass.reqs))
     results[pass.key] = r
     report.printReqs(r, store, pass.connections, cpu())
     await closeSockets(sockets)

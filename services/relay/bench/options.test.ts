@@ -78,3 +78,14 @@ describe('bench options: --ingest-warmup', () => {
     assert.throws(() => parseBenchOptions(['--events', '0'], {}), (e: unknown) => e instanceof UsageError && e.message.includes('--events must be a positive integer'), 'other counts still refuse 0')
   })
 })
+
+describe('bench options: --baseline-reqs', () => {
+  it('times 7,000 REQs on one connection by default (about 1,000 per filter; quick: 400), apart from --reqs', () => {
+    const full = parseBenchOptions([], {})
+    assert.deepEqual([full.baselineReqs, full.reqs], [7000, 2000])
+    assert.deepEqual([parseBenchOptions(['--quick'], {}).baselineReqs, parseBenchOptions(['--quick'], {}).reqs], [400, 400])
+    assert.equal(parseBenchOptions(['--baseline-reqs', '900'], { BENCH_BASELINE_REQS: '30' }).baselineReqs, 900, 'the flag wins')
+    assert.equal(parseBenchOptions([], { BENCH_BASELINE_REQS: '30' }).baselineReqs, 30)
+    assert.throws(() => parseBenchOptions(['--baseline-reqs', '0'], {}), (e: unknown) => e instanceof UsageError && e.message.includes('--baseline-reqs'))
+  })
+})

@@ -22,6 +22,11 @@ export interface BenchOptions {
   /** Scenario 2: events in the store at least, REQs timed, connections, untimed warm-up REQs. */
   store: number
   reqs: number
+  /**
+   * REQs timed in the single-connection pass before the concurrent one: its figure is a p99 per filter, so it
+   * needs about 1,000 of each of the 7 filters (with 2,000 REQs, a filter's p99 is its third slowest of 286).
+   */
+  baselineReqs: number
   reqConnections: number
   warmup: number
   /** Scenario 3: subscribers, subscriptions per connection, events published; `separate` adds one connection per subscriber. */
@@ -69,22 +74,22 @@ export interface BenchOptions {
 export class UsageError extends Error {}
 
 type Numeric =
-  | 'events' | 'ingestWarmup' | 'connections' | 'window' | 'store' | 'reqs' | 'reqConnections' | 'warmup' | 'subscribers' | 'perConnection' | 'fanoutEvents' | 'keys'
+  | 'events' | 'ingestWarmup' | 'connections' | 'window' | 'store' | 'reqs' | 'baselineReqs' | 'reqConnections' | 'warmup' | 'subscribers' | 'perConnection' | 'fanoutEvents' | 'keys'
   | 'tracingRounds' | 'idle' | 'publishers' | 'saturationEvents' | 'saturationWindow' | 'fanoutWindow'
 
 const FULL: Record<Numeric, number> = {
-  events: 50_000, ingestWarmup: 5000, connections: 50, window: 10, fanoutWindow: 500, store: 100_000, reqs: 2000, reqConnections: 4, warmup: 200,
+  events: 50_000, ingestWarmup: 5000, connections: 50, window: 10, fanoutWindow: 500, store: 100_000, reqs: 2000, baselineReqs: 7000, reqConnections: 4, warmup: 200,
   subscribers: 500, perConnection: 10, fanoutEvents: 2000, keys: 8, tracingRounds: 3, idle: 10_000, publishers: 8, saturationEvents: 20_000, saturationWindow: 50,
 }
 
 const QUICK: Record<Numeric, number> = {
-  ...FULL, events: 5000, ingestWarmup: 500, connections: 20, store: 10_000, reqs: 400, warmup: 50, subscribers: 100, fanoutEvents: 500, tracingRounds: 2, idle: 2000,
+  ...FULL, events: 5000, ingestWarmup: 500, connections: 20, store: 10_000, reqs: 400, baselineReqs: 400, warmup: 50, subscribers: 100, fanoutEvents: 500, tracingRounds: 2, idle: 2000,
   publishers: 4, saturationEvents: 2000,
 }
 
 /** Flag name (kebab-case) of each numeric setting; the env name is BENCH_ + the flag in upper snake case. */
 const FLAGS: Record<Numeric, string> = {
-  events: 'events', ingestWarmup: 'ingest-warmup', connections: 'connections', window: 'window', store: 'store', reqs: 'reqs', reqConnections: 'req-connections',
+  events: 'events', ingestWarmup: 'ingest-warmup', connections: 'connections', window: 'window', store: 'store', reqs: 'reqs', baselineReqs: 'baseline-reqs', reqConnections: 'req-connections',
   warmup: 'warmup', subscribers: 'subscribers', perConnection: 'subs-per-connection', fanoutEvents: 'fanout-events', keys: 'keys',
   tracingRounds: 'tracing-rounds', idle: 'idle', publishers: 'publishers', saturationEvents: 'saturation-events', saturationWindow: 'saturation-window', fanoutWindow: 'fanout-window',
 }
@@ -108,6 +113,9 @@ With --url it runs the same scenarios against a relay that is already running, a
   --window W                1. ingest: unanswered EVENTs per connection (default 10) BENCH_WINDOW
   --store N                 2. REQ: events in the store at least (default 100000)   BENCH_STORE
   --reqs R                  2. REQ: timed REQs (default 2000)                       BENCH_REQS
+  --baseline-reqs B         2. REQ: timed REQs of the single-connection pass        BENCH_BASELINE_REQS
+                            (default 7000: about 1,000 per filter for its p99s;
+                            quick 400)
   --req-connections Q       2. REQ: connections, one REQ at a time each (default 4) BENCH_REQ_CONNECTIONS
   --warmup N                2. REQ: untimed REQs first (default 200)                BENCH_WARMUP
   --no-req-baseline         2. REQ: skip the single-connection pass                 BENCH_REQ_BASELINE=0

@@ -24,7 +24,8 @@ interface BenchJson {
     ingestWarmup?: { sent: number; stored: number; rejected: number }
     ingest?: { stored: number; rateLimited: number; rejected: number }
     load?: { stored: number }
-    reqs?: { all: { n: number }; generatorGc: { count: number; overlapping: number; slowest: number; slowestOverlapping: number } }
+    reqsBaseline?: { connections: number; all: { n: number } }
+    reqs?: { connections: number; all: { n: number }; generatorGc: { count: number; overlapping: number; slowest: number; slowestOverlapping: number } }
     fanoutSaturation?: { publishers: number; expected: number; delivered: number; missing: number; duplicates: number; outOfOrder: number; stray: number }
   }
 }
@@ -41,7 +42,7 @@ const runBench = (args: string[], timeoutMs = 60_000): Promise<{ code: number | 
     child.once('exit', code => (clearTimeout(timer), resolve({ code, stdout, stderr })))
   })
 
-const SMALL = ['--quick', '--only', 'ingest,req', '--ingest-warmup', '40', '--events', '300', '--store', '600', '--reqs', '50', '--warmup', '10']
+const SMALL = ['--quick', '--only', 'ingest,req', '--ingest-warmup', '40', '--events', '300', '--store', '600', '--reqs', '50', '--baseline-reqs', '35', '--warmup', '10']
 
 const figure = (json: BenchJson, name: string): number => {
   const f = json.figures.find(x => x.figure === name)
@@ -100,6 +101,9 @@ describe('relay bench --url', () => {
     assert.equal(figure(body, 'ingest rate-limited'), 0)
     // The generator's own collections, laid over the REQs it timed.
     assert.match(run.stdout, /generator GC +\d+ collections in the generator \([\d.]+ ms, longest [\d.]+ ms\); [\d,]+ REQs waited across one, \d+ of the \d+ slowest/)
+    // The 1-connection pass times --baseline-reqs REQs, the concurrent pass --reqs.
+    assert.deepEqual([body.results.reqsBaseline?.connections, body.results.reqsBaseline?.all.n], [1, 35])
+    assert.deepEqual([body.results.reqs?.connections, body.results.reqs?.all.n], [4, 50])
     const gc = body.results.reqs?.generatorGc
     const n = body.results.reqs?.all.n ?? 0
     assert.ok(gc && n > 0, JSON.stringify(gc))
