@@ -134,11 +134,14 @@ const prepare = async (options: BenchOptions): Promise<Corpus & { seconds: numbe
   const saturation = options.scenarios.has('fanout') && options.saturation ? options.saturationEvents : 0
   const rounds = 1 + (options.separate ? 1 : 0) + (saturation > 0 ? 1 : 0)
   const warm = Math.min(100, Math.ceil(fanout / 10))
-  const counts = [notes, extra, fanout, options.separate ? fanout : 0, saturation, warm * rounds, options.replication ? REPLICATION_WARMUP_EVENTS : 0, ingestWarmup]
-  const starts = counts.map((_, i) => counts.slice(0, i).reduce((a, b) => a + b, 0))
-  const mixes: Array<'notes' | 'mixed'> = ['notes', 'mixed', 'notes', 'notes', 'notes', 'notes', 'notes', 'notes']
   // The store's events (notes, store load, ingest warm-up) are dated in the past week; the fan-out's now.
-  const jobs: CorpusJob[] = counts.map((count, i) => ({ ...(i < 2 || i === 7 ? stored : live), mix: mixes[i] ?? 'notes', start: starts[i] ?? 0, count }))
+  const specs: Array<[count: number, mix: 'notes' | 'mixed', dates: typeof stored]> = [
+    [notes, 'notes', stored], [extra, 'mixed', stored], [fanout, 'notes', live], [options.separate ? fanout : 0, 'notes', live],
+    [saturation, 'notes', live], [warm * rounds, 'notes', live], [options.replication ? REPLICATION_WARMUP_EVENTS : 0, 'notes', live],
+    [ingestWarmup, 'notes', stored],
+  ]
+  let start = 0
+  const jobs: CorpusJob[] = specs.map(([count, mix, dates]) => ({ ...dates, mix, start: (start += count) - count, count }))
   const [n, x, f, s, sat, w, rw, iw] = await signCorpus(jobs)
   return {
     ingestWarmup: iw ?? [],
