@@ -32,4 +32,21 @@ describe('frameReader (the bench subscribers\' lean frame parser)', () => {
       assert.deepEqual(got, want, `reads of up to ${maxRead} bytes`)
     }
   })
+
+  it('keeps nothing of a read\'s buffer once the read returns (the connections share one read buffer)', () => {
+    const frames = [frame(0x81, Buffer.alloc(300, 'a')), frame(0x89, Buffer.alloc(4, 'p')), frame(0x01, Buffer.alloc(200, 'e')), frame(0x80, Buffer.alloc(90, 'f')), frame(0x81, Buffer.alloc(1000, 'b'))]
+    const stream = Buffer.concat(frames)
+    const shared = Buffer.alloc(64)
+    const texts: string[] = []
+    const others: Buffer[] = []
+    const read = frameReader((b, start, end) => texts.push(b.toString('latin1', start, end)), f => others.push(f))
+    for (let at = 0; at < stream.length; at += 37) {
+      const n = stream.copy(shared, 0, at, Math.min(stream.length, at + 37))
+      read(shared.subarray(0, n))
+      shared.fill('#') // the next read overwrites what this one left
+    }
+    assert.deepEqual(texts, ['a'.repeat(300), 'b'.repeat(1000)])
+    // Frames handed to ws's receiver are their own bytes, still whole after later reads.
+    assert.deepEqual(others.map(f => f.toString('latin1')), [frames[1], frames[2], frames[3]].map(f => f?.toString('latin1')))
+  })
 })
