@@ -167,6 +167,7 @@ export type OnText = (bytes: Buffer, start: number, end: number) => void
  */
 export const frameReader = (onText: OnText, other: (frame: Buffer) => void): ((chunk: Buffer) => void) => {
   let pending: Buffer | undefined
+  const kept = (frame: Buffer) => other(Buffer.from(frame))
   return chunk => {
     let from = 0
     if (pending) {
@@ -177,7 +178,7 @@ export const frameReader = (onText: OnText, other: (frame: Buffer) => void): ((c
       eachFrame(Buffer.concat([pending, chunk.subarray(0, from)]), 0, onText, other)
       pending = undefined
     }
-    const at = eachFrame(chunk, from, onText, frame => other(Buffer.from(frame)))
+    const at = eachFrame(chunk, from, onText, kept)
     if (at < chunk.length) pending = Buffer.from(chunk.subarray(at))
   }
 }
