@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { open, type Database, type RootDatabase } from 'lmdb'
+import { chunkedKeys, FIRST_KEY } from './key-chunks.js'
 
 /** The named LMDB databases of the event store; see ARCHITECTURE.md for each key layout. */
 export interface Databases {
@@ -41,13 +42,22 @@ export const openDatabases = (path: string): Databases => {
   // permissionsMode is read by lmdb-js's native open (src/env.cpp) but missing from its typings.
   const root = open(options as Omit<typeof options, 'permissionsMode'>)
   const binary = (name: string) => root.openDB<Buffer, Buffer>({ name, keyEncoding: 'binary', encoding: 'binary' })
+  // The time-ordered indexes are read a range at a time: their keys come as views of shared chunks (key-chunks.ts).
+  const index = (name: string) => {
+    const options = { name, keyEncoder: chunkedKeys, encoding: 'binary' } as const
+    // keyEncoder is read by lmdb-js's openDB (open.js, keys.js) but its typings have it on the root's options only.
+    const db = root.openDB<Buffer, Buffer>(options as Omit<typeof options, 'keyEncoder'>)
+    // lmdb-js's start for a range without one, which it reads from the database object (open.js, read.js).
+    ;(db as unknown as { defaultBeginningKey: Buffer }).defaultBeginningKey = FIRST_KEY
+    return db
+  }
   return {
     root,
     events: binary('events'),
-    byTime: binary('by_time'),
-    byKind: binary('by_kind'),
-    byAuthorKind: binary('by_author_kind'),
-    byTag: binary('by_tag'),
+    byTime: index('by_time'),
+    byKind: index('by_kind'),
+    byAuthorKind: index('by_author_kind'),
+    byTag: index('by_tag'),
     addresses: binary('addresses'),
     deletedIds: binary('deleted_ids'),
     deletedAddresses: binary('deleted_addresses'),

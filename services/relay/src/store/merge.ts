@@ -15,7 +15,7 @@ const sameSuffix = (a: Buffer, b: Buffer, bytes: number): boolean => a.compare(b
 /**
  * Merges sorted key iterators by their common suffix (at least 4 bytes, a big-endian u32 first), dropping
  * repeats (an event reached through two tag values). Yields the keys themselves, in ascending order of
- * their suffixes (lmdb-js hands out a fresh Buffer per binary key, so each stays valid). Closes every
+ * their suffixes (each index key read is a copy, key-chunks.ts, so each stays valid). Closes every
  * iterator at the end.
  */
 export function* mergeBySuffix(iterables: Iterable<Buffer>[], suffixBytes: number): Generator<Buffer> {

@@ -206,7 +206,7 @@ function* candidates(dbs: Databases, filter: Filter, plan: Plan): Generator<Buff
   const db = indexDb(dbs, plan.index)
   const ranges = plan.prefixes.map(p => db.getKeys({ start: rangeStart(p, until), end: rangeEnd(p, since) }))
   if (ranges.length === 1) {
-    // One range is already in order: no merge. lmdb-js hands out a fresh Buffer per binary key.
+    // One range is already in order: no merge. Each key read is a copy of its own (key-chunks.ts).
     for (const key of ranges[0] as Iterable<Buffer>) yield key.subarray(key.length - 32)
     return
   }

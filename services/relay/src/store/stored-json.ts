@@ -18,8 +18,12 @@ export interface StoredHead {
   kind: number
 }
 
-const markAt = (json: Buffer, mark: Buffer, at: number): boolean =>
-  at + mark.length <= json.length && json.compare(mark, 0, mark.length, at, at + mark.length) === 0
+/** True when `json` holds `mark` at `at`. A loop: a mark is 7 to 15 bytes, less than Buffer.compare's native call costs. */
+const markAt = (json: Buffer, mark: Buffer, at: number): boolean => {
+  if (at + mark.length > json.length) return false
+  for (let i = 0; i < mark.length; i++) if (json[at + i] !== mark[i]) return false
+  return true
+}
 
 /** Where the decimal digits starting at `at` end (at a comma), or -1 when the bytes there are not such a number. */
 const digitsEnd = (json: Buffer, at: number): number => {

@@ -104,6 +104,15 @@ class Output {
   }
 }
 
+/**
+ * Copies `bytes` into `target` at `at`; returns where they end. TypedArray's set: Buffer's copy goes
+ * through JavaScript checks to a native call, which costs more than the copy of one event.
+ */
+const put = (target: Buffer, bytes: Uint8Array, at: number): number => {
+  target.set(bytes, at)
+  return at + bytes.length
+}
+
 /** Writes a FIN text-frame header for `length` payload bytes (RFC 6455 §5.2, unmasked). */
 const writeHeader = (out: Output, length: number): void => {
   const b = out.bytes
@@ -153,7 +162,7 @@ const backfill = (store: EventStore, arena: SlabArena, request: BackfillRequest)
   }
   const framesEnd = out.at
   out.reserve(36 * ids.length)
-  for (const id of ids) out.at += id.copy(out.bytes, out.at)
+  for (const id of ids) out.at = put(out.bytes, id, out.at)
   for (const end of ends) out.at = out.bytes.writeUInt32LE(end, out.at)
   const bytes = out.slab >= 0 ? undefined : new Uint8Array(out.bytes.buffer, out.bytes.byteOffset, out.at)
   const body: BackfillResponse = { slab: out.slab, bytes, frames: ids.length, framesEnd, timedOut, wire: request.wire, cursors }
@@ -190,8 +199,8 @@ const scanInto = (store: EventStore, request: BackfillRequest, out: Output, ids:
       const payload = prefixBytes.length + json.length + 1
       out.reserve(payload + (wire ? headerBytes(payload) : 0))
       if (wire) writeHeader(out, payload)
-      out.at += prefixBytes.copy(out.bytes, out.at)
-      out.at += json.copy(out.bytes, out.at)
+      out.at = put(out.bytes, prefixBytes, out.at)
+      out.at = put(out.bytes, json, out.at)
       out.bytes[out.at++] = CLOSE
       ends.push(out.at)
       ids.push(id)
