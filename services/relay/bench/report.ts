@@ -159,6 +159,10 @@ export const printIdle = (r: IdleResult): void => {
   line(`\n4. Idle connections: ${r.connections} WebSocket connections that send nothing (the relay counted ${r.counted})`)
   line(`  relay heap    ${(r.heapBefore / 2 ** 20).toFixed(1)} MiB before, ${(r.heapAfter / 2 ** 20).toFixed(1)} MiB with them: ${(perConnection / 1024).toFixed(2)} KB per connection   [target ≤ 4 KB: ${perConnection <= 4096 ? 'MET' : 'MISSED'}]`)
   line(`  resident set  ${(r.rssAfter / 2 ** 20).toFixed(0)} MiB with them   [target: 10,000 under 500 MiB${r.connections >= 10_000 ? `: ${r.rssAfter < 500 * 2 ** 20 ? 'MET' : 'MISSED'}` : ''}]`)
+  const collections = r.majorCollections > 0
+    ? `${r.majorCollections} full collection(s) of the relay's heap in ${r.heldSeconds.toFixed(0)} s held; the figures are the least reading after the first`
+    : `no full collection of the relay's heap in ${r.heldSeconds.toFixed(0)} s held: the heap figure still holds garbage (an upper bound)`
+  line(`  collected     ${collections}`)
 }
 
 export const printProfiles = (phases: Phase[], profiles: ThreadProfile[], perPhase = 12): void => {
