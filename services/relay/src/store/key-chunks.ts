@@ -12,7 +12,8 @@
 /** Bytes per chunk: about 1,500 index keys of a kind or time range. */
 const CHUNK_BYTES = 64 * 1024
 
-let chunk = Buffer.allocUnsafe(CHUNK_BYTES)
+// Zeroed, not allocUnsafe: a key's `.buffer` reaches the whole chunk, which must hold nothing but keys read.
+let chunk = Buffer.alloc(CHUNK_BYTES)
 let used = 0
 
 /** Writes `key` into lmdb-js's key buffer at `start`; returns where it ends. */
@@ -26,7 +27,7 @@ const readKey = (source: Uint8Array, start: number, end: number): Buffer => {
   const length = end - start
   if (length > CHUNK_BYTES) return Buffer.from(source.subarray(start, end))
   if (used + length > CHUNK_BYTES) {
-    chunk = Buffer.allocUnsafe(CHUNK_BYTES)
+    chunk = Buffer.alloc(CHUNK_BYTES)
     used = 0
   }
   const key = chunk.subarray(used, used + length)
