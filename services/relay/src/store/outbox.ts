@@ -1,6 +1,6 @@
 import type { Database } from 'lmdb'
-import { encodeHint, hintFromEvent, hintSchema, type Hint, type HintSource } from '@msr/hints'
-import { parseTraceCarrier, traceCarrierOf, type TraceCarrier } from '@msr/telemetry'
+import { encodeHint, hintFromEvent, hintSchema, type Hint, type HintSource } from '@msr/hints/hint'
+import { parseTraceCarrier, traceCarrierOf, type TraceCarrier } from '@msr/telemetry/trace-context'
 import type { Span } from '@opentelemetry/api'
 
 /** One hint waiting to be published: its outbox key (the order it was written in), the hint and its event's trace context. */

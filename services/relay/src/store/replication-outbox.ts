@@ -1,6 +1,6 @@
 import type { Database } from 'lmdb'
 import type { NostrEvent } from '@msr/nostr'
-import { traceCarrierOf, type TraceCarrier } from '@msr/telemetry'
+import { traceCarrierOf, type TraceCarrier } from '@msr/telemetry/trace-context'
 import type { Span } from '@opentelemetry/api'
 
 /** One accepted event waiting for the replication bus to confirm it. */
