@@ -1,15 +1,20 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, it } from 'node:test'
+import { after, describe, it } from 'node:test'
 import * as z from 'zod'
 import { loadConfig, type ConfigResult } from './load-config.js'
 import { section } from './section.js'
 import { sampleSchema } from './sample-schema.js'
 
+const dirs: string[] = []
+after(() => dirs.forEach(dir => rmSync(dir, { recursive: true, force: true })))
+
 function tomlFile(text: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'msr-config-')), 'relay.toml')
+  const dir = mkdtempSync(join(tmpdir(), 'msr-config-'))
+  dirs.push(dir)
+  const file = join(dir, 'relay.toml')
   writeFileSync(file, text)
   return file
 }

@@ -1,5 +1,6 @@
 // End-to-end harness: an in-process relay on a fresh LMDB directory, a WebSocket test client, signing helpers.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { rmSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -31,8 +32,25 @@ export type LogRecord = Record<string, unknown> & { message?: string }
 /** Unix seconds now. */
 export const now = (): number => Math.floor(Date.now() / 1000)
 
-/** A fresh temporary directory. */
-export const tempDir = (prefix = 'msr-relay-test-'): Promise<string> => mkdtemp(join(tmpdir(), prefix))
+const madeDirs: string[] = []
+
+/** Removes every directory tempDir made in this process (at its exit: test files run in processes of their own). */
+const removeMadeDirs = (): void => {
+  for (const dir of madeDirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true })
+    } catch {
+      // Still held (a child that has not stopped yet): left to the system's temp cleaning.
+    }
+  }
+}
+
+/** A fresh temporary directory, removed when this test process exits. */
+export const tempDir = async (prefix = 'msr-relay-test-'): Promise<string> => {
+  const dir = await mkdtemp(join(tmpdir(), prefix))
+  if (madeDirs.push(dir) === 1) process.once('exit', removeMadeDirs)
+  return dir
+}
 
 /** Rejects after `ms` with a message saying what was awaited. */
 export const withTimeout = <T>(promise: Promise<T>, what: string, ms = TIMEOUT_MS): Promise<T> => {
