@@ -1,12 +1,20 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 import { configReference, replaceMarkedSection, sectionMarkers } from '@msr/config'
 import { loadRelayConfig, REFERENCE_SECTION, relayConfigSchema } from './config.js'
 
 const README = new URL('../../../../README.md', import.meta.url)
+/** Where this file's TOML files go, removed after it. */
+const dirs: string[] = []
+after(() => dirs.forEach(dir => rmSync(dir, { recursive: true, force: true })))
+const configDir = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), 'relay-config-'))
+  dirs.push(dir)
+  return dir
+}
 const EXAMPLE = new URL('../../config/relay.toml', import.meta.url)
 
 test('the README configuration reference is the one generated from the schema (npm run docs)', () => {
@@ -50,7 +58,7 @@ test('a named file that is missing is an error', () => {
 })
 
 test('file < RELAY_ env < PORT', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'relay-config-'))
+  const dir = configDir()
   const file = join(dir, 'relay.toml')
   writeFileSync(file, '[network]\nport = 7000\n[limitation]\nmax_limit = 10\n[data]\npath = "/from/file"\n')
   const fileOnly = loadRelayConfig(file, {})
@@ -67,7 +75,7 @@ test('file < RELAY_ env < PORT', () => {
 })
 
 test('every bad key is listed at once', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'relay-config-'))
+  const dir = configDir()
   const file = join(dir, 'relay.toml')
   writeFileSync(file, '[network]\nport = "eighty"\n[limitation]\nmax_limt = 5\n[search]\nenabled = true\n[nonsense]\nx = 1\n')
   const loaded = loadRelayConfig(file, { RELAY_DATA__DB_QUERY_TIMEOUT: 'soon', PORT: 'abc' })
@@ -104,7 +112,7 @@ test('the configuration is frozen', () => {
 })
 
 test('the Marmot keys refuse what they cannot mean, naming the key', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'relay-config-'))
+  const dir = configDir()
   const file = join(dir, 'relay.toml')
   writeFileSync(
     file,
