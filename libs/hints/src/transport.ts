@@ -2,9 +2,10 @@
  * The two ways a hint reaches the mailbox (DESIGN.md §5): Google Cloud Pub/Sub, or the local transport
  * that POSTs the same push envelope straight to the mailbox's push endpoint.
  */
-import { PubSub, type ClientConfig, type Topic } from '@google-cloud/pubsub'
+import type { ClientConfig, Topic } from '@google-cloud/pubsub'
 import { encodePushEnvelope } from './envelope.js'
 import { DEFAULT_TOPICS, encodeHint, hintAttributes, orderingKeyOf, topicOf, type Hint, type HintTrace } from './hint.js'
+import { pubSubLibrary } from './pubsub-library.js'
 
 /** Carries hints to the bus; the relay's outbox drainer retries what it rejects. */
 export interface HintTransport {
@@ -121,7 +122,7 @@ export const pubSubClientOptions = (opts: PubSubTransportOptions): ClientConfig 
  */
 export const createPubSubTransport = (opts: PubSubTransportOptions = {}): HintTransport => {
   // Without emulatorHost the library itself honours PUBSUB_EMULATOR_HOST.
-  const client = new PubSub(pubSubClientOptions(opts))
+  const client = new (pubSubLibrary().PubSub)(pubSubClientOptions(opts))
   const names = opts.topics ?? DEFAULT_TOPICS
   const topics = new Map<string, Topic>()
   const topicNamed = (name: string): Topic => {

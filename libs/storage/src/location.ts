@@ -6,9 +6,10 @@ import { open } from 'node:fs/promises'
 import { PassThrough, Transform, Writable, pipeline } from 'node:stream'
 import { pipeline as pipelineAsync } from 'node:stream/promises'
 import { createGunzip, createGzip } from 'node:zlib'
-import { Storage } from '@google-cloud/storage'
+import type { Storage } from '@google-cloud/storage'
 import { createAtomicFile, type Placement } from './atomic-file.js'
 import { DEFAULT_CHUNK_BYTES, createUploadStream, generationOf, openObject } from './gcs-io.js'
+import { storageLibrary } from './storage-library.js'
 
 export { readLines } from './lines.js'
 
@@ -43,7 +44,7 @@ export const isGzip = (value: string): boolean => value.toLowerCase().endsWith('
 
 let sharedStorage: Storage | undefined
 /** The injected client, or one default client for the whole process. */
-export const storageOf = (opts: StorageOptions): Storage => opts.storage ?? (sharedStorage ??= new Storage())
+export const storageOf = (opts: StorageOptions): Storage => opts.storage ?? (sharedStorage ??= new (storageLibrary().Storage)())
 
 /** What Cloud Storage said, when the client's own message is only gaxios's "Request failed with status code N". */
 const serverMessage = (err: unknown): string | undefined => {

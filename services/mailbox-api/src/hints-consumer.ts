@@ -1,5 +1,5 @@
-import { PubSub, type Message } from '@google-cloud/pubsub'
-import { decodeHint } from '@msr/hints'
+import type { Message } from '@google-cloud/pubsub'
+import { decodeHint, pubSubLibrary } from '@msr/hints'
 import { tracingActive, type Logger } from '@msr/telemetry'
 import type { HintReceiver, ReceivedHint } from './domain/hints.js'
 
@@ -47,7 +47,7 @@ const decodeMessage = (message: Message): ReceivedHint => {
 export const startHintsConsumer = (opts: HintsConsumerOptions): HintsConsumer => {
   const projectId = subscriptionProject(opts.subscription, opts.projectId)
   // With tracing on, the library's own subscriber spans join the relay's trace (googclient_traceparent).
-  const pubsub = new PubSub({
+  const pubsub = new (pubSubLibrary().PubSub)({
     ...(projectId && { projectId }),
     ...(opts.emulatorHost && emulatorOptions(opts.emulatorHost)),
     ...(tracingActive() && { enableOpenTelemetryTracing: true }),

@@ -7,8 +7,9 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Storage, type StorageOptions as ClientOptions } from '@google-cloud/storage'
+import type { Storage, StorageOptions as ClientOptions } from '@google-cloud/storage'
 import { crc32cBase64 } from '../crc32c.js'
+import { storageLibrary } from '../storage-library.js'
 import { HttpError, parseContentRange, parseMultipart, parseRange, RESUMABLE_GRANULE } from './fake-gcs-http.js'
 
 /** An object as tests see it. */
@@ -472,7 +473,7 @@ export const startFakeGcs = async (): Promise<FakeGcs> => {
   return {
     endpoint,
     storage: (options = {}) =>
-      new Storage({
+      new (storageLibrary().Storage)({
         apiEndpoint: endpoint, // a non-Google host: the client sends no credentials and looks none up
         projectId: 'test',
         ...options,

@@ -1,4 +1,5 @@
-import { PubSub, type Message, type Subscription, type Topic } from '@google-cloud/pubsub'
+import type { Message, Subscription, Topic } from '@google-cloud/pubsub'
+import { pubSubLibrary } from '@msr/hints'
 import type { Logger } from '@msr/telemetry'
 import { remaining, within } from '../deadline.js'
 import type { Part } from '../lifecycle.js'
@@ -79,7 +80,7 @@ export const autoSubscriptionOptions = (replicaId: string, ephemeralId: boolean)
  * library reaches Google; with it, the emulator.
  */
 export const pubSubBus = (options: BusOptions, logger: Logger): ReplicationBus => {
-  const client = new PubSub({ ...(options.projectId && { projectId: options.projectId }) })
+  const client = new (pubSubLibrary().PubSub)({ ...(options.projectId && { projectId: options.projectId }) })
   const topic: Topic = client.topic(options.topic, { batching: { maxMilliseconds: BATCH_MS }, gaxOpts: { timeout: options.publishTimeoutMs } })
   const auto = options.subscription === 'auto'
   const name = auto ? `${options.topic}-${options.replicaId}` : options.subscription
