@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { finalizeEvent, getEventHash } from 'nostr-tools/pure'
 import {
@@ -14,6 +15,7 @@ import {
   isReplaceable,
   MAX_CREATED_AT,
   readableId,
+  sha256Hex,
   toJson,
   type NostrEvent,
 } from './event.js'
@@ -238,5 +240,25 @@ describe('isProtected, readableId, isHex64', () => {
     assert.equal(isHex64('0'.repeat(63)), false)
     assert.equal(isHex64(`${'0'.repeat(64)}\n`), false)
     assert.equal(isHex64(12), false)
+  })
+
+  it('hashes the same without crypto.hash (Node 20.10 and 20.11 have none)', () => {
+    const e = signed({ content: 'accents é, emoji 🎉, lone surrogate \ud800', tags: [['t', 'x']] })
+    const texts = ['', 'abc', 'é🎉\ud800', JSON.stringify([0, e.pubkey, e.created_at, e.kind, e.tags, e.content])]
+    // A fresh process with crypto.hash removed before the module is loaded, as on those versions.
+    const script = `
+      import { syncBuiltinESMExports, createRequire } from 'node:module'
+      delete createRequire(import.meta.url)('node:crypto').hash
+      syncBuiltinESMExports()
+      const crypto = await import('node:crypto')
+      const { checkEvent, computeId, sha256Hex } = await import(${JSON.stringify(new URL('./event.js', import.meta.url).href)})
+      const [texts, event] = JSON.parse(process.argv[1])
+      process.stdout.write(JSON.stringify({ absent: crypto.hash === undefined, hashes: texts.map(sha256Hex), id: computeId(event), checked: checkEvent(event).ok }))
+    `
+    const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify([texts, e])], { encoding: 'utf8' })) as { absent: boolean; hashes: string[]; id: string; checked: boolean }
+    assert.ok(out.absent, 'the child process ran without crypto.hash')
+    assert.deepEqual(out.hashes, texts.map(sha256Hex))
+    assert.equal(out.id, getEventHash(e))
+    assert.ok(out.checked)
   })
 })

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import * as crypto from 'node:crypto'
 import { fail, ok, type Result } from './reason.js'
 
 /** A Nostr event as it travels on the wire (NIP-01). */
@@ -25,6 +25,16 @@ export interface CheckedEvent {
   /** The event serialized once, in canonical field order; stored and reused for every outgoing frame. */
   json: string
 }
+
+/**
+ * `crypto.hash` (Node ≥ 20.12) digests in one call, without a Hash object: 0.55 µs against 1.2–1.35 µs for an
+ * event's id preimage here, about 6 % of the event loop's time in ingest. Node 20.10 and 20.11 (the engines'
+ * floor) take the Hash object.
+ */
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash
+
+/** The SHA-256 of `text` (UTF-8) as lowercase hex. */
+export const sha256Hex = (text: string): string => (oneShotHash ? oneShotHash('sha256', text, 'hex') : crypto.createHash('sha256').update(text).digest('hex'))
 
 const HEX64 = /^[0-9a-f]{64}$/
 const HEX128 = /^[0-9a-f]{128}$/
@@ -71,10 +81,7 @@ export const addressOf = (event: Pick<NostrEvent, 'kind' | 'pubkey' | 'tags'>): 
   `${event.kind}:${event.pubkey}:${isAddressable(event.kind) ? dTag(event) : ''}`
 
 /** sha256 of the NIP-01 serialization, as lowercase hex. */
-export const computeId = (e: Omit<NostrEvent, 'id' | 'sig'>): string =>
-  createHash('sha256')
-    .update(JSON.stringify([0, e.pubkey, e.created_at, e.kind, e.tags, e.content]))
-    .digest('hex')
+export const computeId = (e: Omit<NostrEvent, 'id' | 'sig'>): string => sha256Hex(JSON.stringify([0, e.pubkey, e.created_at, e.kind, e.tags, e.content]))
 
 /** The event's JSON in canonical field order (id, pubkey, created_at, kind, tags, content, sig). */
 export const toJson = (e: NostrEvent): string =>
@@ -115,7 +122,7 @@ export const checkEvent = (raw: unknown): Result<CheckedEvent> => {
   const tags = JSON.stringify(event.tags)
   const content = JSON.stringify(event.content)
   const preimage = `[0,"${event.pubkey}",${event.created_at},${event.kind},${tags},${content}]`
-  if (createHash('sha256').update(preimage).digest('hex') !== event.id)
+  if (sha256Hex(preimage) !== event.id)
     return fail('invalid: event id does not match the sha256 of its serialization')
   const json = `{"id":"${event.id}","pubkey":"${event.pubkey}","created_at":${event.created_at},"kind":${event.kind},"tags":${tags},"content":${content},"sig":"${event.sig}"}`
   return ok({ event, json })
