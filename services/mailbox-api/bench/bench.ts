@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  generateSecrets, int, loadProfiles, loadSigner, machineInfo, nowUs, otherProcessesText, processMemoryMiB, profileDir, resultsReplacer, runMain, sec,
+  generateSecrets, int, loadProfiles, loadSigner, machineInfo, measureMachineSpeed, nowUs, otherProcessesText, processMemoryMiB, profileDir, resultsReplacer, runMain, sec,
   stopOnInterrupt, type Phase,
 } from '@msr/bench'
 import { startApiProcess, type ApiProcess } from './api-process.js'
@@ -134,8 +134,9 @@ const main = async (): Promise<number> => {
   if (options.help) return void process.stdout.write(USAGE), 0
   // Before pinning: the machine's cores, not the generator's share of them.
   const machine = machineInfo()
+  const speed = await measureMachineSpeed()
   if (options.generatorCpus) pinGenerator(options.generatorCpus)
-  report.printHeader(machine, options.quick, { api: options.apiCpus, generator: options.generatorCpus })
+  report.printHeader(machine, speed, options.quick, { api: options.apiCpus, generator: options.generatorCpus })
   const profDir = profileDir(options.cpuProf, 'msr-mailbox-bench-prof-')
   const cli = options.cli ? resolve(options.cli) : CLI
   const api = await startApiProcess({ cli, env: process.env, logLevel: options.apiLogLevel, rateLimit: options.rateLimit, cpuProfDir: profDir, cpus: options.apiCpus })
@@ -171,7 +172,7 @@ const main = async (): Promise<number> => {
   if (profDir) report.printProfiles(phases, loadProfiles(profDir))
   const faults = faultsOf(results)
   report.printClosing(api, stop, peakRss, dataMiB, summarize(results, faults, rig.apiCores))
-  if (options.json) writeFileSync(options.json, JSON.stringify({ options, results }, resultsReplacer('latencies'), 2))
+  if (options.json) writeFileSync(options.json, JSON.stringify({ options, machine: speed, results }, resultsReplacer('latencies'), 2))
   return faults > 0 ? 1 : 0
 }
 

@@ -1,5 +1,5 @@
 // The printed report: machine and API, one section per scenario with its CPU shares, profiles, summary.
-import { int, ms, sec, summarize, summarizeThread, type MachineInfo, type Phase, type ThreadProfile } from '@msr/bench'
+import { int, ms, sec, speedText, summarize, summarizeThread, type MachineInfo, type MachineSpeed, type Phase, type ThreadProfile } from '@msr/bench'
 import { EXPECTED, type Op, type OpTally, type Tally } from './driver.js'
 import type { CpuShare } from './machine.js'
 import type { DbWork } from './pg-stats.js'
@@ -16,9 +16,10 @@ const row = (label: string, text: string): void => line(`  ${label.padEnd(14)}${
 const verdict = (ok: boolean): string => (ok ? 'MET' : 'MISSED')
 
 /** Machine and run. */
-export const printHeader = (machine: MachineInfo, quick: boolean, pinned: { api: string | undefined; generator: string | undefined }): void => {
+export const printHeader = (machine: MachineInfo, speed: MachineSpeed, quick: boolean, pinned: { api: string | undefined; generator: string | undefined }): void => {
   line(`mls-secure-relay mailbox API benchmark (${quick ? 'quick' : 'full'} run)`)
   row('machine', `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB, ${machine.os}, load avg ${machine.loadAverage.toFixed(2)}`)
+  row('speed', `${speedText(speed)} (before the API started)`)
   row('node', machine.node)
   if (pinned.api || pinned.generator)
     row('pinned', `API and PostgreSQL on CPUs ${pinned.api ?? 'any'}, load generator on CPUs ${pinned.generator ?? 'any'} (taskset)`)

@@ -9,8 +9,8 @@ import { writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import {
-  generateKeys, int, loadProfiles, loadSigner, machineInfo, ms, nowUs, otherProcessesText, processMemoryMiB, profileDir, resultsReplacer, runMain,
-  stopOnInterrupt, type Phase, type Signer,
+  generateKeys, int, loadProfiles, loadSigner, machineInfo, measureMachineSpeed, ms, nowUs, otherProcessesText, processMemoryMiB, profileDir, resultsReplacer, runMain,
+  stopOnInterrupt, type MachineSpeed, type Phase, type Signer,
 } from '@msr/bench'
 import { closeSockets, openSockets, useAuthenticator, type Authenticator } from './bench-socket.js'
 import { signCorpus } from './corpus.js'
@@ -90,6 +90,8 @@ interface Results {
   fanoutSeparate?: FanoutResult
   fanoutSaturation?: FanoutResult
   idle?: IdleResult
+  /** The machine's speed, read before the relay started. */
+  machine?: MachineSpeed
 }
 
 /** Stored ids for the ids REQs: every `step`-th event of the store load (an `["EVENT",{"id":"…` frame). */
@@ -347,6 +349,11 @@ const figuresOf = (results: Results, options: BenchOptions): report.Figure[] => 
     add('idle connection, relay heap', (idle.heapAfter - idle.heapBefore) / idle.connections / 1024, 'KB/connection')
     add(`relay resident set, ${idle.connections} idle connections`, idle.rssAfter / 2 ** 20, 'MiB')
   }
+  // Last: what the figures above were measured on (compare runs of different days only at like readings).
+  if (results.machine) {
+    add('machine: JavaScript work unit', results.machine.workMicros, 'µs')
+    add('machine: loopback round trip p50', results.machine.roundTripMicros.p50, 'µs')
+  }
   return figures
 }
 
@@ -383,12 +390,12 @@ const idleScenario = async (env: Record<string, string | undefined>, options: Be
 }
 
 /** --url: the scenarios against a relay the bench did not start; no CPU shares, profile, log or stop of the relay. */
-const remoteMain = async (options: BenchOptions, url: string, corpus: Corpus): Promise<number> => {
+const remoteMain = async (options: BenchOptions, url: string, corpus: Corpus, speed: MachineSpeed): Promise<number> => {
   const auth = authenticator(loadSigner(), corpus.secrets[0] as string, url)
   useAuthenticator(auth)
   report.printRemote(url, options.load)
   const target: Target = { url, pid: undefined, storeMiB: undefined }
-  const results: Results = {}
+  const results: Results = { machine: speed }
   if (corpus.notes.length > 0 || corpus.extra.length > 0) await ingestAndLoad(target, options, corpus, results)
   if (options.scenarios.has('req')) await reqLatency(target, options, corpus, results)
   if (options.scenarios.has('fanout')) await fanout(target, options, corpus, results)
@@ -428,13 +435,14 @@ const main = async (): Promise<number> => {
     process.stdout.write(USAGE)
     return 0
   }
-  report.printHeader(machineInfo(), options.quick)
+  const speed = await measureMachineSpeed()
+  report.printHeader(machineInfo(), speed, options.quick)
   const emulator = options.replication ? findEmulator() : undefined
   if (emulator && 'missing' in emulator) return replicationSkipped(options, emulator.missing)
   const corpus = await prepare(options)
   const total = [corpus.ingestWarmup, corpus.notes, corpus.extra, corpus.fanout, corpus.fanoutSeparate, corpus.fanoutSaturation, ...corpus.fanoutWarmup, corpus.replicationWarmup].reduce((sum, f) => sum + f.length, 0)
   report.printPrepared(total, corpus.seconds, availableParallelism(), corpus.signer, options.keys)
-  if (options.url) return remoteMain(options, options.url, corpus)
+  if (options.url) return remoteMain(options, options.url, corpus, speed)
 
   const profDir = profileDir(options.cpuProf, 'msr-bench-prof-')
   // Unless told otherwise, insist on the native verifier, so that a silent fall-back to WASM cannot skew the figures.
@@ -447,9 +455,9 @@ const main = async (): Promise<number> => {
     ...process.env,
     ...(pinned && { RELAY_VERIFICATION__BACKEND: 'native' }),
   }
-  if (options.tracing) return tracingMain(options, corpus.notes, env, pinned, profDir)
-  if (options.replication) return replicationMain(options, corpus, env, pinned)
-  const results: Results = {}
+  if (options.tracing) return tracingMain(options, corpus.notes, env, pinned, profDir, speed)
+  if (options.replication) return replicationMain(options, corpus, env, pinned, speed)
+  const results: Results = { machine: speed }
   // Scenario 4 on a relay of its own: the others leave garbage, a store and a grown heap behind that blur a
   // per-connection figure, and 10,000 connections just closed would slow the others.
   if (options.scenarios.has('idle')) results.idle = await idleScenario(env, options)
@@ -497,7 +505,7 @@ const TRACING_TARGET = 0.05
 
 /** `--tracing`: scenario 1 on a fresh relay per tracing mode and round; the comparison table; exit 1 on rejects or no spans at 100 %. */
 const tracingMain = async (
-  options: BenchOptions, frames: Buffer[], env: Record<string, string | undefined>, pinned: boolean, profDir: string | undefined,
+  options: BenchOptions, frames: Buffer[], env: Record<string, string | undefined>, pinned: boolean, profDir: string | undefined, speed: MachineSpeed,
 ): Promise<number> => {
   report.printTracingVerifier(verifierText({ verifier: undefined }, pinned), options.relayLogLevel, profDir)
   const results: TracingResults = await runTracing({
@@ -529,7 +537,7 @@ const tracingMain = async (
   const rejected = results.runs.reduce((sum, r) => sum + r.ingest.rejected, 0)
   if (rejected > 0) lines.push(`FAULTS      ${rejected} rejected events (exit code 1)`)
   report.printTracingClosing(results.runs, lines)
-  if (options.json) writeFileSync(options.json, JSON.stringify({ options: { ...options, scenarios: [...options.scenarios] }, tracing: results }, resultsReplacer('samples'), 2))
+  if (options.json) writeFileSync(options.json, JSON.stringify({ options: { ...options, scenarios: [...options.scenarios] }, machine: speed, tracing: results }, resultsReplacer('samples'), 2))
   return faults > 0 ? 1 : 0
 }
 
@@ -541,7 +549,7 @@ const replicationSkipped = (options: BenchOptions, why: string): number => {
 }
 
 /** `--replication`: scenario 1 on one relay without replication, one replica, three replicas; exit 1 on faults (rejects, events missing on a relay). */
-const replicationMain = async (options: BenchOptions, corpus: Corpus, env: Record<string, string | undefined>, pinned: boolean): Promise<number> => {
+const replicationMain = async (options: BenchOptions, corpus: Corpus, env: Record<string, string | undefined>, pinned: boolean, speed: MachineSpeed): Promise<number> => {
   report.printReplicationSetup(verifierText({ verifier: undefined }, pinned), options.relayLogLevel, corpus.notes.length, options.connections, options.window)
   const results = await runReplication({
     launch: { cli: CLI, env, logLevel: options.relayLogLevel, configFile: options.relayConfig, storeDir: options.storeDir },
@@ -555,7 +563,7 @@ const replicationMain = async (options: BenchOptions, corpus: Corpus, env: Recor
   report.printReplicationClosing(results.runs, lines)
   const figures = replicationFigures(results.runs)
   report.printTable(figures, `the bench's relay children; replicas on the Pub/Sub emulator at ${results.emulator}`)
-  if (options.json) writeFileSync(options.json, JSON.stringify({ options: { ...options, scenarios: [...options.scenarios] }, replication: results, figures }, resultsReplacer('samples'), 2))
+  if (options.json) writeFileSync(options.json, JSON.stringify({ options: { ...options, scenarios: [...options.scenarios] }, machine: speed, replication: results, figures }, resultsReplacer('samples'), 2))
   return faults > 0 ? 1 : 0
 }
 

@@ -1,6 +1,6 @@
 // The printed report: one section per scenario, then the targets of DESIGN.md §8.
 import type { IdleResult } from './idle.js'
-import { int, ms, sec, summarizeThread, type MachineInfo, type Phase, type Summary, type ThreadProfile } from '@msr/bench'
+import { int, ms, sec, speedText, summarizeThread, type MachineInfo, type MachineSpeed, type Phase, type Summary, type ThreadProfile } from '@msr/bench'
 import type { FanoutResult } from './fanout.js'
 import type { CpuShare } from './machine.js'
 import type { PublishResult } from './publish.js'
@@ -16,9 +16,10 @@ const row = (label: string, text: string): void => line(`  ${label.padEnd(14)}${
 const verdict = (ok: boolean): string => (ok ? 'MET' : 'MISSED')
 
 /** Machine and relay. */
-export const printHeader = (machine: MachineInfo, quick: boolean): void => {
+export const printHeader = (machine: MachineInfo, speed: MachineSpeed, quick: boolean): void => {
   line(`mls-secure-relay benchmark (${quick ? 'quick' : 'full'} run)`)
   row('machine', `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB, ${machine.os}, load avg ${machine.loadAverage.toFixed(2)}`)
+  row('speed', `${speedText(speed)} (before the relay started)`)
   row('node', machine.node)
   row('note', `the load generator and the relay share these ${machine.cores} cores: every figure is for both together`)
 }

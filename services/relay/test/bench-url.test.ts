@@ -27,6 +27,7 @@ interface BenchJson {
     reqsBaseline?: { connections: number; all: { n: number } }
     reqs?: { connections: number; all: { n: number }; generatorGc: { count: number; overlapping: number; slowest: number; slowestOverlapping: number } }
     fanoutSaturation?: { publishers: number; expected: number; delivered: number; missing: number; duplicates: number; outOfOrder: number; stray: number }
+    machine?: { workMicros: number; roundTripMicros: { p50: number; p90: number } }
   }
 }
 
@@ -108,6 +109,14 @@ describe('relay bench --url', () => {
     const n = body.results.reqs?.all.n ?? 0
     assert.ok(gc && n > 0, JSON.stringify(gc))
     assert.ok(gc.overlapping <= n && gc.slowest === Math.max(1, Math.ceil(n / 100)) && gc.slowestOverlapping <= gc.slowest, JSON.stringify(gc))
+    // The machine's speed, read before the scenarios: in the header, the JSON and the table's last rows.
+    assert.match(run.stdout, /\n {2}speed +JavaScript work [\d.]+ µs per unit .*; loopback TCP round trip to another process p50 [\d.]+ µs, p90 [\d.]+ µs/)
+    const speed = body.results.machine
+    assert.ok(speed && speed.workMicros > 0 && speed.roundTripMicros.p50 > 0 && speed.roundTripMicros.p90 >= speed.roundTripMicros.p50, JSON.stringify(speed))
+    assert.deepEqual(body.figures.slice(-2), [
+      { figure: 'machine: JavaScript work unit', value: speed.workMicros, unit: 'µs' },
+      { figure: 'machine: loopback round trip p50', value: speed.roundTripMicros.p50, unit: 'µs' },
+    ])
   })
 
   it('authenticates (NIP-42) when the relay requires it and counts rate-limited events apart, still exiting 0', async () => {
