@@ -68,6 +68,36 @@ describe('parseFilter', () => {
     for (const value of [[1], [null], 'x', [['x']]]) assert.match(refusal({ '#t': value }), /^invalid: #t must be an array of strings/)
   })
 
+  it('checks long lists of ids, authors, #e and #p as strictly as short ones (one bad value anywhere)', () => {
+    // Each of these, put first, in the middle or last among 40 valid values, is refused: a faster check of a
+    // long list (tried: the values joined, decoded as hex and encoded again) must keep every case.
+    const valid = Array.from({ length: 40 }, (_, i) => i.toString(16).padStart(2, '0').repeat(32))
+    const bad = [
+      A.toUpperCase(), // upper case
+      A.slice(0, 63) + 'g', // not hex
+      A.slice(0, 63) + '\uff41', // fullwidth a: its low byte is 'A'
+      A.slice(0, 63) + '\uff61', // its low byte is 'a'
+      A.slice(0, 63) + '\u00e1', // Latin-1
+      A.slice(0, 62) + '\u0000\u0000',
+      A.slice(0, 63) + ' ',
+      'a'.repeat(63),
+      'a'.repeat(65),
+      1,
+      null,
+    ]
+    for (const key of ['ids', 'authors', '#e', '#p']) {
+      assert.deepEqual(key.startsWith('#') ? parsed({ [key]: valid }).tags?.[key.slice(1)] : parsed({ [key]: valid })[key as 'ids' | 'authors'], valid)
+      for (const value of bad)
+        for (const at of [0, 20, 40]) {
+          const list: unknown[] = [...valid]
+          list.splice(at, 0, value)
+          assert.match(refusal({ [key]: list }), /^invalid: (ids|authors|#e|#p) must be an array of 64-character lowercase hex strings/, `${key}: ${JSON.stringify(value)} at ${at}`)
+        }
+      // 63 and 65 characters side by side would join into valid hex.
+      assert.match(refusal({ [key]: [...valid, 'a'.repeat(63), 'a'.repeat(65)] }), /^invalid: /)
+    }
+  })
+
   it('refuses non-integer or out-of-range kinds', () => {
     for (const value of [[1.5], ['1'], [-1], [65536], [null], 1]) assert.match(refusal({ kinds: value }), /^invalid: kinds /)
   })
