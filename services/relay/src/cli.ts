@@ -6,6 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { configReference, replaceMarkedSection } from '@msr/config'
 import { createLogger, flushTracing } from '@msr/telemetry'
 import { DEFAULT_CONFIG_FILE, loadRelayConfig, logProjectId, REFERENCE_SECTION, relayConfigSchema } from './config.js'
+import { tuneHeapForServing } from './heap-tuning.js'
 import { startRelay } from './main.js'
 import { filterFrom, runExport, runImport } from './backup/transfer-cli.js'
 import { EventStore } from './store/event-store.js'
@@ -114,6 +115,7 @@ const printFingerprint = async (args: string[]): Promise<void> => {
 }
 
 const serve = async (args: string[]): Promise<void> => {
+  tuneHeapForServing()
   const loaded = configFrom(args)
   const config = loaded.value
   const logger = createLogger({ service: 'relay', level: config.log.level, projectId: logProjectId(config) })

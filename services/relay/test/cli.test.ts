@@ -91,6 +91,26 @@ describe('msr-relay serve', () => {
     await client.close()
     await assert.rejects(fetch(`http://127.0.0.1:${other}/healthz`))
   })
+
+  it('serves with V8 allocation-site pretenuring off: no pretenuring decision once listening, under REQ load', async () => {
+    // --trace-pretenuring-statistics prints V8's decisions at each young collection while pretenuring is on
+    // (an untuned relay printed them under this load); heap-tuning.ts says why it is off.
+    const port = await freePort()
+    const cli = await serveCli(port, { RELAY_DATA__PATH: join(dir, `data-${port}`) }, dir, [], ['--trace-pretenuring-statistics'])
+    running.push(cli)
+    const listening = cli.stdout.findIndex(line => line.includes('"relay listening"'))
+    assert.ok(listening >= 0)
+    const client = await TestClient.connect(`ws://127.0.0.1:${port}`)
+    try {
+      const signer = newSigner()
+      await Promise.all(Array.from({ length: 300 }, (_, i) => client.publishOk(sign(signer, { content: `note ${i}`, tags: [['t', 'load']] }))))
+      for (let i = 0; i < 300; i++) assert.equal((await client.query({ kinds: [1], limit: 300 })).length, 300)
+    } finally {
+      await client.close()
+    }
+    const decisions = cli.stdout.slice(listening).filter(line => line.includes('pretenuring:'))
+    assert.deepEqual(decisions, [])
+  })
 })
 
 describe('msr-relay import beside a running relay', () => {

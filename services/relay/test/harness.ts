@@ -497,9 +497,9 @@ const cleanEnv = (): Record<string, string> => {
   return env
 }
 
-/** Runs `msr-relay <args>` with `env` added to a clean environment, in `cwd`. */
-export const runCli = (args: string[], env: Record<string, string>, cwd: string): CliProcess => {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { cwd, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+/** Runs `msr-relay <args>` with `env` added to a clean environment, in `cwd` (`nodeArgs`: node's own options). */
+export const runCli = (args: string[], env: Record<string, string>, cwd: string, nodeArgs: string[] = []): CliProcess => {
+  const child = spawn(process.execPath, [...nodeArgs, CLI_PATH, ...args], { cwd, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const stdout: string[] = []
   const stderr: string[] = []
   const waiters = new Set<{ predicate: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }>()
@@ -549,8 +549,8 @@ export const runCli = (args: string[], env: Record<string, string>, cwd: string)
 const LISTEN_TIMEOUT_MS = 90_000
 
 /** Starts `msr-relay serve` on `port` and waits until it listens; a process that does not come up is killed. */
-export const serveCli = async (port: number, env: Record<string, string>, cwd: string, args: string[] = []): Promise<CliProcess> => {
-  const cli = runCli(['serve', ...args], { PORT: String(port), RELAY_VERIFICATION__WORKERS: '1', RELAY_LOG__LEVEL: 'info', ...env }, cwd)
+export const serveCli = async (port: number, env: Record<string, string>, cwd: string, args: string[] = [], nodeArgs: string[] = []): Promise<CliProcess> => {
+  const cli = runCli(['serve', ...args], { PORT: String(port), RELAY_VERIFICATION__WORKERS: '1', RELAY_LOG__LEVEL: 'info', ...env }, cwd, nodeArgs)
   try {
     await cli.waitForLog(r => r.message === 'relay listening', LISTEN_TIMEOUT_MS)
   } catch (error) {
