@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { constants, PerformanceObserver } from 'node:perf_hooks'
 import { describe, it } from 'node:test'
 import { createMetrics } from './metrics.js'
 
@@ -35,5 +36,25 @@ describe('createMetrics', () => {
     const text = await createMetrics({ prefix: 'msr_relay_' }).render()
     assert.match(text, /^process_cpu_user_seconds_total /m)
     assert.match(text, /^nodejs_eventloop_lag_seconds /m)
+  })
+
+  it('counts every collection in nodejs_gc_duration_seconds, not only the first of each observer callback', async () => {
+    let young = 0
+    const independent = new PerformanceObserver(list => {
+      for (const entry of list.getEntries()) if ((entry as unknown as { detail: { kind: number } }).detail.kind === constants.NODE_PERFORMANCE_GC_MINOR) young++
+    })
+    independent.observe({ entryTypes: ['gc'] })
+    const metrics = createMetrics({ prefix: 'msr_relay_' })
+    // Garbage made over several turns of the event loop: many young collections, delivered in batches.
+    let kept: object[] = []
+    for (let turn = 0; turn < 20; turn++) {
+      for (let i = 0; i < 200_000; i++) kept = i % 1000 === 0 ? [] : [...kept.slice(-1), { i }]
+      await new Promise(resolve => setImmediate(resolve))
+    }
+    await new Promise(resolve => setTimeout(resolve, 50))
+    independent.disconnect()
+    const counted = Number(/^nodejs_gc_duration_seconds_count\{kind="minor"\} (\d+)$/m.exec(await metrics.render())?.[1])
+    assert.ok(young > 40, `the test made too few young collections to tell: ${young}`)
+    assert.equal(counted, young)
   })
 })

@@ -19,6 +19,7 @@ import { measureFanout, type FanoutResult } from './fanout.js'
 import { startCpuShare, type CpuShare } from './machine.js'
 import { parseBenchOptions, USAGE, UsageError, type BenchOptions, type Scenario } from './options.js'
 import { publish, type PublishResult } from './publish.js'
+import { gcBetween, readRelayGc, type RelayGc } from './relay-gc.js'
 import { fileSystemOf, startRelayProcess, type RelayProcess } from './relay-process.js'
 import { idleConnections, type IdleResult } from './idle.js'
 import { randomBytes } from 'node:crypto'
@@ -54,6 +55,23 @@ interface Target {
   url: string
   pid: number | undefined
   storeMiB: (() => number) | undefined
+  /** The event loop's collections so far (the bench's child, its /metrics on with a key made up for the run). */
+  gc: (() => Promise<RelayGc | undefined>) | undefined
+}
+
+/**
+ * The relay's collections over a phase, recorded under its name in `results.relayGc`: read before the phase
+ * starts; the function returned reads again (undefined with --url, or when /metrics did not answer).
+ */
+const gcOver = async (relay: Target, name: string, results: Results): Promise<() => Promise<RelayGc | undefined>> => {
+  const from = await relay.gc?.()
+  return async () => {
+    const to = await relay.gc?.()
+    if (!from || !to) return undefined
+    const gc = gcBetween(from, to)
+    ;(results.relayGc ??= {})[name] = gc
+    return gc
+  }
 }
 
 /** The span of every timed step (to select the relay's profile samples). */
@@ -92,6 +110,8 @@ interface Results {
   idle?: IdleResult
   /** The machine's speed, read before the relay started. */
   machine?: MachineSpeed
+  /** The relay event loop's collections by phase (the bench's child only). */
+  relayGc?: Record<string, RelayGc>
 }
 
 /** Stored ids for the ids REQs: every `step`-th event of the store load (an `["EVENT",{"id":"…` frame). */
@@ -164,12 +184,17 @@ const storedBy = (results: Results): number => [results.ingestWarmup, results.in
 const ingestAndLoad = async (relay: Target, options: BenchOptions, corpus: Corpus, results: Results): Promise<void> => {
   const sockets = await openSockets(relay.url, options.connections)
   if (corpus.ingestWarmup.length > 0) results.ingestWarmup = await phase('1. ingest warm-up', () => publish(sockets, corpus.ingestWarmup, options.window))
+  let gc = await gcOver(relay, '1. ingest', results)
   const cpu = cpuShare(relay.pid)
   results.ingest = await phase('1. ingest', () => publish(sockets, corpus.notes, options.window))
-  if (options.scenarios.has('ingest')) report.printIngest(results.ingest, options.connections, options.window, cpu(), results.ingestWarmup)
+  if (options.scenarios.has('ingest')) {
+    const ingestCpu = cpu()
+    report.printIngest(results.ingest, options.connections, options.window, ingestCpu, results.ingestWarmup, await gc())
+  }
   if (corpus.extra.length > 0) {
+    gc = await gcOver(relay, 'store load', results)
     results.load = await phase('store load', () => publish(sockets, corpus.extra, options.window))
-    report.printLoad(results.load, storedBy(results), relay.storeMiB?.())
+    report.printLoad(results.load, storedBy(results), relay.storeMiB?.(), await gc())
   }
   await closeSockets(sockets)
 }
@@ -185,10 +210,13 @@ const reqLatency = async (relay: Target, options: BenchOptions, corpus: Corpus, 
   for (const pass of passes) {
     const sockets = await openSockets(relay.url, pass.connections)
     await warmUp(sockets, corpus.shape, options.warmup)
+    const name = `2. REQ latency, ${pass.connections} connection(s)`
+    const gc = await gcOver(relay, name, results)
     const cpu = cpuShare(relay.pid)
-    const r = await phase(`2. REQ latency, ${pass.connections} connection(s)`, () => measureReqs(sockets, corpus.shape, pass.reqs))
+    const r = await phase(name, () => measureReqs(sockets, corpus.shape, pass.reqs))
     results[pass.key] = r
-    report.printReqs(r, store, pass.connections, cpu())
+    const reqCpu = cpu()
+    report.printReqs(r, store, pass.connections, reqCpu, await gc())
     await closeSockets(sockets)
   }
 }
@@ -212,6 +240,8 @@ const fanout = async (relay: Target, options: BenchOptions, corpus: Corpus, resu
       : []),
   ]
   for (const [round, layout] of layouts.entries()) {
+    const name = `3. fan-out ${layout.title}`
+    const gc = await gcOver(relay, name, results)
     const cpu = cpuShare(relay.pid)
     // --url: only the bench's own notes, whatever else the relay carries.
     const settings = {
@@ -220,9 +250,9 @@ const fanout = async (relay: Target, options: BenchOptions, corpus: Corpus, resu
     }
     // The CPU reading ends with the last delivery, before the bench sorts millions of latencies.
     let share: CpuShare | undefined
-    const r = await phase(`3. fan-out ${layout.title}`, () => measureFanout(relay.url, layout.frames, corpus.fanoutWarmup[round] ?? [], settings, () => (share = cpu())))
+    const r = await phase(name, () => measureFanout(relay.url, layout.frames, corpus.fanoutWarmup[round] ?? [], settings, () => (share = cpu())))
     results[layout.key] = r
-    report.printFanout(r, layout.title, share ?? cpu())
+    report.printFanout(r, layout.title, share ?? cpu(), await gc())
   }
 }
 
@@ -394,7 +424,7 @@ const remoteMain = async (options: BenchOptions, url: string, corpus: Corpus, sp
   const auth = authenticator(loadSigner(), corpus.secrets[0] as string, url)
   useAuthenticator(auth)
   report.printRemote(url, options.load)
-  const target: Target = { url, pid: undefined, storeMiB: undefined }
+  const target: Target = { url, pid: undefined, storeMiB: undefined, gc: undefined }
   const results: Results = { machine: speed }
   if (corpus.notes.length > 0 || corpus.extra.length > 0) await ingestAndLoad(target, options, corpus, results)
   if (options.scenarios.has('req')) await reqLatency(target, options, corpus, results)
@@ -462,7 +492,12 @@ const main = async (): Promise<number> => {
   // per-connection figure, and 10,000 connections just closed would slow the others.
   if (options.scenarios.has('idle')) results.idle = await idleScenario(env, options)
   if (!usesMainRelay(options)) return idleOnly(results, options)
-  const relay = await startRelayProcess({ cli: CLI, env, logLevel: options.relayLogLevel, configFile: options.relayConfig, storeDir: options.storeDir, cpuProfDir: profDir })
+  // /metrics on, with a key made up for the run: the event loop's collections per phase.
+  const metricsKey = randomBytes(16).toString('hex')
+  const relay = await startRelayProcess({
+    cli: CLI, env: { ...env, RELAY_METRICS__ENABLED: 'true', RELAY_METRICS__AUTH: metricsKey }, logLevel: options.relayLogLevel, configFile: options.relayConfig,
+    storeDir: options.storeDir, cpuProfDir: profDir,
+  })
   const offInterrupt = stopOnInterrupt(relay.stop)
   report.printRelay(relay, verifierText(relay, pinned), options.relayLogLevel, profDir)
   report.printTracingState(env)
@@ -470,7 +505,7 @@ const main = async (): Promise<number> => {
   let peakRss: number | undefined
   let stop: Awaited<ReturnType<RelayProcess['stop']>>
   try {
-    const target: Target = { url: relay.url, pid: relay.pid, storeMiB: relay.storeMiB }
+    const target: Target = { url: relay.url, pid: relay.pid, storeMiB: relay.storeMiB, gc: () => readRelayGc(relay.url, metricsKey).catch(() => undefined) }
     if (corpus.notes.length > 0) await ingestAndLoad(target, options, corpus, results)
     if (options.scenarios.has('req')) await reqLatency(target, options, corpus, results)
     if (options.scenarios.has('fanout')) await fanout(target, options, corpus, results)

@@ -4,6 +4,7 @@ import { int, ms, sec, speedText, summarizeThread, type MachineInfo, type Machin
 import type { FanoutResult } from './fanout.js'
 import type { CpuShare } from './machine.js'
 import type { PublishResult } from './publish.js'
+import { gcText, type RelayGc } from './relay-gc.js'
 import type { ReqResult } from './req-latency.js'
 import { fileSystemOf } from './relay-process.js'
 import { relayCpuSeconds, type ReplicationRun } from './replication-bench.js'
@@ -14,6 +15,10 @@ export const TARGETS = { ingestPerSecond: 5000, reqP99Ms: 20, fanoutPerSecond: 1
 const line = (text = ''): void => console.log(text)
 const row = (label: string, text: string): void => line(`  ${label.padEnd(14)}${text}`)
 const verdict = (ok: boolean): string => (ok ? 'MET' : 'MISSED')
+/** The relay's collections over the phase, when the bench started the relay (its /metrics). */
+const gcRow = (gc: RelayGc | undefined): void => {
+  if (gc) row('relay GC', gcText(gc))
+}
 
 /** Machine and relay. */
 export const printHeader = (machine: MachineInfo, speed: MachineSpeed, quick: boolean): void => {
@@ -77,7 +82,7 @@ const printPublish = (r: PublishResult): void => {
 }
 
 /** Scenario 1, after its warm-up when there was one (published first, over the same connections). */
-export const printIngest = (r: PublishResult, connections: number, window: number, cpu: CpuShare, warmup?: PublishResult): void => {
+export const printIngest = (r: PublishResult, connections: number, window: number, cpu: CpuShare, warmup?: PublishResult, gc?: RelayGc): void => {
   line()
   line(`1. Ingest: ${int(r.sent)} distinct signed kind-1 events, ${connections} connections, ≤${window} unanswered each (every signature verified)`)
   if (warmup) printWarmup(warmup)
@@ -86,6 +91,7 @@ export const printIngest = (r: PublishResult, connections: number, window: numbe
   row('throughput', `${int((r.stored + r.duplicates) / r.seconds)} accepted events/s   [target ≥ ${int(TARGETS.ingestPerSecond)}: ${verdict((r.stored + r.duplicates) / r.seconds >= TARGETS.ingestPerSecond)}]`)
   row('EVENT→OK', `${latencyText(r.ackLatency)} (mostly queueing: up to ${int(connections * window)} in flight)`)
   row('cpu', cpuText(cpu))
+  gcRow(gc)
 }
 
 /** The warm-up: what a fresh relay's first events cost, apart from the figures (its rejections still count as faults). */
@@ -96,16 +102,17 @@ const printWarmup = (w: PublishResult): void => {
 }
 
 /** Loading the rest of the store for scenario 2. */
-export const printLoad = (r: PublishResult, storeSize: number, storeMiB: number | undefined): void => {
+export const printLoad = (r: PublishResult, storeSize: number, storeMiB: number | undefined, gc?: RelayGc): void => {
   line()
   line(`   Store load for REQs: ${int(r.sent)} more events (about 45% kind 1, 25% kind 7, 30% kind 445; tags p/e/h/t)`)
   row('store', storeMiB === undefined ? `${int(storeSize)} events published by this run (--url: plus whatever the relay held)` : `${int(storeSize)} events, ${storeMiB.toFixed(0)} MiB on disk`)
   printPublish(r)
   row('throughput', `${int((r.stored + r.duplicates) / r.seconds)} accepted events/s (${sec(r.seconds)})`)
+  gcRow(gc)
 }
 
 /** Scenario 2. */
-export const printReqs = (r: ReqResult, store: number | string, connections: number, cpu: CpuShare): void => {
+export const printReqs = (r: ReqResult, store: number | string, connections: number, cpu: CpuShare, relayGc?: RelayGc): void => {
   line()
   const layout = connections === 1 ? '1 connection (no queueing behind other REQs)' : `${connections} connections, one REQ at a time each`
   line(`2. REQ latency: ${int(r.all.n)} REQs on ${typeof store === 'number' ? `a ${int(store)}-event store` : store}, ${layout} (send → EOSE, then CLOSE)`)
@@ -123,12 +130,13 @@ export const printReqs = (r: ReqResult, store: number | string, connections: num
     `${gc.count} collections in the generator (${ms(gc.totalMs)}, longest ${ms(gc.longestMs)}); ${int(gc.overlapping)} REQs waited across one, ` +
       `${gc.slowestOverlapping} of the ${gc.slowest} slowest (their time counts in the figures above)`,
   )
+  gcRow(relayGc)
   for (const example of r.closedExamples) row('  CLOSED', example)
   if (r.rateLimited) row('rate-limited', `${int(r.rateLimited)} REQs ended by CLOSED "rate-limited:" (left out of the figures above): e.g. "${r.rateLimitedExample ?? ''}"`)
 }
 
 /** Scenario 3 (one layout). */
-export const printFanout = (r: FanoutResult, title: string, cpu: CpuShare): void => {
+export const printFanout = (r: FanoutResult, title: string, cpu: CpuShare, gc?: RelayGc): void => {
   line()
   const from = r.publishers === 1 ? 'one publisher' : `${r.publishers} publishers (a slice each, ≤ ${r.window} unanswered each)`
   line(`3. Fan-out ${title}: ${int(r.subscribers)} subscribers to ${r.filter} on ${int(r.connections)} connections, ${int(r.events)} events from ${from}`)
@@ -140,6 +148,7 @@ export const printFanout = (r: FanoutResult, title: string, cpu: CpuShare): void
   row('throughput', `${int(r.deliveriesPerSecond)} deliveries/s   [target ≥ ${int(target)}: ${judged}]`)
   row('pub→deliver', `${latencyText(r.publishToDeliver)} (EVENT sent → EVENT received on the subscription, bench clock; n ${int(r.publishToDeliver.n)})`)
   row('cpu', cpuText(cpu) + cpuPerMillion(cpu, r.delivered))
+  gcRow(gc)
   if (r.publish.rejected || r.publish.rateLimited) printPublish(r.publish)
 }
 

@@ -28,6 +28,7 @@ interface BenchJson {
     reqs?: { connections: number; all: { n: number }; generatorGc: { count: number; overlapping: number; slowest: number; slowestOverlapping: number } }
     fanoutSaturation?: { publishers: number; expected: number; delivered: number; missing: number; duplicates: number; outOfOrder: number; stray: number }
     machine?: { workMicros: number; roundTripMicros: { p50: number; p90: number } }
+    relayGc?: Record<string, { young: { count: number; ms: number; over10ms: number }; markCompact: { count: number }; incremental: { ms: number } }>
   }
 }
 
@@ -117,6 +118,9 @@ describe('relay bench --url', () => {
       { figure: 'machine: JavaScript work unit', value: speed.workMicros, unit: 'µs' },
       { figure: 'machine: loopback round trip p50', value: speed.roundTripMicros.p50, unit: 'µs' },
     ])
+    // The relay's own collections are read from its /metrics only when the bench started it.
+    assert.doesNotMatch(run.stdout, /relay GC/)
+    assert.equal(body.results.relayGc, undefined)
   })
 
   it('authenticates (NIP-42) when the relay requires it and counts rate-limited events apart, still exiting 0', async () => {
@@ -149,6 +153,19 @@ describe('relay bench --url', () => {
     assert.ok(figure(body, 'publish→deliver p99 (saturation)') >= figure(body, 'publish→deliver p50 (saturation)'))
     assert.equal(figure(body, 'fan-out out of order (saturation)'), 0)
     assert.equal(figure(body, 'fan-out slow-reader disconnects (saturation)'), 0)
+  })
+
+  it("on its own relay child, reports the relay event loop's collections per phase (from its /metrics) and in the JSON", async () => {
+    const json = join(dir, 'child.json')
+    const run = await runBench([...SMALL, '--json', json])
+    assert.equal(run.code, 0, `exit code\n${run.stdout}\n${run.stderr}`)
+    const rows = run.stdout.match(/\n {2}relay GC +young \d+ \([\d.]+ ms, \d+ over 10 ms\), mark-compact \d+ \([\d.]+ ms, \d+ over 10 ms\), incremental marking [\d.]+ ms \(event loop, from \/metrics\)/g)
+    const body = JSON.parse(await readFile(json, 'utf8')) as BenchJson
+    const phases = Object.keys(body.results.relayGc ?? {})
+    assert.deepEqual(phases, ['1. ingest', 'store load', '2. REQ latency, 1 connection(s)', '2. REQ latency, 4 connection(s)'])
+    assert.equal(rows?.length, phases.length, run.stdout)
+    const young = Object.values(body.results.relayGc ?? {}).reduce((sum, gc) => sum + gc.young.count, 0)
+    assert.ok(young > 0, `the relay collected its young generation at least once in ${JSON.stringify(body.results.relayGc)}`)
   })
 
   it('refuses --url with --cpu-prof (or --profile) and --tracing: exit 2, saying why', async () => {
