@@ -146,10 +146,35 @@ const visibleOnly = (filter: Filter, request: { viewer: string[]; privateKinds: 
   }
 }
 
+/**
+ * The ids of the frames written so far, 32 bytes each (a scan's id is only valid during its visit), in one
+ * buffer that every backfill of this thread reuses: a scan runs to its end synchronously.
+ */
+class FrameIds {
+  private static bytes = Buffer.allocUnsafeSlow(32 * 512)
+  count = 0
+
+  add(id: Uint8Array): void {
+    const at = 32 * this.count
+    if (at + 32 > FrameIds.bytes.length) {
+      const grown = Buffer.allocUnsafeSlow(2 * FrameIds.bytes.length)
+      FrameIds.bytes.copy(grown, 0, 0, at)
+      FrameIds.bytes = grown
+    }
+    FrameIds.bytes.set(id, at)
+    this.count++
+  }
+
+  /** Copies the ids into `target` at `at`; returns where they end. */
+  copyTo(target: Buffer, at: number): number {
+    return put(target, FrameIds.bytes.subarray(0, 32 * this.count), at)
+  }
+}
+
 /** Frames each event straight from the store's read buffer into one output, then appends the ids and frame ends. */
 const backfill = (store: EventStore, arena: SlabArena, request: BackfillRequest): Answer<QueryResponse> => {
   const out = new Output(arena)
-  const ids: Buffer[] = []
+  const ids = new FrameIds()
   const ends: number[] = []
   const cursors: (PageCursor | undefined)[] = []
   let timedOut = false
@@ -161,11 +186,11 @@ const backfill = (store: EventStore, arena: SlabArena, request: BackfillRequest)
     throw error
   }
   const framesEnd = out.at
-  out.reserve(36 * ids.length)
-  for (const id of ids) out.at = put(out.bytes, id, out.at)
+  out.reserve(36 * ids.count)
+  out.at = ids.copyTo(out.bytes, out.at)
   for (const end of ends) out.at = out.bytes.writeUInt32LE(end, out.at)
   const bytes = out.slab >= 0 ? undefined : new Uint8Array(out.bytes.buffer, out.bytes.byteOffset, out.at)
-  const body: BackfillResponse = { slab: out.slab, bytes, frames: ids.length, framesEnd, timedOut, wire: request.wire, cursors }
+  const body: BackfillResponse = { slab: out.slab, bytes, frames: ids.count, framesEnd, timedOut, wire: request.wire, cursors }
   return { body, transfer: bytes ? [bytes.buffer as ArrayBuffer] : [] }
 }
 
@@ -173,7 +198,7 @@ const backfill = (store: EventStore, arena: SlabArena, request: BackfillRequest)
  * Each filter's events framed into `out` (ids and frame ends recorded, and where a filter that reached
  * its limit would go on); true when the deadline stopped it.
  */
-const scanInto = (store: EventStore, request: BackfillRequest, out: Output, ids: Buffer[], ends: number[], cursors: (PageCursor | undefined)[]): boolean => {
+const scanInto = (store: EventStore, request: BackfillRequest, out: Output, ids: FrameIds, ends: number[], cursors: (PageCursor | undefined)[]): boolean => {
   const { filters, limits, prefix, now, timeoutMs, wire } = request
   const prefixBytes = Buffer.from(prefix, 'utf8')
   const sent = filters.length > 1 ? new Set<string>() : undefined
@@ -203,7 +228,7 @@ const scanInto = (store: EventStore, request: BackfillRequest, out: Output, ids:
       out.at = put(out.bytes, json, out.at)
       out.bytes[out.at++] = CLOSE
       ends.push(out.at)
-      ids.push(id)
+      ids.add(id)
       return --remaining > 0
     }))
     cursors[i] = remaining <= 0 ? cursor : undefined

@@ -92,6 +92,23 @@ describe('QueryPool: REQ pages of a connection querying alone, on the event loop
     assert.equal(Array.from(inline.arena.states).filter(s => s !== 0).length, 0)
   })
 
+  it("ends an answer with each frame's event id, in order, inline and on a worker", async () => {
+    // One range (kinds), one tag value, and two tag values (two ranges merged): every id its own, in frame order.
+    for (const filter of [{ kinds: [1] }, { tags: { t: ['odd'] } }, { tags: { t: ['odd', 'even'] } }]) {
+      for (const [queries, requester] of [[inline, connection()], [answers, undefined]] as const) {
+        const answer = await queries.backfill(page([filter], 300), requester)
+        assert.ok(answer)
+        const bytes = answer.slab >= 0 ? slabBuffer(queries.arena, answer.slab, answer.framesEnd + 36 * answer.frames) : Buffer.from(answer.bytes as Uint8Array)
+        const framed = [...bytes.toString('utf8', 0, answer.framesEnd).matchAll(/\["EVENT","s",\{"id":"([0-9a-f]{64})"/g)].map(m => m[1])
+        const listed = Array.from({ length: answer.frames }, (_, i) => bytes.toString('hex', answer.framesEnd + 32 * i, answer.framesEnd + 32 * i + 32))
+        if (answer.slab >= 0) releaseSlab(queries.arena, answer.slab)
+        assert.equal(framed.length, 300)
+        assert.equal(new Set(listed).size, 300)
+        assert.deepEqual(listed, framed)
+      }
+    }
+  })
+
   it('sends to the workers while another connection queries', async () => {
     const [a, b] = [connection(), connection()]
     await inline.backfill(page([{ kinds: [1] }], 10), a).then(answer => framesOf(inline, answer))
