@@ -1,6 +1,7 @@
 // Scenario 4: memory per idle connection. N WebSocket connections that send nothing, opened from this
 // process; the relay's own /metrics (heap in use, resident set) read before and after.
 import WebSocket from 'ws'
+import { parseRelayGc } from './relay-gc.js'
 
 /** What scenario 4 measured. */
 export interface IdleResult {
@@ -22,14 +23,12 @@ const metricNames = ['nodejs_heap_size_used_bytes', 'process_resident_memory_byt
 /** One read of the relay's /metrics: the figures above, and how many full collections it has made so far. */
 export type Reading = Record<(typeof metricNames)[number], number> & { majorCollections: number }
 
-const MAJOR_GC = /^nodejs_gc_duration_seconds_count\{kind="major"\} ([0-9.e+]+)$/m
-
 /** The relay's memory figures from GET /metrics (with the key the bench gave it). */
 const read = async (httpUrl: string, key: string): Promise<Reading> => {
   const text = await (await fetch(`${httpUrl}/metrics`, { headers: { authorization: `Bearer ${key}` } })).text()
   const value = (name: string): number => Number(new RegExp(`^${name} ([0-9.e+]+)$`, 'm').exec(text)?.[1] ?? NaN)
   const figures = Object.fromEntries(metricNames.map(n => [n, value(n)])) as Omit<Reading, 'majorCollections'>
-  return { ...figures, majorCollections: Number(MAJOR_GC.exec(text)?.[1] ?? NaN) }
+  return { ...figures, majorCollections: parseRelayGc(text).markCompact.count }
 }
 
 
