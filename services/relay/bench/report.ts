@@ -31,7 +31,9 @@ export const printHeader = (machine: MachineInfo, speed: MachineSpeed, quick: bo
 
 /** Where the relay runs and with which verifier. */
 export const printRelay = (relay: { pid: number; url: string; dataDir: string }, verifier: string, logLevel: string, profDir: string | undefined): void => {
-  row('relay', `pid ${relay.pid}, ${relay.url}, data ${relay.dataDir} (${fileSystemOf(relay.dataDir)}), log level ${logLevel}`)
+  // RELAY_* reach the child (a --relay-config file may set it too, not shown here).
+  const writeMap = process.env.RELAY_DATA__WRITE_MAP === 'true' ? ', written through the map (RELAY_DATA__WRITE_MAP)' : ''
+  row('relay', `pid ${relay.pid}, ${relay.url}, data ${relay.dataDir} (${fileSystemOf(relay.dataDir)})${writeMap}, log level ${logLevel}`)
   row('verifier', verifier)
   if (profDir) row('cpu-prof', `relay runs with --cpu-prof; profiles in ${profDir}`)
 }

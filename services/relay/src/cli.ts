@@ -9,7 +9,7 @@ import { DEFAULT_CONFIG_FILE, loadRelayConfig, logProjectId, REFERENCE_SECTION, 
 import { tuneHeapForServing } from './heap-tuning.js'
 import { startRelay } from './main.js'
 import { filterFrom, runExport, runImport } from './backup/transfer-cli.js'
-import { EventStore } from './store/event-store.js'
+import { openConfiguredStore } from './store/write-map.js'
 import { fingerprint } from './store/fingerprint.js'
 
 const USAGE = `usage: msr-relay <command> [options]
@@ -106,7 +106,7 @@ const config = (args: string[]): void => {
 const printFingerprint = async (args: string[]): Promise<void> => {
   const { value } = configFrom(args)
   if (!existsSync(join(value.data.path, 'data.mdb'))) return fail(`no store at ${value.data.path} (data.path)`)
-  const store = EventStore.open(value.data.path)
+  const { store } = openConfiguredStore(value.data)
   try {
     process.stdout.write(`${JSON.stringify(await fingerprint(store, Math.floor(Date.now() / 1000)))}\n`)
   } finally {

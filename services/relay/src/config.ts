@@ -32,6 +32,12 @@ const data = z
       0,
       'Bytes of LMDB pages the store may use (0: no cap). Once reached, EVENTs are refused OK false "error: the relay\'s storage is full; try again later" (deletions still stored, ephemeral events still relayed, REQs served) until deletions or expiry bring it under; reloadable. Cap below the memory of an instance whose store is in memory (Cloud Run).',
     ),
+    write_map: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Write the store through LMDB's writable memory map (MDB_WRITEMAP) rather than with a write call per page: faster ingest for a store in memory. Only on tmpfs (/dev/shm, a Cloud Run in-memory volume): the relay does not start with it on any other file system. A page written through the map into a full tmpfs ends the process (SIGBUS) where a write call fails, so while on, the store is also capped at 90 % of the tmpfs (max_size, when lower, still applies), and EVENTs are refused the same way while the tmpfs has less than a tenth of its size (at most 64 MiB) free, whatever filled it. Every command on the store (serve, import, export, fingerprint) opens it the same way.",
+      ),
   })
   .prefault({})
 

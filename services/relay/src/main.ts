@@ -18,7 +18,8 @@ import { seekBack } from './replication/bootstrap.js'
 import { replicationOf } from './replication/replication.js'
 import { Settings } from './settings.js'
 import { fingerprint } from './store/fingerprint.js'
-import { EventStore } from './store/event-store.js'
+import type { EventStore } from './store/event-store.js'
+import { effectiveCap, openConfiguredStore } from './store/write-map.js'
 import { claimStore } from './store/owner.js'
 import { QueryPool } from './subscriptions/query-pool.js'
 import { configWatcher, type ConfigLoader } from './watch.js'
@@ -67,16 +68,16 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
   const settings = new Settings(config)
   const lifecycle = new Lifecycle(logger)
   try {
-    const store = EventStore.open(config.data.path)
+    const { store, mapCap } = openConfiguredStore(config.data)
     const released = claimStore(config.data.path)
-    const maxBytes = () => settings.current.config.data.max_size
+    const maxBytes = () => effectiveCap(settings.current.config.data.max_size, mapCap)
     const writer = await Writer.threaded(store, (error, context) => relay.report('write', error, context), maxBytes).catch(async (error: unknown) => {
       await store.close().finally(released)
       throw error
     })
     await lifecycle.start(startedPart('store', () => writer.close().then(() => store.close()).finally(released)))
     const verifier = await VerifierPool.start(config.verification.workers, config.verification.backend)
-    const queries = await QueryPool.start(config.data.path, config.data.query_workers, { store, budgetMs: config.data.query_inline })
+    const queries = await QueryPool.start(config.data.path, config.data.query_workers, { store, budgetMs: config.data.query_inline }, store.openOptions)
     await lifecycle.start(startedPart('workers', () => Promise.all([verifier.close(), queries.close()]).then(() => undefined)))
     // Before the relay, whose fan-out listener then goes through its gate.
     const replication = replicationOf(config.replication, {
@@ -187,7 +188,7 @@ const logStarted = (logger: Logger, config: RelayConfig, facts: { port: number; 
     {
       ...facts,
       host: config.network.host,
-      store: config.data.path,
+      store: config.data.write_map ? `${config.data.path} (writable map)` : config.data.path,
       hints: hints.transport === 'none' ? 'off' : hints.transport === 'local' ? `local → ${hints.push_url}` : `pubsub (${hints.group_topic}, ${hints.dm_topic})`,
       backup: backup.target ? `${backup.target} every ${backup.interval / 1000}s, keep ${backup.keep}` : 'off',
       replication: facts.replica ? `topic ${replication.topic} as ${facts.replica}, on bus outage: ${replication.on_bus_outage}` : 'off',

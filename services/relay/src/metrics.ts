@@ -119,7 +119,7 @@ export const createRelayMetrics = (now: () => number = Date.now) => {
     ),
     storedEvents: metrics.gauge('stored_events', 'Events in the store (sampled).'),
     storeUsed: metrics.gauge('store_used_bytes', 'Bytes of LMDB pages holding data (sampled; freed pages LMDB reuses are not counted, the file never shrinks).'),
-    storeMax: metrics.gauge('store_max_bytes', 'data.max_size in force: past store_used_bytes of this, EVENTs are refused "error:" (0: no cap).'),
+    storeMax: metrics.gauge('store_max_bytes', 'The store cap in force, data.max_size or with data.write_map at most 90 % of its tmpfs: past store_used_bytes of this, EVENTs are refused "error:" (0: no cap).'),
     reloads: metrics.counter('config_reloads_total', 'Configuration reloads (--watch), by outcome.', ['outcome']),
   }
   handles.replicationReady.set(1) // nothing to catch up with until replication says otherwise
@@ -185,7 +185,7 @@ export class MetricsSampler implements Part {
     private readonly metrics: RelayMetrics,
     private readonly store: EventStore,
     private readonly now: () => number = Date.now,
-    /** `data.max_size` in force (0: no cap). */
+    /** The store cap in force (0: none): `data.max_size`, lowered by a writable map's (write-map.ts). */
     private readonly maxBytes: () => number = () => 0,
   ) {}
 

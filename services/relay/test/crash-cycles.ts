@@ -3,7 +3,8 @@
 // 446 with hint tags) and snapshots are written; after each restart on the same data directory every event
 // that got OK true must be served (replaceable: the newest), no deleted or replaced event may come back,
 // and at the end the push endpoint must have seen a hint for every stored 445/446 (at least once).
-import { readdir, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { seededRandom, type Random } from '@msr/bench'
@@ -14,7 +15,6 @@ import {
   serveCli,
   sign,
   stopCli,
-  tempDir,
   TestClient,
   waitUntil,
   withTimeout,
@@ -39,6 +39,10 @@ export interface CrashOptions {
   hintTimeoutMs?: number
   /** Called after each cycle's check, with the figures so far (the soak's progress lines). */
   onCheck?: (report: Readonly<CrashReport>) => void
+  /** Where the campaign's temporary directory (store, snapshots) is made: the OS's temp dir by default. */
+  base?: string
+  /** More RELAY_* settings for every relay of the campaign. */
+  env?: Record<string, string>
 }
 
 /** What any kill-cycle campaign counts (this one's crash cycles, and replication-cycles.ts's). */
@@ -282,7 +286,17 @@ const checkRestore = async (port: number, env: Record<string, string>, dir: stri
 
 /** Runs the campaign on a fresh temporary directory (removed afterwards) and returns its figures. */
 export const runCrashCycles = async (opts: CrashOptions): Promise<CrashReport> => {
-  const options: Required<CrashOptions> = { clients: 3, batch: 5, killAfterMs: [50, 500], snapshotInterval: '150ms', hintTimeoutMs: 30_000, onCheck: () => undefined, ...opts }
+  const options: Required<CrashOptions> = {
+    clients: 3,
+    batch: 5,
+    killAfterMs: [50, 500],
+    snapshotInterval: '150ms',
+    hintTimeoutMs: 30_000,
+    onCheck: () => undefined,
+    base: tmpdir(),
+    env: {},
+    ...opts,
+  }
   const rand = seededRandom(options.seed)
   const report: CrashReport = {
     cycles: 0, sent: 0, acknowledged: 0, refused: 0, inFlightStored: 0, inFlightLost: 0, losses: 0, resurrected: 0, stale: 0,
@@ -291,9 +305,9 @@ export const runCrashCycles = async (opts: CrashOptions): Promise<CrashReport> =
   // Old enough that a whole soak's clock (one second per event) stays in the past.
   const start = Math.floor(Date.now() / 1000) - 7 * 86_400
   const authors: Author[] = Array.from({ length: options.clients }, () => ({ signer: newSigner(), clock: start, events: [], status: new Map() }))
-  const dir = await tempDir('msr-crash-cycles-')
+  const dir = await mkdtemp(join(options.base, 'msr-crash-cycles-'))
   const push = await new PushEndpoint().start()
-  const env = relayEnv(dir, push, options.snapshotInterval)
+  const env = { ...relayEnv(dir, push, options.snapshotInterval), ...options.env }
   const port = await freePort()
   const faults: Faults = { lost: new Set(), resurrected: new Set(), stale: new Set() }
   try {

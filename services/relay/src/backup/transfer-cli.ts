@@ -6,7 +6,7 @@ import type { RelayConfig } from '../config.js'
 import { VerifierPool } from '@msr/workers'
 import { acceptUnverified, verifySignature } from '../pipeline/validate.js'
 import { Writer } from '../pipeline/writer.js'
-import { EventStore } from '../store/event-store.js'
+import { openConfiguredStore } from '../store/write-map.js'
 import { storeOwner } from '../store/owner.js'
 import { traced } from '../tracing.js'
 import { exportEvents } from './export.js'
@@ -37,7 +37,7 @@ export const runExport = (config: RelayConfig, out: string, filter: Filter | und
   })
 
 const exportTo = async (config: RelayConfig, out: string, filter: Filter | undefined, storage: StorageOptions): Promise<number> => {
-  const store = EventStore.open(config.data.path)
+  const { store } = openConfiguredStore(config.data)
   try {
     const writer = await openWriter(out, storage)
     const progress = createProgress({ label: 'export', unit: 'events', total: filter ? undefined : store.size() })
@@ -70,9 +70,10 @@ const importFrom = async (config: RelayConfig, input: string, verify: boolean, s
       `a running relay (pid ${owner}) serves ${config.data.path}: stop it first, import into a fresh data.path, or pass --force ` +
         '(events written beside a running relay are neither fanned out nor hinted by it)',
     )
-  const store = EventStore.open(config.data.path)
+  const { store, mapCap } = openConfiguredStore(config.data)
   const verifier = verify ? await VerifierPool.start(config.verification.workers, config.verification.backend) : undefined
-  const writer = new Writer(store, error => say(`store write failed: ${error instanceof Error ? error.message : String(error)}`))
+  // No cap of its own (an operator's import), but a writable map's: past it, a full tmpfs would end the process.
+  const writer = new Writer(store, error => say(`store write failed: ${error instanceof Error ? error.message : String(error)}`), undefined, () => mapCap)
   try {
     const reader = await openReader(input, storage)
     const progress = createProgress({ label: 'import', unit: 'lines' })

@@ -1,7 +1,9 @@
 // Writer thread: owns the store's write transactions, so that LMDB's write encoding (the largest cost of
 // ingest on the event loop) runs beside the event loop (see writer-thread.ts).
 import { workerData } from 'node:worker_threads'
+import type { OpenOptions } from '../store/databases.js'
 import { EventStore } from '../store/event-store.js'
 import { serveWrites } from './write-requests.js'
 
-serveWrites(EventStore.open((workerData as { path: string }).path))
+const { path, ...openOptions } = workerData as { path: string } & OpenOptions
+serveWrites(EventStore.open(path, openOptions))

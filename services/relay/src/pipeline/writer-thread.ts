@@ -14,7 +14,7 @@ const OUTCOMES: readonly StoreOutcome[] = [{ status: 'stored' }, { status: 'dupl
  * (tests give one that holds each answer after its commit).
  */
 export const writerThread = async (store: EventStore, module = new URL('./write-worker.js', import.meta.url)): Promise<Transactions> => {
-  const pool = await WorkerPool.start<WriteRequest, WriteResponse>(module, 1, { path: store.path })
+  const pool = await WorkerPool.start<WriteRequest, WriteResponse>(module, 1, { path: store.path, ...store.openOptions })
   const request = async (body: WriteRequest, transfer: ArrayBuffer[] = []): Promise<WriteResponse & { ok: true }> => {
     const answer = await pool.request(body, transfer)
     if (answer === undefined) throw new Error('the writer thread stopped')

@@ -1,5 +1,6 @@
 // How much of LMDB the store uses, and `data.max_size`: the cap past which events are refused as if the disk
 // were full (an operator on Cloud Run keeps the store in memory, where an unbounded store eats the instance).
+import { statfsSync } from 'node:fs'
 import type { NostrEvent, Reason } from '@msr/nostr'
 import type { Databases } from './databases.js'
 
@@ -45,3 +46,20 @@ export const isFull = (dbs: Databases, maxBytes: number): boolean => {
 
 /** Whether an event may still be stored past the cap: a deletion (kind 5), which frees the space of what it deletes. */
 export const storedWhenFull = (event: Pick<NostrEvent, 'kind'>): boolean => event.kind === 5
+
+/** The most room a writable map asks of its tmpfs beyond the store: more than one transaction writes. */
+const MAP_HEADROOM_MAX = 64 * 1024 * 1024
+
+/** Room a writable map keeps free on a tmpfs of `bytes`: a tenth of it, at most MAP_HEADROOM_MAX. */
+export const mapHeadroom = (bytes: number): number => Math.min(MAP_HEADROOM_MAX, Math.floor(bytes / 10))
+
+/**
+ * With a writable map (`data.write_map`, write-map.ts): whether the tmpfs holding the store at `path` has
+ * less room left than mapHeadroom. A page written through the map into a full tmpfs ends the process
+ * (SIGBUS) where a write call would fail, so EVENTs are refused as if the store were full, also when
+ * something else filled the tmpfs. One statfs per transaction.
+ */
+export const mapRoomShort = (path: string): boolean => {
+  const { bavail, bsize, blocks } = statfsSync(path)
+  return bavail * bsize < mapHeadroom(blocks * bsize)
+}

@@ -33,12 +33,26 @@ export interface Databases {
   meta: Database<Buffer, Buffer>
 }
 
+/** How the environment is opened; every opener of one store in a process must pass the same. */
+export interface OpenOptions {
+  /** LMDB's writable memory map (MDB_WRITEMAP): `data.write_map`, see write-map.ts. */
+  writeMap?: boolean
+}
+
 /** Opens (creating when absent) the store's LMDB environment under `path`. */
-export const openDatabases = (path: string): Databases => {
+export const openDatabases = (path: string, opts: OpenOptions = {}): Databases => {
   // Private to the relay's user: the store holds who writes to whom (p and h tags), whatever the encryption
   // of the content. Applies when the directory and files are created; an existing store keeps its modes.
   mkdirSync(path, { recursive: true, mode: 0o700 })
-  const options = { path, maxDbs: 16, keyEncoding: 'binary', encoding: 'binary', compression: false, permissionsMode: 0o600 } as const
+  const options = {
+    path,
+    maxDbs: 16,
+    keyEncoding: 'binary',
+    encoding: 'binary',
+    compression: false,
+    permissionsMode: 0o600,
+    useWritemap: opts.writeMap === true,
+  } as const
   // permissionsMode is read by lmdb-js's native open (src/env.cpp) but missing from its typings.
   const root = open(options as Omit<typeof options, 'permissionsMode'>)
   const binary = (name: string) => root.openDB<Buffer, Buffer>({ name, keyEncoding: 'binary', encoding: 'binary' })

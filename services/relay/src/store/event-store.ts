@@ -3,8 +3,8 @@ import type { Filter, VerifiedEvent } from '@msr/nostr'
 import type { TraceCarrier } from '@msr/telemetry'
 import type { Span } from '@opentelemetry/api'
 import { applyEvent, loadEvent, removeEvent, type EventSource, type StoreOutcome } from './apply.js'
-import { isFull, STORE_FULL, storedWhenFull, usedBytes } from './capacity.js'
-import { openDatabases, type Databases } from './databases.js'
+import { isFull, mapRoomShort, STORE_FULL, storedWhenFull, usedBytes } from './capacity.js'
+import { openDatabases, type Databases, type OpenOptions } from './databases.js'
 import { migrate } from './migrate.js'
 import { Outbox } from './outbox.js'
 import { ReplicationOutbox } from './replication-outbox.js'
@@ -32,6 +32,8 @@ export class EventStore {
     private hints: boolean,
     /** The directory of the LMDB environment (the writer and query threads open it too). */
     readonly path: string,
+    /** How it was opened: the writer and query threads open it the same way. */
+    readonly openOptions: OpenOptions,
   ) {
     this.outbox = new Outbox(dbs.outbox)
     this.replication = new ReplicationOutbox(dbs.replication)
@@ -48,20 +50,23 @@ export class EventStore {
 
   /**
    * Opens or creates the store under `path`, first bringing an older layout up to date (migrate.ts); with
-   * `hints`, stored 445/446 events queue a hint in the outbox.
+   * `hints`, stored 445/446 events queue a hint in the outbox; `writeMap` as in OpenOptions.
    */
-  static open(path: string, opts: { hints?: boolean } = {}): EventStore {
-    const dbs = openDatabases(path)
+  static open(path: string, opts: { hints?: boolean } & OpenOptions = {}): EventStore {
+    const openOptions: OpenOptions = { writeMap: opts.writeMap === true }
+    const dbs = openDatabases(path, openOptions)
     migrate(dbs)
-    return new EventStore(dbs, opts.hints ?? false, path)
+    return new EventStore(dbs, opts.hints ?? false, path, openOptions)
   }
 
   /**
    * Runs `fn` inside one write transaction and commits it synchronously: LMDB writes the transaction's pages,
    * syncs them, then writes the meta page through its O_DSYNC handle, so when this resolves the transaction
-   * is on disk, and readers see it only from then on. When `fn` throws, or the commit fails, nothing of the
-   * transaction is stored and the promise rejects. It blocks its thread for the whole commit: the relay calls
-   * it on the writer thread (writer-thread.ts), the CLI's import and tests on theirs.
+   * is on disk, and readers see it only from then on. With `writeMap` (tmpfs only: memory, which outlives
+   * the process) the pages are changed in the mapped file instead, and the meta page that makes them the
+   * store is still written last. When `fn` throws, or the commit fails, nothing of the transaction is stored
+   * and the promise rejects. It blocks its thread for the whole commit: the relay calls it on the writer
+   * thread (writer-thread.ts), the CLI's import and tests on theirs.
    */
   write<T>(fn: (tx: StoreTransaction) => T): Promise<T> {
     return new Promise<T>(resolve => resolve(this.dbs.root.transactionSync(() => fn(this.tx))))
@@ -76,7 +81,7 @@ export class EventStore {
       return outcome
     },
     applyAll: (events, maxBytes, trace, source = () => 'client') => {
-      const full = isFull(this.dbs, maxBytes)
+      const full = isFull(this.dbs, maxBytes) || (this.openOptions.writeMap === true && mapRoomShort(this.path))
       return events.map(({ event, json }, i) => (full && !storedWhenFull(event) ? FULL : this.tx.apply(event, json, trace(i), source(i))))
     },
     deleteExpired: (now, max) => this.deleteExpired(now, max),

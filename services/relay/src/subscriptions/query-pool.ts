@@ -1,4 +1,5 @@
 import { WorkerPool } from '@msr/workers'
+import type { OpenOptions } from '../store/databases.js'
 import type { EventStore } from '../store/event-store.js'
 import { answerQuery, type BackfillRequest, type BackfillResponse, type CountRequest, type CountResponse, type QueryRequest, type QueryResponse } from './query-engine.js'
 import { createArena, openArena, releaseSlab, type SlabArena } from './slabs.js'
@@ -50,10 +51,13 @@ export class QueryPool {
     private readonly inline: InlineQueries | undefined,
   ) {}
 
-  /** Starts `size` query workers (0: one per core) on the store at `path`, and answers lone REQs inline when given. */
-  static async start(path: string, size: number, inline?: InlineQueries): Promise<QueryPool> {
+  /**
+   * Starts `size` query workers (0: one per core) on the store at `path` (opened as `openOptions`), and
+   * answers lone REQs inline when given.
+   */
+  static async start(path: string, size: number, inline?: InlineQueries, openOptions: OpenOptions = {}): Promise<QueryPool> {
     const arena = createArena(SLABS, SLAB_BYTES)
-    const pool = await WorkerPool.start<QueryRequest, QueryResponse>(new URL('./query-worker.js', import.meta.url), size, { path, arena })
+    const pool = await WorkerPool.start<QueryRequest, QueryResponse>(new URL('./query-worker.js', import.meta.url), size, { path, arena, openOptions })
     return new QueryPool(pool, openArena(arena), inline)
   }
 

@@ -3,10 +3,11 @@
 // `flush-gate:<store path>` before the thread is told it is done (as a slow disk would hold the commit).
 import { BroadcastChannel, workerData } from 'node:worker_threads'
 import { serveWrites } from '../pipeline/write-requests.js'
+import type { OpenOptions } from '../store/databases.js'
 import { EventStore } from '../store/event-store.js'
 
-const { path } = workerData as { path: string }
-const store = EventStore.open(path)
+const { path, ...openOptions } = workerData as { path: string } & OpenOptions
+const store = EventStore.open(path, openOptions)
 const gate = new BroadcastChannel(`flush-gate:${path}`)
 let held: Array<() => void> | undefined
 gate.onmessage = message => {
