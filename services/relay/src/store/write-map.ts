@@ -1,11 +1,13 @@
 // `data.write_map`: the store written through LMDB's writable memory map (MDB_WRITEMAP) instead of write
 // calls, for a store in memory. LMDB then changes pages in place in the mapped file: no copy of each
-// page it changes, no write call per page at commit. In memory (tmpfs) that made ingest 10–18 % faster
-// here; on ext4 it halved it, every page written through the map costing a fault into the file system.
+// page it changes, no write call per page at commit. In memory (tmpfs) that made ingest 12 % faster here
+// (five pairs); on ext4 it halved it, every page written through the map costing a fault into the file
+// system, so it is refused off tmpfs.
 //
 // A memory file system that fills up cannot take a page written through a map: the process gets SIGBUS
-// and dies, where a write call would have failed with ENOSPC (answered `error:`, see writer.ts). So the
-// store is capped below the file system's size while the map is writable (see storeCap).
+// and dies, where a write call would have failed with ENOSPC (answered `error:`, see writer.ts). So while
+// the map is writable the store is capped at 90 % of the tmpfs (memoryStoreCap), and EVENTs are refused
+// while the tmpfs is nearly full, whatever filled it (mapRoomShort, capacity.ts).
 import { mkdirSync, statfsSync } from 'node:fs'
 import { EventStore } from './event-store.js'
 
@@ -24,7 +26,7 @@ export interface FileSystemStats {
 
 /**
  * The cap a writable map puts on a store whose file system is `stats`, in bytes; or why the map may not be
- * writable there (not tmpfs: a disk, where it is slower and each commit's sync is another path).
+ * writable there (not tmpfs).
  */
 export const writeMapCap = (stats: FileSystemStats): { cap: number } | { problem: string } =>
   stats.type !== TMPFS_MAGIC
