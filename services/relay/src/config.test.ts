@@ -103,6 +103,20 @@ test('data.query_inline: a duration, 5 ms by default, 0 to turn it off; anything
   }
 })
 
+test('data.write_map: off by default, a boolean; anything else is refused, naming the key', () => {
+  const byDefault = loadRelayConfig(undefined, {})
+  assert.ok(byDefault.ok)
+  assert.equal(byDefault.value.data.write_map, false)
+  const on = loadRelayConfig(undefined, { RELAY_DATA__WRITE_MAP: 'true' })
+  assert.ok(on.ok)
+  assert.equal(on.value.data.write_map, true)
+  for (const value of ['maybe', '1', '"yes"']) {
+    const loaded = loadRelayConfig(undefined, { RELAY_DATA__WRITE_MAP: value })
+    assert.equal(loaded.ok, false, value)
+    if (!loaded.ok) assert.match(loaded.errors.join('\n'), /data\.write_map.*expected boolean/, value)
+  }
+})
+
 test('the configuration is frozen', () => {
   const loaded = loadRelayConfig(undefined, {})
   assert.ok(loaded.ok)
