@@ -16,6 +16,14 @@ resource "google_artifact_registry_repository" "msr" {
 # replicas coupled by the events topic, replication.tf), gen2, CPU always allocated (fan-out, the drainers
 # and snapshots run between requests), session affinity (a client reconnecting comes back to the replica it
 # read from), one-hour requests for WebSocket sessions.
+# Its store is an in-memory volume (tmpfs) of relay_store_mib at /data, the image's data.path: Cloud Run's
+# own file system is memory too, but nothing bounds it, so a store outgrowing the instance ended it (and the
+# next, restoring the same snapshot). The relay caps the store at 90 % of the volume and refuses EVENTs past
+# it, and writes it through LMDB's writable map (relay_store_write_map).
+locals {
+  relay_store_cap_bytes = floor(var.relay_store_mib * 1048576 * 9 / 10)
+}
+
 resource "google_cloud_run_v2_service" "relay" {
   name                 = "msr-relay"
   location             = var.region
@@ -44,10 +52,22 @@ resource "google_cloud_run_v2_service" "relay" {
       resources {
         limits = {
           cpu    = "2"
-          memory = "2Gi"
+          memory = "${var.relay_memory_mib}Mi"
         }
         cpu_idle          = false
         startup_cpu_boost = true
+      }
+      volume_mounts {
+        name       = "store"
+        mount_path = "/data"
+      }
+      env {
+        name  = "RELAY_DATA__MAX_SIZE"
+        value = tostring(local.relay_store_cap_bytes)
+      }
+      env {
+        name  = "RELAY_DATA__WRITE_MAP"
+        value = tostring(var.relay_store_write_map)
       }
 
       # The URL clients use; NIP-42 AUTH events must name it.
@@ -171,6 +191,14 @@ resource "google_cloud_run_v2_service" "relay" {
     }
 
     volumes {
+      name = "store"
+      empty_dir {
+        medium     = "MEMORY"
+        size_limit = "${var.relay_store_mib}Mi"
+      }
+    }
+
+    volumes {
       name = "gmp-config"
       secret {
         secret = google_secret_manager_secret.all["relay_gmp_config"].secret_id
@@ -184,6 +212,10 @@ resource "google_cloud_run_v2_service" "relay" {
 
   lifecycle {
     ignore_changes = [template[0].containers[0].image, client, client_version]
+    precondition {
+      condition     = var.relay_store_mib + 768 <= var.relay_memory_mib
+      error_message = "relay_store_mib must leave at least 768 MiB of relay_memory_mib to the relay process: raise relay_memory_mib with it."
+    }
   }
 
   depends_on = [google_secret_manager_secret_iam_member.relay_reads, google_secret_manager_secret_version.generated, google_secret_manager_secret_version.gmp_config]

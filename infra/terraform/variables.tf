@@ -145,3 +145,29 @@ variable "relay_on_bus_outage" {
     error_message = "relay_on_bus_outage is \"refuse\" or \"local\"."
   }
 }
+
+variable "relay_memory_mib" {
+  type        = number
+  description = "Memory of each relay instance's relay container (MiB): the process, and the store in its in-memory volume (relay_store_mib), which Cloud Run counts against it. With the relay's 2 CPUs, at most 8192."
+  default     = 2048
+  validation {
+    condition     = var.relay_memory_mib >= 1024 && var.relay_memory_mib <= 8192 && floor(var.relay_memory_mib) == var.relay_memory_mib
+    error_message = "relay_memory_mib is a whole number from 1024 to 8192 (Cloud Run's most for 2 CPUs)."
+  }
+}
+
+variable "relay_store_mib" {
+  type        = number
+  description = "Size of the relay's in-memory volume (tmpfs) at /data, which holds its LMDB store (MiB). The relay caps the store at 90 % of it ([data] max_size, msr_relay_store_max_bytes) and refuses EVENTs past the cap; alert RelayStoreNearlyFull at 85 % of the cap (runbook 5.15). At most relay_memory_mib - 768 (checked at plan): the process needs the rest (README \"Reliability\", the memory bound)."
+  default     = 1024
+  validation {
+    condition     = var.relay_store_mib >= 128 && floor(var.relay_store_mib) == var.relay_store_mib
+    error_message = "relay_store_mib is a whole number, at least 128."
+  }
+}
+
+variable "relay_store_write_map" {
+  type        = bool
+  description = "Write the store through LMDB's writable map ([data] write_map, RELAY_DATA__WRITE_MAP): faster ingest for a store in memory (README \"Operations\"). The relay refuses to start with it when /data is not a tmpfs (exit 2, saying so): set false then."
+  default     = true
+}

@@ -216,6 +216,40 @@ describe('the services', () => {
     assert.equal(child(child(container, 'liveness_probe'), 'http_get').path, '/healthz', 'a replica catching up is alive')
   })
 
+  it("keep the relay's store in an in-memory volume at the image's data path, capped by the relay at 90 % of it and written through the map", async () => {
+    const volume = children(child(relay(), 'template'), 'volumes').find(v => v.empty_dir)
+    const dir = child(volume, 'empty_dir')
+    assert.equal(dir.medium, 'MEMORY', 'tmpfs, bounded (Cloud Run\'s own file system is memory too, but unbounded)')
+    assert.equal(dir.size_limit, '${var.relay_store_mib}Mi')
+    const container = appContainer(relay())
+    const dataPath = /RELAY_DATA__PATH=(\S+)/.exec(readFileSync(join(ROOT, 'services/relay/Dockerfile'), 'utf8'))?.[1]
+    const env = containerEnv(relay())
+    assert.ok(dataPath && !env.has('RELAY_DATA__PATH'), 'the store stays where the image keeps it')
+    assert.equal(children(container, 'volume_mounts').find(m => m.name === volume?.name)?.mount_path, dataPath, 'the volume is mounted at the store')
+    assert.equal((child(container, 'resources').limits as Record<string, string>).memory, '${var.relay_memory_mib}Mi')
+    // The cap, with the defaults: 90 % of the volume, as the relay would take from a tmpfs of that size itself
+    // (write-map.ts), so that it holds whatever the volume's statfs reports.
+    const storeMib = Number(tf.variable.relay_store_mib?.default)
+    const memoryMib = Number(tf.variable.relay_memory_mib?.default)
+    const formula = /^\$\{floor\(var\.relay_store_mib \* 1048576 \* 9 \/ 10\)\}$/
+    assert.match(String(tf.locals.relay_store_cap_bytes), formula)
+    const cap = Math.floor((storeMib * 1048576 * 9) / 10)
+    assert.equal(env.get('RELAY_DATA__MAX_SIZE')?.value, '${tostring(local.relay_store_cap_bytes)}')
+    assert.equal(env.get('RELAY_DATA__WRITE_MAP')?.value, '${tostring(var.relay_store_write_map)}')
+    assert.equal(tf.variable.relay_store_write_map?.default, true)
+    // The plan refuses a volume that leaves the process less than the fuzzers' peak (README Reliability).
+    const [precondition] = children(child(relay(), 'lifecycle'), 'precondition')
+    assert.equal(precondition?.condition, '${var.relay_store_mib + 768 <= var.relay_memory_mib}')
+    assert.ok(storeMib + 768 <= memoryMib, `the defaults pass it: ${storeMib} + 768 <= ${memoryMib}`)
+    // What the relay makes of them, with the values Terraform computes from the defaults.
+    const { loadRelayConfig } = await relayConfig()
+    assert.deepEqual([...env.keys()].filter(name => name.startsWith('RELAY_DATA__')).sort(), ['RELAY_DATA__MAX_SIZE', 'RELAY_DATA__WRITE_MAP'])
+    const loaded = loadRelayConfig(undefined, { RELAY_DATA__MAX_SIZE: String(cap), RELAY_DATA__WRITE_MAP: 'true' })
+    assert.ok(loaded.ok, `the relay accepts them: ${loaded.ok ? '' : loaded.errors.join('; ')}`)
+    assert.deepEqual([loaded.value.data.max_size, loaded.value.data.write_map], [cap, true])
+    assert.ok(cap < storeMib * 1048576, 'under the volume')
+  })
+
   it('scale the mailbox API on its own, between two variables', () => {
     assert.deepEqual(child(child(mailbox(), 'template'), 'scaling'), { max_instance_count: '${var.mailbox_max_instances}', min_instance_count: '${var.mailbox_min_instances}' })
   })
@@ -374,7 +408,10 @@ describe('least privilege', () => {
 /** The relay's configuration loader, from its build: the schema is the source of truth for every RELAY_ variable. */
 const relayConfig = async () =>
   (await import(pathToFileURL(join(ROOT, 'services/relay/dist/src/config.js')).href)) as {
-    loadRelayConfig(file: string | undefined, env: Record<string, string>): { ok: true; value: { replication: Record<string, unknown> } } | { ok: false; errors: string[] }
+    loadRelayConfig(
+      file: string | undefined,
+      env: Record<string, string>,
+    ): { ok: true; value: { replication: Record<string, unknown>; data: Record<string, unknown> } } | { ok: false; errors: string[] }
   }
 
 /** Stand-ins for values the platform fills in (secrets, Terraform references, the pod's name). */

@@ -3,8 +3,9 @@
 // that the running services export (scraped from both, started with npm start); alerts link to runbook
 // sections; docs/slo.md lists every SLO and alert threshold; the Terraform reads the same files and ships
 // the metrics with the Managed Service for Prometheus sidecar; docker-compose's Prometheus uses the
-// services' metrics keys. And one incident driven for real: the mailbox down while 445s arrive, the
-// outbox alert's own expression evaluated over scraped samples crossing its threshold, then clearing.
+// services' metrics keys. And two incidents driven for real, each alert's own expression evaluated over
+// scraped samples: the mailbox down while 445s arrive (the outbox alert crosses its threshold, then clears),
+// and a relay's store filling up to its cap (the store alert quiet under its threshold, firing at the cap).
 import assert from 'node:assert/strict'
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -48,6 +49,18 @@ const scrape = async (base: string, key = KEY): Promise<string> => {
   const res = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${key}` } })
   assert.equal(res.status, 200, `${base}/metrics`)
   return res.text()
+}
+
+/** Scrapes of the relay on `port` into a sample store, as Prometheus would (job `relay`); each returns its time. */
+const relayScrapes = (port: number): { store: SampleStore; scrapeRelay: () => Promise<number> } => {
+  const store = new SampleStore()
+  const target = { job: 'relay', instance: `127.0.0.1:${port}` }
+  const scrapeRelay = async () => {
+    const t = Date.now()
+    store.addScrape(await scrape(`http://127.0.0.1:${port}`), t, target)
+    return t
+  }
+  return { store, scrapeRelay }
 }
 
 /** The value of the one-sample instant vector `expr` at `t`, or undefined when the vector is empty (the alert does not fire). */
@@ -268,13 +281,7 @@ describe('an incident driven locally: the mailbox API down while 445s arrive', (
       RELAY_HINTS__MAX_BACKOFF: '"1s"',
     })
     let mailbox: Service | undefined
-    const store = new SampleStore()
-    const target = { job: 'relay', instance: `127.0.0.1:${relayPort}` }
-    const scrapeRelay = async () => {
-      const t = Date.now()
-      store.addScrape(await scrape(relayHttp), t, target)
-      return t
-    }
+    const { store, scrapeRelay } = relayScrapes(relayPort)
     try {
       await waitReady(relay, `${relayHttp}/readyz`, 'the relay')
       let t = await scrapeRelay()
@@ -321,6 +328,78 @@ describe('an incident driven locally: the mailbox API down while 445s arrive', (
       await mailbox?.stop()
       await removeDir(dir)
     }
+  })
+})
+
+describe('an incident driven locally: the relay store filling up to its cap', () => {
+  it("the store alert's expression crosses its threshold as the store nears [data] max_size, and the panel shows the cap", async () => {
+    const alert = kit.alerts.find(a => a.name === 'RelayStoreNearlyFull')
+    assert.ok(alert)
+    const dir = await tempDir()
+    const port = await freePort()
+    const http = `http://127.0.0.1:${port}`
+    const url = `ws://127.0.0.1:${port}`
+    const cap = 512 * 1024
+    const relay = spawnService(RELAY_CLI, ['serve'], {
+      PORT: String(port),
+      RELAY_DATA__PATH: join(dir, 'relay'),
+      RELAY_DATA__MAX_SIZE: String(cap),
+      RELAY_AUTH__ENABLED: 'true',
+      RELAY_NETWORK__PUBLIC_URL: url,
+      RELAY_METRICS__ENABLED: 'true',
+      RELAY_METRICS__AUTH: KEY,
+    })
+    const { store, scrapeRelay } = relayScrapes(port)
+    const capPanel = kit.dashboards.flatMap(d => d.panels).find(p => p.title === 'Store size and cap')
+    assert.ok(capPanel)
+    try {
+      await waitReady(relay, `${http}/readyz`, 'the relay')
+      let t = await scrapeRelay()
+      assert.equal(instant(gen.alertExpr(alert), store, t), undefined, 'quiet on an empty store')
+      const client = await RelayClient.connect(url)
+      await client.auth(newSigner(), url)
+      const author = newSigner()
+      // 2 kB notes, one at a time, until the relay refuses one: the store is at its cap.
+      let refused: unknown[] | undefined
+      const shares: number[] = []
+      for (let i = 0; i < 2000 && !refused; i++) {
+        const answer = await client.publish(sign(author, 1, [], `note ${i} ${'x'.repeat(2000)}`))
+        if (answer[2] === false) refused = answer
+        else if (i % 25 === 0) {
+          // The share of the cap used (the expression over a threshold of -1), and whether the alert fires.
+          t = await scrapeRelay()
+          const share = instant(gen.alertExpr(alert, -1), store, t)
+          assert.ok(share !== undefined && share >= 0 && share < 1.5, `a share of the cap: ${share}`)
+          shares.push(share)
+          assert.equal(instant(gen.alertExpr(alert), store, t) !== undefined, share > alert.threshold, `fires only over ${alert.threshold}: ${share}`)
+        }
+      }
+      assert.ok(shares.some(v => v < alert.threshold), `quiet while the store was under the threshold: ${shares.join(', ')}`)
+      client.close()
+      assert.ok(refused, '2000 notes of 2 kB stored under a cap of 512 KiB')
+      assert.match(String(refused[3]), /^error: the relay's storage is full/)
+      t = await scrapeRelay()
+      const share = instant(gen.alertExpr(alert), store, t)
+      assert.ok(share !== undefined && share >= 1, `${alert.name} fires at the cap: ${gen.alertExpr(alert)} = ${share}`)
+      assert.equal(instant(gen.alertExpr(alert, 100), store, t), undefined, 'and only over its threshold')
+      const [used, shown] = capPanel.queries.map(q => instant(q.expr, store, t))
+      assert.equal(shown, cap, 'the panel shows the cap in force')
+      assert.ok(used !== undefined && used >= cap, `and the store at it: ${used}`)
+    } finally {
+      await relay.stop()
+      await removeDir(dir)
+    }
+  })
+
+  it('stays quiet without a cap (msr_relay_store_max_bytes 0)', () => {
+    const alert = kit.alerts.find(a => a.name === 'RelayStoreNearlyFull')
+    assert.ok(alert)
+    const store = new SampleStore()
+    const target = { job: 'relay', instance: '127.0.0.1:1' }
+    store.addScrape('msr_relay_store_used_bytes 1048576\nmsr_relay_store_max_bytes 0\n', 1000, target)
+    assert.equal(instant(gen.alertExpr(alert), store, 1000), undefined)
+    store.addScrape('msr_relay_store_used_bytes 1048576\nmsr_relay_store_max_bytes 1200000\n', 2000, target)
+    assert.ok((instant(gen.alertExpr(alert), store, 2000) ?? 0) > alert.threshold, 'and fires once a cap is set')
   })
 })
 
