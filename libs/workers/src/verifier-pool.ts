@@ -30,6 +30,11 @@ export class VerifierPool {
     return new VerifierPool(pool, probe.name)
   }
 
+  /** Live worker threads. */
+  get size(): number {
+    return this.pool.size
+  }
+
   /** Checks the event's signature on a worker thread. */
   verify(checked: CheckedEvent): Promise<Verdict> {
     if (this.closing) return Promise.resolve('error')

@@ -203,7 +203,7 @@ const admin = z
 
 const verification = z
   .strictObject({
-    workers: int(0, 0, 'Signature-verification worker threads (0: one per CPU core).'),
+    workers: int(0, 0, 'Signature-verification worker threads (0: one fewer than the CPU cores, at least one; the event loop and the writer thread keep a core).'),
     backend: z
       .enum(['auto', 'native', 'wasm'])
       .default('auto')

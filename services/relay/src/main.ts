@@ -10,6 +10,7 @@ import { relayDocument } from './nip11.js'
 import { ExpirySweep } from './pipeline/expiry-sweep.js'
 import { HintDrainer } from './pipeline/hint-drainer.js'
 import { hintTransport } from './pipeline/hint-transport.js'
+import { verifierThreads } from './pipeline/validate.js'
 import { Writer } from './pipeline/writer.js'
 import { clientIp } from './policies/ip.js'
 import { installProcessGuards } from './process-guards.js'
@@ -76,7 +77,7 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
       throw error
     })
     await lifecycle.start(startedPart('store', () => writer.close().then(() => store.close()).finally(released)))
-    const verifier = await VerifierPool.start(config.verification.workers, config.verification.backend)
+    const verifier = await VerifierPool.start(verifierThreads(config.verification.workers), config.verification.backend)
     const queries = await QueryPool.start(config.data.path, config.data.query_workers, { store, budgetMs: config.data.query_inline }, store.openOptions)
     await lifecycle.start(startedPart('workers', () => Promise.all([verifier.close(), queries.close()]).then(() => undefined)))
     // Before the relay, whose fan-out listener then goes through its gate.
@@ -151,7 +152,7 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
     ]
     for (const part of parts) if (part) await lifecycle.start(part)
 
-    logStarted(logger, config, { port: listener.port, events: store.size(), verifier: verifier.backend, replica: replication?.bus.replicaId })
+    logStarted(logger, config, { port: listener.port, events: store.size(), verifier: verifier.backend, verifiers: verifier.size, replica: replication?.bus.replicaId })
     return {
       relay,
       store,
@@ -182,7 +183,7 @@ const processGuards = (logger: Logger, metrics: ReturnType<typeof createRelayMet
 }
 
 /** The one line that says what runs where. */
-const logStarted = (logger: Logger, config: RelayConfig, facts: { port: number; events: number; verifier: string; replica: string | undefined }): void => {
+const logStarted = (logger: Logger, config: RelayConfig, facts: { port: number; events: number; verifier: string; verifiers: number; replica: string | undefined }): void => {
   const { backup, hints, replication } = config
   logger.info(
     {

@@ -1,6 +1,7 @@
 // The msr-relay command line: configuration errors, environment overrides, PORT.
 import assert from 'node:assert/strict'
 import { rm, writeFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { freePort, newSigner, runCli, serveCli, sign, stopCli, tempDir, TestClient, withTimeout, type CliProcess } from './harness.js'
@@ -79,6 +80,15 @@ describe('msr-relay serve', () => {
     assert.equal(doc.name, 'From File')
     assert.equal(doc.limitation.max_limit, 3)
     assert.equal(doc.limitation.max_subscriptions, 4)
+  })
+
+  it('starts one verifier thread fewer than the cores by default (at least one), and as many as configured', async () => {
+    const cores = availableParallelism()
+    const port = await freePort()
+    const listening = await (await serve(port, { RELAY_VERIFICATION__WORKERS: '0' })).waitForLog(r => r.message === 'relay listening')
+    assert.equal(listening.verifiers, Math.max(1, cores - 1))
+    const other = await freePort()
+    assert.equal((await (await serve(other, { RELAY_VERIFICATION__WORKERS: '3' })).waitForLog(r => r.message === 'relay listening')).verifiers, 3)
   })
 
   it('PORT wins over RELAY_NETWORK__PORT', async () => {

@@ -4,7 +4,7 @@ import { parseFilter, type Filter } from '@msr/nostr'
 import { createProgress, openReader, openWriter, readLines, type StorageOptions } from '@msr/storage'
 import type { RelayConfig } from '../config.js'
 import { VerifierPool } from '@msr/workers'
-import { acceptUnverified, verifySignature } from '../pipeline/validate.js'
+import { acceptUnverified, verifierThreads, verifySignature } from '../pipeline/validate.js'
 import { Writer } from '../pipeline/writer.js'
 import { openConfiguredStore } from '../store/write-map.js'
 import { storeOwner } from '../store/owner.js'
@@ -71,7 +71,7 @@ const importFrom = async (config: RelayConfig, input: string, verify: boolean, s
         '(events written beside a running relay are neither fanned out nor hinted by it)',
     )
   const { store, mapCap } = openConfiguredStore(config.data)
-  const verifier = verify ? await VerifierPool.start(config.verification.workers, config.verification.backend) : undefined
+  const verifier = verify ? await VerifierPool.start(verifierThreads(config.verification.workers), config.verification.backend) : undefined
   // No cap of its own (an operator's import), but a writable map's: past it, a full tmpfs would end the process.
   const writer = new Writer(store, error => say(`store write failed: ${error instanceof Error ? error.message : String(error)}`), undefined, () => mapCap)
   try {

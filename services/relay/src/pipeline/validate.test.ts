@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { NostrEvent } from '@msr/nostr'
 import { signed, unsigned } from '../testing/fixtures.js'
-import { checkLimits, isInvalid, precheck, type EventLimits } from './validate.js'
+import { checkLimits, isInvalid, precheck, verifierThreads, type EventLimits } from './validate.js'
 
 const NOW = 1_700_000_000
 const limits: EventLimits = {
@@ -95,5 +95,15 @@ describe('precheck', () => {
     assert.ok(isInvalid(result))
     assert.equal(result.eventId, old.event.id)
     assert.match(result.reason, /^invalid: created_at/)
+  })
+})
+
+describe('verifierThreads', () => {
+  it('takes the configured number as it is', () => {
+    assert.deepEqual([verifierThreads(1, 2), verifierThreads(2, 2), verifierThreads(6, 4)], [1, 2, 6])
+  })
+
+  it('with 0, leaves one core to the event loop and the writer thread, and never has none', () => {
+    assert.deepEqual([verifierThreads(0, 1), verifierThreads(0, 2), verifierThreads(0, 4), verifierThreads(0, 8)], [1, 1, 3, 7])
   })
 })
