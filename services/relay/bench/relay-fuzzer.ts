@@ -538,10 +538,48 @@ interface Entry {
   req: boolean
 }
 
+/** A window's answers by key (`ok:<event id>`, `sub:<subscription id>`): those owed, and those it may get. */
+export type OwedAnswers<E extends { req: boolean }> = Map<string, { required: E[]; optional: E[] }>
+
+/** Finished windows whose superseded REQs may still be answered (see settleAnswer). */
+export const LEFTOVER_WINDOWS = 3
+
+/** A later REQ or CLOSE of `subId`: the earlier REQs of it may go unanswered (their backfill is dropped). */
+export const supersede = <E extends { req: boolean }>(owed: OwedAnswers<E>, subId: string): void => {
+  const entry = owed.get(`sub:${subId}`)
+  if (!entry) return
+  entry.optional.push(...entry.required.filter(e => e.req))
+  entry.required = entry.required.filter(e => !e.req)
+}
+
+/**
+ * What an answer with this key settles: the window's own entry (owed first, then optional), else an
+ * optional one a recent finished window left (`leftovers`, newest first), else undefined (owed by nothing).
+ * A superseded REQ's answer shares its key with the REQ that replaced it: when the superseded one was
+ * answered first (before its replacement was read), it settled the replacement's entry, and the window
+ * could finish before the replacement's own answer came, which then arrives in a later window.
+ */
+export const settleAnswer = <E extends { req: boolean }>(owed: OwedAnswers<E> | undefined, leftovers: readonly Map<string, E[]>[], key: string): E | undefined => {
+  const entry = owed?.get(key)
+  const own = entry?.required.shift() ?? entry?.optional.shift()
+  if (own) return own
+  for (const left of leftovers) {
+    const late = left.get(key)?.shift()
+    if (late) return late
+  }
+  return undefined
+}
+
+/** The leftovers once a window finishes: its unanswered optional entries first, at most LEFTOVER_WINDOWS windows' worth. */
+export const carryOver = <E extends { req: boolean }>(owed: OwedAnswers<E>, leftovers: readonly Map<string, E[]>[]): Map<string, E[]>[] => {
+  const left = new Map([...owed].filter(([, e]) => e.optional.length > 0).map(([key, e]) => [key, e.optional]))
+  return [left, ...leftovers].slice(0, LEFTOVER_WINDOWS)
+}
+
 /** A window in flight: what it still owes, and how to finish it. */
 interface Window {
   frames: Frame[]
-  owed: Map<string, { required: Entry[]; optional: Entry[] }>
+  owed: OwedAnswers<Entry>
   notices: Frame[]
   noticesSeen: number
   synced: boolean
@@ -567,6 +605,8 @@ class Lane {
   readonly delivered = new Map<string, string[]>()
   private ws: WebSocket | undefined
   private window: Window | undefined
+  /** What the last finished windows may still be answered for (carryOver, settleAnswer). */
+  private leftovers: Map<string, Entry[]>[] = []
 
   constructor(
     private readonly run: RunState,
@@ -586,6 +626,7 @@ class Lane {
     this.state.authed = undefined
     this.state.proved.clear()
     this.state.open.clear()
+    this.leftovers = []
     const ws = new WebSocket(this.run.url, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 10_000 })
     // Listeners first: the relay's AUTH challenge may arrive in the same read as the handshake's answer.
     ws.on('message', (data: Buffer, isBinary) => this.onMessage(data, isBinary))
@@ -624,6 +665,7 @@ class Lane {
       window.finish = () => {
         clearTimeout(timer)
         if (this.window === window) this.window = undefined
+        this.leftovers = carryOver(window.owed, this.leftovers)
         resolve()
       }
       for (const frame of frames) this.transmit(ws, frame)
@@ -659,10 +701,8 @@ class Lane {
 
   /** A later REQ or CLOSE of `subId`: an earlier REQ of it may go unanswered (its backfill is dropped). */
   private cancel(window: Window, subId: string): void {
-    const entry = window.owed.get(`sub:${subId}`)
-    if (!entry) return
-    entry.optional.push(...entry.required.filter(e => e.req))
-    entry.required = entry.required.filter(e => !e.req)
+    if (!window.owed.has(`sub:${subId}`)) return
+    supersede(window.owed, subId)
     this.state.open.delete(subId)
   }
 
@@ -674,8 +714,11 @@ class Lane {
 
   /** The frame an answer with this key settles, or undefined when nothing owed it. */
   private settle(key: string): Frame | undefined {
-    const entry = this.window?.owed.get(key)
-    return (entry?.required.shift() ?? entry?.optional.shift())?.frame
+    const own = settleAnswer(this.window?.owed, [], key)
+    if (own) return own.frame
+    const late = settleAnswer(undefined, this.leftovers, key)
+    if (late) this.run.answers.add('(late: the answer to a REQ superseded in an earlier window)')
+    return late?.frame
   }
 
   private check(window: Window): void {
