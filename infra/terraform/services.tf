@@ -17,9 +17,9 @@ resource "google_artifact_registry_repository" "msr" {
 # and snapshots run between requests), session affinity (a client reconnecting comes back to the replica it
 # read from), one-hour requests for WebSocket sessions.
 # Its store is an in-memory volume (tmpfs) of relay_store_mib at /data, the image's data.path: Cloud Run's
-# own file system is memory too, but nothing bounds it, so a store outgrowing the instance ended it (and the
-# next, restoring the same snapshot). The relay caps the store at 90 % of the volume and refuses EVENTs past
-# it, and writes it through LMDB's writable map (relay_store_write_map).
+# own file system is memory too, but nothing bounds it: uncapped, a store outgrowing the instance would end
+# it (and then the next, which restores the same snapshot). The relay caps the store at 90 % of the volume
+# and refuses EVENTs past it, and writes it through LMDB's writable map (relay_store_write_map).
 locals {
   relay_store_cap_bytes = floor(var.relay_store_mib * 1048576 * 9 / 10)
 }
