@@ -16,7 +16,7 @@ import type { VerifierPool } from '@msr/workers'
  * Signature-verification worker threads for `[verification] workers`: the number given, or with 0 one fewer
  * than the CPU cores, at least one. The event loop and the writer thread need a core between them, and
  * verifiers on every core took it from them: in-memory ingest on 2 cores, one verifier against two, seven
- * alternated pairs: 15,296 against 14,714 OK/s on average, OK p99 60.2 against 66.2 ms (README Performance).
+ * alternated pairs: 15,296 against 14,714 OK/s on average, OK p99 60.2 against 66.2 ms (docs/performance-log.md).
  */
 export const verifierThreads = (workers: number, cores: number = availableParallelism()): number => (workers > 0 ? workers : Math.max(1, cores - 1))
 
