@@ -11,7 +11,7 @@ import { migrate } from './db/migrate.js'
 import { createHintReceiver } from './domain/hints.js'
 import { hintSeenRetention, purgeExpired } from './domain/janitor.js'
 import { startHintsConsumer, type HintsConsumer } from './hints-consumer.js'
-import { answerClientError } from './http-edge.js'
+import { answerClientError, appServerOptions } from './http-edge.js'
 import { createMailboxMetrics, type MailboxMetrics } from './metrics.js'
 
 /** A started mailbox API. */
@@ -63,7 +63,7 @@ export const startMailbox = async (
   const server = await new Promise<Server>((resolve, reject) => {
     // No Host header is no reason for Node's own bare 400: nothing here reads Host (NIP-98 URLs come from
     // PUBLIC_URL), so such a request gets the API's answer like any other.
-    const s = createServer({ requireHostHeader: false }, app)
+    const s = createServer({ requireHostHeader: false, ...appServerOptions(app) }, app)
     s.once('error', reject)
     s.on('clientError', answerClientError)
     s.listen(config.port, config.host, () => resolve(s))
