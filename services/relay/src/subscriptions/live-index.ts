@@ -30,8 +30,6 @@ export class LiveIndex {
   private readonly byAuthor = new KeyedFilings<Entry>()
   /** Per tag letter (made on first use, kept): the event's tag values are looked up as they are. */
   private readonly byTag = new Map<string, KeyedFilings<Entry>>()
-  /** Filings in byTag, all letters together. */
-  private tagFilings = 0
   private readonly byKind: KindBucket = new Map()
   private readonly catchAll = new Set<Entry>()
   private readonly entries = new Map<Subscription, Entry[]>()
@@ -68,7 +66,7 @@ export class LiveIndex {
     if (this.byId.size > 0) this.visitKey(this.byId, event.id, event, stamp, out)
     if (this.byAuthor.size > 0) this.visitKey(this.byAuthor, event.pubkey, event, stamp, out)
     this.visit(this.byKind.get(event.kind), event, stamp, out)
-    if (this.tagFilings > 0)
+    if (this.byTag.size > 0)
       for (const tag of event.tags) {
         const filings = tag[0]?.length === 1 && tag[1] !== undefined ? this.byTag.get(tag[0]) : undefined
         if (filings !== undefined && filings.size > 0) this.visitKey(filings, tag[1] as string, event, stamp, out)
@@ -114,7 +112,6 @@ export class LiveIndex {
       let byValue = this.byTag.get(letter)
       if (byValue === undefined) this.byTag.set(letter, (byValue = new KeyedFilings<Entry>()))
       this.fileKeyed(entry, byValue, values)
-      this.tagFilings += values.length
     } else if (filter.kinds) for (const kind of filter.kinds) addTo(this.byKind, kind, entry)
     else this.catchAll.add(entry)
   }
@@ -129,7 +126,6 @@ export class LiveIndex {
     const { filter, keyed, filings } = entry
     if (keyed !== undefined) {
       for (const filing of filings) keyed.remove(filing)
-      if (keyed !== this.byId && keyed !== this.byAuthor) this.tagFilings -= filings.length
       entry.keyed = undefined
       filings.length = 0
     } else if (filter.kinds) for (const kind of filter.kinds) removeFrom(this.byKind, kind, entry)
