@@ -67,10 +67,10 @@ describe('msr-mailbox migrate', () => {
     const env = { MAILBOX_DATA_DIR: join(dir, 'migrate-pg'), MAILBOX_EMBEDDED_PG_PORT: String(await freePort()) }
     const first = run(['migrate'], env)
     assert.deepEqual(await within(first.exited, 'migrate to exit'), { code: 0, signal: null }, first.stderr())
-    assert.match(first.stdout(), /^schema version 3; applied 1, 2, 3$/m)
+    assert.match(first.stdout(), /^schema version 4; applied 1, 2, 3, 4$/m)
     const second = run(['migrate'], env)
     assert.deepEqual(await within(second.exited, 'migrate to exit'), { code: 0, signal: null }, second.stderr())
-    assert.match(second.stdout(), /^schema version 3; applied nothing \(up to date\)$/m)
+    assert.match(second.stdout(), /^schema version 4; applied nothing \(up to date\)$/m)
     assert.equal(await listening(Number(env.MAILBOX_EMBEDDED_PG_PORT)), false, 'the embedded PostgreSQL was stopped')
   })
 

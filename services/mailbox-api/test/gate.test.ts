@@ -55,6 +55,14 @@ describe('NIP-98 gate', () => {
     assert.ok(expire > Date.now() && expire <= Date.now() + 60_000, `window ends at ${expire}`)
   })
 
+  it('sends one statement at a time unless told otherwise: requests arriving meanwhile share the next', async () => {
+    const batches: number[] = []
+    const gate = createGate(pg.pool, ON, { onBatch: size => batches.push(size) })
+    const outcomes = await Promise.all(range(40).map(() => gate(gateRequest())))
+    assert.ok(outcomes.every(o => o.fresh))
+    assert.deepEqual(batches, [1, 39])
+  })
+
   it('keeps counting from the stored total, and restarts a window that has passed', async () => {
     const { gate } = recordingGate(pg.pool)
     const [counting, expired] = [freshIp(), freshIp()]

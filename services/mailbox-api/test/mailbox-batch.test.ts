@@ -1,6 +1,7 @@
 // The batched mailbox statements (one statement for the deposits or acks that arrive together), on a real PostgreSQL.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import type { Pool } from 'pg'
 import { ackMany, depositMany, pickup, KEYPACKAGES, WELCOMES } from '../src/domain/mailbox.js'
 import { b64, newSigner, startPostgres, type TestPostgres } from './harness.js'
 
@@ -43,5 +44,40 @@ describe('depositMany and ackMany', () => {
     assert.deepEqual(await ackMany(pg.pool, KEYPACKAGES, acks), [true, false, false, false])
     assert.deepEqual((await pickup(pg.pool, KEYPACKAGES, bob, 10, 0)).items.map(i => i.id), [b])
     assert.deepEqual(await ackMany(pg.pool, KEYPACKAGES, [{ recipient: bob, id: b as string }]), [true])
+  })
+})
+
+describe('the mailbox tables', () => {
+  /** This backend's updates of `table` so far, and how many were HOT (same page, no new index entries). */
+  const updates = async (client: Pool, table: string): Promise<{ all: number; hot: number }> => {
+    await client.query('SELECT pg_stat_force_next_flush()')
+    await client.query('SELECT pg_stat_clear_snapshot()')
+    const { rows } = await client.query<{ all: string; hot: string }>(
+      'SELECT n_tup_upd AS all, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relname = $1',
+      [table],
+    )
+    return { all: Number(rows[0]?.all), hot: Number(rows[0]?.hot) }
+  }
+
+  it('leave room on every page, so a pickup updates full-size items in place (HOT), where full pages allow none', async () => {
+    const { rows } = await pg.pool.query<{ relname: string; reloptions: string[] }>(
+      `SELECT relname, reloptions FROM pg_class WHERE relname IN ('mail_keypackages', 'mail_welcomes') ORDER BY relname`,
+    )
+    assert.deepEqual(rows.map(r => [r.relname, r.reloptions]), [['mail_keypackages', ['fillfactor=80']], ['mail_welcomes', ['fillfactor=80']]])
+    // One connection, so that the statistics read are the ones this backend wrote.
+    const client = pg.connect(1)
+    try {
+      const [alice, bob] = [newSigner().pubkey, newSigner().pubkey]
+      // 1 KiB KeyPackages (1.4 KB rows): four to a page with room for one more version (11 of 40 HOT here;
+      // with fillfactor 100, five to a page and none).
+      await depositMany(client, KEYPACKAGES, Array.from({ length: 40 }, () => item(bob, alice, { content_b64: b64(1024) })))
+      const before = await updates(client, 'mail_keypackages')
+      assert.equal((await pickup(client, KEYPACKAGES, bob, 40, 0)).items.length, 40)
+      const after = await updates(client, 'mail_keypackages')
+      assert.equal(after.all - before.all, 40)
+      assert.ok(after.hot - before.hot >= 8, `HOT updates: ${after.hot - before.hot} of 40`)
+    } finally {
+      await client.end()
+    }
   })
 })

@@ -27,7 +27,7 @@ export interface GateRequest {
 
 /** How the gate batches (defaults suit one instance; tests set their own). */
 export interface GateOptions {
-  /** Gate statements in flight at once; requests arriving meanwhile wait and go together in the next one. */
+  /** Gate statements in flight at once (default 1, db/batcher.ts); requests arriving meanwhile wait and go together in the next one. */
   concurrency?: number
   /** Most requests in one statement. */
   maxBatch?: number
@@ -126,7 +126,7 @@ const outcomes = (rows: Row[], count: number): GateOutcome[] => {
  */
 export const createGate = (pool: Pool, limits: GateLimits, options: GateOptions = {}) => {
   const statement = createBatcher((batch: GateRequest[]) => runGate(pool, limits, batch), {
-    concurrency: options.concurrency ?? 2,
+    ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
     maxBatch: options.maxBatch ?? 128,
     ...(options.onBatch && { onBatch: options.onBatch }),
   })

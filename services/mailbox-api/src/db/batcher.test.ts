@@ -27,6 +27,13 @@ describe('createBatcher', () => {
     assert.equal(await call(9), 'out 9')
   })
 
+  it('keeps one statement in flight unless told otherwise, so a busy instance sends the fewest statements', async () => {
+    const { run, batches } = recorder()
+    const call = createBatcher(run)
+    await Promise.all(range(7).map(i => call(i)))
+    assert.deepEqual(batches, [[0], [1, 2, 3, 4, 5, 6]])
+  })
+
   it('keeps at most `concurrency` statements in flight and `maxBatch` calls in one', async () => {
     const { run, batches } = recorder()
     const call = createBatcher(run, { concurrency: 2, maxBatch: 3 })
