@@ -17,6 +17,8 @@ export interface ApiLaunch {
   rateLimit: number
   /** When set, the child runs with `--cpu-prof` and writes its profile here. */
   cpuProfDir?: string | undefined
+  /** Where the temp dir (the API's cwd, its PostgreSQL's data) is made; undefined: the OS's temp dir. */
+  parentDir?: string | undefined
   /** When set, the child (and so its PostgreSQL, which inherits the affinity) runs on these CPUs only (taskset list). */
   cpus?: string | undefined
   readyTimeoutMs?: number
@@ -102,7 +104,7 @@ const childEnv = (launch: ApiLaunch, dataDir: string, port: number, pgPort: numb
 
 /** Starts the API and resolves once /readyz answers 200 (migrations applied). */
 export const startApiProcess = async (launch: ApiLaunch): Promise<ApiProcess> => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'msr-mailbox-bench-'))
+  const dataDir = mkdtempSync(join(launch.parentDir ?? tmpdir(), 'msr-mailbox-bench-'))
   // Run as root, the API hands the data directory to a `postgres` user, which must be able to reach it.
   chmodSync(dataDir, 0o755)
   const [port, pgPort] = [await freePort(), await freePort()]

@@ -139,7 +139,7 @@ const main = async (): Promise<number> => {
   report.printHeader(machine, speed, options.quick, { api: options.apiCpus, generator: options.generatorCpus })
   const profDir = profileDir(options.cpuProf, 'msr-mailbox-bench-prof-')
   const cli = options.cli ? resolve(options.cli) : CLI
-  const api = await startApiProcess({ cli, env: process.env, logLevel: options.apiLogLevel, rateLimit: options.rateLimit, cpuProfDir: profDir, cpus: options.apiCpus })
+  const api = await startApiProcess({ cli, env: process.env, logLevel: options.apiLogLevel, rateLimit: options.rateLimit, cpuProfDir: profDir, cpus: options.apiCpus, parentDir: options.storeDir })
   const offInterrupt = stopOnInterrupt(api.stop)
 
   const secrets = generateSecrets(options.recipients + options.senders)

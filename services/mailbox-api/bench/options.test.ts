@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { cpuCount, parseBenchOptions } from './options.js'
 
@@ -23,3 +26,20 @@ describe('bench options: CPU pinning', () => {
 })
 
 const pick = (o: { apiCpus: string | undefined; generatorCpus: string | undefined }) => ({ apiCpus: o.apiCpus, generatorCpus: o.generatorCpus })
+
+describe('bench options: --store-dir', () => {
+  it('takes an existing directory from the flag or BENCH_STORE_DIR (the relay bench reads the same), and the OS temp dir by default', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'msr-bench-options-'))
+    try {
+      assert.equal(parseBenchOptions(['--store-dir', dir], {}).storeDir, dir)
+      assert.equal(parseBenchOptions([], { BENCH_STORE_DIR: dir }).storeDir, dir)
+      assert.equal(parseBenchOptions([], {}).storeDir, undefined)
+      const file = join(dir, 'a-file')
+      writeFileSync(file, '')
+      for (const bad of [file, join(dir, 'missing')])
+        assert.throws(() => parseBenchOptions(['--store-dir', bad], {}), /--store-dir expects an existing directory/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

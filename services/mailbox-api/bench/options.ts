@@ -1,4 +1,5 @@
 // The mailbox benchmark's settings: flags, then MAILBOX_BENCH_* environment variables, then the preset (full or --quick).
+import { statSync } from 'node:fs'
 import { count, parseBenchArgs } from '@msr/bench'
 
 /** Everything a run is configured by. */
@@ -25,6 +26,8 @@ export interface BenchOptions {
   apiLogLevel: string
   /** The API's CLI (default: this build's dist/src/cli.js); another build's, to compare before/after. */
   cli: string | undefined
+  /** `--store-dir`: where the API's temp dir (its PostgreSQL's data) is made; undefined: the OS's temp dir. */
+  storeDir: string | undefined
   /** CPUs (taskset list, e.g. `2-3`) the API and its PostgreSQL are pinned to; undefined: not pinned. */
   apiCpus: string | undefined
   /** CPUs the load generator (this process and its threads) is pinned to; undefined: not pinned. */
@@ -72,6 +75,10 @@ SIGTERM and removes the temp dir.
   --cpu-prof [DIR]         run the API with --cpu-prof, summarize hot functions per phase BENCH_CPU_PROF=DIR|1
   --api-log-level L        the API's LOG_LEVEL (default info: it logs nothing per request) MAILBOX_BENCH_API_LOG_LEVEL
   --cli FILE               the API's CLI (default: this build's dist/src/cli.js); e.g. a copy of an earlier build
+  --store-dir DIR          make the API's temp dir (its PostgreSQL's data) in DIR         BENCH_STORE_DIR
+                           (default: the OS's temp dir); the report names its file
+                           system. Shared with the relay bench: from the root,
+                           npm run bench -- --store-dir /dev/shm puts both in memory
   --api-cpus LIST          pin the API and its PostgreSQL to these CPUs (taskset list,    MAILBOX_BENCH_API_CPUS
                            e.g. 1 or 2-3); with --generator-cpus on other CPUs, the
                            generator no longer takes CPU from what it measures
@@ -81,6 +88,19 @@ SIGTERM and removes the temp dir.
 
 The API inherits the environment (e.g. DB_POOL_SIZE) except DATABASE_URL: the bench measures the embedded PostgreSQL.
 `
+
+/** The --store-dir value: an existing directory. */
+const storeDirOf = (raw: string | undefined): string | undefined => {
+  if (raw === undefined || raw === '') return undefined
+  let directory = false
+  try {
+    directory = statSync(raw).isDirectory()
+  } catch {
+    directory = false
+  }
+  if (!directory) throw new Error(`--store-dir expects an existing directory, not "${raw}"`)
+  return raw
+}
 
 /** A taskset CPU list: `0`, `2-3`, `0,2-3`. */
 const CPU_LIST = /^\d+(-\d+)?(,\d+(-\d+)?)*$/
@@ -113,6 +133,7 @@ const rateLimitOf = (raw: string | undefined): number => {
 export const parseBenchOptions = (argv: string[], env: Record<string, string | undefined>): BenchOptions => {
   const own = {
     'rate-limit': { type: 'string' }, 'api-log-level': { type: 'string' }, cli: { type: 'string' }, 'api-cpus': { type: 'string' }, 'generator-cpus': { type: 'string' },
+    'store-dir': { type: 'string' },
   } as const
   const { flags, numbers, quick, cpuProf, json, help } = parseBenchArgs(argv, env, { flags: FLAGS, full: FULL, quick: QUICK, envPrefix: 'MAILBOX_BENCH_' }, own)
   if (numbers.limit > 100) throw new Error('--limit may be at most 100 (the API refuses larger pages)')
@@ -124,6 +145,7 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
     cpuProf,
     apiLogLevel: (flags['api-log-level'] as string | undefined) ?? env.MAILBOX_BENCH_API_LOG_LEVEL ?? 'info',
     cli: flags.cli as string | undefined,
+    storeDir: storeDirOf((flags['store-dir'] as string | undefined) ?? env.BENCH_STORE_DIR),
     apiCpus: cpuListOf('api-cpus', (flags['api-cpus'] as string | undefined) ?? env.MAILBOX_BENCH_API_CPUS),
     generatorCpus: cpuListOf('generator-cpus', (flags['generator-cpus'] as string | undefined) ?? env.MAILBOX_BENCH_GENERATOR_CPUS),
     json,
