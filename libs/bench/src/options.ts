@@ -1,5 +1,6 @@
 // The option parsing both benches share: counts, yes/no variables, the preset's numeric settings, --quick,
 // --cpu-prof [DIR], --json and --help.
+import { statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 
 /** What parseArgs returned for the flags, by flag name. */
@@ -14,6 +15,15 @@ export const count = (name: string, raw: string, zero = false): number => {
 
 /** An environment variable as a yes/no: unset or empty is undefined; 0, false, no and off are false. */
 export const truthy = (v: string | undefined): boolean | undefined => (v === undefined || v === '' ? undefined : !/^(0|false|no|off)$/i.test(v))
+
+/** Whether `path` is an existing directory (what `--store-dir` of either bench expects). */
+export const isDirectory = (path: string): boolean => {
+  try {
+    return statSync(path).isDirectory()
+  } catch {
+    return false
+  }
+}
 
 /** `--cpu-prof [DIR]` (the directory arrives as a positional) or BENCH_CPU_PROF=DIR|1; '' means a new temp dir. */
 const cpuProfDir = (flag: boolean, positional: string | undefined, env: string | undefined): string | undefined => {

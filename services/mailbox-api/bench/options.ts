@@ -1,6 +1,5 @@
 // The mailbox benchmark's settings: flags, then MAILBOX_BENCH_* environment variables, then the preset (full or --quick).
-import { statSync } from 'node:fs'
-import { count, parseBenchArgs } from '@msr/bench'
+import { count, isDirectory, parseBenchArgs } from '@msr/bench'
 
 /** Everything a run is configured by. */
 export interface BenchOptions {
@@ -92,13 +91,7 @@ The API inherits the environment (e.g. DB_POOL_SIZE) except DATABASE_URL: the be
 /** The --store-dir value: an existing directory. */
 const storeDirOf = (raw: string | undefined): string | undefined => {
   if (raw === undefined || raw === '') return undefined
-  let directory = false
-  try {
-    directory = statSync(raw).isDirectory()
-  } catch {
-    directory = false
-  }
-  if (!directory) throw new Error(`--store-dir expects an existing directory, not "${raw}"`)
+  if (!isDirectory(raw)) throw new Error(`--store-dir expects an existing directory, not "${raw}"`)
   return raw
 }
 

@@ -1,6 +1,5 @@
 // The benchmark's settings: flags, then BENCH_* environment variables, then the preset (full or --quick).
-import { statSync } from 'node:fs'
-import { parseBenchArgs, truthy } from '@msr/bench'
+import { isDirectory, parseBenchArgs, truthy } from '@msr/bench'
 
 /** The scenarios a run can include. */
 export type Scenario = 'ingest' | 'req' | 'fanout' | 'idle'
@@ -250,14 +249,6 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
 const refuseWithReplication = (tracing: boolean, cpuProf: string | undefined, only: string | undefined): void => {
   const refused = [tracing && '--tracing', cpuProf !== undefined && '--cpu-prof/--profile', only && '--only'].filter(Boolean)
   if (refused.length > 0) throw new UsageError(`--replication runs scenario 1 (ingest) on relays of its own; it cannot be combined with ${refused.join(', ')}`)
-}
-
-const isDirectory = (path: string): boolean => {
-  try {
-    return statSync(path).isDirectory()
-  } catch {
-    return false
-  }
 }
 
 /** The --store-dir value: an existing directory. */
