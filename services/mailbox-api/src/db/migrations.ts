@@ -111,7 +111,8 @@ ALTER TABLE groups ADD COLUMN message_count BIGINT NOT NULL DEFAULT 0;
     sql: `
 -- Room on each page for the update a pickup makes (picked_up_at): PostgreSQL then writes the new row version
 -- on the same page without new index entries (a HOT update) and logs only what changed, instead of a whole
--- 1-2 KB row with four index insertions. New pages only; the mailbox bench's pickup statement logged 2.2
+-- 1-2 KB row with four index insertions. New pages only, and under a SHARE UPDATE EXCLUSIVE lock: instances
+-- still serving keep reading and writing while it runs. The mailbox bench's pickup statement logged 2.2
 -- instead of 10.9 MB of WAL (docs/performance-log.md, seventeenth session).
 ALTER TABLE mail_keypackages SET (fillfactor = 80);
 ALTER TABLE mail_welcomes SET (fillfactor = 80);
