@@ -1,7 +1,7 @@
 // The CPU each party used (Linux /proc): the API process, its embedded PostgreSQL (every process below the API),
 // the load generator, and the rest of the machine; and the file system the data lives on.
 import { execFileSync } from 'node:child_process'
-import { readdirSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { machineBusySeconds, minus, ownCpuSeconds, processMemoryMiB, readProcStat, type PhaseCpu, type ProcStat } from '@msr/bench'
 
 /** The file system type and device of a path (`ext4 /dev/vda`), or undefined when `df` cannot tell. */
@@ -35,12 +35,33 @@ interface Cpu {
   kernel: number
 }
 
-/** CPU seconds of the API process itself (all threads), and of its main thread (the event loop), or undefined off Linux. */
-const apiCpu = (pid: number): (Cpu & { mainThread: number | undefined }) | undefined => {
+/**
+ * Seconds a thread has spent runnable but waiting for a core, from a `schedstat` text (`/proc/<pid>/task/<tid>/schedstat`:
+ * time on a core, time waiting in the run queue, both in ns, then timeslices); undefined when it is not one.
+ */
+export const runQueueSeconds = (schedstat: string): number | undefined => {
+  const waited = schedstat.trim().split(/\s+/)[1]
+  return waited !== undefined && /^\d+$/.test(waited) ? Number(waited) / 1e9 : undefined
+}
+
+const readRunQueueSeconds = (path: string): number | undefined => {
+  try {
+    return runQueueSeconds(readFileSync(path, 'utf8'))
+  } catch {
+    // No schedstat (a kernel without CONFIG_SCHED_INFO, or not Linux).
+    return undefined
+  }
+}
+
+/**
+ * CPU seconds of the API process itself (all threads), of its main thread (the event loop), and the
+ * seconds the main thread waited for a core; or undefined off Linux.
+ */
+const apiCpu = (pid: number): (Cpu & { mainThread: number | undefined; mainThreadWaiting: number | undefined }) | undefined => {
   const stat = readProcStat(pid)
   // A process's first thread has the process id as its thread id.
   const main = readProcStat(pid, `/proc/${pid}/task/${pid}/stat`)
-  return stat && { total: stat.own, kernel: stat.kernel, mainThread: main?.own }
+  return stat && { total: stat.own, kernel: stat.kernel, mainThread: main?.own, mainThreadWaiting: readRunQueueSeconds(`/proc/${pid}/task/${pid}/schedstat`) }
 }
 
 /**
@@ -66,6 +87,11 @@ export interface CpuShare extends PhaseCpu {
   apiKernelSeconds: number | undefined
   /** The API's main thread: every request goes through it, so it bounds one instance's rate (the verifier threads are the rest). */
   apiMainThreadSeconds: number | undefined
+  /**
+   * Seconds the main thread was runnable but waited for a core. On cores shared with PostgreSQL and the
+   * generator this, not its CPU time, is what keeps the rate under the capacity.
+   */
+  apiMainThreadWaitingSeconds: number | undefined
   postgresSeconds: number | undefined
   postgresKernelSeconds: number | undefined
   apiRssMiB: number | undefined
@@ -89,6 +115,7 @@ export const startCpuShare = (apiPid: number): (() => CpuShare) => {
       apiSeconds,
       apiKernelSeconds: minus(api1?.kernel, api0?.kernel),
       apiMainThreadSeconds: minus(api1?.mainThread, api0?.mainThread),
+      apiMainThreadWaitingSeconds: minus(api1?.mainThreadWaiting, api0?.mainThreadWaiting),
       postgresSeconds,
       postgresKernelSeconds: minus(pg1?.kernel, pg0?.kernel),
       generatorSeconds,

@@ -47,7 +47,12 @@ const cpuText = (cpu: CpuShare, requests: number): string => {
   const cores = (seconds: number) => `${(seconds / cpu.wallSeconds).toFixed(2)} cores`
   const perRequest = (seconds: number, kernel: number | undefined) =>
     `${ms((1000 * seconds) / requests)}/request${kernel === undefined || seconds === 0 ? '' : `, ${((100 * kernel) / seconds).toFixed(0)}% kernel`}`
-  const main = cpu.apiMainThreadSeconds === undefined ? '' : `; main thread ${ms((1000 * cpu.apiMainThreadSeconds) / requests)}`
+  const share = (seconds: number) => `${((100 * seconds) / cpu.wallSeconds).toFixed(0)}%`
+  const waited =
+    cpu.apiMainThreadSeconds === undefined || cpu.apiMainThreadWaitingSeconds === undefined
+      ? ''
+      : `, on a core ${share(cpu.apiMainThreadSeconds)} of the phase and waiting for one ${share(cpu.apiMainThreadWaitingSeconds)}`
+  const main = cpu.apiMainThreadSeconds === undefined ? '' : `; main thread ${ms((1000 * cpu.apiMainThreadSeconds) / requests)}${waited}`
   const api = cpu.apiSeconds === undefined ? 'API ?' : `API ${cores(cpu.apiSeconds)} (${perRequest(cpu.apiSeconds, cpu.apiKernelSeconds)}${main})`
   const pg = cpu.postgresSeconds === undefined ? 'PostgreSQL ?' : `PostgreSQL ${cores(cpu.postgresSeconds)} (${perRequest(cpu.postgresSeconds, cpu.postgresKernelSeconds)})`
   const other = cpu.otherSeconds === undefined ? '' : `, other processes ${cores(cpu.otherSeconds)}`
