@@ -11,7 +11,7 @@ test('the README environment reference is the one generated from the schema (npm
   assert.equal(readme, replaceMarkedSection(readme, ENV_SECTION, envReference()), 'README.md is out of date: run `npm run docs`')
 })
 
-test('defaults: port 8081, embedded PostgreSQL, 7-day default and 30-day maximum TTL, local public URL', () => {
+test('defaults: port 8081, embedded PostgreSQL, 7-day default and 30-day maximum TTL, local public URL, signatures on the event loop', () => {
   const loaded = loadMailboxConfig({})
   assert.ok(loaded.ok)
   assert.equal(loaded.value.port, 8081)
@@ -21,6 +21,7 @@ test('defaults: port 8081, embedded PostgreSQL, 7-day default and 30-day maximum
   assert.equal(loaded.value.maxTtlSeconds, 30 * 86400)
   assert.equal(loaded.value.maxArtifactBytes, 256 * 1024)
   assert.equal(loaded.value.publicUrl, 'http://127.0.0.1:8081')
+  assert.equal(loaded.value.verifyWorkers, 0)
 })
 
 test('PUBLIC_URL loses a trailing slash; PORT moves the default public URL', () => {

@@ -56,7 +56,9 @@ export const mailboxEnvSchema = z.object({
   MAILBOX_JANITOR_INTERVAL: duration('1m').describe('How often expired items, dm hints, seen hint ids and NIP-98 replay entries are purged.'),
   TRUSTED_PROXIES: integer(0, 0).describe('Proxies in front: 2 behind the Google Cloud load balancer (it appends client and load balancer), 1 on Cloud Run alone or behind the compose gateway. The client IP is the N-th X-Forwarded-For entry from the right.'),
   DB_POOL_SIZE: integer(10, 1).describe('PostgreSQL connections per instance.'),
-  VERIFY_WORKERS: integer(1, 0).describe('Worker threads checking NIP-98 signatures (0: on the event loop).'),
+  VERIFY_WORKERS: integer(0, 0).describe(
+    'Worker threads checking NIP-98 signatures; 0: on the event loop, cheaper on one or two cores (a thread more waits for a core, and each check costs a message each way). 1 on a machine with cores to spare.',
+  ),
   HINTS_PUSH_TOKEN: z.string().optional().describe('Shared secret of POST /internal/pubsub/push (Bearer, or ?token= in the push URL): the local transport of the relay. At least 16 characters.'),
   HINTS_PUSH_SERVICE_ACCOUNT: z.string().optional().describe('Email of the Pub/Sub push service account. Needs HINTS_PUSH_AUDIENCE (the push OIDC token is then verified in the app), or HINTS_PUSH_IAM_VERIFIED=true.'),
   HINTS_PUSH_AUDIENCE: z.string().optional().describe("Audience of the push OIDC token; set: the token's signature (Google's keys), audience, issuer and expiry are verified in the app (for a public endpoint). Needs HINTS_PUSH_SERVICE_ACCOUNT."),

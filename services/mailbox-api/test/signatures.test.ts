@@ -1,4 +1,4 @@
-// NIP-98 signatures checked on worker threads (VERIFY_WORKERS, the default in production).
+// NIP-98 signatures checked on worker threads (VERIFY_WORKERS=1 or more; the default, 0, checks them on the event loop).
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { finalizeEvent } from 'nostr-tools/pure'
