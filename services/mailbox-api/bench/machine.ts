@@ -85,7 +85,7 @@ const postgresCpu = (apiPid: number): Cpu | undefined => {
 export interface CpuShare extends PhaseCpu {
   apiSeconds: number | undefined
   apiKernelSeconds: number | undefined
-  /** The API's main thread: every request goes through it, so it bounds one instance's rate (the verifier threads are the rest). */
+  /** The API's main thread: every request goes through it, so it bounds one instance's rate (its other threads are the rest). */
   apiMainThreadSeconds: number | undefined
   /**
    * Seconds the main thread was runnable but waited for a core. On cores shared with PostgreSQL and the
