@@ -3,13 +3,16 @@
 import { statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 
+/** A bad or refused combination of options: a bench prints it and exits with code 2. */
+export class UsageError extends Error {}
+
 /** What parseArgs returned for the flags, by flag name. */
 export type Flags = Record<string, string | boolean | undefined>
 
 /** A positive integer (`_` allowed as a digit separator), or 0 too when `zero` allows it; else throws naming the flag. */
 export const count = (name: string, raw: string, zero = false): number => {
   const n = Number(raw.replace(/_/g, ''))
-  if (!Number.isSafeInteger(n) || n < (zero ? 0 : 1)) throw new Error(`--${name} must be a ${zero ? 'non-negative' : 'positive'} integer, not "${raw}"`)
+  if (!Number.isSafeInteger(n) || n < (zero ? 0 : 1)) throw new UsageError(`--${name} must be a ${zero ? 'non-negative' : 'positive'} integer, not "${raw}"`)
   return n
 }
 
@@ -30,6 +33,15 @@ const cpuProfDir = (flag: boolean, positional: string | undefined, env: string |
   if (flag) return positional ?? ''
   if (truthy(env) !== true) return undefined
   return /^(1|true|yes|on)$/i.test(env ?? '') ? '' : env
+}
+
+/** What `parse` returns; its error (an unknown flag, a missing value) as a UsageError. */
+const parsed = <T>(parse: () => T): T => {
+  try {
+    return parse()
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error))
+  }
 }
 
 /** A bench's own parseArgs options, besides the numeric settings and the common flags. */
@@ -53,7 +65,7 @@ export interface NumericSettings<K extends string> {
  * own options, returned as flags for the bench to read. Throws on a bad value or a stray argument.
  */
 export const parseBenchArgs = <K extends string>(argv: string[], env: Record<string, string | undefined>, numeric: NumericSettings<K>, own: OwnOptions) => {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parsed(() => parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
@@ -64,10 +76,10 @@ export const parseBenchArgs = <K extends string>(argv: string[], env: Record<str
       json: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
-  })
+  }))
   const flags = values as Flags
   const cpuProf = cpuProfDir(Boolean(flags['cpu-prof']), positionals[0], env.BENCH_CPU_PROF)
-  if (positionals.length > (flags['cpu-prof'] ? 1 : 0)) throw new Error(`unexpected argument "${positionals.at(-1)}"`)
+  if (positionals.length > (flags['cpu-prof'] ? 1 : 0)) throw new UsageError(`unexpected argument "${positionals.at(-1)}"`)
   // npm_config_quick: `npm run bench --quick` (no `--`) hands the flag to npm, which exports it to the script.
   const quick = Boolean(flags.quick) || truthy(env.BENCH_QUICK) === true || env.npm_config_quick === 'true'
   const preset = quick ? numeric.quick : numeric.full

@@ -8,8 +8,8 @@ import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  generateSecrets, int, loadProfiles, loadSigner, machineInfo, measureMachineSpeed, nowUs, otherProcessesText, processMemoryMiB, profileDir, resultsReplacer, runMain, sec,
-  stopOnInterrupt, type Phase,
+  figureTable, generateSecrets, int, loadProfiles, loadSigner, machineInfo, measureMachineSpeed, nowUs, otherProcessesText, processMemoryMiB, profileDir, resultsReplacer, runMain, sec,
+  stopOnInterrupt, summarize as summarizeLatencies, UsageError, type Figure, type MachineSpeed, type Phase,
 } from '@msr/bench'
 import { startApiProcess, type ApiProcess } from './api-process.js'
 import { failureCount, type Tally } from './driver.js'
@@ -110,7 +110,7 @@ const faultsOf = (results: Results): number => {
 }
 
 /** One line per headline figure. */
-const summarize = (results: Results, faults: number, apiCores: number): string[] => {
+const summaryLines = (results: Results, faults: number, apiCores: number): string[] => {
   const lines: string[] = []
   const rate = (t: Tally) => report.requestsOf(t) / report.secondsOf(t)
   const met = (r: number) => `target ≥ ${int(report.TARGET_PER_SECOND)}: ${r >= report.TARGET_PER_SECOND ? 'met' : 'MISSED'}`
@@ -126,11 +126,46 @@ const summarize = (results: Results, faults: number, apiCores: number): string[]
   return lines
 }
 
+/** The run's figures, as the table that ends the report (and the JSON's `figures`): rates, p99s, the projection. */
+const figuresOf = (results: Results, machine: MachineSpeed, apiCores: number): Figure[] => {
+  const figures: Figure[] = []
+  const add = (figure: string, value: number | undefined, unit: string) => void (value !== undefined && figures.push({ figure, value, unit }))
+  const rate = (t: Tally) => report.requestsOf(t) / report.secondsOf(t)
+  const p99 = (latencies: readonly number[]) => (latencies.length > 0 ? summarizeLatencies(latencies).p99 : undefined)
+  const { deposits: d, pickups: p, mixed: m } = results
+  if (d) {
+    add('deposits', rate(d.tally), 'requests/s')
+    add('deposit latency p99', p99(d.tally.ops.deposit.latencies), 'ms')
+  }
+  if (p) {
+    add('pickups (GET pages + acks)', rate(p.run.tally), 'requests/s')
+    add('ack latency p99', p99(p.run.tally.ops.ack.latencies), 'ms')
+  }
+  if (m) {
+    const requests = report.requestsOf(m.run.tally)
+    add('mixed (deposits + GET pages + acks)', rate(m.run.tally), 'requests/s')
+    add('mixed: deposit latency p99', p99(m.run.tally.ops.deposit.latencies), 'ms')
+    add(`mixed: capacity, API and PostgreSQL on ${apiCores} core${apiCores === 1 ? '' : 's'} of their own`, report.capacityOf(m.cpu, requests, apiCores)?.rate, 'requests/s')
+    add('mixed: API main thread CPU per request', m.cpu.apiMainThreadSeconds === undefined ? undefined : (1000 * m.cpu.apiMainThreadSeconds) / requests, 'ms')
+  }
+  // Last: what the figures above were measured on (compare runs of different days only at like readings).
+  add('machine: JavaScript work unit', machine.workMicros, 'µs')
+  add('machine: loopback round trip p50', machine.roundTripMicros.p50, 'µs')
+  return figures
+}
+
 /** Pins this process and every thread it has (and, inherited, every thread it starts later) to `cpus`. */
 const pinGenerator = (cpus: string): void => void execFileSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' })
 
 const main = async (): Promise<number> => {
-  const options = parseBenchOptions(process.argv.slice(2), process.env)
+  let options: BenchOptions
+  try {
+    options = parseBenchOptions(process.argv.slice(2), process.env)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    process.stderr.write(`bench: ${error.message}\n(node services/mailbox-api/dist/bench/bench.js --help lists the options)\n`)
+    return 2
+  }
   if (options.help) return void process.stdout.write(USAGE), 0
   // Before pinning: the machine's cores, not the generator's share of them.
   const machine = machineInfo()
@@ -171,8 +206,10 @@ const main = async (): Promise<number> => {
   }
   if (profDir) report.printProfiles(phases, loadProfiles(profDir))
   const faults = faultsOf(results)
-  report.printClosing(api, stop, peakRss, dataMiB, summarize(results, faults, rig.apiCores))
-  if (options.json) writeFileSync(options.json, JSON.stringify({ options, machine: speed, results }, resultsReplacer('latencies'), 2))
+  report.printClosing(api, stop, peakRss, dataMiB, summaryLines(results, faults, rig.apiCores))
+  const figures = figuresOf(results, speed, rig.apiCores)
+  report.printFigures(figureTable(figures, `the bench's mailbox API child, ${api.url}`))
+  if (options.json) writeFileSync(options.json, JSON.stringify({ options, machine: speed, results, figures }, resultsReplacer('latencies'), 2))
   return faults > 0 ? 1 : 0
 }
 

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { UsageError } from '@msr/bench'
 import { cpuCount, parseBenchOptions } from './options.js'
 
 describe('bench options: CPU pinning', () => {
@@ -41,5 +44,20 @@ describe('bench options: --store-dir', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('bench options: usage errors', () => {
+  it('are UsageErrors naming the option, whether the flag is unknown, its value bad, or the combination refused', () => {
+    for (const args of [['--no-such-flag'], ['--deposits', 'many'], ['--limit', '500'], ['--clients', '1'], ['--rate-limit', '9999999999'], ['stray']])
+      assert.throws(() => parseBenchOptions(args, {}), (e: unknown) => e instanceof UsageError, args.join(' '))
+  })
+
+  it('end the bench with exit code 2 and one line saying what is wrong, before anything is started', () => {
+    const bench = fileURLToPath(new URL('./bench.js', import.meta.url))
+    const run = spawnSync(process.execPath, [bench, '--limit', '500'], { encoding: 'utf8', timeout: 60_000 })
+    assert.equal(run.status, 2)
+    assert.match(run.stderr, /^bench: --limit may be at most 100 \(the API refuses larger pages\)\n\(node services\/mailbox-api\/dist\/bench\/bench\.js --help lists the options\)\n$/)
+    assert.equal(run.stdout, '')
   })
 })

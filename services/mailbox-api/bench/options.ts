@@ -1,5 +1,5 @@
 // The mailbox benchmark's settings: flags, then MAILBOX_BENCH_* environment variables, then the preset (full or --quick).
-import { count, isDirectory, parseBenchArgs } from '@msr/bench'
+import { count, isDirectory, parseBenchArgs, UsageError } from '@msr/bench'
 
 /** Everything a run is configured by. */
 export interface BenchOptions {
@@ -91,7 +91,7 @@ The API inherits the environment (e.g. DB_POOL_SIZE) except DATABASE_URL: the be
 /** The --store-dir value: an existing directory. */
 const storeDirOf = (raw: string | undefined): string | undefined => {
   if (raw === undefined || raw === '') return undefined
-  if (!isDirectory(raw)) throw new Error(`--store-dir expects an existing directory, not "${raw}"`)
+  if (!isDirectory(raw)) throw new UsageError(`--store-dir expects an existing directory, not "${raw}"`)
   return raw
 }
 
@@ -100,7 +100,7 @@ const CPU_LIST = /^\d+(-\d+)?(,\d+(-\d+)?)*$/
 
 const cpuListOf = (flag: string, raw: string | undefined): string | undefined => {
   if (raw === undefined || raw === '') return undefined
-  if (!CPU_LIST.test(raw)) throw new Error(`--${flag} must be a CPU list such as 1, 2-3 or 0,2-3`)
+  if (!CPU_LIST.test(raw)) throw new UsageError(`--${flag} must be a CPU list such as 1, 2-3 or 0,2-3`)
   return raw
 }
 
@@ -118,19 +118,19 @@ const rateLimitOf = (raw: string | undefined): number => {
   if (raw === undefined || raw === '') return NEVER_REACHED
   if (/^(off|0)$/i.test(raw)) return 0
   const n = count('rate-limit', raw)
-  if (n > 2 ** 31 - 1) throw new Error('--rate-limit must fit the 32-bit counter column')
+  if (n > 2 ** 31 - 1) throw new UsageError('--rate-limit must fit the 32-bit counter column')
   return n
 }
 
-/** Parses argv (without node and script) and the environment; throws on a bad value. */
+/** Parses argv (without node and script) and the environment; throws a UsageError on a bad value. */
 export const parseBenchOptions = (argv: string[], env: Record<string, string | undefined>): BenchOptions => {
   const own = {
     'rate-limit': { type: 'string' }, 'api-log-level': { type: 'string' }, cli: { type: 'string' }, 'api-cpus': { type: 'string' }, 'generator-cpus': { type: 'string' },
     'store-dir': { type: 'string' },
   } as const
   const { flags, numbers, quick, cpuProf, json, help } = parseBenchArgs(argv, env, { flags: FLAGS, full: FULL, quick: QUICK, envPrefix: 'MAILBOX_BENCH_' }, own)
-  if (numbers.limit > 100) throw new Error('--limit may be at most 100 (the API refuses larger pages)')
-  if (numbers.clients < 2) throw new Error('--clients must be at least 2 (the mixed run splits them between deposits and pickups)')
+  if (numbers.limit > 100) throw new UsageError('--limit may be at most 100 (the API refuses larger pages)')
+  if (numbers.clients < 2) throw new UsageError('--clients must be at least 2 (the mixed run splits them between deposits and pickups)')
   return {
     quick,
     ...numbers,

@@ -1,5 +1,5 @@
 // The benchmark's settings: flags, then BENCH_* environment variables, then the preset (full or --quick).
-import { isDirectory, parseBenchArgs, truthy } from '@msr/bench'
+import { isDirectory, parseBenchArgs, truthy, UsageError } from '@msr/bench'
 
 /** The scenarios a run can include. */
 export type Scenario = 'ingest' | 'req' | 'fanout' | 'idle'
@@ -69,8 +69,7 @@ export interface BenchOptions {
   help: boolean
 }
 
-/** A bad or refused combination of options: the bench prints it and exits with code 2. */
-export class UsageError extends Error {}
+export { UsageError }
 
 type Numeric =
   | 'events' | 'ingestWarmup' | 'connections' | 'window' | 'store' | 'reqs' | 'baselineReqs' | 'reqConnections' | 'warmup' | 'subscribers' | 'perConnection' | 'fanoutEvents' | 'keys'
@@ -200,13 +199,7 @@ export const parseBenchOptions = (argv: string[], env: Record<string, string | u
   // --profile [DIR] is --cpu-prof [DIR] (BENCH_PROFILE is BENCH_CPU_PROF).
   const args = argv.flatMap(a => (a === '--profile' ? ['--cpu-prof'] : a.startsWith('--profile=') ? ['--cpu-prof', a.slice('--profile='.length)] : [a]))
   const benchEnv = env.BENCH_CPU_PROF === undefined && env.BENCH_PROFILE !== undefined ? { ...env, BENCH_CPU_PROF: env.BENCH_PROFILE } : env
-  let parsed: ReturnType<typeof parseBenchArgs<Numeric>>
-  try {
-    parsed = parseBenchArgs<Numeric>(args, benchEnv, { flags: FLAGS, full: FULL, quick: QUICK, envPrefix: 'BENCH_', zero: ['ingestWarmup'] }, own)
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error))
-  }
-  const { flags, numbers, quick, cpuProf, json, help } = parsed
+  const { flags, numbers, quick, cpuProf, json, help } = parseBenchArgs<Numeric>(args, benchEnv, { flags: FLAGS, full: FULL, quick: QUICK, envPrefix: 'BENCH_', zero: ['ingestWarmup'] }, own)
   // npm_config_tracing: `npm run bench --tracing` without `--`, as for --quick.
   const tracing = Boolean(flags.tracing) || truthy(env.BENCH_TRACING) === true || env.npm_config_tracing === 'true'
   const replication = Boolean(flags.replication) || truthy(env.BENCH_REPLICATION) === true || env.npm_config_replication === 'true'

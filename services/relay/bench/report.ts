@@ -1,6 +1,6 @@
 // The printed report: one section per scenario, then the targets of DESIGN.md §8.
 import type { IdleResult } from './idle.js'
-import { int, ms, sec, speedText, summarizeThread, type MachineInfo, type MachineSpeed, type Phase, type Summary, type ThreadProfile } from '@msr/bench'
+import { figureTable, int, ms, sec, speedText, summarizeThread, type Figure, type MachineInfo, type MachineSpeed, type Phase, type Summary, type ThreadProfile } from '@msr/bench'
 import type { FanoutResult } from './fanout.js'
 import type { CpuShare } from './machine.js'
 import type { PublishResult } from './publish.js'
@@ -216,24 +216,12 @@ export const printSummary = (summary: string[]): void => {
   for (const s of summary) line(`  ${s}`)
 }
 
-/** One row of the final table (and of the JSON's `figures`). */
-export interface Figure {
-  figure: string
-  value: number
-  unit: string
-}
-
-/** A table value: counts and values from 100 up with thousands separators, others with two decimals. */
-const valueText = (v: number): string => (!Number.isFinite(v) ? '-' : Math.abs(v) >= 100 || Number.isInteger(v) ? int(v) : v.toFixed(2))
+export type { Figure } from '@msr/bench'
 
 /** The figures of the run as one table: figure | value | unit. */
 export const printTable = (figures: readonly Figure[], target: string): void => {
   line()
-  line(`Figures (${target})`)
-  const w = [Math.max(6, ...figures.map(f => f.figure.length)), Math.max(5, ...figures.map(f => valueText(f.value).length)), Math.max(4, ...figures.map(f => f.unit.length))] as const
-  line(`  ${'figure'.padEnd(w[0])} | ${'value'.padStart(w[1])} | unit`)
-  line(`  ${'-'.repeat(w[0])} | ${'-'.repeat(w[1])} | ${'-'.repeat(w[2])}`)
-  for (const f of figures) line(`  ${f.figure.padEnd(w[0])} | ${valueText(f.value).padStart(w[1])} | ${f.unit}`)
+  for (const text of figureTable(figures, target)) line(text)
 }
 
 /** `--tracing`: the relay's verifier and log level (a relay is started per run, so there is no single pid or data dir). */
