@@ -23,6 +23,27 @@ const pretenuringLines = (tune: boolean): string[] => {
   return child.stdout.split('\n').filter(line => line.includes('pretenuring:'))
 }
 
+/**
+ * What V8's helper threads spent on each young collection of a child that keeps a changing set of objects
+ * alive (`background.scavenge.parallel` of --trace-gc-nvp, ms); with `tune`, it calls tuneHeapForServing first.
+ */
+const scavengeHelperMs = (tune: boolean): number[] => {
+  const script = `
+    ${tune ? `const { tuneHeapForServing } = await import(${JSON.stringify(MODULE)}); tuneHeapForServing()` : ''}
+    let keep = []
+    for (let i = 0; i < 3_000_000; i++) {
+      keep.push({ i, s: 'x' + i })
+      if (keep.length > 200_000) keep = []
+    }
+    process.stdout.write('done\\n')`
+  const child = spawnSync(process.execPath, ['--trace-gc-nvp', '--input-type=module', '-e', script], { encoding: 'utf8' })
+  assert.equal(child.status, 0, child.stderr)
+  assert.match(child.stdout, /^done$/m)
+  const scavenges = child.stdout.split('\n').filter(line => / gc=s /.test(line))
+  assert.ok(scavenges.length >= 5, `young collections: ${scavenges.length}`)
+  return scavenges.map(line => Number(/ background\.scavenge\.parallel=([\d.]+)/.exec(line)?.[1] ?? Number.NaN))
+}
+
 describe('tuneHeapForServing', () => {
   it('turns allocation-site pretenuring off in a running process', () => {
     assert.ok(
@@ -30,5 +51,14 @@ describe('tuneHeapForServing', () => {
       'without the tuning V8 pretenures the workload (else this test proves nothing)',
     )
     assert.deepEqual(pretenuringLines(true), [])
+  })
+
+  it('makes young collections run on the collecting thread alone', () => {
+    assert.ok(
+      scavengeHelperMs(false).some(ms => ms > 0),
+      'without the tuning V8 shares young collections with helper threads (else this test proves nothing)',
+    )
+    const tuned = scavengeHelperMs(true)
+    assert.ok(tuned.every(ms => ms === 0), `helper time per collection: ${tuned.join(', ')}`)
   })
 })
