@@ -19,7 +19,7 @@ import { measureFanout, type FanoutResult } from './fanout.js'
 import { startCpuShare, type CpuShare } from './machine.js'
 import { parseBenchOptions, USAGE, UsageError, type BenchOptions, type Scenario } from './options.js'
 import { publish, type PublishResult } from './publish.js'
-import { gcBetween, readRelayGc, type RelayGc } from './relay-gc.js'
+import { gcBetween, relayGcReader, type RelayGc } from './relay-gc.js'
 import { fileSystemOf, startRelayProcess, type RelayProcess } from './relay-process.js'
 import { idleConnections, type IdleResult } from './idle.js'
 import { randomBytes } from 'node:crypto'
@@ -505,7 +505,7 @@ const main = async (): Promise<number> => {
   let peakRss: number | undefined
   let stop: Awaited<ReturnType<RelayProcess['stop']>>
   try {
-    const target: Target = { url: relay.url, pid: relay.pid, storeMiB: relay.storeMiB, gc: () => readRelayGc(relay.url, metricsKey).catch(() => undefined) }
+    const target: Target = { url: relay.url, pid: relay.pid, storeMiB: relay.storeMiB, gc: await relayGcReader(relay.url, metricsKey) }
     if (corpus.notes.length > 0) await ingestAndLoad(target, options, corpus, results)
     if (options.scenarios.has('req')) await reqLatency(target, options, corpus, results)
     if (options.scenarios.has('fanout')) await fanout(target, options, corpus, results)

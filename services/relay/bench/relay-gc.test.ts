@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { startTestRelay } from '../test/harness.js'
-import { gcBetween, gcText, parseRelayGc, readRelayGc } from './relay-gc.js'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { gcBetween, gcText, parseRelayGc, readRelayGc, relayGcReader } from './relay-gc.js'
 
 /** prom-client's histogram as the relay's /metrics serves it (buckets first, `le` before `kind`). */
 const metrics = (young: [count: number, within10ms: number, seconds: number], major: [number, number, number]): string =>
@@ -57,6 +59,24 @@ describe("the bench's reading of the relay's collections", () => {
       await assert.rejects(readRelayGc(relay.url, 'not-the-key-0123456789'), /\/metrics: HTTP 404/)
     } finally {
       await relay.close()
+    }
+  })
+
+  it('primes its reader: /metrics is read once before the reader is handed out, so no timed phase pays for the first fetch', async () => {
+    let reads = 0
+    const server = createServer((req, res) => {
+      reads++
+      res.end(req.headers.authorization === 'Bearer k' ? metrics([10, 10, 0.01], [1, 1, 0.002]) : '')
+    })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const read = await relayGcReader(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`, 'k')
+      assert.equal(reads, 1)
+      assert.equal((await read())?.young.count, 10)
+      assert.equal(reads, 2)
+    } finally {
+      server.closeAllConnections()
+      await new Promise(resolve => server.close(resolve))
     }
   })
 })
