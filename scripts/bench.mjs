@@ -5,7 +5,8 @@
 //   file, and the two are put together at the end (a bench that wrote none is null).
 // - A usage error of the relay bench (exit 2) ends the run there; otherwise the mailbox bench runs whatever
 //   the relay bench's figures were, and the exit code is the first non-zero one.
-// - Ctrl-C or SIGTERM reaches the bench running, which stops its child and removes its temp dir.
+// - Ctrl-C reaches the bench running from the terminal (the whole process group gets it; this script only
+//   waits), SIGTERM is passed on to it: either way it stops its child and removes its temp dir.
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -39,11 +40,13 @@ const splitJson = args => {
 const run = (script, args) =>
   new Promise(done => {
     const child = spawn(process.execPath, [join(root, script), ...args], { cwd, stdio: 'inherit' })
-    const forward = signal => child.kill(signal)
-    process.on('SIGINT', forward)
+    // A second SIGINT would end the bench before it has stopped its child (it handles one), so none is sent.
+    const wait = () => undefined
+    const forward = () => child.kill('SIGTERM')
+    process.on('SIGINT', wait)
     process.on('SIGTERM', forward)
     child.on('exit', (code, signal) => {
-      process.off('SIGINT', forward)
+      process.off('SIGINT', wait)
       process.off('SIGTERM', forward)
       done(code ?? 128 + (signal === 'SIGINT' ? 2 : 15))
     })

@@ -1,6 +1,6 @@
 // scripts/bench.mjs (`npm run bench`) with stand-in benches: what each is run with, and the one JSON file.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -20,12 +20,19 @@ appendFileSync(${JSON.stringify(calls)}, JSON.stringify({ name: ${JSON.stringify
 const at = args.indexOf('--json')
 if (at >= 0) writeFileSync(args[at + 1], JSON.stringify({ bench: ${JSON.stringify(name)} }))
 process.exitCode = Number(process.env.EXIT_${name.toUpperCase()} ?? 0)
+if (process.env.HANG_${name.toUpperCase()}) {
+  const note = signal => appendFileSync(${JSON.stringify(calls)}, JSON.stringify({ name: ${JSON.stringify(name)}, signal }) + '\\n')
+  process.on('SIGINT', () => note('SIGINT'))
+  process.on('SIGTERM', () => (note('SIGTERM'), process.exit(143)))
+  setInterval(() => undefined, 1000)
+}
 `
 
 interface Call {
   name: string
-  args: string[]
-  cwd: string
+  args?: string[]
+  cwd?: string
+  signal?: string
 }
 
 describe('scripts/bench.mjs (npm run bench)', () => {
@@ -72,7 +79,7 @@ describe('scripts/bench.mjs (npm run bench)', () => {
       const { code, calls } = await launch(args)
       assert.equal(code, 0, args.join(' '))
       assert.deepEqual(JSON.parse(await readFile(join(user, 'out.json'), 'utf8')), { relay: { bench: 'relay' }, mailbox: { bench: 'mailbox' } })
-      const files = calls.map(c => c.args[c.args.indexOf('--json') + 1] as string)
+      const files = calls.map(c => (c.args ?? [])[(c.args ?? []).indexOf('--json') + 1] as string)
       assert.equal(new Set(files).size, 2, 'each bench its own file')
       for (const [i, c] of calls.entries()) {
         assert.deepEqual(c.args, ['--quick', '--json', files[i]])
@@ -101,5 +108,23 @@ describe('scripts/bench.mjs (npm run bench)', () => {
       assert.match(stderr, /^bench: --json needs a file name/)
       assert.deepEqual(calls, [])
     }
+  })
+
+  it('passes SIGTERM on to the bench running and ends with its code; a SIGINT of its own it leaves to the terminal', async () => {
+    await writeFile(calls, '')
+    const env = { ...process.env, MSR_BENCH_ROOT: root, INIT_CWD: user, HANG_RELAY: '1' }
+    const launcher = spawn(process.execPath, [SCRIPT], { env, stdio: 'ignore' })
+    const exited = new Promise<number | null>(resolve => launcher.on('exit', code => resolve(code)))
+    const lines = async () => (await readFile(calls, 'utf8')).split('\n').filter(Boolean).map(line => JSON.parse(line) as Call)
+    const until = async (done: (c: Call[]) => boolean) => {
+      for (let i = 0; i < 200 && !done(await lines()); i++) await new Promise(resolve => setTimeout(resolve, 25))
+    }
+    await until(c => c.length > 0)
+    launcher.kill('SIGINT')
+    await new Promise(resolve => setTimeout(resolve, 300))
+    assert.equal(launcher.exitCode, null, 'a SIGINT sent to the launcher alone does not end it')
+    launcher.kill('SIGTERM')
+    assert.equal(await exited, 143)
+    assert.deepEqual(await lines(), [{ name: 'relay', args: [], cwd: user }, { name: 'relay', signal: 'SIGTERM' }], 'no SIGINT passed on, no mailbox bench after')
   })
 })
