@@ -21,3 +21,6 @@ export const figureTable = (figures: readonly Figure[], target: string): string[
     ...figures.map(f => `  ${f.figure.padEnd(w[0])} | ${valueText(f.value).padStart(w[1])} | ${f.unit}`),
   ]
 }
+
+/** Prints the table after an empty line (both benches end their report with it). */
+export const printFigureTable = (figures: readonly Figure[], target: string): void => console.log(['', ...figureTable(figures, target)].join('\n'))

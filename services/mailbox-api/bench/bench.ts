@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  figureTable, generateSecrets, int, loadProfiles, loadSigner, machineInfo, measureMachineSpeed, nowUs, otherProcessesText, processMemoryMiB, profileDir, resultsReplacer, runMain, sec,
+  generateSecrets, int, loadProfiles, loadSigner, machineInfo, measureMachineSpeed, nowUs, otherProcessesText, printFigureTable, processMemoryMiB, profileDir, resultsReplacer, runMain, sec,
   stopOnInterrupt, summarize as summarizeLatencies, UsageError, type Figure, type MachineSpeed, type Phase,
 } from '@msr/bench'
 import { startApiProcess, type ApiProcess } from './api-process.js'
@@ -208,7 +208,7 @@ const main = async (): Promise<number> => {
   const faults = faultsOf(results)
   report.printClosing(api, stop, peakRss, dataMiB, summaryLines(results, faults, rig.apiCores))
   const figures = figuresOf(results, speed, rig.apiCores)
-  report.printFigures(figureTable(figures, `the bench's mailbox API child, ${api.url}`))
+  printFigureTable(figures, `the bench's mailbox API child, ${api.url}`)
   if (options.json) writeFileSync(options.json, JSON.stringify({ options, machine: speed, results, figures }, resultsReplacer('latencies'), 2))
   return faults > 0 ? 1 : 0
 }

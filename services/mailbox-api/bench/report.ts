@@ -193,9 +193,3 @@ export const printClosing = (
   line('Summary')
   for (const s of summary) line(`  ${s}`)
 }
-
-/** The table of figures that ends the report (lines from figureTable). */
-export const printFigures = (table: readonly string[]): void => {
-  line()
-  for (const text of table) line(text)
-}

@@ -1,6 +1,6 @@
 // The printed report: one section per scenario, then the targets of DESIGN.md §8.
 import type { IdleResult } from './idle.js'
-import { figureTable, int, ms, sec, speedText, summarizeThread, type Figure, type MachineInfo, type MachineSpeed, type Phase, type Summary, type ThreadProfile } from '@msr/bench'
+import { int, ms, sec, speedText, summarizeThread, type MachineInfo, type MachineSpeed, type Phase, type Summary, type ThreadProfile } from '@msr/bench'
 import type { FanoutResult } from './fanout.js'
 import type { CpuShare } from './machine.js'
 import type { PublishResult } from './publish.js'
@@ -217,12 +217,8 @@ export const printSummary = (summary: string[]): void => {
 }
 
 export type { Figure } from '@msr/bench'
-
 /** The figures of the run as one table: figure | value | unit. */
-export const printTable = (figures: readonly Figure[], target: string): void => {
-  line()
-  for (const text of figureTable(figures, target)) line(text)
-}
+export { printFigureTable as printTable } from '@msr/bench'
 
 /** `--tracing`: the relay's verifier and log level (a relay is started per run, so there is no single pid or data dir). */
 export const printTracingVerifier = (verifier: string, logLevel: string, profDir: string | undefined): void => {
