@@ -38,8 +38,12 @@ export interface AppDeps {
 /** The body limit: two artifacts of the maximum size as base64, plus room for the other fields. */
 const bodyLimit = (maxArtifactBytes: number): number => 2 * Math.ceil(maxArtifactBytes / 3) * 4 + 64 * 1024
 
-/** The admin routes under /api/v1 (GET and POST /groups in routes/groups.ts), as express matches them: any case, one trailing slash. */
+/**
+ * The admin routes under /api/v1 (GET and POST /groups in routes/groups.ts), as express matches them: any
+ * case, and runs of slashes (`/groups//` reaches them too) taken as one.
+ */
 const ADMIN_PATH = /^\/groups\/?$/i
+const isAdminPath = (path: string): boolean => ADMIN_PATH.test(path.replace(/\/{2,}/g, '/'))
 
 /** Times and counts each request by route (never logging bodies or tokens). */
 const timing = (metrics: MailboxMetrics): RequestHandler => (req, res, next) => {
@@ -74,7 +78,7 @@ export const buildApp = (deps: AppDeps): express.Express => {
     res.type(metrics.metrics.contentType).send(await metrics.metrics.render())
   })
   // Browsers only on /api/v1, never its admin routes: those and the push route serve tools, not pages.
-  app.use('/api/v1', crossOrigin({ origins: config.corsOrigins, except: path => ADMIN_PATH.test(path) }))
+  app.use('/api/v1', crossOrigin({ origins: config.corsOrigins, except: isAdminPath }))
   // Any other OPTIONS (no CORS preflight) gets an empty 204, not express's automatic text/plain list of
   // methods, which it would give even on routes whose credentials it never checked.
   app.options(/.*/, (_req, res) => void res.status(204).end())
@@ -118,6 +122,9 @@ const apiRouter = (deps: AppDeps, limits: RateLimits): express.Router => {
     express.json({
       limit: bodyLimit(config.maxArtifactBytes),
       strict: true,
+      // NIP-98's payload tag is the sha256 of the body as sent; body-parser would hand `verify` the inflated
+      // bytes of a compressed one. A Content-Encoding other than identity is refused (415) instead.
+      inflate: false,
       verify: (req, _res, buf) => void ((req as express.Request).rawBody = buf),
     }),
   )

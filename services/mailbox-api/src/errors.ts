@@ -92,8 +92,8 @@ const toApiError = (error: unknown): ApiError => {
   const e = error as { type?: string; status?: number }
   if (e.type === 'entity.too.large') return new ApiError(413, 'PAYLOAD_TOO_LARGE', 'the request body is larger than this API accepts')
   if (e.type === 'entity.parse.failed') return new ApiError(400, 'VALIDATION_FAILED', 'the request body is not valid JSON')
-  if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported')
-    return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as UTF-8 JSON')
+  if (e.type === 'encoding.unsupported') return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the body without a Content-Encoding (identity)')
+  if (e.type === 'charset.unsupported') return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as UTF-8 JSON')
   if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) return new ApiError(e.status, 'VALIDATION_FAILED', 'the request is malformed')
   if (notConnected(error)) return new ApiError(503, 'UNAVAILABLE', 'the database cannot be reached; nothing was stored, try again', { 'Retry-After': UNREACHABLE_RETRY_AFTER })
   return new ApiError(500, 'INTERNAL', 'internal error')

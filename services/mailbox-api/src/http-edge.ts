@@ -9,11 +9,16 @@ import { ApiError, type ErrorCode } from './errors.js'
 /**
  * Refuses a request whose Content-Length declares more than `limit` bytes: 413 from the header alone,
  * before authentication or any read, closing the connection (the body is never read, nor waited for).
+ * A request within the limit that asks `Expect: 100-continue` is told to send its body here (the server
+ * leaves that answer to the app: `checkContinue` in main.ts), so a refused one never hears 100 Continue.
  */
 export const refuseDeclaredOver =
   (limit: number): RequestHandler =>
-  (req, _res, next) => {
-    if (Number(req.headers['content-length'] ?? 0) <= limit) return next()
+  (req, res, next) => {
+    if (Number(req.headers['content-length'] ?? 0) <= limit) {
+      if (/^100-continue$/i.test(req.headers.expect ?? '')) res.writeContinue()
+      return next()
+    }
     next(new ApiError(413, 'PAYLOAD_TOO_LARGE', `the request body is larger than this route accepts (${limit} bytes)`, { Connection: 'close' }))
   }
 

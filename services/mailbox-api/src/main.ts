@@ -66,6 +66,8 @@ export const startMailbox = async (
     const s = createServer({ requireHostHeader: false, ...appServerOptions(app) }, app)
     s.once('error', reject)
     s.on('clientError', answerClientError)
+    // Expect: 100-continue reaches the app unanswered; refuseDeclaredOver says 100 only to a body it takes.
+    s.on('checkContinue', app)
     s.listen(config.port, config.host, () => resolve(s))
   })
   const consumers = startConsumers(config, database, metrics, logger)

@@ -88,12 +88,15 @@ describe('routes no browser may call, even with CORS_ORIGINS=*', () => {
 
   it('the admin routes (GET and POST /api/v1/groups, however express matches them)', async () => {
     const app = await buildTestApp(pg.pool, { CORS_ORIGINS: '*', ADMIN_TOKEN })
-    for (const path of ['/api/v1/groups', '/api/v1/groups/', '/api/v1/GROUPS']) {
+    for (const path of ['/api/v1/groups', '/api/v1/groups/', '/api/v1/GROUPS', '/api/v1/groups//', '/api/v1/groups///', '/api/v1//groups', '/api/v1//Groups//']) {
       const pre = await preflight(app.app, 'POST', path, anyone).expect(204)
       assert.deepEqual(corsHeaders(pre.headers), [], path)
       const list = await request(app.app).get(path).set('Origin', anyone).set('Authorization', `Bearer ${ADMIN_TOKEN}`)
-      expectStatus(list, 200)
+      // Where express does not route the path to the admin list (404), it must still send no CORS header.
+      if (list.status !== 404) expectStatus(list, 200)
       assert.deepEqual(corsHeaders(list.headers), [], path)
+      const create = await request(app.app).post(path).set('Origin', anyone).set('Authorization', `Bearer ${ADMIN_TOKEN}`).send({ group_id: 'cors-probe' })
+      assert.deepEqual(corsHeaders(create.headers), [], `POST ${path}`)
     }
     // A group's own entry is a user route: allowed.
     const entry = await preflight(app.app, 'GET', '/api/v1/groups/some-group', anyone).expect(204)

@@ -129,11 +129,16 @@ describe('GET /dm-hints', () => {
       { recipient: bob.pubkey, since: -1 },
       { recipient: bob.pubkey, since: 'yesterday' },
       { recipient: bob.pubkey, since: 1.5 },
+      // Past the largest created_at (u32): a 400, never PostgreSQL's "timestamp out of range" as a 500.
+      { recipient: bob.pubkey, since: 0xffffffff + 1 },
+      { recipient: bob.pubkey, since: 10_000_000_000_000 },
+      { recipient: bob.pubkey, since: Number.MAX_SAFE_INTEGER },
       { recipient: bob.pubkey, limit: 0 },
       { recipient: bob.pubkey, limit: 501 },
       { recipient: bob.pubkey, cursor: 'x' },
     ])
       expectError(await app.api.get(`/dm-hints${qs(params)}`, bob), 400, 'VALIDATION_FAILED')
+    assert.deepEqual(await hints(bob, { since: 0xffffffff }), [], 'the largest since is answered')
   })
 })
 

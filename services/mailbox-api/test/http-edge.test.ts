@@ -137,6 +137,38 @@ describe('a body declared larger than the route takes', () => {
       assert.deepEqual([await total(mailbox.metrics.authFailures), await total(mailbox.metrics.pushAuthFailures)], failures, 'no authentication was attempted')
     })
 
+  it('Expect: 100-continue with a body over the limit: 413 at once, never 100 Continue', async () => {
+    for (const path of ['/api/v1/keypackages', '/internal/pubsub/push']) {
+      const head = `POST ${path} HTTP/1.1\r\nHost: mailbox.test\r\nContent-Type: application/json\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n`
+      const exchanged = await exchange(head)
+      assert.doesNotMatch(exchanged.raw, /^HTTP\/1\.1 100/, path)
+      expectRawError(exchanged, 413, 'PAYLOAD_TOO_LARGE')
+    }
+  })
+
+  it('Expect: 100-continue within the limit: 100 Continue, then the body is read and authenticated', async () => {
+    const socket = connect(mailbox.port, '127.0.0.1')
+    try {
+      socket.setEncoding('utf8')
+      let raw = ''
+      socket.on('data', chunk => (raw += chunk))
+      /** Resolves once what was received matches; fails, showing it, after 10 s. */
+      const received = async (pattern: RegExp, what: string) => {
+        for (const started = Date.now(); !pattern.test(raw); await new Promise(resolve => setTimeout(resolve, 10)))
+          if (Date.now() - started > 10_000) assert.fail(`no ${what} in ${JSON.stringify(raw)}`)
+      }
+      socket.write('POST /api/v1/keypackages HTTP/1.1\r\nHost: mailbox.test\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n')
+      await received(/^HTTP\/1\.1 100 Continue\r\n\r\n/, '100 Continue')
+      socket.write('{}')
+      await received(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 .*\r\n\r\n\{.*\}$/s, 'final answer')
+      const final = parseResponse(raw.slice(raw.indexOf('\r\n\r\n') + 4))
+      assert.equal(final.status, 401)
+      assert.equal(apiError(JSON.parse(final.body)).code, 'AUTH_REQUIRED')
+    } finally {
+      socket.destroy()
+    }
+  })
+
   it('a declared size within the limit is still read and authenticated as before', async () => {
     const exchanged = await exchange('POST /api/v1/keypackages HTTP/1.1\r\nHost: mailbox.test\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}')
     expectRawError(exchanged, 401, 'AUTH_REQUIRED')

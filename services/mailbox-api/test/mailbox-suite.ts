@@ -147,6 +147,14 @@ export const describeMailbox = (spec: MailboxSpec, ctx: MailboxContext): void =>
       expectError(await ctx.main.api.post(`${spec.path}/${id}/ack`, bob), 404, 'MAILBOX_NOT_FOUND')
     })
 
+    it('an ack names the item in any case (UUIDs are case-insensitive)', async () => {
+      const [alice, bob] = [newSigner(), newSigner()]
+      const { id } = await deposit(alice, bob.pubkey)
+      expectStatus(await ctx.main.api.post(`${spec.path}/${id.toUpperCase()}/ack`, bob), 200)
+      assert.equal(await row(id), undefined)
+      expectError(await ctx.main.api.post(`${spec.path}/${id}/ack`, bob), 404, 'MAILBOX_NOT_FOUND')
+    })
+
     it('concurrent deposits (sharing statements) are each answered 201 with an id of their own, once their row is committed', async () => {
       const [alice, bob] = [newSigner(), newSigner()]
       const bodies = Array.from({ length: 12 }, () => spec.body(bob.pubkey))

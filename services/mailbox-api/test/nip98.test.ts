@@ -1,6 +1,8 @@
 // NIP-98 authentication over HTTP: every way a header can be wrong, replays (also across instances), and logs.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { createHash } from 'node:crypto'
+import { gzipSync } from 'node:zlib'
 import request from 'supertest'
 import {
   authEvent,
@@ -180,6 +182,24 @@ describe('NIP-98: method and payload', () => {
 
   it('refuses a payload tag on a request without a body', async () => {
     expectError(await getSigned(newSigner(), { payload: sha256Hex('{}') }), 401, 'AUTH_PAYLOAD_MISMATCH')
+  })
+
+  it('refuses a compressed body with 415, whichever bytes its payload tag hashes, and stores nothing', async () => {
+    const [signer, recipient] = [newSigner(), newSigner()]
+    const body = deposit(recipient.pubkey)
+    const gzipped = gzipSync(body)
+    const url = main.api.url('/keypackages')
+    // The bytes sent (NIP-98's "request body"), then the JSON they inflate to (what body-parser used to hash).
+    for (const payload of [createHash('sha256').update(gzipped).digest('hex'), sha256Hex(body)]) {
+      const header = authHeader(signer.secretKey, 'POST', url, body, { payload })
+      sentHeaders.push(header)
+      const res = await request(main.app).post('/api/v1/keypackages').set('Authorization', header).set('Content-Type', 'application/json').set('Content-Encoding', 'gzip').send(gzipped)
+      expectError(res, 415, 'UNSUPPORTED_MEDIA_TYPE')
+      assert.match(String((res.body as { error: { message: string } }).error.message), /Content-Encoding/)
+    }
+    const stored = await request(main.app).get(`/api/v1${pickupPath(recipient)}`).set('Authorization', authHeader(recipient.secretKey, 'GET', main.api.url(pickupPath(recipient))))
+    expectStatus(stored, 200)
+    assert.deepEqual((stored.body as { items: unknown[] }).items, [])
   })
 })
 

@@ -270,6 +270,9 @@ describe('every answer is the one the document describes', () => {
     conforms(await huge.send(JSON.stringify({ message: { data: 'A'.repeat(1100 * 1024) } })), 'post', PUSH, 413)
     const compressed = request(app.app).post(PUSH).set('Authorization', `Bearer ${PUSH_TOKEN}`).set('Content-Type', 'application/json').set('Content-Encoding', 'compress')
     conforms(await compressed.send('{}'), 'post', PUSH, 415)
+    // A body claiming gzip that is not: still one of the route's answers (415), not a 400 Pub/Sub would redeliver forever.
+    const corrupt = request(app.app).post(PUSH).set('Authorization', `Bearer ${PUSH_TOKEN}`).set('Content-Type', 'application/json').set('Content-Encoding', 'gzip')
+    conforms(await corrupt.send('not gzip at all'), 'post', PUSH, 415)
   })
 
   it('/healthz, /readyz, /metrics and /api/v1/openapi.json', async () => {

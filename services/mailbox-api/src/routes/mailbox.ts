@@ -66,7 +66,8 @@ export const mailboxRoutes = (kind: MailboxKind, body: z.ZodType<Body>, artifact
     res.json({ ok: true, items: page.items, ...(page.nextCursor && { next_cursor: page.nextCursor }) })
   }))
   router.post('/:id/ack', tracedRoute('mailbox.ack', attributes, async (req, res) => {
-    const id = parse(itemId, req.params.id, 'path')
+    // UUIDs are read in any case (RFC 9562); the API issues and stores them in lowercase.
+    const id = parse(itemId, req.params.id, 'path').toLowerCase()
     if (req.body !== undefined && Object.keys(req.body as object).length > 0)
       throw new ApiError(400, 'VALIDATION_FAILED', 'invalid body: an ack takes no body')
     if (!(await ack({ recipient: req.pubkey as string, id })))

@@ -23,7 +23,7 @@ const decodeBody = (body: unknown): ReceivedHint => {
  */
 export const pushRoutes = (deps: { auth: RequestHandler; receive: HintReceiver }): Router => {
   const router = Router()
-  router.post('/', deps.auth, express.raw({ type: () => true, limit: PUSH_BODY_LIMIT }), async (req, res) => {
+  router.post('/', deps.auth, express.raw({ type: () => true, limit: PUSH_BODY_LIMIT, inflate: false }), async (req, res) => {
     await deps.receive(decodeBody(req.body), 'push')
     res.status(204).end()
   })

@@ -1,4 +1,4 @@
-import { parsePubkey } from '@msr/nostr'
+import { MAX_CREATED_AT, parsePubkey } from '@msr/nostr'
 import { z } from 'zod'
 import { isStorableText, UNSTORABLE_TEXT } from '../db/storable-text.js'
 import { ApiError } from '../errors.js'
@@ -92,7 +92,7 @@ export const pickupQuery = z.strictObject({
 /** The query of GET /dm-hints. */
 export const dmHintsQuery = z.strictObject({
   recipient: pubkey,
-  since: z.coerce.number().int().min(0).default(0).meta({ description: 'Unix seconds; hints received at or after it.' }),
+  since: z.coerce.number().int().min(0).max(MAX_CREATED_AT).default(0).meta({ description: 'Unix seconds; hints received at or after it.' }),
   limit: pageLimit(PAGE_SIZES.dmHints),
   cursor: text.max(64).optional().meta({ description: 'The next_cursor of the previous page.' }),
 })
