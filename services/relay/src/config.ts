@@ -175,7 +175,7 @@ const rateRule = z.strictObject({
     .string()
     .regex(/^[a-zA-Z]$/, 'expected a single-letter tag name, e.g. "h"')
     .optional()
-    .describe('Count per value of this tag instead of per client (e.g. "h": one budget per MLS group, whoever sends); unset: per client IP and per authenticated pubkey.'),
+    .describe('Count per value of this tag instead of per client (e.g. "h": one budget per MLS group, whoever sends): every value an event names is charged, and an event naming more than 4 distinct values is refused "blocked:"; unset: per client IP and per authenticated pubkey.'),
   ip_whitelist: z.array(ipOrRange).default([]).describe('Addresses/ranges this rule does not apply to.'),
 })
 

@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws'
 import type { Logger } from '@msr/telemetry'
+import { readableId } from '@msr/nostr'
 import { handleAuth, sendChallenge } from './connection/auth.js'
 import { Client, type ClientOptions, type DropCause } from './connection/client.js'
 import { InboundOrder, type InboundHandler } from './connection/inbound.js'
@@ -249,7 +250,10 @@ export class Relay {
       error => {
         const reason = 'error: internal error while checking the AUTH message; send it again'
         inSpan(span, () => this.report('auth', error))
-        client.notice(reason)
+        // NIP-42: an AUTH is answered with OK, like an EVENT, whenever its id can be read.
+        const id = readableId(event)
+        if (id) client.ok(id, false, reason)
+        else client.notice(reason)
         endSpan(span, 'nostr.outcome', reason)
       },
     )

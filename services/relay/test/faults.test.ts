@@ -187,14 +187,17 @@ describe('the verifier pool fails', () => {
     await othersStillServed()
   })
 
-  it('an AUTH whose verification rejects gets NOTICE "error:" and the messages behind it are still handled', async () => {
+  it('an AUTH whose verification rejects gets OK false "error:" (NIP-42) and the messages behind it are still handled', async () => {
     inject(relay.running.verifier, 'verify', () => Promise.reject(new Error('simulated pool failure')))
     const fresh = await TestClient.connect(relay.url)
     try {
       const before = await internalErrors('auth')
-      fresh.send(['AUTH', authEvent(newSigner(), await fresh.challenge(), TEST_PUBLIC_URL)])
+      const auth = authEvent(newSigner(), await fresh.challenge(), TEST_PUBLIC_URL)
+      fresh.send(['AUTH', auth])
       fresh.send(['REQ', 'after', { limit: 0 }])
-      assert.match(String((await fresh.next(m => m[0] === 'NOTICE'))[1]), /^error: /)
+      const ok = await fresh.next(m => m[0] === 'OK' || m[0] === 'NOTICE')
+      assert.deepEqual(ok.slice(0, 3), ['OK', auth.id, false])
+      assert.match(String(ok[3]), /^error: /)
       assert.deepEqual(await fresh.next(m => m[1] === 'after'), ['EOSE', 'after'])
       assert.equal(await internalErrors('auth'), before + 1)
     } finally {

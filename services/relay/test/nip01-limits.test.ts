@@ -54,6 +54,14 @@ describe('max_message_length', () => {
     assertPrefix(ok[3], 'invalid')
   })
 
+  it('refuses an oversized AUTH with OK false "invalid:" carrying its id (NIP-42: AUTH is answered like EVENT)', async () => {
+    const event = sign(signer, { kind: 22242, tags: [['relay', 'ws://x'], ['challenge', 'c']], content: 'x'.repeat(MAX_MESSAGE) })
+    client.send(['AUTH', event])
+    const answer = await client.next(m => (m[0] === 'OK' && m[1] === event.id) || m[0] === 'NOTICE')
+    assert.deepEqual(answer.slice(0, 3), ['OK', event.id, false])
+    assertPrefix(answer[3], 'invalid')
+  })
+
   it('accepts an event just under the limit', async () => {
     const probe = sign(signer, { content: '' })
     const room = MAX_MESSAGE - JSON.stringify(['EVENT', probe]).length

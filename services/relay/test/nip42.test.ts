@@ -257,6 +257,17 @@ describe('malformed AUTH messages', () => {
     await expectNotice(['AUTH', { ...event, id: 'not-an-id' }])
   })
 
+  it('AUTH with two events, or an event and more, gets OK false "invalid:" for the first one\'s id (NIP-42)', async () => {
+    for (const extra of [['extra'], [{ kind: 1 }], [1, 2]]) {
+      const [client, challenge] = await connectWithChallenge()
+      const event = authEvent(newSigner(), challenge, TEST_PUBLIC_URL)
+      client.send(['AUTH', event, ...extra])
+      const answer = await client.next(m => m[0] === 'OK' || m[0] === 'NOTICE')
+      assert.deepEqual(answer, ['OK', event.id, false, 'invalid: AUTH takes exactly one event'], JSON.stringify(extra))
+      assert.equal(await isAuthenticated(client), false)
+    }
+  })
+
   it('an event with a readable but wrong id gets OK false "invalid:" for that id', async () => {
     const [client, challenge] = await connectWithChallenge()
     const event = authEvent(newSigner(), challenge, TEST_PUBLIC_URL)

@@ -60,16 +60,19 @@ describe('parseMessage: refusals', () => {
     assert.ok(refused(['X'.repeat(1000)]).reason.length < 100)
   })
 
-  it('answers OK with the id for an EVENT of the wrong arity whose id is readable, else NOTICE', () => {
-    assert.deepEqual(refused(['EVENT', event, 'extra']), { to: 'OK', eventId: ID, reason: 'invalid: EVENT takes exactly one event' })
-    assert.equal(refused(['EVENT']).to, 'NOTICE')
-    assert.equal(refused(['EVENT', { ...event, id: 'xy'.repeat(32) }, 1]).to, 'NOTICE')
-    assert.deepEqual(refused(['EVENT', { ...event, id: ID.toUpperCase() }, 1]), { to: 'OK', eventId: ID.toUpperCase(), reason: 'invalid: EVENT takes exactly one event' })
+  it('answers OK with the id for an EVENT or AUTH of the wrong arity whose id is readable, else NOTICE', () => {
+    // NIP-42: "AUTH messages sent by clients MUST be answered with an OK message, like any EVENT message."
+    for (const verb of ['EVENT', 'AUTH']) {
+      assert.deepEqual(refused([verb, event, 'extra']), { to: 'OK', eventId: ID, reason: `invalid: ${verb} takes exactly one event` })
+      assert.deepEqual(refused([verb, event, event]), { to: 'OK', eventId: ID, reason: `invalid: ${verb} takes exactly one event` })
+      assert.equal(refused([verb]).to, 'NOTICE')
+      assert.equal(refused([verb, { ...event, id: 'xy'.repeat(32) }, 1]).to, 'NOTICE')
+      assert.deepEqual(refused([verb, { ...event, id: ID.toUpperCase() }, 1]), { to: 'OK', eventId: ID.toUpperCase(), reason: `invalid: ${verb} takes exactly one event` })
+    }
   })
 
-  it('answers NOTICE for AUTH and CLOSE of the wrong shape', () => {
-    for (const value of [['AUTH'], ['AUTH', event, event], ['CLOSE'], ['CLOSE', 'a', 'b'], ['CLOSE', 1]])
-      assert.equal(refused(value).to, 'NOTICE', JSON.stringify(value))
+  it('answers NOTICE for CLOSE of the wrong shape', () => {
+    for (const value of [['CLOSE'], ['CLOSE', 'a', 'b'], ['CLOSE', 1]]) assert.equal(refused(value).to, 'NOTICE', JSON.stringify(value))
   })
 
   it('answers NOTICE for REQ and COUNT without a usable subscription id', () => {
@@ -87,6 +90,8 @@ describe('parseMessage: oversized frames', () => {
 
   it('answers OK with the event id when an oversized EVENT has a readable id', () => {
     assert.deepEqual(refused(big()), { to: 'OK', eventId: ID, reason: `invalid: message is larger than ${MAX} bytes` })
+    const auth = JSON.stringify(['AUTH', { ...event, content: 'x'.repeat(MAX) }])
+    assert.deepEqual(refused(auth), { to: 'OK', eventId: ID, reason: `invalid: message is larger than ${MAX} bytes` }, 'an oversized AUTH too (NIP-42)')
     const idLast = JSON.stringify(['EVENT', { content: 'x'.repeat(MAX), id: ID }])
     assert.deepEqual(refused(idLast), { to: 'OK', eventId: ID, reason: `invalid: message is larger than ${MAX} bytes` })
     assert.deepEqual(refused(` [ "EVENT" , {"content":"${'y'.repeat(MAX)}", "id" : "${ID}"}]`), { to: 'OK', eventId: ID, reason: `invalid: message is larger than ${MAX} bytes` })
@@ -103,13 +108,14 @@ describe('parseMessage: oversized frames', () => {
     assert.deepEqual(refused(text), { to: 'OK', eventId: ID, reason: `invalid: message is larger than ${MAX} bytes` })
   })
 
-  it('answers NOTICE when the id cannot be read or the message is not an EVENT', () => {
+  it('answers NOTICE when the id cannot be read or the message carries no event', () => {
     const noId = JSON.stringify(['EVENT', { content: 'x'.repeat(MAX) }])
     assert.deepEqual(refused(noId), { to: 'NOTICE', reason: `invalid: message is larger than ${MAX} bytes` })
     assert.equal(refused(JSON.stringify(['EVENT', { id: ID.slice(2), content: 'x'.repeat(MAX) }])).to, 'NOTICE')
     assert.equal(refused(JSON.stringify(['EVENT', { id: 'xy'.repeat(32), content: 'x'.repeat(MAX) }])).to, 'NOTICE')
     assert.equal(refused(JSON.stringify(['REQ', 's', { '#t': ['x'.repeat(MAX)], ids: [ID] }])).to, 'NOTICE')
-    assert.equal(refused(JSON.stringify(['AUTH', { ...event, content: 'x'.repeat(MAX) }])).to, 'NOTICE')
+    assert.equal(refused(JSON.stringify(['AUTH', { content: 'x'.repeat(MAX) }])).to, 'NOTICE')
+    assert.equal(refused(JSON.stringify(['CLOSE', `"id":"${ID}"${'x'.repeat(MAX)}`])).to, 'NOTICE')
     assert.equal(refused('x'.repeat(MAX + 1)).to, 'NOTICE')
   })
 

@@ -38,18 +38,18 @@ export const parseMessage = (frame: Buffer, maxLength: number): Parsed => {
   return parseVerb(value[0], value.slice(1))
 }
 
+// EVENT and AUTH carry an event, and each is answered with OK (NIP-01, NIP-42) whenever its id can be read.
 const tooLong = (text: string, maxLength: number): Parsed => {
   const reason: Reason = `invalid: message is larger than ${maxLength} bytes`
-  const id = /^\s*\[\s*"EVENT"/.test(text) ? ID_IN_TEXT.exec(text)?.[1] : undefined
+  const id = /^\s*\[\s*"(?:EVENT|AUTH)"/.test(text) ? ID_IN_TEXT.exec(text)?.[1] : undefined
   return id ? refuse({ to: 'OK', eventId: id, reason }) : notice(reason)
 }
 
 const parseVerb = (verb: string, args: unknown[]): Parsed => {
   switch (verb) {
     case 'EVENT':
-      return args.length === 1 ? { ok: true, message: { verb, event: args[0] } } : eventArity(args)
     case 'AUTH':
-      return args.length === 1 ? { ok: true, message: { verb, event: args[0] } } : notice('invalid: AUTH takes exactly one event')
+      return args.length === 1 ? { ok: true, message: { verb, event: args[0] } } : eventArity(verb, args)
     case 'REQ':
     case 'COUNT':
       return parseSubscription(verb, args)
@@ -61,9 +61,9 @@ const parseVerb = (verb: string, args: unknown[]): Parsed => {
   }
 }
 
-const eventArity = (args: unknown[]): Parsed => {
+const eventArity = (verb: 'EVENT' | 'AUTH', args: unknown[]): Parsed => {
   const id = readableId(args[0])
-  const reason: Reason = 'invalid: EVENT takes exactly one event'
+  const reason: Reason = `invalid: ${verb} takes exactly one event`
   return id ? refuse({ to: 'OK', eventId: id, reason }) : notice(reason)
 }
 

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test'
 import type { NostrEvent } from '@msr/nostr'
 import { relayConfigSchema } from '../config.js'
 import type { Peer } from './access.js'
-import { compileRateLimits } from './rate-limits.js'
+import { compileRateLimits, MAX_TAG_KEYS } from './rate-limits.js'
 
 const ALICE = 'a'.repeat(64)
 const BOB = 'b'.repeat(64)
@@ -86,6 +86,39 @@ describe('event rate rules', () => {
     assert.deepEqual(await outcomes(l, 446, from, 2), ['ok', 'rate-limited: Noise DMs (kind 446)'])
     assert.deepEqual(await outcomes(l, 445, from, 3), ['ok', 'ok', 'rate-limited: MLS messages (kind 445)'])
     assert.deepEqual(await l.checkEvent(event(446), from), { reason: 'rate-limited: Noise DMs (kind 446)', rule: 'noise_dms' })
+  })
+
+  describe('per_tag', () => {
+    const GROUP = '1'.repeat(64)
+    const inGroups = (...groups: string[]): NostrEvent => ({ ...event(445), tags: groups.map(g => ['h', g]) })
+    const decoy = (i: number) => i.toString(16).padStart(64, '0')
+
+    it('counts per tag value, whoever sends', async () => {
+      const l = limits({ event: [rule({ kinds: [445], per_tag: 'h' })] })
+      assert.equal(await l.checkEvent(inGroups(GROUP), peer('10.0.0.1', ALICE)), undefined)
+      assert.equal(await l.checkEvent(inGroups(GROUP), peer('10.0.0.2', BOB)), undefined)
+      assert.equal((await l.checkEvent(inGroups(GROUP), peer('10.0.0.3')))?.reason, 'rate-limited: test rule')
+      assert.equal(await l.checkEvent(inGroups(decoy(1)), peer('10.0.0.3')), undefined, 'another group has its own budget')
+    })
+
+    it('charges every value: decoy values do not carry an event past a spent budget', async () => {
+      const l = limits({ event: [rule({ kinds: [445], per_tag: 'h' })] })
+      for (let i = 0; i < 2; i++) assert.equal(await l.checkEvent(inGroups(GROUP), peer('10.0.0.1')), undefined)
+      for (let i = 0; i < 10; i++) {
+        const refused = await l.checkEvent(inGroups(decoy(4 * i + 1), decoy(4 * i + 2), decoy(4 * i + 3), GROUP), peer('10.0.0.1'))
+        assert.deepEqual(refused, { reason: 'rate-limited: test rule', rule: 'r' }, `decoys ${i}`)
+      }
+    })
+
+    it(`refuses with blocked: an event naming more than ${MAX_TAG_KEYS} distinct values, whatever their budgets`, async () => {
+      const l = limits({ event: [rule({ name: 'groups', kinds: [445], per_tag: 'h', limit: 100 })] })
+      const values = Array.from({ length: MAX_TAG_KEYS }, (_, i) => decoy(100 + i))
+      assert.equal(await l.checkEvent(inGroups(...values, values[0] as string), peer('10.0.0.1')), undefined, 'repeated values count once')
+      assert.deepEqual(await l.checkEvent(inGroups(...values, GROUP), peer('10.0.0.1')), {
+        reason: `blocked: an event counted per "h" value may name at most ${MAX_TAG_KEYS} of them`,
+        rule: 'groups',
+      })
+    })
   })
 
   it('applies every rule covering a kind', async () => {

@@ -41,11 +41,14 @@ const take = async (limiter: RateLimiterMemory, key: string): Promise<boolean> =
 
 /**
  * The budgets an event draws on under a per-tag rule: one per distinct value of that tag (an MLS group's
- * `h`), at most a few (an event naming many values must not be a cheap way to spend many budgets).
+ * `h`). Every value is charged, since the event is delivered to the subscribers of each; so an event naming
+ * more than a few is refused outright (charging only some would let decoy values carry it past a spent
+ * budget, and charging hundreds would make one event a cheap way to spend many budgets).
  */
-const tagKeys = (event: NostrEvent, tag: string): string[] => [...new Set(event.tags.filter(t => t[0] === tag && typeof t[1] === 'string').map(t => `tag:${tag}:${t[1]}`))].slice(0, MAX_TAG_KEYS)
+const tagKeys = (event: NostrEvent, tag: string): string[] => [...new Set(event.tags.filter(t => t[0] === tag && typeof t[1] === 'string').map(t => `tag:${tag}:${t[1]}`))]
 
-const MAX_TAG_KEYS = 4
+/** The most distinct values of its tag an event may name under a per-tag rule (a Marmot group message names one). */
+export const MAX_TAG_KEYS = 4
 
 /** Compiles the `[rate_limiter]` section. */
 export const compileRateLimits = (config: RelayConfig['rate_limiter']): RateLimits => {
@@ -65,6 +68,8 @@ export const compileRateLimits = (config: RelayConfig['rate_limiter']): RateLimi
       for (const rule of rules) {
         if (!rule.covers(event.kind) || rule.exempt.has(peer.ip)) continue
         const keys = rule.perTag === undefined ? [`ip:${peer.ip}`, ...[...peer.authed].map(p => `pubkey:${p}`)] : tagKeys(event, rule.perTag)
+        if (rule.perTag !== undefined && keys.length > MAX_TAG_KEYS)
+          return { reason: `blocked: an event counted per "${rule.perTag}" value may name at most ${MAX_TAG_KEYS} of them`, rule: rule.name }
         for (const key of keys) if (!(await take(rule.limiter, key))) return { reason: rule.reason, rule: rule.name }
       }
       return undefined
