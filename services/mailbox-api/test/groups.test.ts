@@ -206,6 +206,10 @@ describe('admin routes: GET /groups and POST /groups', () => {
       { group_id: id, colour: 'blue' },
       { group_id: id, display_name: 'd'.repeat(257) },
       { group_id: id, avatar_url: 'not a url' },
+      // Served to every caller: never a URL a client would run or inline.
+      { group_id: id, avatar_url: 'javascript:alert(1)' },
+      { group_id: id, avatar_url: 'data:image/svg+xml;base64,PHN2Zy8+' },
+      { group_id: id, avatar_url: 'ftp://img.example/a.png' },
       { group_id: id, owner_pubkey: 'npub1bad' },
       { group_id: id, relays: ['https://not-a-relay.example'] },
       { group_id: id, relays: 'wss://a.example' },

@@ -271,9 +271,13 @@ export const describeMailbox = (spec: MailboxSpec, ctx: MailboxContext): void =>
     const refuseQuery = async (params: Record<string, string | number | undefined>, code = 'VALIDATION_FAILED') =>
       expectError(await ctx.main.api.get(`${spec.path}${qs(params)}`, bob), 400, code)
 
-    it('refuses unknown fields, naming them', async () => {
+    it('refuses unknown fields, naming them (the first few of many, each name cut short)', async () => {
       const { message } = await refuse(spec.body(bob.pubkey, { colour: 'blue' }))
       assert.match(message, /colour/)
+      const many = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`field_${i}_${'x'.repeat(70)}`, i]))
+      const { message: short } = await refuse(spec.body(bob.pubkey, many))
+      assert.match(short, /^invalid body: unknown fields field_0_x+, .*, and 990 more$/)
+      assert.ok(short.length < 1000, `${short.length} characters`)
       await refuse(spec.body(bob.pubkey, { id: '00000000-0000-4000-8000-000000000000' }))
       await refuse(spec.body(bob.pubkey, { expires_at: now() + 10 }))
     })

@@ -45,8 +45,11 @@ export const relays = z.array(text.max(512).regex(/^wss?:\/\//, 'expected a ws:/
 /** A group's display name (admin metadata). */
 export const displayName = text.max(256)
 
-/** A group's avatar URL (admin metadata). */
-export const avatarUrl = storable(z.url().max(2048))
+/**
+ * A group's avatar URL (admin metadata, served to every caller): http or https only, never a `javascript:`
+ * or `data:` URL a client might render.
+ */
+export const avatarUrl = storable(z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).max(2048))
 
 /** The body of POST /keypackages. */
 export const keyPackageBody = (maxBytes: number, maxTtl: number) =>
@@ -122,10 +125,23 @@ export const parse = <S extends z.ZodType>(schema: S, value: unknown, where: 'bo
   throw new ApiError(400, 'VALIDATION_FAILED', `invalid ${where}: ${problems(result.error).join('; ')}`)
 }
 
-/** Every problem of a failed parse as `path: message` (unknown fields named). */
+/** Most problems, and most unknown fields of one object, an answer names (the rest are counted). */
+const MAX_NAMED = 10
+/** Most characters of a field name an answer echoes. */
+const MAX_NAME_LENGTH = 64
+
+/** Up to MAX_NAMED of `items`, then how many more there were: an answer stays small whatever was sent. */
+const named = (items: string[], more: (n: number) => string): string[] =>
+  items.length <= MAX_NAMED ? items : [...items.slice(0, MAX_NAMED), more(items.length - MAX_NAMED)]
+
+/** Every problem of a failed parse as `path: message` (unknown fields named), the first few of many. */
 export const problems = (error: z.ZodError): string[] =>
-  error.issues.map(issue => {
-    const path = issue.path.join('.')
-    const what = issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}` : issue.message
-    return path ? `${path}: ${what}` : what
-  })
+  named(
+    error.issues.map(issue => {
+      const path = issue.path.join('.').slice(0, 4 * MAX_NAME_LENGTH)
+      const keys = issue.code === 'unrecognized_keys' ? named(issue.keys.map(key => key.slice(0, MAX_NAME_LENGTH)), n => `and ${n} more`) : []
+      const what = issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${keys.join(', ')}` : issue.message
+      return path ? `${path}: ${what}` : what
+    }),
+    n => `and ${n} more problems`,
+  )
