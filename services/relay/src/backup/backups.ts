@@ -10,6 +10,7 @@ import type { Part } from '../lifecycle.js'
 import { exportEvents } from './export.js'
 import { describeImport, importEvents, type ImportSummary } from './import.js'
 import { traced } from '../tracing.js'
+import { bookkeepingRecords, RecordBatches } from './bookkeeping-records.js'
 import { outboxRecords, RestoredHints } from './outbox-records.js'
 
 /** What the backup loop reports to metrics. */
@@ -67,8 +68,8 @@ const writeSnapshot = async (
   })
   let events: number
   try {
-    // The outboxes are read after the events' view: a hint or replication entry unconfirmed by then is in the snapshot.
-    events = await exportEvents(store, body, { now: now(), ...(signal && { signal }), trailer: () => outboxRecords(store) })
+    // The bookkeeping and the outboxes are read after the events' view: what they held by then is in the snapshot.
+    events = await exportEvents(store, body, { now: now(), ...(signal && { signal }), trailer: () => trailer(store) })
     body.end()
   } catch (error) {
     // Destroying the source makes the store drop the partial upload (it is never listed).
@@ -81,10 +82,17 @@ const writeSnapshot = async (
   return { info, events, pruned }
 }
 
+/** What a snapshot writes after its events: the store's bookkeeping records, then its outbox records. */
+function* trailer(store: EventStore): Generator<Buffer> {
+  yield* bookkeepingRecords(store)
+  yield* outboxRecords(store)
+}
+
 /**
  * Writes a delta snapshot: the stored events among `ids` (what was committed since the last full
  * snapshot; an event since replaced or deleted is left out, its replacement or deletion is in `ids`),
- * then the records of what waits in the outboxes. Small and quick where a full snapshot would not fit in time: at
+ * then the store's bookkeeping records (the same as a full snapshot's: three small databases, read in
+ * milliseconds, and a delta may be restored over an older full one) and the records of what waits in the outboxes. Small and quick where a full snapshot would not fit in time: at
  * shutdown.
  */
 export const takeDelta = (store: EventStore, snapshots: SnapshotStore, ids: Iterable<string>): Promise<{ info: SnapshotInfo; events: number }> =>
@@ -103,7 +111,7 @@ const writeDelta = async (store: EventStore, snapshots: SnapshotStore, ids: Iter
       events++
       yield `${json}\n`
     }
-    yield* outboxRecords(store)
+    yield* trailer(store)
   }
   const info = await snapshots.put(lines(), { kind: 'delta' })
   return { info, events }
@@ -116,16 +124,22 @@ interface Records {
   replicate: Set<string>
 }
 
-/** Imports one snapshot, gathering its outbox records; rejects when it cannot be read through. */
+/**
+ * Imports one snapshot, applying its bookkeeping records (in any order with its events: the store's rules
+ * end the same) and gathering its outbox records; rejects when it cannot be read through.
+ */
 const restoreOne = async (snapshots: SnapshotStore, name: string, writer: Writer, records: Records): Promise<ImportSummary> => {
+  const bookkeeping = new RecordBatches(writer)
   const summary = await importEvents(readLines(await snapshots.get(name)), {
     writer,
     now: now(),
     admit: checked => acceptUnverified(checked, 'own snapshot'),
     onHint: hint => records.hints.add(hint),
     onReplicate: id => records.replicate.add(id),
+    onRecord: record => bookkeeping.add(record),
     source: 'replica',
   })
+  await bookkeeping.flush()
   await writer.drain()
   return summary
 }
@@ -187,13 +201,13 @@ const restoreFrom = async (
     const records: Records = { hints: new RestoredHints(), replicate: new Set() }
     try {
       const summary = base ? await restoreOne(snapshots, base.name, writer, records) : undefined
-      let total = summary ?? { read: 0, imported: 0, duplicate: 0, rejected: new Map(), invalid: new Map(), hints: 0, replicate: 0 }
+      let total = summary ?? { read: 0, imported: 0, duplicate: 0, rejected: new Map(), invalid: new Map(), hints: 0, replicate: 0, bookkeeping: 0 }
       for (const delta of deltas) {
         const more = await restoreOne(snapshots, delta.name, writer, records).catch(error => {
           logger.error({ err: error, snapshot: delta.name }, 'delta snapshot unreadable; skipped')
           return undefined
         })
-        if (more) total = { ...total, read: total.read + more.read, imported: total.imported + more.imported, duplicate: total.duplicate + more.duplicate, hints: total.hints + more.hints, replicate: total.replicate + more.replicate }
+        if (more) total = { ...total, read: total.read + more.read, imported: total.imported + more.imported, duplicate: total.duplicate + more.duplicate, hints: total.hints + more.hints, replicate: total.replicate + more.replicate, bookkeeping: total.bookkeeping + more.bookkeeping }
       }
       if (!base && deltas.length === 0) return undefined
       const queued = target.queueHints ? records.hints.inStore(target.store) : []

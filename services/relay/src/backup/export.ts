@@ -15,7 +15,7 @@ export interface ExportOptions {
   onProgress?: (exported: number) => void
   /** Stops the export (it rejects) at the next yield. */
   signal?: AbortSignal
-  /** Lines written after the events (a snapshot's hint records), read once the events are written. */
+  /** Lines written after the events (a snapshot's bookkeeping and outbox records), read once the events are written. */
   trailer?: () => Iterable<Buffer>
 }
 
@@ -39,8 +39,7 @@ export const exportEvents = async (store: EventStore, out: NodeJS.WritableStream
   for (const json of store.allEvents()) {
     if (++read % EVENTS_PER_TURN === 0) {
       await flush()
-      await new Promise(resolve => setImmediate(resolve))
-      opts.signal?.throwIfAborted()
+      await turn(opts.signal)
       opts.onProgress?.(exported)
     }
     if (!keep(store, json, opts)) continue
@@ -50,6 +49,7 @@ export const exportEvents = async (store: EventStore, out: NodeJS.WritableStream
     if (pendingBytes >= CHUNK_BYTES) await flush()
   }
   for (const line of opts.trailer?.() ?? []) {
+    if (++read % EVENTS_PER_TURN === 0) await turn(opts.signal)
     pending.push(line)
     pendingBytes += line.length
     if (pendingBytes >= CHUNK_BYTES) await flush()
@@ -60,6 +60,12 @@ export const exportEvents = async (store: EventStore, out: NodeJS.WritableStream
 }
 
 const NEWLINE = Buffer.from('\n')
+
+/** Lets the event loop run (a relay exporting goes on serving), then stops if the export was aborted. */
+const turn = async (signal: AbortSignal | undefined): Promise<void> => {
+  await new Promise(resolve => setImmediate(resolve))
+  signal?.throwIfAborted()
+}
 
 /** Writes with back-pressure; rejects instead of waiting forever when the stream was destroyed or the export aborted. */
 const write = async (out: NodeJS.WritableStream, chunk: Buffer, signal: AbortSignal | undefined): Promise<void> => {

@@ -2,7 +2,8 @@ import type { CheckedEvent } from '@msr/nostr'
 import type { Hint } from '@msr/hints'
 import { isInvalid, precheckStored, type Invalid, type ValidEvent } from '../pipeline/validate.js'
 import type { Writer } from '../pipeline/writer.js'
-import type { EventSource } from '../store/event-store.js'
+import type { BookkeepingRecord, EventSource } from '../store/event-store.js'
+import { isBookkeepingRecord, parseRecord } from './bookkeeping-records.js'
 import { isOutboxRecord, isReplicationRecord, parseOutboxRecord, parseReplicationRecord } from './outbox-records.js'
 
 /** What an import did, line by line. */
@@ -20,6 +21,8 @@ export interface ImportSummary {
   hints: number
   /** A snapshot's replication records (outbox-records.ts): handed to `onReplicate`, or skipped without it. */
   replicate: number
+  /** A snapshot's bookkeeping records (bookkeeping-records.ts): handed to `onRecord`, or skipped without it. */
+  bookkeeping: number
 }
 
 /** What an import needs. */
@@ -37,6 +40,11 @@ export interface ImportDeps {
   onHint?: (hint: Hint) => void
   /** Takes the event id of each of a snapshot's replication records (a restore on boot queues them again); without it they are skipped. */
   onReplicate?: (id: string) => void
+  /**
+   * Takes each of a snapshot's bookkeeping records (a restore applies them; the next line is read once the
+   * returned promise resolves); without it they are skipped.
+   */
+  onRecord?: (record: BookkeepingRecord) => void | Promise<void>
   /**
    * `replica` for the relay's own snapshot: its events were admitted when first published, so only the store
    * rules apply again (the same store comes back whatever the line order) and none is queued for replication.
@@ -58,7 +66,7 @@ const count = (map: Map<string, number>, reason: string) => map.set(reason, (map
  * of the lines. Bad lines are counted with their reason and skipped; nothing stops the import.
  */
 export const importEvents = async (lines: AsyncIterable<{ line: string; tooLong: boolean }>, deps: ImportDeps): Promise<ImportSummary> => {
-  const summary: ImportSummary = { read: 0, imported: 0, duplicate: 0, rejected: new Map(), invalid: new Map(), hints: 0, replicate: 0 }
+  const summary: ImportSummary = { read: 0, imported: 0, duplicate: 0, rejected: new Map(), invalid: new Map(), hints: 0, replicate: 0, bookkeeping: 0 }
   const inFlight = new Set<Promise<void>>()
   for await (const { line, tooLong } of lines) {
     if (!tooLong && line.trim() === '') continue
@@ -76,6 +84,10 @@ export const importEvents = async (lines: AsyncIterable<{ line: string; tooLong:
     }
     if (!tooLong && isReplicationRecord(line)) {
       readReplicationRecord(line, deps, summary)
+      continue
+    }
+    if (!tooLong && isBookkeepingRecord(line)) {
+      await readBookkeepingRecord(line, deps, summary)
       continue
     }
     const checked = tooLong ? undefined : parse(line, deps.now, summary)
@@ -97,6 +109,13 @@ const readReplicationRecord = (line: string, deps: ImportDeps, summary: ImportSu
   if (!record.ok) return void count(summary.invalid, `invalid: replication record: ${record.reason}`)
   summary.replicate++
   deps.onReplicate?.(record.id)
+}
+
+const readBookkeepingRecord = async (line: string, deps: ImportDeps, summary: ImportSummary): Promise<void> => {
+  const record = parseRecord(line)
+  if (!record.ok) return void count(summary.invalid, `invalid: bookkeeping record: ${record.reason}`)
+  summary.bookkeeping++
+  await deps.onRecord?.(record.record)
 }
 
 /** A line as an event that may be stored, or undefined (counted) when it is not one. */
@@ -125,10 +144,11 @@ export const describeImport = (s: ImportSummary): string[] => {
   const top = (map: Map<string, number>) => [...map].sort((a, b) => b[1] - a[1]).map(([reason, n]) => `    ${n} × ${reason}`)
   const total = (map: Map<string, number>) => [...map.values()].reduce((a, b) => a + b, 0)
   return [
-    `read ${s.read}, imported ${s.imported}, duplicate ${s.duplicate}, rejected ${total(s.rejected)}, invalid ${total(s.invalid)}${s.hints > 0 ? `, hint records ${s.hints}` : ''}${s.replicate > 0 ? `, replication records ${s.replicate}` : ''}`,
+    `read ${s.read}, imported ${s.imported}, duplicate ${s.duplicate}, rejected ${total(s.rejected)}, invalid ${total(s.invalid)}${s.hints > 0 ? `, hint records ${s.hints}` : ''}${s.replicate > 0 ? `, replication records ${s.replicate}` : ''}${s.bookkeeping > 0 ? `, bookkeeping records ${s.bookkeeping}` : ''}`,
     ...(s.rejected.size > 0 ? ['  rejected by the store rules:', ...top(s.rejected)] : []),
     ...(s.invalid.size > 0 ? ['  invalid:', ...top(s.invalid)] : []),
     ...(s.hints > 0 ? [`  hint records (a snapshot's outbox: a restore on boot queues them again, an import does not): ${s.hints}`] : []),
     ...(s.replicate > 0 ? [`  replication records (a snapshot's replication outbox: a replica's restore on boot publishes them again, an import does not): ${s.replicate}`] : []),
+    ...(s.bookkeeping > 0 ? [`  bookkeeping records (a snapshot's deletions and version marks: applied by a restore on boot and an import with --no-verify, skipped otherwise): ${s.bookkeeping}`] : []),
   ]
 }

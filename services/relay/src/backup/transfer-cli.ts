@@ -9,6 +9,7 @@ import { Writer } from '../pipeline/writer.js'
 import { openConfiguredStore } from '../store/write-map.js'
 import { storeOwner } from '../store/owner.js'
 import { traced } from '../tracing.js'
+import { RecordBatches } from './bookkeeping-records.js'
 import { exportEvents } from './export.js'
 import { describeImport, importEvents, type ImportSummary } from './import.js'
 
@@ -78,12 +79,16 @@ const importFrom = async (config: RelayConfig, input: string, verify: boolean, s
     const reader = await openReader(input, storage)
     const progress = createProgress({ label: 'import', unit: 'lines' })
     let last = 0
+    // A snapshot's bookkeeping records carry no signature: applied only when the operator vouches for the file.
+    const bookkeeping = verifier ? undefined : new RecordBatches(writer)
     const summary = await importEvents(readLines(reader.stream), {
       writer,
       now: now(),
       admit: checked => (verifier ? verifySignature(verifier, checked) : acceptUnverified(checked, 'operator vouched')),
       onProgress: s => (progress.add(s.read - last), (last = s.read)),
+      ...(bookkeeping && { onRecord: record => bookkeeping.add(record) }),
     }).finally(() => progress.stop())
+    await bookkeeping?.flush()
     await writer.drain()
     say(`imported from ${input === '-' ? 'stdin' : input} into ${config.data.path}${verify ? '' : ' (signatures not verified: --no-verify)'}`)
     for (const line of describeImport(summary)) say(line)

@@ -3,7 +3,7 @@ import type { Hint } from '@msr/hints'
 import type { VerifiedEvent } from '@msr/nostr'
 import type { TraceCarrier } from '@msr/telemetry'
 import { serveRequests, type Answer } from '@msr/workers'
-import type { EventStore, StoreOutcome, StoreTransaction } from '../store/event-store.js'
+import type { BookkeepingRecord, EventStore, StoreOutcome, StoreTransaction } from '../store/event-store.js'
 
 /**
  * Events to store, in order: their canonical JSON back to back in `bytes` (event i ends at `ends[i]`),
@@ -30,6 +30,7 @@ export type WriteRequest =
   | { op: 'remove-replicated'; keys: Uint8Array[] }
   | { op: 'queue-hints'; hints: Hint[] }
   | { op: 'queue-replication'; ids: string[] }
+  | { op: 'apply-records'; records: BookkeepingRecord[] }
   | { op: 'close' }
 
 /** Each event's outcome (APPLIED codes, a reason for each refused one), how many expired events were deleted, or how many replication entries were queued. */
@@ -76,6 +77,9 @@ const handle = async (store: EventStore, request: WriteRequest): Promise<WriteRe
       return { ok: true }
     case 'queue-replication':
       return { ok: true, queued: await store.write(tx => tx.queueReplication(request.ids)) }
+    case 'apply-records':
+      await store.write(tx => tx.applyRecords(request.records))
+      return { ok: true }
     case 'close':
       await store.close()
       return { ok: true }

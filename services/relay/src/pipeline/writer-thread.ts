@@ -33,6 +33,7 @@ export const writerThread = async (store: EventStore, module = new URL('./write-
     removeReplicated: async keys => void (await request({ op: 'remove-replicated', keys })),
     queueHints: async hints => void (await request({ op: 'queue-hints', hints: [...hints] })),
     queueReplication: async ids => (await request({ op: 'queue-replication', ids: [...ids] })).queued ?? 0,
+    applyRecords: async records => void (await request({ op: 'apply-records', records: [...records] })),
     close: async () => {
       await request({ op: 'close' }).catch(() => undefined)
       await pool.close()

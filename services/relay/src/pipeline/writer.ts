@@ -3,7 +3,7 @@ import type { Hint } from '@msr/hints'
 import type { VerifiedEvent } from '@msr/nostr'
 import type { Span } from '@opentelemetry/api'
 import { STORE_FULL } from '../store/capacity.js'
-import type { EventSource, EventStore, StoreOutcome } from '../store/event-store.js'
+import type { BookkeepingRecord, EventSource, EventStore, StoreOutcome } from '../store/event-store.js'
 import { writerThread } from './writer-thread.js'
 
 /** One event waiting for the writer. */
@@ -70,6 +70,7 @@ export interface Transactions {
   removeReplicated(keys: Buffer[]): Promise<void>
   queueHints(hints: readonly Hint[]): Promise<void>
   queueReplication(ids: readonly string[]): Promise<number>
+  applyRecords(records: readonly BookkeepingRecord[]): Promise<void>
   /** Ends the thread, if any, once its transactions are done. */
   close(): Promise<void>
 }
@@ -82,6 +83,7 @@ export const inProcess = (store: EventStore): Transactions => ({
   removeReplicated: keys => store.write(tx => tx.removeReplicated(keys)),
   queueHints: hints => store.write(tx => tx.queueHints(hints)),
   queueReplication: ids => store.write(tx => tx.queueReplication(ids)),
+  applyRecords: records => store.write(tx => tx.applyRecords(records)),
   close: async () => undefined,
 })
 
@@ -222,6 +224,11 @@ export class Writer {
   /** Queues the replication entries of these stored events again (a restore); resolves with how many were stored. */
   queueReplication(ids: readonly string[]): Promise<number> {
     return attempt(() => this.transactions.queueReplication(ids))
+  }
+
+  /** Applies a snapshot's bookkeeping records in one transaction (a restore; through the one writer, like every write). */
+  applyRecords(records: readonly BookkeepingRecord[]): Promise<void> {
+    return attempt(() => this.transactions.applyRecords(records))
   }
 
   /** Resolves once everything submitted so far has been committed and answered (graceful shutdown). */

@@ -101,17 +101,24 @@ const outranks = (createdAt: number, id: Buffer, mark: Buffer): boolean => {
 const admitVersion = (dbs: Databases, e: NostrEvent, id: Buffer, deletedById: boolean): Reason | undefined => {
   const address = addressOf(e)
   const mark = dbs.addresses.get(address)
-  const best = mark === undefined || outranks(e.created_at, id, mark)
-  if (best) {
-    const previous = mark && loadEvent(dbs, mark.subarray(0, 32))
-    if (previous) removeEvent(dbs, previous)
-    dbs.addresses.putSync(address, Buffer.concat([id, u32(e.created_at)]))
-  }
+  const best = raiseMark(dbs, address, id, e.created_at, mark)
   const deletedUpTo = dbs.deletedAddresses.get(address)
   if (deletedById || (deletedUpTo && e.created_at <= deletedUpTo.readUInt32BE(0))) return DELETED
   // Not the best and not the mark itself (one removed by a sweep and sent again): an older version.
-  if (!best && !mark.subarray(0, 32).equals(id)) return 'invalid: a newer version of this replaceable event is already stored'
+  if (!best && mark && !mark.subarray(0, 32).equals(id)) return 'invalid: a newer version of this replaceable event is already stored'
   return undefined
+}
+
+/**
+ * Raises the address's mark to the version (id, createdAt) when it outranks the mark (or there is none),
+ * removing the stored version it replaces; true when raised. Only ever raises: a lower version changes nothing.
+ */
+const raiseMark = (dbs: Databases, address: Buffer, id: Buffer, createdAt: number, mark = dbs.addresses.get(address)): boolean => {
+  if (mark !== undefined && !outranks(createdAt, id, mark)) return false
+  const previous = mark && loadEvent(dbs, mark.subarray(0, 32))
+  if (previous) removeEvent(dbs, previous)
+  dbs.addresses.putSync(address, Buffer.concat([id, u32(createdAt)]))
+  return true
 }
 
 interface Address {
@@ -146,12 +153,15 @@ const applyDeletion = (dbs: Databases, deletion: NostrEvent, source: EventSource
   const foreign = (t: (typeof targets)[number]) => t.stored !== undefined && t.stored.pubkey !== deletion.pubkey
   if (source === 'client' && targets.length + addresses.length > 0 && ownAddresses.length === 0 && targets.every(foreign))
     return 'blocked: a deletion request can only delete events by its own author'
-  for (const { id, stored } of targets) {
-    dbs.deletedIds.putSync(tombstoneKey(id, deletion.pubkey), EMPTY)
-    if (stored && stored.pubkey === deletion.pubkey && stored.kind !== DELETION) removeEvent(dbs, stored)
-  }
+  for (const { id, stored } of targets) putTombstone(dbs, id, deletion.pubkey, stored)
   for (const { kind, pubkey, d } of ownAddresses) deleteAddress(dbs, addressKey(kind, pubkey, d), deletion.created_at)
   return undefined
+}
+
+/** Puts the tombstone (target, deleter) and removes the target when it is the deleter's own, but a kind 5 (NIP-09). */
+const putTombstone = (dbs: Databases, id: Buffer, deleter: string, stored = loadEvent(dbs, id)): void => {
+  dbs.deletedIds.putSync(tombstoneKey(id, deleter), EMPTY)
+  if (stored && stored.pubkey === deleter && stored.kind !== DELETION) removeEvent(dbs, stored)
 }
 
 /** Deletes an address up to `upTo` (NIP-09 `a`): versions created then or before are removed and refused. */
@@ -187,4 +197,48 @@ export const applyEvent = (dbs: Databases, event: VerifiedEvent, json: Buffer, s
   }
   insert(dbs, event, id, json)
   return { status: 'stored' }
+}
+
+/**
+ * A piece of the store's deletion and version bookkeeping that no stored event implies (or may not, once
+ * restored: an event that expires): an address's mark, a tombstone, a deleted address. Hex throughout (it
+ * crosses to the writer thread and into snapshots); addresses as their `addresses` key.
+ */
+export type BookkeepingRecord =
+  | { type: 'mark'; address: string; id: string; createdAt: number }
+  | { type: 'tombstone'; id: string; by: string }
+  | { type: 'deleted-address'; address: string; upTo: number }
+
+/**
+ * Applies a bookkeeping record under the store's own rules, as the event that made it would have been: a mark
+ * only raises the address's mark, a deleted address only raises its created_at, a tombstone is put; a stored
+ * event they now refuse is removed. Call inside a write transaction. Any order of records and events ends
+ * with the same store.
+ */
+export const applyRecord = (dbs: Databases, record: BookkeepingRecord): void => {
+  switch (record.type) {
+    case 'mark':
+      return void raiseMark(dbs, hexBytes(record.address), hexBytes(record.id), record.createdAt)
+    case 'tombstone':
+      return putTombstone(dbs, hexBytes(record.id), record.by)
+    case 'deleted-address':
+      return deleteAddress(dbs, hexBytes(record.address), record.upTo)
+  }
+}
+
+/**
+ * The bookkeeping a snapshot must carry besides its events, from the current read view: every tombstone and
+ * deleted address (small; a kind 5 that made one may be gone, expired), and each mark whose version is not
+ * stored or carries an expiration (importing a stored version without one recreates its mark).
+ */
+export function* bookkeepingOf(dbs: Databases): Generator<BookkeepingRecord> {
+  for (const { key, value } of dbs.addresses.getRange({ snapshot: true })) {
+    const id = value.subarray(0, 32)
+    if (dbs.events.doesExist(id) && !dbs.expiryById.doesExist(id)) continue
+    yield { type: 'mark', address: key.toString('hex'), id: id.toString('hex'), createdAt: value.readUInt32BE(32) }
+  }
+  for (const key of dbs.deletedIds.getKeys({ snapshot: true }))
+    yield { type: 'tombstone', id: key.toString('hex', 0, 32), by: key.toString('hex', 32, 64) }
+  for (const { key, value } of dbs.deletedAddresses.getRange({ snapshot: true }))
+    yield { type: 'deleted-address', address: key.toString('hex'), upTo: value.readUInt32BE(0) }
 }

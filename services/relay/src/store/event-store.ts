@@ -2,7 +2,7 @@ import type { Hint } from '@msr/hints'
 import type { Filter, VerifiedEvent } from '@msr/nostr'
 import type { TraceCarrier } from '@msr/telemetry'
 import type { Span } from '@opentelemetry/api'
-import { applyEvent, loadEvent, removeEvent, type EventSource, type StoreOutcome } from './apply.js'
+import { applyEvent, applyRecord, bookkeepingOf, loadEvent, removeEvent, type BookkeepingRecord, type EventSource, type StoreOutcome } from './apply.js'
 import { isFull, mapRoomShort, STORE_FULL, storedWhenFull, usedBytes } from './capacity.js'
 import { openDatabases, type Databases, type OpenOptions } from './databases.js'
 import { migrate } from './migrate.js'
@@ -10,7 +10,7 @@ import { Outbox } from './outbox.js'
 import { ReplicationOutbox } from './replication-outbox.js'
 import { choosePlan, countFilters, queryFilter, scanFilter, type Plan, type QueryBounds, type QueryResult, type Visit } from './query.js'
 
-export type { EventSource, StoreOutcome } from './apply.js'
+export type { BookkeepingRecord, EventSource, StoreOutcome } from './apply.js'
 export type { OutboxEntry } from './outbox.js'
 export type { ReplicationEntry } from './replication-outbox.js'
 export type { Plan, QueryBounds, QueryResult, StoredEvent, Visit } from './query.js'
@@ -89,6 +89,7 @@ export class EventStore {
     removeReplicated: keys => this.replication.remove(keys),
     queueHints: hints => hints.forEach(hint => this.outbox.put(hint)),
     queueReplication: ids => ids.filter(id => this.requeue(id)).length,
+    applyRecords: records => records.forEach(record => applyRecord(this.dbs, record)),
   }
 
   /** Queues a stored event's replication entry again (a restore); false when the event is not stored. */
@@ -135,6 +136,14 @@ export class EventStore {
   /** Ids of stored events in id order (32 bytes each, valid until the next read), from one read snapshot. */
   *allIds(): Generator<Buffer> {
     for (const key of this.dbs.events.getKeys({ snapshot: true })) yield key
+  }
+
+  /**
+   * The deletion and version bookkeeping that the stored events do not imply (apply.ts `bookkeepingOf`), read
+   * now: a snapshot writes it after its events, so it is at least as recent as they are.
+   */
+  bookkeeping(): Generator<BookkeepingRecord> {
+    return bookkeepingOf(this.dbs)
   }
 
   /** Whether the event's NIP-40 expiration is at or before `now` (expired events are never served). */
@@ -217,6 +226,8 @@ export interface StoreTransaction {
    * snapshot's replication outbox held, to be published with this replica as origin); returns how many.
    */
   queueReplication(ids: readonly string[]): number
+  /** Applies a snapshot's bookkeeping records under the store's rules (a restore; apply.ts `applyRecord`). */
+  applyRecords(records: readonly BookkeepingRecord[]): void
 }
 
 const expiryEnd = (now: number): Buffer => {

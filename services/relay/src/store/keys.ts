@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { MAX_CREATED_AT } from '@msr/nostr'
+import { isAddressable, isReplaceable, MAX_CREATED_AT } from '@msr/nostr'
 
 // Index keys are binary so that lexicographic LMDB order is the order we serve:
 // every index key ends in `inverted created_at (4 bytes) + id (32 bytes)`, so a forward scan
@@ -73,6 +73,20 @@ export const tagPrefix = (letter: string, value: string): Buffer => Buffer.conca
 /** The replaceable/addressable address key: kind + pubkey + d value. */
 export const addressKey = (kind: number, pubkey: string, d: string): Buffer =>
   Buffer.concat([kindBytes(kind), hexBytes(pubkey), valueKey(d)])
+
+/**
+ * Whether bytes are an address key as `addressKey` writes it: a replaceable kind with an empty `d`, or an
+ * addressable kind with a `d` value key in its one canonical form (a snapshot's records are checked with it).
+ */
+export const isAddressKey = (key: Buffer): boolean => {
+  if (key.length < 36) return false
+  const kind = key.readUInt16BE(0)
+  const d = key.subarray(34)
+  if (isReplaceable(kind)) return d.length === 2 && d[0] === 0 && d[1] === 0
+  if (!isAddressable(kind)) return false
+  if (d[0] === 1 || d[0] === 2) return d.length === 33
+  return d[0] === 0 && d[1] === d.length - 2 && valueKey(d.subarray(2).toString('utf8')).equals(d)
+}
 
 /** A 4-byte unsigned timestamp (not inverted), for expiry order and tombstones. */
 export const u32 = (n: number): Buffer => {
