@@ -117,6 +117,25 @@ const writeDelta = async (store: EventStore, snapshots: SnapshotStore, ids: Iter
   return { info, events }
 }
 
+/** Two imports' summaries as one: counts added, reasons merged. */
+const addSummaries = (a: ImportSummary, b: ImportSummary): ImportSummary => {
+  const merged = (x: Map<string, number>, y: Map<string, number>) => {
+    const out = new Map(x)
+    for (const [reason, n] of y) out.set(reason, (out.get(reason) ?? 0) + n)
+    return out
+  }
+  return {
+    read: a.read + b.read,
+    imported: a.imported + b.imported,
+    duplicate: a.duplicate + b.duplicate,
+    rejected: merged(a.rejected, b.rejected),
+    invalid: merged(a.invalid, b.invalid),
+    hints: a.hints + b.hints,
+    replicate: a.replicate + b.replicate,
+    bookkeeping: a.bookkeeping + b.bookkeeping,
+  }
+}
+
 /** What a restore gathers from its snapshots' outbox records. */
 interface Records {
   hints: RestoredHints
@@ -207,7 +226,7 @@ const restoreFrom = async (
           logger.error({ err: error, snapshot: delta.name }, 'delta snapshot unreadable; skipped')
           return undefined
         })
-        if (more) total = { ...total, read: total.read + more.read, imported: total.imported + more.imported, duplicate: total.duplicate + more.duplicate, hints: total.hints + more.hints, replicate: total.replicate + more.replicate, bookkeeping: total.bookkeeping + more.bookkeeping }
+        if (more) total = addSummaries(total, more)
       }
       if (!base && deltas.length === 0) return undefined
       const queued = target.queueHints ? records.hints.inStore(target.store) : []

@@ -168,6 +168,19 @@ describe('bookkeeping records in snapshots', () => {
     assert.deepEqual(await outcomes(restored.writer, [target]), [DELETED])
   })
 
+  it("a restore's summary adds up what each snapshot refused, a delta's too", async () => {
+    const snapshots = openSnapshotStore(await dir())
+    const [a, b] = [signed(10, { content: 'in the full snapshot' }), signed(11, { content: 'in the delta' })]
+    await snapshots.put(Readable.from([`${a.json}\n`, 'not json\n']), { kind: 'full' })
+    await snapshots.put(Readable.from([`${b.json}\n`, 'not json either\n', '{"bookkeeping":[1]}\n']), { kind: 'delta' })
+    const { restored } = await restore(snapshots)
+    assert.equal(restored?.summary.imported, 2)
+    assert.deepEqual(Object.fromEntries(restored?.summary.invalid ?? []), {
+      'invalid: not JSON': 2,
+      'invalid: bookkeeping record: not a bookkeeping record': 1,
+    })
+  })
+
   it('records round-trip through their line; a mark only raises, never lowers', async () => {
     const address = addressKey(30000, publicKey(9), 'a'.repeat(300)).toString('hex')
     for (const record of [
