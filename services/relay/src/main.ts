@@ -57,6 +57,8 @@ export interface StartOptions {
   storage?: StorageOptions['storage']
   /** Log and count what escapes every handler at the process level (`msr-relay serve`; not in a host process). */
   processGuards?: boolean
+  /** The writer thread's entry module (tests give testing/gated-write-worker.js, which can hold each commit's answer). */
+  writerThread?: URL
 }
 
 /**
@@ -72,7 +74,7 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
     const { store, mapCap } = openConfiguredStore(config.data)
     const released = claimStore(config.data.path)
     const maxBytes = () => effectiveCap(settings.current.config.data.max_size, mapCap)
-    const writer = await Writer.threaded(store, (error, context) => relay.report('write', error, context), maxBytes).catch(async (error: unknown) => {
+    const writer = await Writer.threaded(store, (error, context) => relay.report('write', error, context), maxBytes, options.writerThread).catch(async (error: unknown) => {
       await store.close().finally(released)
       throw error
     })

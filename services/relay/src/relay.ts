@@ -143,6 +143,10 @@ export class Relay {
       metrics,
       now: this.now,
       onFailure: (path, error, { subId }) => this.report(path, error, { subscription: subId }),
+      fanOutCaughtUp: () => {
+        const settling = deps.writer.settling
+        return settling ? settling.then(() => this.fanOut.caughtUp()) : this.fanOut.caughtUp()
+      },
       fanOutPending: replication && (id => replication.fanOutPending(id)),
     }
   }

@@ -98,6 +98,8 @@ export interface TestRelayOptions {
   logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
   /** The Cloud Storage client for a gs:// `[backup] target` (the fake server's). */
   storage?: StartOptions['storage']
+  /** The writer thread's entry module (see StartOptions.writerThread). */
+  writerThread?: URL
 }
 
 /** The validated configuration a test relay runs with: defaults, then test settings, then `overrides` (dotted keys). */
@@ -134,7 +136,7 @@ export const startTestRelay = async (overrides: Record<string, unknown> = {}, op
     },
   }
   const logger = createLogger({ service: 'relay-test', level: options.logLevel ?? 'fatal', destination })
-  const running = await startRelay(config, { logger, ...(options.storage && { storage: options.storage }) })
+  const running = await startRelay(config, { logger, ...(options.storage && { storage: options.storage }), ...(options.writerThread && { writerThread: options.writerThread }) })
   let stopped: Promise<void> | undefined
   const stop = () => (stopped ??= running.close())
   return {

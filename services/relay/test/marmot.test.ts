@@ -92,6 +92,45 @@ describe('complete history for no-limit reads of history kinds', () => {
   })
 })
 
+describe('a history read in pages beside other filters', () => {
+  let relay: TestRelay
+  let client: TestClient
+  const start = Math.floor(Date.now() / 1000) - 600
+  const author = newSigner()
+  // Newest first: the group's five messages (the fourth by `author`), then two of another group.
+  const group = [0, 1, 2, 3, 4].map(i => sign(i === 3 ? author : newSigner(), { kind: 445, created_at: start + 10 - i, tags: [['h', GROUP]], content: `g${i}` }))
+  const other = [0, 1].map(i => sign(newSigner(), { kind: 445, created_at: start + 20 - i, tags: [['h', OTHER_GROUP]], content: `o${i}` }))
+  const contents = (events: NostrEvent[]) => events.map(e => e.content)
+
+  before(async () => {
+    // Pages of two events: the group's history takes three.
+    relay = await startTestRelay({ ...OPEN, 'limitation.max_limit': 2, 'limitation.default_limit': 2 })
+    client = await TestClient.connect(relay.url)
+    for (const [, , ok] of await publishAll(client, [...group, ...other])) assert.equal(ok, true)
+  })
+
+  after(async () => {
+    await client?.close()
+    await relay?.close()
+  })
+
+  it('sends an event two history filters match once, in the first', async () => {
+    const got = await client.query({ kinds: [445], '#h': [GROUP] }, { kinds: [445], authors: [author.pubkey] })
+    assert.deepEqual(contents(got), ['g0', 'g1', 'g2', 'g3', 'g4'])
+  })
+
+  it('sends what a later filter matches after every page of the history, and only what the history did not send', async () => {
+    const got = await client.query({ kinds: [445], '#h': [GROUP] }, { ids: [(group[3] as NostrEvent).id, (other[1] as NostrEvent).id] })
+    assert.deepEqual(contents(got), ['g0', 'g1', 'g2', 'g3', 'g4', 'o1'])
+  })
+
+  it('streams the filters in request order: a limited filter first, and what it left out follows the history', async () => {
+    // The limited filter sends o0 only; the last filter, answered pages later, sends o1 but not o0 again.
+    const got = await client.query({ kinds: [445], '#h': [OTHER_GROUP], limit: 1 }, { kinds: [445], '#h': [GROUP] }, { kinds: [445], '#h': [OTHER_GROUP] })
+    assert.deepEqual(contents(got), ['o0', 'g0', 'g1', 'g2', 'g3', 'g4', 'o1'])
+  })
+})
+
 describe('a history longer than max_history', () => {
   let relay: TestRelay
   let client: TestClient

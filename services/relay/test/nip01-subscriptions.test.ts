@@ -1,7 +1,8 @@
 // NIP-01 REQ/CLOSE end to end: every filter field, ordering, limits, live delivery, replacement, CLOSE.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { ids, newSigner, now, sign, signTied, startTestRelay, TestClient, type NostrEvent, type Signer, type TestRelay } from './harness.js'
+import { BroadcastChannel } from 'node:worker_threads'
+import { ids, newSigner, now, sign, signTied, startTestRelay, TestClient, withTimeout, type NostrEvent, type Signer, type TestRelay } from './harness.js'
 
 const MAX_LIMIT = 20
 const DEFAULT_LIMIT = 7
@@ -261,5 +262,68 @@ describe('REQ replacing a subscription', () => {
     const events = [0, 1, 2].map(i => sign(signer, { created_at: t + i, content: `i${i}` }))
     for (const e of events) await client.publishOk(e)
     assert.deepEqual(ids(await client.query({ ids: ids(events), limit: 2 })), ids([events[2] as NostrEvent, events[1] as NostrEvent]))
+  })
+})
+
+/** Sends "hold" or "release" to the gated writer thread of the store at `path` and waits until it has taken it. */
+const gate = (path: string, command: 'hold' | 'release'): Promise<void> =>
+  withTimeout(
+    new Promise(resolve => {
+      const channel = new BroadcastChannel(`flush-gate:${path}`)
+      channel.onmessage = message => {
+        if ((message as { data: unknown }).data !== `${command}: done`) return
+        channel.close()
+        resolve()
+      }
+      channel.postMessage(command)
+    }),
+    `the writer's gate to ${command}`,
+  )
+
+describe('an event readers see committed before its fan-out has run', () => {
+  let gated: TestRelay
+  let publisher: TestClient
+  let sub: TestClient
+
+  before(async () => {
+    // The writer thread holds each commit's answer while told to: the event is readable, its fan-out waits.
+    gated = await startTestRelay({}, { writerThread: new URL('../src/testing/gated-write-worker.js', import.meta.url) })
+    publisher = await TestClient.connect(gated.url)
+    sub = await TestClient.connect(gated.url)
+  })
+
+  after(async () => {
+    if (gated) await gate(gated.dataDir, 'release')
+    await publisher?.close()
+    await sub?.close()
+    await gated?.close()
+  })
+
+  it('reaches a REQ that read it once: in the backfill, not again when its fan-out comes', async () => {
+    const signer = newSigner()
+    const early = sign(signer, { content: 'read before its fan-out' })
+    await gate(gated.dataDir, 'hold')
+    publisher.send(['EVENT', early])
+    // Its commit becomes readable while the writer's answer waits: REQs until one's backfill holds it.
+    let subId = ''
+    for (let i = 0; ; i++) {
+      assert.ok(i < 500, 'the event never became readable')
+      subId = `early-${i}`
+      const stored = await sub.req(subId, { authors: [signer.pubkey] })
+      if (stored.length > 0) {
+        assert.deepEqual(stored, [early])
+        break
+      }
+      sub.send(['CLOSE', subId])
+      await new Promise(resolve => setTimeout(resolve, 10))
+    }
+    await gate(gated.dataDir, 'release')
+    assert.deepEqual(await publisher.next(m => m[0] === 'OK' && m[1] === early.id), ['OK', early.id, true, ''])
+    // Fan-out keeps commit order: a second delivery of the first event would come before this one.
+    const later = sign(signer, { content: 'live' })
+    await publisher.publishOk(later)
+    assert.deepEqual(await sub.nextEvent(subId), later)
+    await sub.sync()
+    assert.deepEqual(sub.takeAll(m => m[1] === subId), [])
   })
 })

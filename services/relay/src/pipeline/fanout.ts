@@ -33,6 +33,11 @@ export class FanOut {
   private readonly frames = new Map<string, LiveFrame>()
   /** Publishing connections not read until the queue drains. */
   private readonly held = new Set<Client>()
+  /** Events queued so far, and delivered so far (counts, so a waiter needs no mark in the queue). */
+  private queued = 0
+  private delivered = 0
+  /** Callbacks waiting for the delivery of what was queued when they came (in order of `until`). */
+  private waiters: { until: number; then: () => void }[] = []
 
   constructor(
     private readonly index: LiveIndex,
@@ -44,10 +49,17 @@ export class FanOut {
   /** Queues events for delivery, in order. */
   enqueue(events: readonly Committed[]): void {
     this.queue.push(...events)
+    this.queued += events.length
     if (!this.scheduled) {
       this.scheduled = true
       setImmediate(() => this.run())
     }
+  }
+
+  /** Resolves once every event queued so far has been delivered; undefined when none waits. */
+  caughtUp(): Promise<void> | undefined {
+    if (this.delivered === this.queued) return undefined
+    return new Promise(then => this.waiters.push({ until: this.queued, then }))
   }
 
   /** Called for each EVENT received: while the queue is long, the connection's later messages wait for it to drain. */
@@ -77,10 +89,19 @@ export class FanOut {
       traced?.(deliveries - before)
     }
     this.queue = this.queue.slice(taken)
+    this.delivered += taken
     if (this.held.size > 0 && this.queue.length <= FANOUT_RESUME) this.resume()
     this.onDelivered(deliveries)
+    if (this.waiters.length > 0) this.wake()
     this.scheduled = this.queue.length > 0
     if (this.scheduled) setImmediate(() => this.run())
+  }
+
+  private wake(): void {
+    const due = this.waiters.findIndex(w => w.until > this.delivered)
+    const woken = due < 0 ? this.waiters : this.waiters.slice(0, due)
+    this.waiters = due < 0 ? [] : this.waiters.slice(due)
+    for (const { then } of woken) then()
   }
 
   private resume(): void {

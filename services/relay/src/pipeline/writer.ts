@@ -115,9 +115,12 @@ export class Writer {
     private readonly maxBytes: () => number = () => 0,
   ) {}
 
-  /** A writer whose transactions run on a writer thread of their own (started and ready when this resolves). */
-  static async threaded(store: EventStore, onError: WriteErrorHandler, maxBytes?: () => number): Promise<Writer> {
-    return new Writer(store, onError, await writerThread(store), maxBytes)
+  /**
+   * A writer whose transactions run on a writer thread of their own (started and ready when this resolves);
+   * `module` is the thread's entry (see writerThread).
+   */
+  static async threaded(store: EventStore, onError: WriteErrorHandler, maxBytes?: () => number, module?: URL): Promise<Writer> {
+    return new Writer(store, onError, await writerThread(store, module), maxBytes)
   }
 
   /** Adds a listener for committed batches (called in the order listeners were added). */
@@ -138,6 +141,14 @@ export class Writer {
         setImmediate(() => this.flush())
       }
     })
+  }
+
+  /**
+   * Resolves once every transaction handed to the store so far has been answered and its listeners called
+   * (whatever a reader sees committed now has reached the fan-out by then); undefined when none is in flight.
+   */
+  get settling(): Promise<void> | undefined {
+    return this.inFlight.size > 0 ? this.settled : undefined
   }
 
   /** Events queued or being committed. */

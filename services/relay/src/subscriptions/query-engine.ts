@@ -1,9 +1,9 @@
 // What a query worker does (query-worker.ts), as functions of a store and the slab arena: REQ backfills
 // framed straight from the store's bytes, and NIP-45 counts.
-import type { Filter, NostrEvent } from '@msr/nostr'
+import { compileFilter, type Filter, type NostrEvent } from '@msr/nostr'
 import { visibleTo } from '../policies/access.js'
 import type { EventStore, Visit } from '../store/event-store.js'
-import { storedCreatedAt, storedKind } from '../store/stored-json.js'
+import { readHead, storedCreatedAt, storedKind, storedPubkey, type StoredHead } from '../store/stored-json.js'
 import type { Answer } from '@msr/workers'
 import { claimSlab, releaseSlab, slabBuffer, type SlabArena } from './slabs.js'
 
@@ -20,8 +20,26 @@ export interface BackfillRequest {
   /** The pubkeys the connection authenticated as, and the kinds only their author or recipients may read. */
   viewer: string[]
   privateKinds: number[]
+  /**
+   * Per filter, whether it is read in pages (a history filter). Given, every filter that stops at its
+   * limit reports its cursor, and the page ends where a paged one does: the filters after it wait for the
+   * next page, so that each filter's events go out before the next filter's (README, REQ).
+   */
+  paged?: boolean[]
   /** Per filter, ids already sent (a history page's boundary): skipped, not counted against the limit. */
   skip?: string[][]
+  /** What earlier pages of the same REQ sent: events they hold are skipped (and counted against the limit). */
+  sentBefore?: SentBefore[]
+}
+
+/**
+ * Events an earlier page sent, described by the filter that sent them rather than by their ids (a history
+ * can be up to max_history events; this stays one entry per filter): every match of `filter`, or with
+ * `cursor`, only those down to where it stopped (newer than its created_at, or at it among its ids).
+ */
+export interface SentBefore {
+  filter: Filter
+  cursor?: PageCursor | undefined
 }
 
 /** A NIP-45 count over the filters. */
@@ -196,28 +214,32 @@ const backfill = (store: EventStore, arena: SlabArena, request: BackfillRequest)
 
 /**
  * Each filter's events framed into `out` (ids and frame ends recorded, and where a filter that reached
- * its limit would go on); true when the deadline stopped it.
+ * its limit would go on), in request order, each event once; true when the deadline stopped it. With
+ * `paged`, the page ends at the first paged filter that reached its limit.
  */
 const scanInto = (store: EventStore, request: BackfillRequest, out: Output, ids: FrameIds, ends: number[], cursors: (PageCursor | undefined)[]): boolean => {
-  const { filters, limits, prefix, now, timeoutMs, wire } = request
+  const { filters, limits, prefix, now, timeoutMs, wire, paged } = request
   const prefixBytes = Buffer.from(prefix, 'utf8')
+  // Within one page, ids; across pages, the earlier filters themselves (sentBefore).
   const sent = filters.length > 1 ? new Set<string>() : undefined
   const bounds = { now, deadline: performance.now() + timeoutMs, clock: () => performance.now() }
-  let timedOut = false
-  filters.forEach((filter, i) => {
+  for (let i = 0; i < filters.length; i++) {
+    const filter = filters[i] as Filter
     let remaining = limits[i] ?? 0
-    if (timedOut || remaining <= 0) return
+    if (remaining <= 0) continue
     const skip = request.skip?.[i]?.length ? new Set(request.skip[i]) : undefined
+    const sentEarlier = sentEarlierTest(request.sentBefore, filter)
     let cursor: PageCursor | undefined
-    timedOut = store.scan(filter, bounds, visibleOnly(filter, request, (id, json) => {
-      if (skip?.has(id.toString('hex'))) return true
-      if (request.skip) {
+    const timedOut = store.scan(filter, bounds, visibleOnly(filter, request, (id, json) => {
+      const hex = skip || paged || sent || sentEarlier ? id.toString('hex') : ''
+      if (skip?.has(hex)) return true
+      if (paged) {
         const createdAt = storedCreatedAt(json)
         if (cursor?.createdAt !== createdAt) cursor = { createdAt, ids: [] }
-        cursor.ids.push(id.toString('hex'))
+        cursor.ids.push(hex)
       }
+      if (sentEarlier?.(hex, json)) return --remaining > 0
       if (sent) {
-        const hex = id.toString('hex')
         if (sent.has(hex)) return --remaining > 0
         sent.add(hex)
       }
@@ -232,8 +254,66 @@ const scanInto = (store: EventStore, request: BackfillRequest, out: Output, ids:
       return --remaining > 0
     }))
     cursors[i] = remaining <= 0 ? cursor : undefined
-  })
-  return timedOut
+    if (timedOut) return true
+    if (paged?.[i] && cursors[i]) return false
+  }
+  return false
+}
+
+/**
+ * Whether an earlier page sent a candidate of `filter` (by its hex id and stored bytes); undefined when
+ * none of those filters can share an event with it. The created_at bound is tested first: a resumed
+ * filter is among its own earlier ones, and its candidates are all past its cursor.
+ */
+const sentEarlierTest = (sentBefore: SentBefore[] | undefined, filter: Filter): ((hex: string, json: Buffer) => boolean) | undefined => {
+  const tests = (sentBefore ?? []).filter(s => mayOverlap(s.filter, filter)).map(s => ({ matches: storedMatcher(s.filter), cursor: s.cursor }))
+  if (tests.length === 0) return undefined
+  return (hex, json) => {
+    const createdAt = storedCreatedAt(json)
+    for (const { matches, cursor } of tests) {
+      const reached = cursor === undefined || createdAt > cursor.createdAt || (createdAt === cursor.createdAt && cursor.ids.includes(hex))
+      if (reached && matches(hex, json)) return true
+    }
+    return false
+  }
+}
+
+/** False when no event can match both filters (disjoint ids, authors, kinds or time ranges). */
+const mayOverlap = (a: Filter, b: Filter): boolean =>
+  !disjoint(a.ids, b.ids) &&
+  !disjoint(a.authors, b.authors) &&
+  !disjoint(a.kinds, b.kinds) &&
+  (a.since ?? 0) <= (b.until ?? Infinity) &&
+  (b.since ?? 0) <= (a.until ?? Infinity)
+
+const disjoint = <T>(a: T[] | undefined, b: T[] | undefined): boolean => {
+  if (a === undefined || b === undefined) return false
+  const values = new Set(b)
+  return !a.some(v => values.has(v))
+}
+
+/**
+ * The whole filter as a test of a stored event (hex id, bytes): id, author, kind and created_at read from
+ * the bytes, the event parsed only for a tag condition (or bytes not in the canonical layout).
+ */
+const storedMatcher = (filter: Filter): ((hex: string, json: Buffer) => boolean) => {
+  const whole = compileFilter(filter)
+  const parsed = (json: Buffer) => whole(JSON.parse(json.toString('utf8')) as NostrEvent)
+  const ids = filter.ids && new Set(filter.ids)
+  const authors = filter.authors && new Set(filter.authors)
+  const kinds = filter.kinds && new Set(filter.kinds)
+  const since = filter.since ?? 0
+  const until = filter.until ?? Infinity
+  const tags = Object.keys(filter.tags ?? {}).length > 0
+  const head: StoredHead = { createdAt: 0, kind: 0 }
+  return (hex, json) => {
+    if (!readHead(json, head)) return parsed(json)
+    if (ids && !ids.has(hex)) return false
+    if (kinds && !kinds.has(head.kind)) return false
+    if (head.createdAt < since || head.createdAt > until) return false
+    if (authors && !authors.has(storedPubkey(json))) return false
+    return !tags || parsed(json)
+  }
 }
 
 /** NIP-45: distinct events matching any filter that the viewer may read. */

@@ -9,7 +9,7 @@ import type { LiveIndex } from './live-index.js'
 import type { QueryPool } from './query-pool.js'
 import { orAfter } from '../deadline.js'
 import { releaseSlab, slabBuffer } from './slabs.js'
-import type { BackfillRequest, BackfillResponse } from './query-engine.js'
+import type { BackfillRequest, BackfillResponse, PageCursor, SentBefore } from './query-engine.js'
 import { createSubscription, type Subscription } from './subscription.js'
 import { annotate, endSpan, inSpan, startSpan } from '../tracing.js'
 
@@ -35,6 +35,12 @@ export interface RequestDeps {
   now: () => number
   /** Reports a failure answered with `CLOSED "error: …"` (logged with the subscription id, counted). */
   onFailure: (path: 'req' | 'count', error: unknown, context: { subId: string }) => void
+  /**
+   * Resolves once every event committed so far has been through the live fan-out (a reader can see a
+   * commit before its fan-out has run); undefined when that is so already. With `[replication]`, this
+   * replica's own events that wait for the bus are left to `fanOutPending`.
+   */
+  fanOutCaughtUp: () => Promise<void> | undefined
   /**
    * With `[replication]`: whether this committed event's live fan-out is still to come (it waits for the
    * bus). A backfill that sent such an event keeps its id, and the late fan-out skips the subscription.
@@ -119,10 +125,10 @@ export const handleReq = (deps: RequestDeps, client: Client, subId: string, raw:
     wire: client.acceptsWireFrames,
     viewer: [...client.authed],
     privateKinds: [...access.privateKinds],
-    ...(paged.some(Boolean) && { skip: parsed.filters.map(() => []) }),
+    ...(paged.some(Boolean) && { paged }),
   }
   // Registered synchronously (a CLOSE right behind must find it); the rate limit answers asynchronously.
-  void backfill(deps, subscription, request, paged, span).catch(error => {
+  void backfill(deps, subscription, request, span).catch(error => {
     inSpan(span, () => deps.onFailure('req', error, { subId }))
     if (client.subscriptions.get(subId) !== subscription) return span.end()
     closeSubscription(deps, client, subId)
@@ -146,11 +152,12 @@ const historyCut = (max: number): Reason =>
   `blocked: history cut at ${max} events (max_history), more may match; ask again with until (older) or since (newer) to read the rest`
 
 /**
- * The rate limit, then the query (bounded in time), then the answer. History filters go on
- * in pages: each page starts at the oldest created_at of the last one (`until`, skipping the ids already
- * sent there) and waits until the client has read the page before; EOSE comes after the last page.
+ * The rate limit, then the query (bounded in time), then the answer. Filters go out in request order; a
+ * history filter goes on in pages: each page starts at the oldest created_at of the last one (`until`,
+ * skipping the ids already sent there), the filters after it wait for it to end, and each page waits until
+ * the client has read the one before; EOSE comes after the last page.
  */
-const backfill = async (deps: RequestDeps, subscription: Subscription, first: Omit<BackfillRequest, 'op'>, paged: boolean[], span: Span): Promise<void> => {
+const backfill = async (deps: RequestDeps, subscription: Subscription, first: Omit<BackfillRequest, 'op'>, span: Span): Promise<void> => {
   const { client, id: subId } = subscription
   const limited = await deps.settings.current.limits.checkRequest(client.id)
   if (client.subscriptions.get(subId) !== subscription) return span.end()
@@ -161,7 +168,7 @@ const backfill = async (deps: RequestDeps, subscription: Subscription, first: Om
   }
   const maxHistory = deps.settings.current.config.limitation.max_history
   let request = first
-  let pagedNow = paged
+  let from: Resume = { at: 0, sentBefore: [] }
   let served = 0
   let pages = 0
   for (;;) {
@@ -174,7 +181,7 @@ const backfill = async (deps: RequestDeps, subscription: Subscription, first: Om
       closeSubscription(deps, client, subId)
       return closed(client, subId, 'error: the query took too long (db_query_timeout); narrow the filter', span)
     }
-    const next = nextPage(request, page, pagedNow, maxHistory - served)
+    const next = resumeAfter(first, from, page.cursors)
     if (!next) break
     if (served >= maxHistory) {
       closeSubscription(deps, client, subId)
@@ -182,8 +189,8 @@ const backfill = async (deps: RequestDeps, subscription: Subscription, first: Om
     }
     await client.roomToSend()
     if (client.subscriptions.get(subId) !== subscription) return span.end()
-    request = next.request
-    pagedNow = next.paged
+    from = next
+    request = pageRequest(first, from, maxHistory - served)
   }
   annotate(span, () => ({ 'nostr.events_returned': served, 'nostr.pages': pages }))
   client.eose(subId)
@@ -191,6 +198,57 @@ const backfill = async (deps: RequestDeps, subscription: Subscription, first: Om
   const held = subscription.held ?? []
   subscription.held = undefined
   for (const { frame } of held) client.sendLive(frame)
+}
+
+/**
+ * Where the next page of a paged REQ starts: at filter `at` (of the REQ's filters), from `cursor` when that
+ * filter was cut by the page before; `sentBefore` stands for what the filters before it sent.
+ */
+interface Resume {
+  at: number
+  cursor?: PageCursor
+  sentBefore: SentBefore[]
+}
+
+/**
+ * Where the next page starts, given where this one started (`from`) and its cursors; undefined when this
+ * was the last: at the first paged filter this page cut, the filters before that counted as sent. A cursor
+ * at the same created_at as the page before adds to its ids.
+ */
+const resumeAfter = (first: Omit<BackfillRequest, 'op'>, from: Resume, cursors: (PageCursor | undefined)[]): Resume | undefined => {
+  const paged = first.paged ?? []
+  const cut = cursors.findIndex((cursor, i) => cursor !== undefined && paged[from.at + i])
+  if (cut < 0) return undefined
+  const sentBefore = [...from.sentBefore]
+  for (let i = 0; i < cut; i++) {
+    const at = from.at + i
+    // A filter with limit 0 sent nothing; a paged one that ended sent every match; another, down to its cursor.
+    if ((first.limits[at] as number) > 0) sentBefore.push({ filter: first.filters[at] as Filter, cursor: paged[at] ? undefined : cursors[i] })
+  }
+  const cursor = cursors[cut] as PageCursor
+  const previous = cut === 0 && from.cursor?.createdAt === cursor.createdAt ? from.cursor.ids : []
+  return { at: from.at + cut, cursor: { createdAt: cursor.createdAt, ids: [...previous, ...cursor.ids] }, sentBefore }
+}
+
+/**
+ * The request for a page starting at `from`: the filters from there on, the first `until` its cursor,
+ * skipping the ids sent there (and, for the filters after it, what its earlier pages sent); no paged filter
+ * asks for more than `allowance` (what max_history leaves).
+ */
+const pageRequest = (first: Omit<BackfillRequest, 'op'>, from: Resume, allowance: number): Omit<BackfillRequest, 'op'> => {
+  const filters = first.filters.slice(from.at)
+  const paged = (first.paged ?? []).slice(from.at)
+  const { cursor } = from
+  const resumed = filters[0] as Filter
+  if (cursor) filters[0] = { ...resumed, until: cursor.createdAt }
+  return {
+    ...first,
+    filters,
+    limits: first.limits.slice(from.at).map((limit, i) => (paged[i] ? Math.max(1, Math.min(limit, allowance)) : limit)),
+    paged,
+    skip: cursor ? [cursor.ids] : undefined,
+    sentBefore: cursor ? [...from.sentBefore, { filter: resumed, cursor }] : from.sentBefore,
+  }
 }
 
 /**
@@ -210,32 +268,6 @@ const queryPage = async (deps: RequestDeps, request: Omit<BackfillRequest, 'op'>
   void answering.then(late => late && answerBytes(deps.queries, late, deps.metrics).free())
   inSpan(span, () => deps.onFailure('req', new Error(`no answer from a query worker within ${request.timeoutMs + ANSWER_GRACE_MS} ms`), { subId }))
   return undefined
-}
-
-/**
- * The request for the next page of the history filters that stopped at their page size, or undefined
- * when every filter is complete. A cursor at the same created_at as the page before adds to its ids; no
- * page asks for more than `allowance` (what max_history leaves).
- */
-const nextPage = (
-  request: Omit<BackfillRequest, 'op'>,
-  page: BackfillResponse,
-  paged: boolean[],
-  allowance: number,
-): { request: Omit<BackfillRequest, 'op'>; paged: boolean[] } | undefined => {
-  const filters: Filter[] = []
-  const limits: number[] = []
-  const skip: string[][] = []
-  request.filters.forEach((filter, i) => {
-    const cursor = page.cursors[i]
-    if (!paged[i] || !cursor) return
-    const previous = filter.until === cursor.createdAt ? (request.skip?.[i] ?? []) : []
-    filters.push({ ...filter, until: cursor.createdAt })
-    limits.push(Math.max(1, Math.min(request.limits[i] as number, allowance)))
-    skip.push([...previous, ...cursor.ids])
-  })
-  if (filters.length === 0) return undefined
-  return { request: { ...request, filters, limits, skip }, paged: filters.map(() => true) }
 }
 
 /** The answer's bytes (slab or transferred) and a function that frees them once they are written. */
@@ -262,12 +294,7 @@ const sendPage = (deps: RequestDeps, subscription: Subscription, result: Backfil
     return (closed(client, subId, 'error: the query could not be answered; try again', span), false)
   }
   const { framesEnd } = result
-  const pending = deps.fanOutPending
-  if (subscription.held?.length || pending) {
-    const sent = backfilledIds(answer.data, framesEnd, result.frames)
-    if (subscription.held?.length) subscription.held = subscription.held.filter(({ id }) => !sent.has(id))
-    if (pending) for (const id of sent) if (pending(id)) (subscription.sentBeforeFanOut ??= new Set()).add(id)
-  }
+  if (result.frames > 0) againstFanOut(deps, subscription, answer.data, result)
   if (result.wire) client.sendWire(answer.data.subarray(0, framesEnd), answer.free)
   else {
     // ws may hold a frame (compression is asynchronous), so these frames are copies and the slab is freed now.
@@ -275,6 +302,32 @@ const sendPage = (deps: RequestDeps, subscription: Subscription, result: Backfil
     answer.free()
   }
   return true
+}
+
+/**
+ * Keeps a page's events from reaching the subscription again live: held live events it sent are dropped,
+ * and those whose fan-out may still come (committed before the scan read them, not yet fanned out) are
+ * marked on the subscription, for that fan-out to skip. The marks go once the fan-out has caught up
+ * with every commit made until now, except those of events still waiting for the bus (`fanOutPending`),
+ * which their own fan-out removes: a subscription holds at most the ids of the pages just sent.
+ */
+const againstFanOut = (deps: RequestDeps, subscription: Subscription, data: Buffer, result: BackfillResponse): void => {
+  const { held } = subscription
+  const pending = deps.fanOutPending
+  const catchingUp = deps.fanOutCaughtUp()
+  if (!held?.length && !catchingUp && !pending) return
+  const sent = backfilledIds(data, result.framesEnd, result.frames)
+  if (held?.length) subscription.held = held.filter(({ id }) => !sent.has(id))
+  if (!catchingUp) {
+    if (pending) for (const id of sent) if (pending(id)) (subscription.sentBeforeFanOut ??= new Set()).add(id)
+    return
+  }
+  const marks = (subscription.sentBeforeFanOut ??= new Set())
+  for (const id of sent) marks.add(id)
+  void catchingUp.then(() => {
+    for (const id of sent) if (!pending?.(id)) marks.delete(id)
+    if (marks.size === 0 && subscription.sentBeforeFanOut === marks) subscription.sentBeforeFanOut = undefined
+  })
 }
 
 /** Where each frame of the answer ends (u32 LE after the ids). */
