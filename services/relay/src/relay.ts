@@ -7,7 +7,7 @@ import { InboundOrder, type InboundHandler } from './connection/inbound.js'
 import { sleep } from './deadline.js'
 import type { RelayMetrics } from './metrics.js'
 import { FanOut } from './pipeline/fanout.js'
-import { createIngest, ingestSettled } from './pipeline/ingest.js'
+import { createIngest, eventsAnswered, ingestSettled } from './pipeline/ingest.js'
 import { parseMessage, type ClientMessage } from './pipeline/parse.js'
 import type { VerifierPool } from '@msr/workers'
 import type { Writer } from './pipeline/writer.js'
@@ -235,14 +235,25 @@ export class Relay {
     try {
       switch (message.verb) {
         case 'EVENT': return (this.fanOut.throttle(client), this.ingest(client, message.event))
-        case 'REQ': return handleReq(this.requests, client, message.subId, message.filters)
-        case 'COUNT': return void handleCount(this.requests, client, message.subId, message.filters)
+        case 'REQ': return this.afterEvents(client, message.verb, () => handleReq(this.requests, client, message.subId, message.filters))
+        case 'COUNT': return this.afterEvents(client, message.verb, () => void handleCount(this.requests, client, message.subId, message.filters))
         case 'CLOSE': return closeSubscription(this.requests, client, message.subId)
         case 'AUTH': return this.authenticate(client, message.event)
       }
     } catch (error) {
       this.failed(client, message.verb, error)
     }
+  }
+
+  /**
+   * Messages of a connection take effect in the order they were sent: a REQ or COUNT sent behind EVENTs
+   * not yet answered waits for their OKs (and holds what follows it), so it finds what they stored and not
+   * what they deleted. Without such EVENTs (the common case) it runs at once.
+   */
+  private afterEvents(client: Client, verb: string, run: () => void): Promise<void> | void {
+    const answered = eventsAnswered(client)
+    if (!answered) return run()
+    return answered.then(run).catch(error => this.failed(client, verb, error))
   }
 
   /** NIP-42, in a `relay.auth` span ending with the answer's prefix. */

@@ -1,6 +1,7 @@
 // Messages of one connection take effect in the order they were sent: a REQ, COUNT, CLOSE or EVENT
 // pipelined right behind an AUTH is judged as authenticated (the AUTH's signature is checked on a worker
-// meanwhile), and an EVENT sent before the AUTH as unauthenticated. Checked with raw frames and with
+// meanwhile), and an EVENT sent before the AUTH as unauthenticated; a REQ or COUNT pipelined behind EVENTs
+// finds what they stored and not what they deleted. Checked with raw frames and with
 // nostr-tools' SimplePool (`automaticallyAuth`), a real client, on the hardened configuration
 // (auth.required), repeated so that a race would show.
 import assert from 'node:assert/strict'
@@ -130,6 +131,39 @@ const challenged = async (pool: SimplePool): Promise<void> => {
     await new Promise(resolve => setTimeout(resolve, 5))
   }
 }
+
+describe('EVENTs pipelined with a REQ or COUNT behind them', () => {
+  it(`the REQ and COUNT come after the EVENTs' OKs, find what they stored and not what they deleted (${ROUNDS} rounds)`, async () => {
+    for (let round = 0; round < ROUNDS; round++) {
+      const signer = newSigner()
+      const client = await TestClient.connect(url)
+      try {
+        await client.authOk(signer, { relay: url })
+        const doomed = sign(signer, { content: `to delete, round ${round}` })
+        await client.publishOk(doomed)
+        const note = sign(signer, { content: `round ${round}` })
+        const deletion = sign(signer, { kind: 5, tags: [['e', doomed.id]] })
+        // One burst: nothing waits for the EVENTs' OKs.
+        client.send(['EVENT', note])
+        client.send(['EVENT', deletion])
+        client.send(['REQ', 'r', { authors: [signer.pubkey] }])
+        client.send(['COUNT', 'c', { authors: [signer.pubkey] }])
+        const seen: RelayMessage[] = []
+        while (!seen.some(answerTo('r')) || !seen.some(answerTo('c'))) seen.push(await client.next())
+        const at = (predicate: (m: RelayMessage) => boolean) => seen.findIndex(predicate)
+        const answers = [at(kindOf('OK', note.id)), at(kindOf('OK', deletion.id))]
+        assert.ok(answers.every(i => i >= 0 && i < at(kindOf('EVENT', 'r')) && i < at(answerTo('c'))), `round ${round}: ${JSON.stringify(seen.map(m => m.slice(0, 2)))}`)
+        assert.deepEqual(seen.filter(m => m[0] === 'OK').map(m => m[2]), [true, true], `round ${round}: OKs`)
+        const found = seen.filter(kindOf('EVENT', 'r')).map(m => (m[2] as { id: string }).id)
+        assert.deepEqual(found.sort(), [note.id, deletion.id].sort(), `round ${round}: REQ`)
+        assert.equal(seen[at(answerTo('r'))]?.[0], 'EOSE')
+        assert.deepEqual(seen[at(answerTo('c'))]?.slice(2), [{ count: 2 }], `round ${round}: COUNT`)
+      } finally {
+        await client.close()
+      }
+    }
+  })
+})
 
 describe("nostr-tools' SimplePool with automaticallyAuth (auth.required)", () => {
   it(`subscribes right after its automatic AUTH and gets EOSE, never auth-required (${ROUNDS} pools)`, async () => {

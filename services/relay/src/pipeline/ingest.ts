@@ -38,6 +38,24 @@ const ingestTails = new WeakMap<Client, Promise<void>>()
 /** Resolves once every EVENT received so far from the client has been answered or handed to the writer. */
 export const ingestSettled = (client: Client): Promise<void> => ingestTails.get(client) ?? Promise.resolve()
 
+/** Who waits for a connection's EVENTs to be answered (eventsAnswered); kept off the Client, which every idle connection holds. */
+const answeredWaiters = new WeakMap<Client, Array<() => void>>()
+
+/**
+ * Resolves once every EVENT received so far from the client has been answered (a stored one committed,
+ * so a query then finds it; a deleted one gone); undefined when none is unanswered. Only a caller that
+ * holds the connection's later messages (a barrier of InboundOrder) may rely on it: new EVENTs would
+ * postpone it.
+ */
+export const eventsAnswered = (client: Client): Promise<void> | undefined => {
+  if (client.inFlight === 0) return undefined
+  return new Promise(resolve => {
+    const waiting = answeredWaiters.get(client)
+    if (waiting) waiting.push(resolve)
+    else answeredWaiters.set(client, [resolve])
+  })
+}
+
 /**
  * The EVENT path: precheck → verify (on the pool, in parallel) → access and rate limits → store → OK.
  * Events of one connection reach the writer in the order they arrived; their OKs follow commits.
@@ -120,4 +138,11 @@ const track = (client: Client, delta: number): void => {
   client.inFlight += delta
   if (delta > 0 && client.inFlight === MAX_IN_FLIGHT) client.hold('ingest')
   else if (delta < 0 && client.inFlight === MAX_IN_FLIGHT / 2) client.release('ingest')
+  else if (client.inFlight === 0) {
+    const waiting = answeredWaiters.get(client)
+    if (waiting) {
+      answeredWaiters.delete(client)
+      for (const resolve of waiting) resolve()
+    }
+  }
 }
