@@ -408,7 +408,7 @@ const owedBy = (frame: Frame, limits: Limits): Owed => {
   if (!isUtf8(frame.data)) return { closes: 1007 }
   if (frame.data.length > limits.maxMessage) {
     const text = frame.data.toString('utf8', 0, Math.min(frame.data.length, 4 * limits.maxMessage))
-    const id = /^\s*\[\s*"EVENT"/.test(text) ? ID_IN_TEXT.exec(text)?.[1] : undefined
+    const id = /^\s*\[\s*"(?:EVENT|AUTH)"/.test(text) ? ID_IN_TEXT.exec(text)?.[1] : undefined
     return id ? { key: `ok:${id}` } : { notice: true }
   }
   let value: unknown
@@ -424,12 +424,10 @@ const owedBy = (frame: Frame, limits: Limits): Owed => {
 
 const owedByVerb = (verb: string, args: unknown[]): Owed => {
   switch (verb) {
-    case 'EVENT': {
-      const id = readableId(args[0])
-      return id ? { key: `ok:${id}` } : { notice: true }
-    }
+    // NIP-42 answers AUTH like EVENT: OK whenever the (first) event's id can be read, whatever follows it.
+    case 'EVENT':
     case 'AUTH': {
-      const id = args.length === 1 ? readableId(args[0]) : undefined
+      const id = readableId(args[0])
       return id ? { key: `ok:${id}` } : { notice: true }
     }
     case 'REQ':

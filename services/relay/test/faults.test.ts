@@ -114,8 +114,8 @@ describe('OK true means on disk', () => {
       await new Promise(resolve => setTimeout(resolve, 10))
     }
     assert.ok(relay.running.store.get(event.id))
-    // …and a round trip later still no OK.
-    await client.sync()
+    // …and a round trip later (on another connection: one of this connection's would wait for the OK) still no OK.
+    await bystander.sync()
     assert.deepEqual(client.takeAll(m => m[0] === 'OK' && m[1] === event.id), [])
     open()
     assert.deepEqual((await client.next(m => m[0] === 'OK' && m[1] === event.id)).slice(2), [true, ''])
