@@ -179,7 +179,15 @@ describe('loadConfig', () => {
     const [error, ...rest] = expectErrors(loadConfig({ schema: sampleSchema, file }))
     assert.deepEqual(rest, [])
     assert.match(error ?? '', new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: TOML syntax error at line 2, column \\d+: `))
-    assert.match(error ?? '', /port = = 1/)
+    assert.doesNotMatch(error ?? '', /port = = 1/, 'the line itself is not quoted')
+  })
+
+  it('never quotes the broken line: it may hold a secret', () => {
+    for (const text of ['[admin]\nkey = "topSECRETadminKey-42abcdef" x\n', '[metrics]\nenabled = true\nauth = "rotatedSECRETkey-0123456789\n']) {
+      const [error] = expectErrors(loadConfig({ schema: sampleSchema, file: tomlFile(text) }))
+      assert.match(error ?? '', /TOML syntax error at line \d+, column \d+: /)
+      assert.doesNotMatch(error ?? '', /SECRET/, error)
+    }
   })
 
   it('returns a deeply frozen value', () => {

@@ -22,11 +22,13 @@ export function readTomlFile(file: string, required: boolean): FileResult {
   }
 }
 
-// smol-toml's message is "Invalid TOML document: <reason>\n\n<code frame>"; keep the reason and the frame.
+// smol-toml's message is "Invalid TOML document: <reason>\n\n<code frame>"; keep the reason, never the frame:
+// it quotes the file's lines, and the broken one may hold a secret (a key with its closing quote missing),
+// which would then reach stderr or the log. The line and column say where to look.
 function syntaxError(file: string, err: unknown): string {
   if (!(err instanceof TomlError)) return `${file}: cannot parse: ${errorText(err)}`
   const reason = err.message.replace(/^Invalid TOML document: /, '').split('\n')[0]
-  return `${file}: TOML syntax error at line ${err.line}, column ${err.column}: ${reason}\n${err.codeblock.trimEnd()}`
+  return `${file}: TOML syntax error at line ${err.line}, column ${err.column}: ${reason}`
 }
 
 function errorCode(err: unknown): unknown {
