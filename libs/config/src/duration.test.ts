@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import * as z from 'zod'
-import { duration, parseDuration } from './duration.js'
+import { duration, MAX_DURATION, parseDuration } from './duration.js'
 
 describe('parseDuration', () => {
   it('reads each unit, sums of units, and bare milliseconds', () => {
@@ -45,5 +45,25 @@ describe('duration()', () => {
 
   it('carries its description', () => {
     assert.equal(duration('1s', 'Ping interval').description, 'Ping interval')
+  })
+
+  it(`takes at most ${MAX_DURATION} unless told otherwise: a timer fires after 1 ms past 2^31 - 1`, () => {
+    assert.deepEqual(schema.parse({ timeout: '24d' }), { timeout: 24 * 86_400_000 })
+    for (const bad of ['25d', 2 ** 31, '24d1ms']) {
+      const result = schema.safeParse({ timeout: bad })
+      assert.equal(result.success, false, String(bad))
+      assert.match(result.error?.issues[0]?.message ?? '', /^expected a duration from 0 to 24d, received /)
+    }
+  })
+
+  it('keeps to its own range', () => {
+    const ping = z.strictObject({ every: duration('30s', 'Ping interval', { min: '1s', max: '1h' }) })
+    assert.deepEqual(ping.parse({ every: '1s' }), { every: 1000 })
+    assert.deepEqual(ping.parse({ every: '1h' }), { every: 3_600_000 })
+    for (const bad of ['0', 0, '999ms', '1h1ms']) {
+      const result = ping.safeParse({ every: bad })
+      assert.equal(result.success, false, String(bad))
+      assert.equal(result.error?.issues[0]?.message, `expected a duration from 1s to 1h, received ${typeof bad === 'string' ? `"${bad}"` : bad}`)
+    }
   })
 })

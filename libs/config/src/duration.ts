@@ -33,14 +33,30 @@ function notADuration(input: unknown): string {
   return `${DURATION_MESSAGE}, received ${showValue(input)}`
 }
 
-/** A config key holding a duration: accepts "10s"-style strings or milliseconds, yields milliseconds. */
-export function duration(defaultValue: string, description: string) {
+/**
+ * The longest duration a key takes unless it says otherwise: 24 days, under the largest timer delay
+ * (2^31 - 1 ms, about 24.8 days), past which Node fires a timer after 1 ms instead (a relay would then
+ * ping or sweep without pause).
+ */
+export const MAX_DURATION = '24d'
+
+/** The range a duration key takes, as operators write durations; `min` defaults to 0, `max` to MAX_DURATION. */
+export interface DurationRange {
+  min?: string
+  max?: string
+}
+
+/** A config key holding a duration: accepts "10s"-style strings or milliseconds, yields milliseconds within its range. */
+export function duration(defaultValue: string, description: string, range: DurationRange = {}) {
+  const [min, max] = [range.min ?? '0', range.max ?? MAX_DURATION]
+  const [minMs, maxMs] = [parseDuration(min) ?? 0, parseDuration(max) ?? 0]
   const accepted = z.union([z.string(), z.number()], { error: iss => notADuration(iss.input) })
   const toMs = accepted.transform((v, ctx) => {
     const ms = typeof v === 'number' ? fromNumber(v) : parseDuration(v)
     if (ms === undefined) ctx.issues.push({ code: 'custom', message: notADuration(v), input: v })
+    else if (ms < minMs || ms > maxMs) ctx.issues.push({ code: 'custom', message: `expected a duration from ${min} to ${max}, received ${showValue(v)}`, input: v })
     return ms ?? 0
   })
   // prefault, not default: the default "10s" must itself go through the parse to become 10000.
-  return markDuration(toMs).prefault(defaultValue).describe(description)
+  return markDuration(toMs, `duration (${min}..${max})`).prefault(defaultValue).describe(description)
 }

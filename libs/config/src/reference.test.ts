@@ -19,7 +19,7 @@ describe('configReference', () => {
     assert.ok(lines.includes('| key | type | default | description | env var |'))
     assert.ok(lines.includes('| `log_level` | one of "debug", "info", "warn", "error" | `"info"` | Minimum level to log | `RELAY_LOG_LEVEL` |'))
     assert.ok(lines.includes('| `port` | integer (1..65535) | `8080` | TCP port to listen on | `RELAY_NETWORK__PORT` |'))
-    assert.ok(lines.includes('| `idle_timeout` | duration | `"30s"` | Close idle connections after this long | `RELAY_NETWORK__IDLE_TIMEOUT` |'))
+    assert.ok(lines.includes('| `idle_timeout` | duration (0..24d) | `"30s"` | Close idle connections after this long | `RELAY_NETWORK__IDLE_TIMEOUT` |'))
     assert.ok(lines.includes('| `ip_whitelist` | array of string | `[]` | Addresses allowed to subscribe | `RELAY_AUTH__REQ__IP_WHITELIST` |'))
     assert.ok(lines.includes('| `max_limit` | integer (> 0) | `500` | Largest REQ limit honoured | `RELAY_LIMITATION__MAX_LIMIT` |'))
     assert.ok(lines.includes('| `relay_name` | string |  | Name shown in NIP-11 | `RELAY_LIMITATION__RELAY_NAME` |'))

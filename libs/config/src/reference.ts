@@ -60,7 +60,7 @@ function row(path: string[], info: Unwrapped, inArray: boolean, opts: ReferenceO
 
 /** The type of a key as an operator reads it: `integer (1..65535)`, `duration`, `array of string`, `one of "a", "b"`. */
 export function typeLabel(info: Unwrapped): string {
-  if (info.duration) return 'duration'
+  if (info.duration) return info.duration
   const schema = info.schema
   const def = schema._zod.def
   switch (def.type) {

@@ -8,15 +8,16 @@ export type Unwrapped = {
   hasDefault: boolean
   defaultValue: unknown
   description: string | undefined
-  duration: boolean
+  /** For a duration, its type as the reference shows it (`duration`, `duration (1s..24d)`); else false. */
+  duration: string | false
 }
 
 // Keyed by the inner pipe, which every wrapper (.describe(), .optional(), ...) keeps by reference.
-const durations = new WeakSet<z.core.$ZodType>()
+const durations = new WeakMap<z.core.$ZodType, string>()
 
-/** Marks a schema as a duration so the reference shows `duration` instead of its input union. */
-export function markDuration<T extends z.core.$ZodType>(schema: T): T {
-  durations.add(schema)
+/** Marks a schema as a duration so the reference shows `label` (`duration`, with its range) instead of its input union. */
+export function markDuration<T extends z.core.$ZodType>(schema: T, label = 'duration'): T {
+  durations.set(schema, label)
   return schema
 }
 
@@ -28,7 +29,8 @@ export function unwrap(schema: z.core.$ZodType): Unwrapped {
   }
   for (;;) {
     out.description ??= z.globalRegistry.get(out.schema)?.description
-    if (durations.has(out.schema)) return { ...out, duration: true }
+    const duration = durations.get(out.schema)
+    if (duration !== undefined) return { ...out, duration }
     const inner = peel(out)
     if (inner === undefined) return out
     out.schema = inner as z.core.$ZodTypes

@@ -114,3 +114,13 @@ test('the push OIDC token is verified by default: a service account alone needs 
   assert.ok(loadMailboxConfig({ HINTS_PUSH_SERVICE_ACCOUNT: account, HINTS_PUSH_IAM_VERIFIED: 'true' }).ok)
   assert.equal(loadMailboxConfig({ HINTS_PUSH_SERVICE_ACCOUNT: account, HINTS_PUSH_IAM_VERIFIED: 'yes' }).ok, false)
 })
+
+test('duration variables are refused outside their range: a janitor interval of 0 would spin, past 24 days Node fires at once', () => {
+  for (const [name, bad] of [['MAILBOX_JANITOR_INTERVAL', '0'], ['MAILBOX_JANITOR_INTERVAL', '30d'], ['MAILBOX_DEFAULT_TTL', '0'], ['MAILBOX_MAX_TTL', '500ms']] as const) {
+    const loaded = loadMailboxConfig({ [name]: bad })
+    assert.equal(loaded.ok, false, `${name}=${bad}`)
+    if (!loaded.ok) assert.match(loaded.errors.join('\n'), new RegExp(`${name}.*expected a duration (from|of at least)`), `${name}=${bad}`)
+  }
+  const fine = loadMailboxConfig({ MAILBOX_JANITOR_INTERVAL: '24d' })
+  assert.ok(fine.ok, fine.ok ? '' : fine.errors.join('\n'))
+})

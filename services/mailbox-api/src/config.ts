@@ -1,15 +1,18 @@
 import { isIP } from 'node:net'
-import { parseDuration } from '@msr/config'
+import { MAX_DURATION, parseDuration } from '@msr/config'
 import { z } from 'zod'
 import { originProblem } from './cors.js'
 
-const duration = (def: string) =>
+/** A duration variable in milliseconds, from `min` to `max` (written as durations; an interval's timer takes at most MAX_DURATION). */
+const duration = (def: string, { min = '0', max }: { min?: string; max?: string } = {}) =>
   z
     .string()
     .default(def)
     .transform((value, ctx) => {
       const ms = parseDuration(value)
       if (ms === undefined) ctx.addIssue({ code: 'custom', message: 'expected a duration like "7d", "12h", "30m"' })
+      else if (ms < (parseDuration(min) ?? 0) || (max !== undefined && ms > (parseDuration(max) ?? 0)))
+        ctx.addIssue({ code: 'custom', message: `expected a duration ${max === undefined ? `of at least ${min}` : `from ${min} to ${max}`}` })
       return ms ?? 0
     })
 
@@ -48,12 +51,12 @@ export const mailboxEnvSchema = z.object({
       'Browser origins allowed to call /api/v1 (CORS), comma-separated and exact as browsers send them (e.g. https://app.example.com), or * for any; empty: no CORS headers, so browsers refuse cross-origin calls. Never the admin routes nor the push route.',
     ),
   METRICS_AUTH: z.string().optional().describe('Key for GET /metrics (Bearer or ?auth=); unset: /metrics is a 404. At least 16 characters.'),
-  MAILBOX_DEFAULT_TTL: duration('7d').describe('Lifetime of a mailbox item without ttl_seconds.'),
-  MAILBOX_MAX_TTL: duration('30d').describe('Longest ttl_seconds accepted.'),
+  MAILBOX_DEFAULT_TTL: duration('7d', { min: '1s' }).describe('Lifetime of a mailbox item without ttl_seconds (at least 1s).'),
+  MAILBOX_MAX_TTL: duration('30d', { min: '1s' }).describe('Longest ttl_seconds accepted (at least 1s).'),
   MAILBOX_MAX_ARTIFACT_BYTES: integer(262144, 1).describe('Largest decoded artifact (content_b64, welcome_b64, ratchet_tree_b64) in bytes.'),
   MAILBOX_RATE_LIMIT_PER_IP: integer(1200, 0).describe('Requests per minute per client IP, shared by all instances (0: no limit).'),
   MAILBOX_RATE_LIMIT_PER_PUBKEY: integer(600, 0).describe('Requests per minute per NIP-98 pubkey, shared by all instances (0: no limit).'),
-  MAILBOX_JANITOR_INTERVAL: duration('1m').describe('How often expired items, dm hints, seen hint ids and NIP-98 replay entries are purged.'),
+  MAILBOX_JANITOR_INTERVAL: duration('1m', { min: '100ms', max: MAX_DURATION }).describe(`How often expired items, dm hints, seen hint ids and NIP-98 replay entries are purged (100ms to ${MAX_DURATION}).`),
   TRUSTED_PROXIES: integer(0, 0).describe('Proxies in front: 2 behind the Google Cloud load balancer (it appends client and load balancer), 1 on Cloud Run alone or behind the compose gateway. The client IP is the N-th X-Forwarded-For entry from the right.'),
   DB_POOL_SIZE: integer(10, 1).describe('PostgreSQL connections per instance.'),
   VERIFY_WORKERS: integer(0, 0).describe(

@@ -21,7 +21,7 @@ const data = z
   .strictObject({
     path: text('./data', 'Directory of the LMDB store (created when absent).'),
     db_query_timeout: duration('100ms', 'Longest scan of one REQ (all its filters) or COUNT; past it the subscription ends with CLOSED "error:".'),
-    expiration_sweep_interval: duration('1m', 'How often NIP-40 expired events are deleted from the store.'),
+    expiration_sweep_interval: duration('1m', 'How often NIP-40 expired events are deleted from the store.', { min: '100ms' }),
     query_workers: int(0, 0, 'Worker threads answering REQ backfills and COUNTs from the store (0: one per CPU core).'),
     query_inline: duration(
       '5ms',
@@ -54,7 +54,7 @@ const network = z
       '5s',
       'How long a client may stay above max_outbound_buffer while live events arrive before it is disconnected (1008); 4x the buffer drops it at once.',
     ),
-    ping_interval: duration('30s', 'WebSocket ping interval; a client that misses a pong is dropped.'),
+    ping_interval: duration('30s', 'WebSocket ping interval; a client that misses a pong is dropped.', { min: '1s' }),
     permessage_deflate: z.boolean().default(false).describe('Offer permessage-deflate compression (costs about 6x CPU per frame).'),
     public_url: text(
       '',
@@ -231,7 +231,7 @@ const hints = z
 const backup = z
   .strictObject({
     target: text('', 'Where snapshots go: "gs://bucket/prefix" (Cloud Storage) or a directory; empty: no snapshots.'),
-    interval: duration('15m', 'Time between snapshots (skipped when nothing was stored since the last); the most a crash can lose on an ephemeral disk.'),
+    interval: duration('15m', 'Time between snapshots (skipped when nothing was stored since the last); the most a crash can lose on an ephemeral disk.', { min: '100ms' }),
     keep: int(1, 24, 'Snapshots kept; older ones are deleted after each new one.'),
     on_shutdown: z.boolean().default(true).describe('Write one more snapshot on SIGTERM (within shutdown_budget).'),
     shutdown_budget: duration('6s', 'Longest the shutdown snapshot may take, and never past 9 s after SIGTERM (Cloud Run kills at 10 s); past it the previous snapshot stands.'),
