@@ -68,6 +68,20 @@ const count = (map: Map<string, number>, reason: string) => map.set(reason, (map
 export const importEvents = async (lines: AsyncIterable<{ line: string; tooLong: boolean }>, deps: ImportDeps): Promise<ImportSummary> => {
   const summary: ImportSummary = { read: 0, imported: 0, duplicate: 0, rejected: new Map(), invalid: new Map(), hints: 0, replicate: 0, bookkeeping: 0 }
   const inFlight = new Set<Promise<void>>()
+  try {
+    await readAll(lines, deps, summary, inFlight)
+  } catch (error) {
+    // Reading failed (a truncated gzip): the events already read are checked and stored (or refused)
+    // before the caller hears of it, so it never closes the verifier under a check in progress.
+    await Promise.allSettled(inFlight)
+    throw error
+  }
+  await Promise.all(inFlight)
+  deps.onProgress?.(summary)
+  return summary
+}
+
+const readAll = async (lines: AsyncIterable<{ line: string; tooLong: boolean }>, deps: ImportDeps, summary: ImportSummary, inFlight: Set<Promise<void>>): Promise<void> => {
   for await (const { line, tooLong } of lines) {
     if (!tooLong && line.trim() === '') continue
     summary.read++
@@ -99,9 +113,6 @@ export const importEvents = async (lines: AsyncIterable<{ line: string; tooLong:
     inFlight.add(task)
     if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight)
   }
-  await Promise.all(inFlight)
-  deps.onProgress?.(summary)
-  return summary
 }
 
 const readReplicationRecord = (line: string, deps: ImportDeps, summary: ImportSummary): void => {
