@@ -47,14 +47,24 @@ const fail = (message: string): never => {
   process.exit(2)
 }
 
+/** A command's options, parsed strictly; a bad one exits 2 with the usage. */
+const parseOptions = (args: string[], options: ParseArgsConfig['options']): Record<string, unknown> => {
+  try {
+    return parseArgs({ args, options, strict: true }).values
+  } catch (error) {
+    return fail(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`)
+  }
+}
+
 /** Loads the configuration named by `--config`, or exits listing every problem. */
 const configFrom = (args: string[]) => {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, watch: { type: 'boolean' } }, strict: true })
-  const loaded = loadRelayConfig(values.config, process.env)
+  const values = parseOptions(args, { config: { type: 'string', short: 'c' }, watch: { type: 'boolean' } })
+  const named = values.config as string | undefined
+  const loaded = loadRelayConfig(named, process.env)
   if (!loaded.ok) return fail(`invalid configuration:\n  ${loaded.errors.join('\n  ')}`)
-  const file = values.config ?? DEFAULT_CONFIG_FILE
-  if (values.watch && !existsSync(file)) return fail(`--watch needs a configuration file; ${file} does not exist`)
-  return { ...loaded, file: values.config ?? DEFAULT_CONFIG_FILE, named: values.config, watch: values.watch === true }
+  const file = named ?? DEFAULT_CONFIG_FILE
+  if (values.watch === true && !existsSync(file)) return fail(`--watch needs a configuration file; ${file} does not exist`)
+  return { ...loaded, file, named, watch: values.watch === true }
 }
 
 /** `export` / `import`: options parsed strictly; exit 1 when the data could not be read or written. */
@@ -65,12 +75,7 @@ const transfer = async (command: 'export' | 'import', args: string[]): Promise<v
       ? { filter: { type: 'string' }, out: { type: 'string' } }
       : { in: { type: 'string' }, 'no-verify': { type: 'boolean' }, force: { type: 'boolean' } }),
   }
-  let values: Record<string, unknown>
-  try {
-    values = parseArgs({ args, options, strict: true }).values
-  } catch (error) {
-    return fail(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`)
-  }
+  const values = parseOptions(args, options)
   const loaded = loadRelayConfig(values.config as string | undefined, process.env)
   if (!loaded.ok) return fail(`invalid configuration:\n  ${loaded.errors.join('\n  ')}`)
   const filter = filterFrom(values.filter as string | undefined)
@@ -86,12 +91,12 @@ const transfer = async (command: 'export' | 'import', args: string[]): Promise<v
 
 /** Prints the key reference, or with `--update FILE` rewrites the marked section of that file (README). */
 const reference = (args: string[]): void => {
-  const { values } = parseArgs({ args, options: { update: { type: 'string' } }, strict: true })
+  const update = parseOptions(args, { update: { type: 'string' } }).update as string | undefined
   const text = configReference(relayConfigSchema, { envPrefix: 'RELAY_' })
-  if (!values.update) return void process.stdout.write(text)
-  const updated = replaceMarkedSection(readFileSync(values.update, 'utf8'), REFERENCE_SECTION, text)
-  if (updated === undefined) return fail(`${values.update} has no ${REFERENCE_SECTION}:start/end markers`)
-  writeFileSync(values.update, updated)
+  if (!update) return void process.stdout.write(text)
+  const updated = replaceMarkedSection(readFileSync(update, 'utf8'), REFERENCE_SECTION, text)
+  if (updated === undefined) return fail(`${update} has no ${REFERENCE_SECTION}:start/end markers`)
+  writeFileSync(update, updated)
 }
 
 const config = (args: string[]): void => {

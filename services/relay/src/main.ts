@@ -20,7 +20,7 @@ import { replicationOf } from './replication/replication.js'
 import { Settings } from './settings.js'
 import { fingerprint } from './store/fingerprint.js'
 import type { EventStore } from './store/event-store.js'
-import { effectiveCap, openConfiguredStore } from './store/write-map.js'
+import { effectiveCap, openConfiguredStore, type ConfiguredStore } from './store/write-map.js'
 import { claimStore } from './store/owner.js'
 import { QueryPool } from './subscriptions/query-pool.js'
 import { configWatcher, type ConfigLoader } from './watch.js'
@@ -71,8 +71,16 @@ export const startRelay = async (config: RelayConfig, options: StartOptions = {}
   const settings = new Settings(config)
   const lifecycle = new Lifecycle(logger)
   try {
-    const { store, mapCap } = openConfiguredStore(config.data)
+    // Before the store is opened (a migration, a writer): another relay serving it refuses this start.
     const released = claimStore(config.data.path)
+    let opened: ConfiguredStore
+    try {
+      opened = openConfiguredStore(config.data)
+    } catch (error) {
+      released()
+      throw error
+    }
+    const { store, mapCap } = opened
     const maxBytes = () => effectiveCap(settings.current.config.data.max_size, mapCap)
     const writer = await Writer.threaded(store, (error, context) => relay.report('write', error, context), maxBytes, options.writerThread).catch(async (error: unknown) => {
       await store.close().finally(released)

@@ -1,6 +1,6 @@
 // The msr-relay command line: configuration errors, environment overrides, PORT.
 import assert from 'node:assert/strict'
-import { rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -145,6 +145,45 @@ describe('msr-relay import beside a running relay', () => {
   })
 })
 
+describe('one relay per store', () => {
+  it('a second relay on the same store is refused (exit 2, naming the first), and the first keeps its mark', async () => {
+    const dir = await tempDir('msr-relay-second-')
+    const data = join(dir, 'data')
+    const file = join(dir, 'events.jsonl')
+    await writeFile(file, `${JSON.stringify(sign(newSigner(), { content: 'imported' }))}\n`)
+    const port = await freePort()
+    const relay = await serveCli(port, { RELAY_DATA__PATH: data }, dir)
+    try {
+      // Another port, and the same port (which used to fail on listen only after removing the first one's mark).
+      for (const second of [String(await freePort()), String(port)]) {
+        const refused = runCli(['serve'], { RELAY_DATA__PATH: data, PORT: second }, dir)
+        assert.deepEqual(await withTimeout(refused.exited, 'the second relay to exit'), { code: 2, signal: null })
+        assert.match(refused.stderr.join('\n'), new RegExp(`another relay \\(pid ${relay.child.pid}\\) serves the store at .*one process serves a store`))
+      }
+      const importing = runCli(['import', '--in', file], { RELAY_DATA__PATH: data }, dir)
+      assert.deepEqual(await withTimeout(importing.exited, 'import to exit'), { code: 1, signal: null }, 'the mark is still there: import refused')
+    } finally {
+      await stopCli(relay)
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a stale mark does not stop a relay: a live pid that started at another time was reused', async () => {
+    const dir = await tempDir('msr-relay-stale-')
+    const data = join(dir, 'data')
+    await mkdir(data, { recursive: true })
+    // This test process is alive, but not the process that wrote the mark.
+    await writeFile(join(data, 'relay.pid'), `${process.pid} 1\n`)
+    const relay = await serveCli(await freePort(), { RELAY_DATA__PATH: data }, dir)
+    try {
+      assert.match(await readFile(join(data, 'relay.pid'), 'utf8'), new RegExp(`^${relay.child.pid} \\d+\n$`))
+    } finally {
+      await stopCli(relay)
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('msr-relay config check and usage errors', () => {
   let dir: string
   before(async () => {
@@ -173,8 +212,8 @@ describe('msr-relay config check and usage errors', () => {
     }
   })
 
-  it('exits 2 with the usage for no command or an unknown one; help exits 0', async () => {
-    for (const args of [[], ['frobnicate'], ['config', 'show']]) {
+  it('exits 2 with the usage for no command, an unknown one, or a bad option of any command; help exits 0', async () => {
+    for (const args of [[], ['frobnicate'], ['config', 'show'], ['serve', '--bogus'], ['config', 'check', '--bogus'], ['config', 'reference', '--bogus'], ['fingerprint', '--nope'], ['export', '--nope'], ['import', '--nope']]) {
       const cli = runCli(args, {}, dir)
       assert.deepEqual(await withTimeout(cli.exited, 'the CLI to exit'), { code: 2, signal: null }, args.join(' '))
       assert.match(cli.stderr.join('\n'), /usage: msr-relay <command>/)

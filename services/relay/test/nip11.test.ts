@@ -1,5 +1,6 @@
 // NIP-11 relay information document and the HTTP endpoints on the relay's port.
 import assert from 'node:assert/strict'
+import { connect } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { startTestRelay, TestClient, type TestRelay } from './harness.js'
 
@@ -124,6 +125,25 @@ describe('health endpoints', () => {
     const res = await fetch(`${http}/no-such-page`)
     assert.equal(res.status, 404)
     await res.body?.cancel()
+  })
+
+  it('reads the absolute form of a request target (RFC 9112, as a proxy may send it), and only that form as a URL', async () => {
+    /** The status line and body of a raw request for `target`. */
+    const raw = (target: string, accept = 'application/nostr+json') =>
+      new Promise<{ status: string; body: string }>((resolve, reject) => {
+        const socket = connect(relay.port, '127.0.0.1')
+        let text = ''
+        socket.setEncoding('utf8')
+        socket.on('data', chunk => (text += chunk))
+        socket.on('error', reject)
+        socket.on('close', () => resolve({ status: text.split('\r\n')[0] ?? '', body: text.slice(text.indexOf('\r\n\r\n') + 4) }))
+        socket.end(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${relay.port}\r\nAccept: ${accept}\r\nConnection: close\r\n\r\n`)
+      })
+    const absolute = await raw(`http://127.0.0.1:${relay.port}/`)
+    assert.match(absolute.status, /^HTTP\/1\.1 200/)
+    assert.equal((JSON.parse(absolute.body) as { name: string }).name, 'Test Relay')
+    assert.match((await raw(`http://127.0.0.1:${relay.port}/readyz?x=1`, 'text/plain')).status, /^HTTP\/1\.1 200/)
+    assert.match((await raw('//readyz', 'text/plain')).status, /^HTTP\/1\.1 404/, 'a path starting with // is not a host')
   })
 
   it('the WebSocket endpoint shares the port', async () => {

@@ -72,8 +72,23 @@ export const createHttpServer = (deps: HttpDeps): { server: Server; wss: WebSock
 /** A socket error before or during the upgrade: the socket is closed by then; defined once, so it holds nothing. */
 const ignoreError = (): void => undefined
 
+/**
+ * The path a request names: from the usual origin form (`/path?query`), or from the absolute form
+ * (`http://host/path`, which RFC 9112 §3.2.2 has servers accept, as a proxy may send it). Nothing else
+ * is read as a URL: `//metrics` stays that path, not a host.
+ */
+const pathOf = (target = '/'): string => {
+  if (/^https?:\/\//i.test(target))
+    try {
+      return new URL(target).pathname
+    } catch {
+      return target
+    }
+  return target.split('?')[0] ?? target
+}
+
 const route = (deps: HttpDeps, req: IncomingMessage, res: ServerResponse): void => {
-  const path = (req.url ?? '/').split('?')[0]
+  const path = pathOf(req.url)
   if (req.method === 'OPTIONS') return void res.writeHead(204, CORS).end()
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n', { Allow: 'GET, HEAD, OPTIONS' })
   if (path === '/healthz') return send(res, 200, 'text/plain', 'ok\n')
