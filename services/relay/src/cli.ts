@@ -67,6 +67,11 @@ const configFrom = (args: string[]) => {
   return { ...loaded, file, named, watch: values.watch === true }
 }
 
+/** Exits 2 unless a store exists at `path` (a command that only reads one must not create an empty one). */
+const requireStore = (path: string): void => {
+  if (!existsSync(join(path, 'data.mdb'))) fail(`no store at ${path} (data.path)`)
+}
+
 /** `export` / `import`: options parsed strictly; exit 1 when the data could not be read or written. */
 const transfer = async (command: 'export' | 'import', args: string[]): Promise<void> => {
   const options: ParseArgsConfig['options'] = {
@@ -80,6 +85,8 @@ const transfer = async (command: 'export' | 'import', args: string[]): Promise<v
   if (!loaded.ok) return fail(`invalid configuration:\n  ${loaded.errors.join('\n  ')}`)
   const filter = filterFrom(values.filter as string | undefined)
   if (filter instanceof Error) return fail(filter.message)
+  // Reading a store that is not there would make an empty one and export nothing: a mistyped data.path.
+  if (command === 'export') requireStore(loaded.value.data.path)
   try {
     if (command === 'export') await runExport(loaded.value, (values.out as string | undefined) ?? '-', filter)
     else await runImport(loaded.value, (values.in as string | undefined) ?? '-', values['no-verify'] !== true, {}, values.force === true)
@@ -110,7 +117,7 @@ const config = (args: string[]): void => {
 /** `fingerprint`: the store at data.path (a running relay's too: LMDB readers never block its writer). */
 const printFingerprint = async (args: string[]): Promise<void> => {
   const { value } = configFrom(args)
-  if (!existsSync(join(value.data.path, 'data.mdb'))) return fail(`no store at ${value.data.path} (data.path)`)
+  requireStore(value.data.path)
   const { store } = openConfiguredStore(value.data)
   try {
     process.stdout.write(`${JSON.stringify(await fingerprint(store, Math.floor(Date.now() / 1000)))}\n`)

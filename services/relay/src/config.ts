@@ -54,7 +54,7 @@ const network = z
       '5s',
       'How long a client may stay above max_outbound_buffer while live events arrive before it is disconnected (1008); 4x the buffer drops it at once.',
     ),
-    ping_interval: duration('30s', 'WebSocket ping interval; a client that misses a pong is dropped.', { min: '1s' }),
+    ping_interval: duration('30s', 'WebSocket ping interval; a client that misses a pong is dropped.', { min: '100ms' }),
     permessage_deflate: z.boolean().default(false).describe('Offer permessage-deflate compression (costs about 6x CPU per frame).'),
     public_url: text(
       '',

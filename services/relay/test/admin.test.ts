@@ -1,6 +1,7 @@
 // GET /admin/fingerprint: the store's fingerprint, only with the admin key as a Bearer token (404 otherwise,
 // and always without `[admin] key`); `msr-relay fingerprint` prints the same for a stopped relay's store.
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { relayConfigSchema } from '../src/config.js'
@@ -75,11 +76,14 @@ describe('/admin/fingerprint without [admin] key', () => {
 })
 
 describe('msr-relay fingerprint and [admin] key', () => {
-  it('the CLI refuses a data.path that holds no store, instead of creating one', async () => {
+  it('fingerprint and export refuse a data.path that holds no store, instead of creating one', async () => {
     const dir = await tempDir()
-    const cli = runCli(['fingerprint'], { RELAY_DATA__PATH: join(dir, 'none') }, dir)
-    assert.equal((await cli.exited).code, 2)
-    assert.match(cli.stderr.join(''), /no store at .*none/)
+    for (const command of ['fingerprint', 'export']) {
+      const cli = runCli([command], { RELAY_DATA__PATH: join(dir, 'none') }, dir)
+      assert.equal((await cli.exited).code, 2, command)
+      assert.match(cli.stderr.join(''), /no store at .*none/, command)
+      assert.equal(existsSync(join(dir, 'none')), false, `${command} created nothing`)
+    }
   })
 
   it('a key shorter than 16 characters is refused, naming the key', () => {
