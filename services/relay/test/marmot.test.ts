@@ -162,6 +162,48 @@ describe('a history longer than max_history', () => {
   })
 })
 
+describe('max_history counts per history filter, and never sends more than it says', () => {
+  let relay: TestRelay
+  let client: TestClient
+  const THIRD_GROUP = 'cc'.repeat(16)
+
+  before(async () => {
+    // Pages of three, seven events per history filter: five and six fit, nine do not.
+    relay = await startTestRelay({ ...OPEN, 'limitation.max_limit': 3, 'limitation.max_history': 7 })
+    client = await TestClient.connect(relay.url)
+    const start = Math.floor(Date.now() / 1000) - 600
+    await publishAll(client, [...groupMessages(GROUP, 5, 1, start), ...groupMessages(OTHER_GROUP, 6, 1, start + 100), ...groupMessages(THIRD_GROUP, 9, 1, start + 200)])
+  })
+
+  after(async () => {
+    await client?.close()
+    await relay?.close()
+  })
+
+  /** The events a REQ was answered with, and how it ended. */
+  const answer = async (subId: string, ...filters: object[]): Promise<{ events: number; end: string }> => {
+    client.send(['REQ', subId, ...filters])
+    let events = 0
+    for (;;) {
+      const m = await client.next(x => x[1] === subId)
+      if (m[0] === 'EVENT') events++
+      else return { events, end: m[0] === 'EOSE' ? 'EOSE' : String(m[2]) }
+    }
+  }
+
+  it('two history filters of five and six events: all eleven, then EOSE', async () => {
+    assert.deepEqual(await answer('both', { kinds: [445], '#h': [GROUP] }, { kinds: [445], '#h': [OTHER_GROUP] }), { events: 11, end: 'EOSE' })
+  })
+
+  it('a history filter of nine: exactly seven, then CLOSED; a limited filter before it does not count', async () => {
+    for (const filters of [[{ kinds: [445], '#h': [THIRD_GROUP] }], [{ kinds: [445], '#h': [GROUP], limit: 3 }, { kinds: [445], '#h': [THIRD_GROUP] }]]) {
+      const { events, end } = await answer(`cut${filters.length}`, ...filters)
+      assert.equal(events, filters.length === 1 ? 7 : 3 + 7, JSON.stringify(filters))
+      assert.match(end, /^blocked: history cut at 7 events \(max_history\)/)
+    }
+  })
+})
+
 describe('the per-group budget (per_tag = "h")', () => {
   let relay: TestRelay
 

@@ -181,6 +181,31 @@ describe('bookkeeping records in snapshots', () => {
     })
   })
 
+  it("a record naming another address's event never removes it, however the marks and deletions follow", async () => {
+    const { store: s, writer } = await open()
+    const t = now()
+    const note = signed(12, { kind: 1, created_at: t - 50, content: 'a note' })
+    const list = signed(13, { kind: 30000, created_at: t - 50, tags: [['d', 'list']], content: 'a list' })
+    await store(writer, note, list)
+    const unused = addressKey(0, publicKey(14), '').toString('hex')
+    const other = addressKey(10002, publicKey(14), '').toString('hex')
+    await writer.applyRecords([
+      // A mark naming the note on an address it is not at, then a higher one: the note was the "previous version".
+      { type: 'mark', address: unused, id: note.event.id, createdAt: 5 },
+      { type: 'mark', address: unused, id: 'ff'.repeat(32), createdAt: 10 },
+      // A mark naming the list elsewhere, then that address deleted.
+      { type: 'mark', address: other, id: list.event.id, createdAt: 5 },
+      { type: 'deleted-address', address: other, upTo: 100 },
+    ])
+    s.refresh()
+    assert.deepEqual(served(s).sort(), [note.event.id, list.event.id].sort())
+    // A later live version of the marked address removes nothing but its own earlier versions either.
+    const newer = signed(14, { kind: 0, created_at: t, content: 'profile' })
+    assert.deepEqual(await outcomes(writer, [newer]), ['stored'])
+    s.refresh()
+    assert.deepEqual(served(s).sort(), [note.event.id, list.event.id, newer.event.id].sort())
+  })
+
   it('records round-trip through their line; a mark only raises, never lowers', async () => {
     const address = addressKey(30000, publicKey(9), 'a'.repeat(300)).toString('hex')
     for (const record of [

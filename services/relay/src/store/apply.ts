@@ -86,6 +86,16 @@ const DELETED: Reason = 'blocked: this event was deleted by its author'
 
 const addressOf = (e: NostrEvent): Buffer => addressKey(e.kind, e.pubkey, isAddressable(e.kind) ? dTag(e) : '')
 
+/**
+ * The stored event with this id when it is a version of `address`. A mark written here always names one;
+ * a snapshot's record is checked for its layout only, so a mark naming another address's event must never
+ * make that event go.
+ */
+const versionAt = (dbs: Databases, address: Buffer, id: Buffer): NostrEvent | undefined => {
+  const stored = loadEvent(dbs, id)
+  return stored && addressOf(stored).equals(address) ? stored : undefined
+}
+
 /** Whether a version (created_at, id) ranks above the mark (id + created_at): newer, or same second and lower id. */
 const outranks = (createdAt: number, id: Buffer, mark: Buffer): boolean => {
   const markAt = mark.readUInt32BE(32)
@@ -115,7 +125,7 @@ const admitVersion = (dbs: Databases, e: NostrEvent, id: Buffer, deletedById: bo
  */
 const raiseMark = (dbs: Databases, address: Buffer, id: Buffer, createdAt: number, mark = dbs.addresses.get(address)): boolean => {
   if (mark !== undefined && !outranks(createdAt, id, mark)) return false
-  const previous = mark && loadEvent(dbs, mark.subarray(0, 32))
+  const previous = mark && versionAt(dbs, address, mark.subarray(0, 32))
   if (previous) removeEvent(dbs, previous)
   dbs.addresses.putSync(address, Buffer.concat([id, u32(createdAt)]))
   return true
@@ -170,7 +180,7 @@ const deleteAddress = (dbs: Databases, address: Buffer, upTo: number): void => {
   if (!previous || previous.readUInt32BE(0) < upTo) dbs.deletedAddresses.putSync(address, u32(upTo))
   const mark = dbs.addresses.get(address)
   if (mark && mark.readUInt32BE(32) <= upTo) {
-    const current = loadEvent(dbs, mark.subarray(0, 32))
+    const current = versionAt(dbs, address, mark.subarray(0, 32))
     if (current) removeEvent(dbs, current)
   }
 }
@@ -217,8 +227,12 @@ export type BookkeepingRecord =
  */
 export const applyRecord = (dbs: Databases, record: BookkeepingRecord): void => {
   switch (record.type) {
-    case 'mark':
-      return void raiseMark(dbs, hexBytes(record.address), hexBytes(record.id), record.createdAt)
+    case 'mark': {
+      // A mark names a version of its own address: one naming another address's stored event is not applied.
+      const [address, id] = [hexBytes(record.address), hexBytes(record.id)]
+      if (dbs.events.doesExist(id) && !versionAt(dbs, address, id)) return
+      return void raiseMark(dbs, address, id, record.createdAt)
+    }
     case 'tombstone':
       return putTombstone(dbs, hexBytes(record.id), record.by)
     case 'deleted-address':

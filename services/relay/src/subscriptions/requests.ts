@@ -171,6 +171,9 @@ const backfill = async (deps: RequestDeps, subscription: Subscription, first: Om
   let from: Resume = { at: 0, sentBefore: [] }
   let served = 0
   let pages = 0
+  // What each history filter has used of its max_history: a page's cut filter, its page limit there (the
+  // duplicates it skipped included). Filters before it in the page ended within their limits.
+  const used = first.filters.map(() => 0)
   for (;;) {
     const result = await queryPage(deps, request, subscription, span)
     pages++
@@ -183,14 +186,17 @@ const backfill = async (deps: RequestDeps, subscription: Subscription, first: Om
     }
     const next = resumeAfter(first, from, page.cursors)
     if (!next) break
-    if (served >= maxHistory) {
+    const cut = (used[next.at] as number) + (request.limits[next.at - from.at] as number)
+    used[next.at] = cut
+    if (cut >= maxHistory) {
       closeSubscription(deps, client, subId)
       return closed(client, subId, historyCut(maxHistory), span)
     }
     await client.roomToSend()
     if (client.subscriptions.get(subId) !== subscription) return span.end()
     from = next
-    request = pageRequest(first, from, maxHistory - served)
+    // Each page judges expiry at its own time: an event that expired while the client read the last is not sent.
+    request = { ...pageRequest(first, from, i => maxHistory - (used[i] as number)), now: deps.now() }
   }
   annotate(span, () => ({ 'nostr.events_returned': served, 'nostr.pages': pages }))
   client.eose(subId)
@@ -233,9 +239,9 @@ const resumeAfter = (first: Omit<BackfillRequest, 'op'>, from: Resume, cursors: 
 /**
  * The request for a page starting at `from`: the filters from there on, the first `until` its cursor,
  * skipping the ids sent there (and, for the filters after it, what its earlier pages sent); no paged filter
- * asks for more than `allowance` (what max_history leaves).
+ * asks for more than `allowance` of it (by its index in the REQ: what max_history leaves it).
  */
-const pageRequest = (first: Omit<BackfillRequest, 'op'>, from: Resume, allowance: number): Omit<BackfillRequest, 'op'> => {
+const pageRequest = (first: Omit<BackfillRequest, 'op'>, from: Resume, allowance: (filter: number) => number): Omit<BackfillRequest, 'op'> => {
   const filters = first.filters.slice(from.at)
   const paged = (first.paged ?? []).slice(from.at)
   const { cursor } = from
@@ -244,7 +250,7 @@ const pageRequest = (first: Omit<BackfillRequest, 'op'>, from: Resume, allowance
   return {
     ...first,
     filters,
-    limits: first.limits.slice(from.at).map((limit, i) => (paged[i] ? Math.max(1, Math.min(limit, allowance)) : limit)),
+    limits: first.limits.slice(from.at).map((limit, i) => (paged[i] ? Math.max(1, Math.min(limit, allowance(from.at + i))) : limit)),
     paged,
     skip: cursor ? [cursor.ids] : undefined,
     sentBefore: cursor ? [...from.sentBefore, { filter: resumed, cursor }] : from.sentBefore,
