@@ -1,8 +1,8 @@
 // NIP-01 REQ/CLOSE end to end: every filter field, ordering, limits, live delivery, replacement, CLOSE.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { BroadcastChannel } from 'node:worker_threads'
 import { ids, newSigner, now, sign, signTied, startTestRelay, TestClient, withTimeout, type NostrEvent, type Signer, type TestRelay } from './harness.js'
+import { flushGate } from '../src/testing/flush-gate.js'
 
 const MAX_LIMIT = 20
 const DEFAULT_LIMIT = 7
@@ -265,20 +265,8 @@ describe('REQ replacing a subscription', () => {
   })
 })
 
-/** Sends "hold" or "release" to the gated writer thread of the store at `path` and waits until it has taken it. */
-const gate = (path: string, command: 'hold' | 'release'): Promise<void> =>
-  withTimeout(
-    new Promise(resolve => {
-      const channel = new BroadcastChannel(`flush-gate:${path}`)
-      channel.onmessage = message => {
-        if ((message as { data: unknown }).data !== `${command}: done`) return
-        channel.close()
-        resolve()
-      }
-      channel.postMessage(command)
-    }),
-    `the writer's gate to ${command}`,
-  )
+/** flushGate, bounded in time. */
+const gate = (path: string, command: 'hold' | 'release'): Promise<void> => withTimeout(flushGate(path, command), `the writer's gate to ${command}`)
 
 describe('an event readers see committed before its fan-out has run', () => {
   let gated: TestRelay

@@ -5,11 +5,11 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test'
-import { BroadcastChannel } from 'node:worker_threads'
 import type { VerifiedEvent } from '@msr/nostr'
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base'
 import { EventStore } from '../store/event-store.js'
 import { signed, type Ready } from '../testing/fixtures.js'
+import { flushGate as gate } from '../testing/flush-gate.js'
 import type { Pending, Transactions } from './writer.js'
 import { writerThread } from './writer-thread.js'
 
@@ -39,17 +39,6 @@ const pending = (ready: Ready, span?: Pending['span'], source: Pending['source']
   resolve: () => undefined,
 })
 
-/** Sends "hold" or "release" to the test thread's flush gate and waits until it has taken it. */
-const gate = (path: string, command: 'hold' | 'release'): Promise<void> =>
-  new Promise(resolve => {
-    const channel = new BroadcastChannel(`flush-gate:${path}`)
-    channel.onmessage = message => {
-      if ((message as { data: unknown }).data !== `${command}: done`) return
-      channel.close()
-      resolve()
-    }
-    channel.postMessage(command)
-  })
 
 describe('the writer thread', () => {
   it('answers each event of a batch in order, and the event loop reads what it stored at once', async () => {
