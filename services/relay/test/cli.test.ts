@@ -157,8 +157,12 @@ describe('one relay per store', () => {
       // Another port, and the same port (which used to fail on listen only after removing the first one's mark).
       for (const second of [String(await freePort()), String(port)]) {
         const refused = runCli(['serve'], { RELAY_DATA__PATH: data, PORT: second }, dir)
-        assert.deepEqual(await withTimeout(refused.exited, 'the second relay to exit'), { code: 2, signal: null })
-        assert.match(refused.stderr.join('\n'), new RegExp(`another relay \\(pid ${relay.child.pid}\\) serves the store at .*one process serves a store`))
+        try {
+          assert.deepEqual(await withTimeout(refused.exited, 'the second relay to exit'), { code: 2, signal: null })
+          assert.match(refused.stderr.join('\n'), new RegExp(`another relay \\(pid ${relay.child.pid}\\) serves the store at .*one process serves a store`))
+        } finally {
+          await stopCli(refused) // had it started after all, it must not outlive the test
+        }
       }
       const importing = runCli(['import', '--in', file], { RELAY_DATA__PATH: data }, dir)
       assert.deepEqual(await withTimeout(importing.exited, 'import to exit'), { code: 1, signal: null }, 'the mark is still there: import refused')
